@@ -1,0 +1,134 @@
+package providers
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Kind is the type of authorization server a tenant trusts.
+type Kind string
+
+const (
+	KindLogto Kind = "logto" // Logto: issuer ends in /oidc, JWT access tokens (at+jwt, ES384)
+	KindOIDC  Kind = "oidc"  // any OpenID Connect provider
+	KindOAuth Kind = "oauth" // a pure OAuth 2.0 server (RFC 8414 metadata)
+)
+
+// TokenMode says how access tokens are verified.
+type TokenMode string
+
+const (
+	TokenJWT           TokenMode = "jwt"           // signed JWT, keys from the JWKS
+	TokenIntrospection TokenMode = "introspection" // RFC 7662 introspection
+	TokenAuto          TokenMode = "auto"          // JWT when it parses as a compact JWS, else introspection
+)
+
+// Permission is an internal permission name, mapped to a provider scope string.
+type Permission string
+
+const (
+	PermCreate Permission = "create"
+	PermRead   Permission = "read"
+	PermDelete Permission = "delete"
+)
+
+// Permissions lists every permission in a fixed order.
+var Permissions = []Permission{PermCreate, PermRead, PermDelete}
+
+// Duration is a time.Duration written in JSON as a Go duration string ("60s").
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string such as \"60s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a form such as \"60s\" or \"5m\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is a tenant's "provider" block: which authorization server issues
+// its tokens and how to verify them.
+type Config struct {
+	Type   Kind   `json:"type"`
+	Issuer string `json:"issuer"`
+	// AllowHTTPIssuer permits a plain-http issuer on a non-loopback host.
+	AllowHTTPIssuer bool `json:"allow_http_issuer,omitempty"`
+	// Token selects JWT, introspection or auto; the default depends on Type.
+	Token TokenMode `json:"token,omitempty"`
+	// Algorithms allowed for JWT signatures (RS*, PS*, ES*, EdDSA); default:
+	// the provider's discovered list within those families.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// JWTTypes are the accepted JWT "typ" headers; the default depends on Type.
+	JWTTypes []string `json:"jwt_types,omitempty"`
+	// Leeway for exp, nbf and iat; default 60s, at most 5m.
+	Leeway *Duration `json:"leeway,omitempty"`
+	// JWKSMinRefresh bounds refetches of the JWKS on an unknown kid; default 10s.
+	JWKSMinRefresh *Duration `json:"jwks_min_refresh,omitempty"`
+	// Metadata overrides endpoints for providers that publish no metadata.
+	Metadata *MetadataOverride `json:"metadata,omitempty"`
+	// Introspection is the resource server's client for RFC 7662.
+	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
+}
+
+// MetadataOverride names endpoints explicitly instead of discovering them.
+type MetadataOverride struct {
+	JWKSURI               string `json:"jwks_uri,omitempty"`
+	IntrospectionEndpoint string `json:"introspection_endpoint,omitempty"`
+}
+
+// IntrospectionConfig is how the gateway authenticates to the introspection
+// endpoint. The secret is only ever given by reference.
+type IntrospectionConfig struct {
+	ClientID         string `json:"client_id"`
+	ClientSecretEnv  string `json:"client_secret_env,omitempty"`
+	ClientSecretFile string `json:"client_secret_file,omitempty"`
+	// ClientSecret exists only so that an inline secret is reported clearly.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// AuthMethod is "basic" (default) or "form".
+	AuthMethod string `json:"auth_method,omitempty"`
+	// CacheTTL bounds how long an active answer is reused; default 60s.
+	CacheTTL *Duration `json:"cache_ttl,omitempty"`
+	// AllowMissingIssuer / AllowMissingAudience accept answers without iss / aud.
+	AllowMissingIssuer   bool `json:"allow_missing_issuer,omitempty"`
+	AllowMissingAudience bool `json:"allow_missing_audience,omitempty"`
+}
+
+// AudienceStrategy names how a token is checked as meant for this tenant.
+type AudienceStrategy string
+
+const (
+	AudienceResource AudienceStrategy = "resource" // aud contains the resource URL (RFC 8707)
+	AudienceValues   AudienceStrategy = "audience" // aud contains one of Values
+	AudienceScope    AudienceStrategy = "scope"    // no aud; scopes carry Prefix
+)
+
+// Audience is a tenant's "audience" block.
+type Audience struct {
+	Strategy AudienceStrategy `json:"strategy"`
+	Values   []string         `json:"values,omitempty"`
+	Prefix   string           `json:"prefix,omitempty"`
+}
+
+// Claims is a tenant's "claims" block: where to read the token's facts.
+type Claims struct {
+	// Scopes: claims to read scopes from, in order (scope, scp, scopes,
+	// permissions, roles); default depends on the provider type.
+	Scopes []string `json:"scopes,omitempty"`
+	// Subject claim; default "sub".
+	Subject string `json:"subject,omitempty"`
+	// ClientID claims, in order; default client_id, azp, cid.
+	ClientID []string `json:"client_id,omitempty"`
+}
+
+// ScopeMap maps each internal permission to the provider's scope string.
+// Defaults: create:todos, read:todos, delete:todos; under the scope strategy,
+// Prefix + the permission name (todo-api:create).
+type ScopeMap map[Permission]string

@@ -1,0 +1,73 @@
+// Package providers turns a tenant's provider configuration into a token
+// verifier: a raw bearer token in, a Principal or a typed *Error out.
+package providers
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// TokenKind says how the token was verified.
+type TokenKind string
+
+const (
+	TokenKindJWT    TokenKind = "jwt"
+	TokenKindOpaque TokenKind = "opaque"
+)
+
+// Principal is who a verified token speaks for, and what it may do.
+type Principal struct {
+	Tenant      string
+	Issuer      string
+	Subject     string
+	ClientID    string
+	Scopes      []string            // raw scope strings from the token
+	Permissions map[Permission]bool // scopes mapped through the tenant's ScopeMap
+	Audience    []string
+	Expiry      time.Time
+	Kind        TokenKind
+}
+
+// Has reports whether the principal holds a permission.
+func (p *Principal) Has(perm Permission) bool { return p != nil && p.Permissions[perm] }
+
+// Verifier verifies bearer tokens for one tenant.
+type Verifier interface {
+	Verify(ctx context.Context, rawToken string) (*Principal, error)
+}
+
+// Class groups verification failures by how the gateway answers them.
+type Class int
+
+const (
+	ClassInvalidToken Class = iota // 401 invalid_token
+	ClassUnavailable               // 503, the provider could not be reached
+	ClassInternal                  // 500, a bug or misconfiguration
+)
+
+// Error is a verification failure. Reason is safe to show a client: it never
+// contains the token or a secret.
+type Error struct {
+	Class  Class
+	Reason string
+	Err    error // the cause, for logs only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Reason + ": " + e.Err.Error()
+	}
+	return e.Reason
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf returns the class of err, ClassInternal when it is not an *Error.
+func ClassOf(err error) Class {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Class
+	}
+	return ClassInternal
+}

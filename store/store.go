@@ -1,0 +1,77 @@
+// Package store keeps the todos of every tenant. It defines the record, the
+// Store interface its callers (the MCP tools) need, and the sentinel errors
+// every backend returns; backends live in subpackages (store/bolt) and all
+// pass the same conformance suite (store/storetest).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Todo is one todo item. The JSON names are the tutorial's and are part of the
+// tools' output contract.
+type Todo struct {
+	ID        string    `json:"id"`
+	Content   string    `json:"content"`
+	OwnerID   string    `json:"ownerId"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Limits on input a backend accepts.
+const (
+	MaxContentBytes = 10 * 1024
+	DefaultLimit    = 100
+	MaxLimit        = 1000
+)
+
+// Sentinel errors. Backends wrap them with detail; callers test with errors.Is.
+var (
+	// ErrNotFound: no todo with that id in that tenant.
+	ErrNotFound = errors.New("todo not found")
+	// ErrInvalid: the input (content, owner, id, cursor, limit) is unacceptable;
+	// nothing was written.
+	ErrInvalid = errors.New("invalid input")
+	// ErrUnknownTenant: the tenant has no bucket; EnsureTenant was not called.
+	ErrUnknownTenant = errors.New("unknown tenant")
+	// ErrDenied: a conditional delete's condition refused; the record is kept.
+	ErrDenied = errors.New("condition refused")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// ListOptions selects a page of a tenant's todos, oldest first.
+type ListOptions struct {
+	// Owner, when set, restricts the page to that owner's todos.
+	Owner string
+	// Limit is the page size: 0 means DefaultLimit; above MaxLimit is ErrInvalid.
+	Limit int
+	// Cursor is the NextCursor of the previous page, or empty for the first.
+	Cursor string
+}
+
+// Page is one page of todos. NextCursor is empty when no more exist.
+type Page struct {
+	Todos      []Todo
+	NextCursor string
+}
+
+// Store is what the gateway needs from a todo backend. Every method is safe
+// for concurrent use; every acknowledged write is durable.
+type Store interface {
+	// EnsureTenant creates the tenant's space if missing. It never deletes data.
+	EnsureTenant(ctx context.Context, tenant string) error
+	// Create stores a new todo owned by owner and returns it with its id.
+	Create(ctx context.Context, tenant, owner, content string) (Todo, error)
+	// Get returns one todo.
+	Get(ctx context.Context, tenant, id string) (Todo, error)
+	// List returns a page of the tenant's todos (or one owner's), oldest first.
+	List(ctx context.Context, tenant string, opts ListOptions) (Page, error)
+	// Delete removes the todo if allow(todo) is true, deciding in the same
+	// transaction as the delete. It returns the deleted todo, ErrNotFound, or
+	// ErrDenied (and keeps the record).
+	Delete(ctx context.Context, tenant, id string, allow func(Todo) bool) (Todo, error)
+	// Close releases the backend; later calls return ErrClosed.
+	Close() error
+}
