@@ -1,0 +1,255 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// claimSet is a token's claims (JWT payload or introspection answer), kept
+// raw so that each claim's type is checked where it is read: a wrongly
+// typed claim is a refusal with a name, never a silent zero value.
+type claimSet map[string]json.RawMessage
+
+func decodeClaims(payload []byte) (claimSet, error) {
+	var m claimSet
+	if err := json.Unmarshal(payload, &m); err != nil || m == nil {
+		return nil, invalid(reasonClaims, err)
+	}
+	return m, nil
+}
+
+// get returns a claim, treating JSON null as absent.
+func (m claimSet) get(name string) (json.RawMessage, bool) {
+	v, ok := m[name]
+	if !ok || bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
+		return nil, false
+	}
+	return v, true
+}
+
+func (m claimSet) str(name string) (string, bool, error) {
+	v, ok := m.get(name)
+	if !ok {
+		return "", false, nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", true, invalid(reasonClaimType(name), err)
+	}
+	return s, true, nil
+}
+
+func (m claimSet) boolean(name string) (bool, bool, error) {
+	v, ok := m.get(name)
+	if !ok {
+		return false, false, nil
+	}
+	var b bool
+	if err := json.Unmarshal(v, &b); err != nil {
+		return false, true, invalid(reasonClaimType(name), err)
+	}
+	return b, true, nil
+}
+
+// numericDate reads an RFC 7519 NumericDate. A quoted number is refused:
+// json.Number would accept "1700000000", and leniency here is how type
+// confusion bugs start.
+func (m claimSet) numericDate(name string) (time.Time, bool, error) {
+	v, ok := m.get(name)
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	var f float64
+	if err := json.Unmarshal(v, &f); err != nil {
+		return time.Time{}, true, invalid(reasonClaimType(name), err)
+	}
+	// Beyond year 5000 (or negative) is not a date, and would overflow.
+	if f < 0 || f > 95617584000 || math.IsNaN(f) {
+		return time.Time{}, true, invalid(reasonClaimType(name), errors.New("numeric date out of range"))
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+// list reads a space-separated string or an array of strings: "scope" is a
+// string (RFC 8693 §4.2), Okta and Hydra send "scp" as an array, Auth0
+// "permissions" and Entra "roles" are arrays.
+func (m claimSet) list(name string) ([]string, bool, error) {
+	v, ok := m.get(name)
+	if !ok {
+		return nil, false, nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err == nil {
+		return strings.Fields(s), true, nil
+	}
+	var a []string
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, true, invalid(reasonClaimType(name), err)
+	}
+	return a, true, nil
+}
+
+// audience reads aud: one string (not split) or an array of strings.
+func (m claimSet) audience() ([]string, bool, error) {
+	v, ok := m.get("aud")
+	if !ok {
+		return nil, false, nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err == nil {
+		return []string{s}, true, nil
+	}
+	var a []string
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, true, invalid(reasonClaimType("aud"), err)
+	}
+	return a, true, nil
+}
+
+// claimRules are the differences between a JWT and an introspection answer.
+type claimRules struct {
+	// introspection: exp is optional, since active=true already says the
+	// token is current (Logto answers just {active, sub}).
+	introspection        bool
+	allowMissingIssuer   bool
+	allowMissingAudience bool
+}
+
+// principal applies the checks common to both token kinds (issuer, time,
+// subject, audience strategy, scopes) and builds the Principal.
+func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules) (*Principal, error) {
+	now := p.now()
+
+	iss, ok, err := m.str("iss")
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok && !r.allowMissingIssuer:
+		return nil, invalid(reasonNoIssuer, nil)
+	case ok && iss != p.issuer:
+		return nil, invalid(reasonIssuer, nil)
+	}
+	if !ok {
+		iss = p.issuer
+	}
+
+	exp, hasExp, err := m.numericDate("exp")
+	switch {
+	case err != nil:
+		return nil, err
+	case !hasExp && !r.introspection:
+		return nil, invalid(reasonNoExpiry, nil)
+	case hasExp && now.After(exp.Add(p.leeway)):
+		return nil, invalid(reasonExpired, nil)
+	}
+	nbf, ok, err := m.numericDate("nbf")
+	switch {
+	case err != nil:
+		return nil, err
+	case ok && now.Add(p.leeway).Before(nbf):
+		return nil, invalid(reasonNotYetValid, nil)
+	}
+	iat, ok, err := m.numericDate("iat")
+	switch {
+	case err != nil:
+		return nil, err
+	case ok && iat.After(now.Add(p.leeway)):
+		return nil, invalid(reasonIssuedFuture, nil)
+	}
+
+	sub, _, err := m.str(p.claims.Subject)
+	switch {
+	case err != nil:
+		return nil, err
+	case sub == "":
+		return nil, invalid(reasonNoSubject, nil)
+	}
+
+	aud, hasAud, err := m.audience()
+	if err != nil {
+		return nil, err
+	}
+	switch p.aud.Strategy {
+	case AudienceResource, AudienceValues:
+		want := p.aud.Values
+		reason := reasonAudValues
+		if p.aud.Strategy == AudienceResource {
+			want, reason = []string{p.resource}, reasonAudResource
+		}
+		switch {
+		case !hasAud && !r.allowMissingAudience:
+			return nil, invalid(reasonNoAudience, nil)
+		case hasAud && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(want, a) }):
+			return nil, invalid(reason, nil)
+		}
+	case AudienceScope:
+		// Nothing to check: the issuer is pinned above and only prefixed
+		// scopes count below.
+	}
+
+	var scopes []string
+	for _, name := range p.claims.Scopes {
+		vals, _, err := m.list(name)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vals {
+			if v != "" && !slices.Contains(scopes, v) {
+				scopes = append(scopes, v)
+			}
+		}
+	}
+
+	var clientID string
+	for _, name := range p.claims.ClientID {
+		v, _, err := m.str(name)
+		if err != nil {
+			return nil, err
+		}
+		if v != "" {
+			clientID = v
+			break
+		}
+	}
+
+	pr := &Principal{
+		Tenant:      p.tenant,
+		Issuer:      iss,
+		Subject:     sub,
+		ClientID:    clientID,
+		Scopes:      scopes,
+		Permissions: p.permissions(scopes),
+		Audience:    aud,
+		Kind:        kind,
+	}
+	if hasExp {
+		pr.Expiry = exp
+	}
+	return pr, nil
+}
+
+// permissions maps raw scopes through the tenant's scope map. Under the
+// scope strategy only scopes carrying the prefix count, so that a bare
+// "create" from some other API cannot grant anything here.
+func (p *Provider) permissions(scopes []string) map[Permission]bool {
+	perms := make(map[Permission]bool, len(Permissions))
+	for _, perm := range Permissions {
+		want := p.scopes[perm]
+		if want == "" {
+			continue
+		}
+		if p.aud.Strategy == AudienceScope && !strings.HasPrefix(want, p.aud.Prefix) {
+			continue
+		}
+		if slices.Contains(scopes, want) {
+			perms[perm] = true
+		}
+	}
+	return perms
+}

@@ -1,0 +1,303 @@
+package providers
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// keySet is one issuer's JWKS, implementing oidc.KeySet. It replaces
+// go-oidc's RemoteKeySet, which refetches on every unknown kid with no rate
+// limit and no timeout, so a flood of forged tokens would become a flood of
+// fetches against the tenant's authorization server. Here:
+//
+//   - concurrent fetches are single-flight;
+//   - an unknown kid forces a refetch at most once per minRefresh;
+//   - keys are refreshed ahead of time once Cache-Control max-age (bounded)
+//     has passed, in the background, while the cached keys keep serving;
+//   - a failed refresh keeps the old keys for up to maxStale
+//     (stale-if-error) and retries with backoff.
+//
+// A keySet belongs to one Provider and one issuer: keys are never shared
+// across tenants, so one issuer's key can never verify another's token.
+type keySet struct {
+	url string
+	p   *Provider
+
+	mu          sync.Mutex
+	keys        []jose.JSONWebKey // usable public signing keys
+	loaded      bool
+	fetchedAt   time.Time
+	freshUntil  time.Time
+	lastAttempt time.Time
+	bo          backoff
+	inflight    *call
+}
+
+var (
+	errUnknownKey   = errors.New("no key in the JWKS matches the token's kid")
+	errBadSignature = errors.New("signature does not verify with the matching key")
+)
+
+func newKeySet(p *Provider, url string) *keySet { return &keySet{url: url, p: p} }
+
+// stateKey carries the pre-parsed JWS into VerifySignature and the keySet's
+// verdict back out: go-oidc flattens KeySet errors into strings, and the
+// caller needs to know whether a failure was the token's fault or the
+// network's.
+type stateKey struct{}
+
+type verifyState struct {
+	jws     *jose.JSONWebSignature
+	err     error  // the keySet's typed failure, if any
+	payload []byte // set once the signature verified
+}
+
+var _ oidc.KeySet = (*keySet)(nil)
+
+// VerifySignature implements oidc.KeySet.
+func (ks *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	st, _ := ctx.Value(stateKey{}).(*verifyState)
+	if st == nil {
+		jws, err := jose.ParseSignedCompact(raw, allAsymmetricAlgs)
+		if err != nil {
+			return nil, invalid(reasonMalformed, err)
+		}
+		st = &verifyState{jws: jws}
+	}
+	payload, err := ks.verify(ctx, st.jws)
+	st.err, st.payload = err, payload
+	return payload, err
+}
+
+func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
+	if len(jws.Signatures) != 1 {
+		return nil, invalid(reasonMalformed, errors.New("expected exactly one signature"))
+	}
+	h := jws.Signatures[0].Header
+	for attempt := 0; ; attempt++ {
+		keys, err := ks.current(ctx)
+		if err != nil {
+			return nil, err
+		}
+		matched := false
+		for i := range keys {
+			k := &keys[i]
+			if h.KeyID != "" && k.KeyID != h.KeyID {
+				continue
+			}
+			// RFC 7517 §4.4: a key that names its alg is only for that alg;
+			// this also stops a PS256 token riding an RS256 key.
+			if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+				continue
+			}
+			if !keyFitsAlg(k.Key, h.Algorithm) {
+				continue
+			}
+			matched = true
+			if payload, err := jws.Verify(k); err == nil {
+				return payload, nil
+			} else if errors.Is(err, jose.ErrUnsupportedCriticalHeader) {
+				return nil, invalid(reasonCrit, err)
+			}
+		}
+		// A known kid with a bad signature is a forgery, not a rotation:
+		// refetching would only hand the forger a fetch amplifier.
+		if matched && h.KeyID != "" {
+			return nil, invalid(reasonBadSignature, errBadSignature)
+		}
+		if attempt == 0 && ks.refreshForMiss(ctx) {
+			continue
+		}
+		if matched {
+			return nil, invalid(reasonBadSignature, errBadSignature)
+		}
+		return nil, invalid(reasonUnknownKey, fmt.Errorf("%w (kid %q)", errUnknownKey, safeDetail(h.KeyID)))
+	}
+}
+
+// current returns usable keys, loading them on first use and starting a
+// background refresh once they are past their freshness.
+func (ks *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
+	now := ks.p.now()
+	ks.mu.Lock()
+	if ks.loaded && now.Before(ks.freshUntil.Add(ks.p.tuning.maxStale)) {
+		keys := ks.keys
+		if !now.Before(ks.freshUntil) && ks.inflight == nil && !ks.bo.waiting(now) {
+			ks.startLocked(now)
+		}
+		ks.mu.Unlock()
+		return keys, nil
+	}
+	c := ks.inflight
+	if c == nil {
+		if ks.bo.waiting(now) {
+			err := ks.bo.lastErr
+			ks.mu.Unlock()
+			return nil, unavailable(reasonKeysDown, err)
+		}
+		c = ks.startLocked(now)
+	}
+	ks.mu.Unlock()
+	if err := c.wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil, unavailable(reasonCancelled, err)
+		}
+		return nil, unavailable(reasonKeysDown, err)
+	}
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.keys, nil
+}
+
+// refreshForMiss refetches the JWKS for a kid it does not hold, unless a
+// fetch started less than minRefresh ago. It joins a fetch already running.
+// It reports whether fresh keys are worth another look.
+func (ks *keySet) refreshForMiss(ctx context.Context) bool {
+	now := ks.p.now()
+	ks.mu.Lock()
+	c := ks.inflight
+	if c == nil {
+		if now.Sub(ks.lastAttempt) < ks.p.minRefresh || ks.bo.waiting(now) {
+			ks.mu.Unlock()
+			return false
+		}
+		c = ks.startLocked(now)
+	}
+	ks.mu.Unlock()
+	return c.wait(ctx) == nil
+}
+
+func (ks *keySet) startLocked(now time.Time) *call {
+	ks.lastAttempt = now
+	c := ks.p.bg.startCall(requestTimeout, func(ctx context.Context) error {
+		keys, ttl, err := ks.fetch(ctx)
+		now := ks.p.now()
+		ks.mu.Lock()
+		defer ks.mu.Unlock()
+		ks.inflight = nil
+		if err != nil {
+			ks.bo.fail(now, err, ks.p.tuning)
+			if ks.loaded {
+				ks.p.log.Warn("JWKS refresh failed; serving cached keys", "url", ks.url, "error", err)
+			} else {
+				ks.p.log.Warn("JWKS fetch failed", "url", ks.url, "error", err)
+			}
+			return err
+		}
+		if ks.bo.failures > 0 {
+			ks.p.log.Info("JWKS reachable again", "url", ks.url)
+		}
+		ks.bo.succeed()
+		ks.keys, ks.loaded = keys, true
+		ks.fetchedAt, ks.freshUntil = now, now.Add(ttl)
+		return nil
+	})
+	ks.inflight = c
+	return c
+}
+
+func (ks *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, time.Duration, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	hdr, err := getJSON(ctx, ks.p.client, ks.url, "application/jwk-set+json, application/json", &doc)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys, skipped := parseJWKS(doc.Keys)
+	if len(keys) == 0 {
+		return nil, 0, fmt.Errorf("JWKS at %s has no usable signing keys (%d skipped)", ks.url, skipped)
+	}
+	return keys, cacheTTL(hdr, ks.p.tuning), nil
+}
+
+// parseJWKS keeps the public signing keys and skips the rest one by one, so
+// a single exotic key does not make the whole set unusable.
+func parseJWKS(raw []json.RawMessage) (keys []jose.JSONWebKey, skipped int) {
+	for _, r := range raw {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(r); err != nil {
+			skipped++
+			continue
+		}
+		if k.Use != "" && k.Use != "sig" {
+			skipped++
+			continue
+		}
+		// A symmetric or private key has no business in a public JWKS;
+		// accepting an "oct" key would reopen HMAC confusion.
+		switch k.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		default:
+			skipped++
+			continue
+		}
+		if k.Algorithm != "" && !isAsymmetricAlg(k.Algorithm) {
+			skipped++
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return keys, skipped
+}
+
+// keyFitsAlg avoids handing go-jose a key of the wrong family, which would
+// only fail later with a less precise error.
+func keyFitsAlg(key any, alg string) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return k.Curve.Params().Name == "P-256"
+		case "ES384":
+			return k.Curve.Params().Name == "P-384"
+		case "ES512":
+			return k.Curve.Params().Name == "P-521"
+		}
+		return false
+	case ed25519.PublicKey:
+		return alg == string(jose.EdDSA)
+	}
+	return false
+}
+
+// cacheTTL reads Cache-Control max-age, clamped so that a "no-cache" JWKS
+// (Zitadel) is not refetched per request and a year-long max-age does not
+// hide a key withdrawal.
+func cacheTTL(h http.Header, t tuning) time.Duration {
+	ttl := t.jwksDefaultTTL
+	for _, d := range strings.Split(h.Get("Cache-Control"), ",") {
+		d = strings.ToLower(strings.TrimSpace(d))
+		switch {
+		case d == "no-cache" || d == "no-store":
+			ttl = 0
+		case strings.HasPrefix(d, "max-age="):
+			if n, err := strconv.Atoi(strings.TrimPrefix(d, "max-age=")); err == nil && n >= 0 {
+				ttl = time.Duration(n) * time.Second
+			}
+		}
+	}
+	return min(max(ttl, t.jwksMinTTL), t.jwksMaxTTL)
+}
+
+// keyInfo summarises the cached keys (for the probe).
+func (ks *keySet) snapshot() []jose.JSONWebKey {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.keys
+}

@@ -1,0 +1,149 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// allAsymmetricAlgs is every algorithm a tenant may allow.
+var allAsymmetricAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.EdDSA,
+}
+
+// parseAlgs lets go-jose parse a header whatever its alg, so the verifier
+// can say precisely why an algorithm is refused. Parsing is not verifying:
+// HMAC and none never reach a key.
+var parseAlgs = slices.Concat(allAsymmetricAlgs, []jose.SignatureAlgorithm{jose.HS256, jose.HS384, jose.HS512, "none"})
+
+func isAsymmetricAlg(a string) bool {
+	return slices.Contains(allAsymmetricAlgs, jose.SignatureAlgorithm(a))
+}
+
+// parseCompactJWS returns the parsed token when raw is a compact JWS, nil
+// otherwise. It decides the auto mode's JWT-or-opaque question.
+func parseCompactJWS(raw string) *jose.JSONWebSignature {
+	if strings.Count(raw, ".") != 2 {
+		return nil
+	}
+	jws, err := jose.ParseSignedCompact(raw, parseAlgs)
+	if err != nil {
+		return nil
+	}
+	return jws
+}
+
+// normaliseType folds "application/at+jwt" and "AT+JWT" to "at+jwt"
+// (RFC 7515 §4.1.9: media types are case-insensitive and the prefix may be
+// omitted).
+func normaliseType(t string) string {
+	t = strings.ToLower(strings.TrimSpace(t))
+	return strings.TrimPrefix(t, "application/")
+}
+
+// verifyJWT checks a JWT access token (RFC 9068 §4). go-jose parses it,
+// go-oidc checks the alg allow-list, the signature (through our keySet) and
+// the exact issuer; claims.go checks the rest.
+func (p *Provider) verifyJWT(ctx context.Context, raw string, jws *jose.JSONWebSignature) (*Principal, error) {
+	if jws == nil {
+		switch strings.Count(raw, ".") {
+		case 2:
+		case 4:
+			return nil, invalid(reasonJWE, nil)
+		default:
+			return nil, invalid(reasonMalformed, errors.New("a compact JWS has three dot-separated parts"))
+		}
+		var err error
+		jws, err = jose.ParseSignedCompact(raw, parseAlgs)
+		if err != nil {
+			var ue *jose.ErrUnexpectedSignatureAlgorithm
+			if errors.As(err, &ue) {
+				return nil, invalid(reasonUnsupported, err)
+			}
+			return nil, invalid(reasonMalformed, err)
+		}
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, invalid(reasonMalformed, errors.New("expected exactly one signature"))
+	}
+	h := jws.Signatures[0].Header
+	alg := h.Algorithm
+	switch {
+	case alg == "none":
+		return nil, invalid(reasonAlgNone, nil)
+	case strings.HasPrefix(alg, "HS"):
+		return nil, invalid(reasonAlgHMAC, nil)
+	}
+	if _, ok := h.ExtraHeaders["crit"]; ok {
+		return nil, invalid(reasonCrit, nil)
+	}
+	if err := p.checkType(h); err != nil {
+		return nil, err
+	}
+
+	ep, err := p.disc.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ep.verifier == nil {
+		return nil, internal(reasonNoJWKS, errors.New("neither metadata nor configuration gives a jwks_uri"))
+	}
+	if !slices.Contains(ep.algs, alg) {
+		return nil, invalid(reasonAlgNotAllowed(alg), nil)
+	}
+
+	st := &verifyState{jws: jws}
+	idt, err := ep.verifier.Verify(context.WithValue(ctx, stateKey{}, st), raw)
+	if err != nil {
+		if st.err != nil {
+			return nil, st.err
+		}
+		if st.payload == nil {
+			// go-oidc refused before asking for the signature.
+			return nil, invalid(reasonMalformed, err)
+		}
+		// The signature verified, so go-oidc objected to a claim (issuer or a
+		// standard claim of the wrong type). Re-run our own checks to name it.
+		m, cerr := decodeClaims(st.payload)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if _, perr := p.principal(m, TokenKindJWT, claimRules{}); perr != nil {
+			return nil, perr
+		}
+		return nil, invalid(reasonMalformed, err)
+	}
+	var m claimSet
+	if err := idt.Claims(&m); err != nil {
+		return nil, invalid(reasonClaims, err)
+	}
+	return p.principal(m, TokenKindJWT, claimRules{})
+}
+
+// checkType applies the tenant's typ policy. A missing typ counts as "JWT"
+// (RFC 7519 §5.1 makes typ optional and "JWT" its meaning), so it passes
+// only where "JWT" is accepted.
+func (p *Provider) checkType(h jose.Header) error {
+	raw, present := h.ExtraHeaders[jose.HeaderType]
+	typ, ok := raw.(string)
+	if present && !ok {
+		return invalid(reasonType("(not a string)"), nil)
+	}
+	norm := "jwt"
+	if present {
+		norm = normaliseType(typ)
+	}
+	if slices.Contains(p.jwtTypes, norm) {
+		return nil
+	}
+	if !present {
+		return invalid(reasonNoType, nil)
+	}
+	return invalid(reasonType(typ), nil)
+}
