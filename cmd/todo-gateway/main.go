@@ -1,0 +1,102 @@
+// Command todo-gateway hosts many MCP todo servers (tenants) in one process,
+// each an OAuth resource server for its own authorization server.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes: 0 success, 1 the command failed (for check: the configuration
+// is invalid), 2 the command line itself is wrong.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+	usage   func(w io.Writer)
+}
+
+// commands is a function, not a variable, so that a subcommand may refer to
+// the list (for help) without an initialisation cycle.
+func commands() []command {
+	return []command{
+		{"check", "validate a configuration file and report every problem", runCheck, checkUsage},
+		// "serve" joins here once the HTTP layer exists.
+	}
+}
+
+func find(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// run is the whole program behind main, so tests drive it in-process.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	case "help":
+		return runHelp(rest, stdout, stderr)
+	}
+	c, ok := find(name)
+	if !ok {
+		fmt.Fprintf(stderr, "todo-gateway: unknown command %q\n\n", name)
+		usage(stderr)
+		return exitUsage
+	}
+	return c.run(rest, stdout, stderr)
+}
+
+func runHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return exitOK
+	}
+	c, ok := find(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "todo-gateway help: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	c.usage(stdout)
+	return exitOK
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `todo-gateway hosts many MCP todo servers (tenants) in one process; each
+tenant is an OAuth resource server for its own authorization server.
+
+Usage:
+  todo-gateway <command> [flags]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `  help     show help for a command
+
+Run "todo-gateway help <command>" for a command's flags.
+`)
+}

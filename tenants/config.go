@@ -1,0 +1,255 @@
+// Package tenants is the gateway's tenant configuration: the JSON file
+// format, its strict loading, a validation that reports every problem at
+// once, and the Registry through which the HTTP layer finds the tenant of a
+// request in an immutable Snapshot.
+//
+// Loading is two passes. The first checks the shape of the document (syntax,
+// unknown or duplicate fields, JSON types) and names every problem by its JSON
+// path; only a document with the right shape reaches the second pass, which
+// checks meaning (URLs, strategies, secrets, uniqueness). Defaults are applied
+// last, so validation sees what the operator wrote, not what we filled in.
+package tenants
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"reflect"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+)
+
+// Defaults for fields an operator may omit.
+const (
+	DefaultListen    = "127.0.0.1:3001"
+	DefaultStorePath = "data/todos.db"
+	// DriverBolt is the local single-file store. "etcd" joins it when the
+	// etcd backend exists; until then it is rejected as unknown.
+	DriverBolt = "bbolt"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the TCP address the gateway serves on, as host:port. An empty
+	// host listens on every interface; port 0 picks a free port (tests).
+	// Default DefaultListen, which is loopback only on purpose: exposing the
+	// gateway is a decision, not an accident.
+	Listen string `json:"listen,omitempty"`
+	// Store says where todos are kept. It cannot change on reload.
+	Store StoreConfig `json:"store"`
+	// Tenants in the order they are listed; at least one is required.
+	Tenants []Tenant `json:"tenants"`
+}
+
+// StoreConfig is the "store" block.
+type StoreConfig struct {
+	// Driver is the backend; default and only value today: "bbolt".
+	Driver string `json:"driver,omitempty"`
+	// Path of the bbolt file, relative to the process's working directory
+	// (not to the config file, so that the same config works from a unit
+	// file and from a shell in the same directory). Default DefaultStorePath.
+	Path string `json:"path,omitempty"`
+	// BatchDelay is how long a write may wait for others to share its fsync
+	// (bbolt's MaxBatchDelay); omitted means bbolt's default (10ms). At most
+	// 1s, because every acknowledged write may wait this long.
+	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
+}
+
+// Tenant is one MCP todo server and the authorization server it trusts.
+//
+// A Tenant obtained from Parse, Load or a Snapshot is validated and has its
+// defaults applied; treat it as read-only, it is shared by every request.
+type Tenant struct {
+	// ID names the tenant in logs, metrics and storage. It becomes a bbolt
+	// bucket name (and later an etcd key segment), hence the narrow alphabet:
+	// ^[a-z0-9][a-z0-9-]{0,62}$.
+	ID string `json:"id"`
+	// Resource is the tenant's MCP endpoint, its RFC 9728 resource identifier
+	// and the audience expected under the "resource" strategy: one string used
+	// byte for byte in all three places, so it must be written canonically
+	// (lower-case scheme and host, no default port, no trailing slash, no
+	// query or fragment). A resource at the root of a host has an empty path:
+	// "https://todo.acme.example", not "https://todo.acme.example/".
+	Resource string `json:"resource"`
+	// ResourceName is the human-readable name in the protected-resource
+	// metadata; default ID.
+	ResourceName string `json:"resource_name,omitempty"`
+	// ResourceDocumentation is an optional http(s) URL of documentation for
+	// people, published in the protected-resource metadata.
+	ResourceDocumentation string `json:"resource_documentation,omitempty"`
+	// Provider is the authorization server that issues the tenant's tokens
+	// and how they are verified.
+	Provider providers.Config `json:"provider"`
+	// Audience is how a token is recognised as meant for this tenant.
+	Audience providers.Audience `json:"audience"`
+	// Claims says where the token's facts live; optional, the defaults
+	// depend on the provider type and belong to package providers.
+	Claims providers.Claims `json:"claims"`
+	// Scopes maps the permissions create, read and delete to the provider's
+	// scope strings. Permissions left out get the default: create:todos,
+	// read:todos, delete:todos, or, under the "scope" audience strategy, the
+	// prefix followed by the permission name (todo-api:create).
+	Scopes providers.ScopeMap `json:"scopes,omitempty"`
+
+	// res caches the parsed resource; set when defaults are applied.
+	res resource
+}
+
+// URL returns a copy of the parsed canonical resource URL.
+func (t *Tenant) URL() *url.URL {
+	u := *t.location().url
+	return &u
+}
+
+// Host returns the host part of the resource as the registry matches it:
+// lower case, with the port unless it is the scheme's default
+// ("localhost:3001", "todo.acme.example").
+func (t *Tenant) Host() string { return t.location().host }
+
+// Path returns the resource's path: "" for a resource at the root of its
+// host, else a path without a trailing slash ("/acme").
+func (t *Tenant) Path() string { return t.location().path }
+
+// location returns the cached parse, or parses now for a Tenant built by hand
+// rather than loaded; it never writes, so concurrent readers stay race-free.
+func (t *Tenant) location() resource {
+	if t.res.url != nil {
+		return t.res
+	}
+	r, _ := parseResource(t.Resource)
+	if r.url == nil {
+		r.url = &url.URL{}
+	}
+	return r
+}
+
+// Scope returns the provider's scope string for a permission.
+func (t *Tenant) Scope(p providers.Permission) string {
+	if s, ok := t.Scopes[p]; ok {
+		return s
+	}
+	return defaultScope(t.Audience, p)
+}
+
+// ScopeList returns the tenant's scope strings in the order of
+// providers.Permissions (create, read, delete), each once: the list for
+// scopes_supported and for a challenge's scope parameter.
+func (t *Tenant) ScopeList() []string {
+	out := make([]string, 0, len(providers.Permissions))
+	for _, p := range providers.Permissions {
+		s := t.Scope(p)
+		if !contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func defaultScope(a providers.Audience, p providers.Permission) string {
+	if a.Strategy == providers.AudienceScope {
+		return a.Prefix + string(p)
+	}
+	return string(p) + ":todos"
+}
+
+// defaultTokenMode is the mode used when "token" is omitted. An oauth server
+// with an introspection client most likely issues opaque tokens, but may
+// issue JWTs too, so auto; the OIDC kinds issue JWT access tokens.
+func defaultTokenMode(p providers.Config) providers.TokenMode {
+	if p.Type == providers.KindOAuth && p.Introspection != nil {
+		return providers.TokenAuto
+	}
+	return providers.TokenJWT
+}
+
+// Load reads and parses a configuration file; errors are prefixed with the
+// file name. See Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes, validates and completes a configuration. Its errors are a
+// *SyntaxError for malformed JSON, or a *ValidationError listing every
+// problem with its JSON path.
+func Parse(data []byte) (*Config, error) {
+	if err := checkSyntax(data); err != nil {
+		return nil, err
+	}
+	if probs := checkShape(data, reflect.TypeFor[Config]()); len(probs) > 0 {
+		labelTenants(probs, tenantIDs(data))
+		return nil, &ValidationError{Problems: probs}
+	}
+	var cfg Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// Belt and braces: checkShape has already refused what this would.
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("decoding configuration: %w", err)
+	}
+	if probs := cfg.validate(); len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
+	}
+	cfg.applyDefaults()
+	return &cfg, nil
+}
+
+// applyDefaults fills what the operator left out. It runs after validation
+// because some defaults (scopes, token mode) depend on validated fields.
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = DriverBolt
+	}
+	if c.Store.Driver == DriverBolt && c.Store.Path == "" {
+		c.Store.Path = DefaultStorePath
+	}
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		if t.ResourceName == "" {
+			t.ResourceName = t.ID
+		}
+		if t.Provider.Token == "" {
+			t.Provider.Token = defaultTokenMode(t.Provider)
+		}
+		// A new map: the caller's map may be shared with another Config.
+		scopes := make(providers.ScopeMap, len(providers.Permissions))
+		for _, p := range providers.Permissions {
+			scopes[p] = t.Scope(p)
+		}
+		t.Scopes = scopes
+		t.res, _ = parseResource(t.Resource)
+	}
+}
+
+// clone copies c deeply enough that applyDefaults on the copy cannot touch c.
+func (c *Config) clone() *Config {
+	n := *c
+	n.Tenants = make([]Tenant, len(c.Tenants))
+	for i, t := range c.Tenants {
+		t.Scopes = maps.Clone(t.Scopes)
+		n.Tenants[i] = t
+	}
+	return &n
+}

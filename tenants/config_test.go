@@ -1,0 +1,198 @@
+package tenants
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+)
+
+func TestCanonicalResource(t *testing.T) {
+	tests := []struct {
+		raw        string
+		host, path string // when valid
+		problem    string // when not
+	}{
+		{raw: "http://localhost:3001/acme", host: "localhost:3001", path: "/acme"},
+		{raw: "https://todo.acme.example", host: "todo.acme.example", path: ""},
+		{raw: "http://localhost:3001/Acme/v1", host: "localhost:3001", path: "/Acme/v1"},
+		{raw: "http://127.0.0.1:3001/acme", host: "127.0.0.1:3001", path: "/acme"},
+		{raw: "http://[::1]:3001/acme", host: "[::1]:3001", path: "/acme"},
+		{raw: "https://[2001:db8::1]/acme", host: "[2001:db8::1]", path: "/acme"},
+		{raw: "https://todo.acme.example:8443/a.b_c~d-e", host: "todo.acme.example:8443", path: "/a.b_c~d-e"},
+
+		{raw: "HTTP://LOCALHOST:80/acme", problem: `not canonical: write "http://localhost/acme"`},
+		{raw: "http://localhost:80/acme", problem: `not canonical: write "http://localhost/acme"`},
+		{raw: "https://x:443", problem: `not canonical: write "https://x"`},
+		{raw: "https://x/", problem: `not canonical: write "https://x"`},
+		{raw: "https://x:443/", problem: `not canonical: write "https://x"`},
+		{raw: "http://localhost:3001/acme/", problem: `not canonical: write "http://localhost:3001/acme"`},
+		{raw: "http://localhost:03001/acme", problem: `not canonical: write "http://localhost:3001/acme"`},
+		{raw: "http://localhost:/acme", problem: `not canonical: write "http://localhost/acme"`},
+		{raw: "https://Todo.Acme.Example/Acme", problem: `not canonical: write "https://todo.acme.example/Acme"`},
+		{raw: "Https://todo.acme.example", problem: `not canonical: write "https://todo.acme.example"`},
+		{raw: "http://[::1]:80/acme", problem: `not canonical: write "http://[::1]/acme"`},
+		{raw: "http://[::1]:3001/acme/", problem: `not canonical: write "http://[::1]:3001/acme"`},
+		{raw: "http://localhost:3001/a%2Fb", problem: `path may only contain letters, digits, "-", ".", "_", "~" and "/"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.raw, func(t *testing.T) {
+			r, probs := parseResource(tc.raw)
+			if tc.problem != "" {
+				if len(probs) != 1 || probs[0] != tc.problem {
+					t.Errorf("got problems %q, want [%q]", probs, tc.problem)
+				}
+				return
+			}
+			if len(probs) != 0 {
+				t.Fatalf("got problems %q, want none", probs)
+			}
+			if r.host != tc.host || r.path != tc.path || r.url.String() != tc.raw {
+				t.Errorf("got host %q path %q url %q, want %q %q %q", r.host, r.path, r.url, tc.host, tc.path, tc.raw)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	data := apply(t, baseDoc("acme", "globex", "initech", "hooli", "scoped"),
+		set("tenants.1.provider", obj{"type": "oidc", "issuer": "https://login.globex.example/"}),
+		set("tenants.2.provider", obj{"type": "oauth", "issuer": "https://auth.initech.example", "introspection": introspection}),
+		set("tenants.3.provider", obj{"type": "oauth", "issuer": "https://auth.hooli.example"}),
+		set("tenants.3.resource_name", "Hooli"),
+		set("tenants.3.scopes", obj{"read": "todos.read"}),
+		set("tenants.4.audience", scopeAudience),
+	)
+	cfg := mustParse(t, data)
+	if cfg.Listen != DefaultListen || cfg.Store.Driver != DriverBolt || cfg.Store.Path != DefaultStorePath {
+		t.Errorf("got listen %q store %+v, want %q, %q, %q", cfg.Listen, cfg.Store, DefaultListen, DriverBolt, DefaultStorePath)
+	}
+	tests := []struct {
+		id     string
+		name   string
+		token  providers.TokenMode
+		scopes []string
+	}{
+		{"acme", "acme", providers.TokenJWT, []string{"create:todos", "read:todos", "delete:todos"}},
+		{"globex", "globex", providers.TokenJWT, []string{"create:todos", "read:todos", "delete:todos"}},
+		{"initech", "initech", providers.TokenAuto, []string{"create:todos", "read:todos", "delete:todos"}},
+		{"hooli", "Hooli", providers.TokenJWT, []string{"create:todos", "todos.read", "delete:todos"}},
+		{"scoped", "scoped", providers.TokenJWT, []string{"todo-api:create", "todo-api:read", "todo-api:delete"}},
+	}
+	for i, tc := range tests {
+		ten := cfg.Tenants[i]
+		if ten.ID != tc.id || ten.ResourceName != tc.name || ten.Provider.Token != tc.token {
+			t.Errorf("tenant %d: got id %q name %q token %q, want %q %q %q", i, ten.ID, ten.ResourceName, ten.Provider.Token, tc.id, tc.name, tc.token)
+		}
+		if got := ten.ScopeList(); !slices.Equal(got, tc.scopes) {
+			t.Errorf("%s: ScopeList got %q, want %q", tc.id, got, tc.scopes)
+		}
+		for j, p := range providers.Permissions {
+			if got := ten.Scopes[p]; got != tc.scopes[j] {
+				t.Errorf("%s: Scopes[%s] got %q, want %q", tc.id, p, got, tc.scopes[j])
+			}
+		}
+	}
+}
+
+func TestTenantHelpers(t *testing.T) {
+	cfg := mustParse(t, apply(t, baseDoc(), set("tenants.0.resource", "https://todo.acme.example")))
+	ten := &cfg.Tenants[0]
+	if got, want := ten.URL().String(), "https://todo.acme.example"; got != want {
+		t.Errorf("URL got %q, want %q", got, want)
+	}
+	ten.URL().Path = "/changed" // a copy: must not leak into the tenant
+	if got, want := ten.URL().String(), "https://todo.acme.example"; got != want {
+		t.Errorf("URL after caller's change got %q, want %q", got, want)
+	}
+	if ten.Host() != "todo.acme.example" || ten.Path() != "" {
+		t.Errorf("got host %q path %q, want %q %q", ten.Host(), ten.Path(), "todo.acme.example", "")
+	}
+
+	// Scopes shared by several permissions are listed once.
+	shared := &Tenant{Scopes: providers.ScopeMap{"create": "todos", "read": "todos", "delete": "todos:admin"}}
+	if got, want := shared.ScopeList(), []string{"todos", "todos:admin"}; !slices.Equal(got, want) {
+		t.Errorf("ScopeList got %q, want %q", got, want)
+	}
+
+	// A Tenant built by hand works too.
+	hand := &Tenant{ID: "acme", Resource: "http://localhost:3001/acme"}
+	if hand.Host() != "localhost:3001" || hand.Path() != "/acme" || hand.Scope(providers.PermRead) != "read:todos" {
+		t.Errorf("hand-built: got host %q path %q read %q", hand.Host(), hand.Path(), hand.Scope(providers.PermRead))
+	}
+	if bad := (&Tenant{Resource: "::"}); bad.Host() != "" || bad.URL().String() != "" {
+		t.Errorf("invalid resource: got host %q url %q, want empty", bad.Host(), bad.URL())
+	}
+}
+
+// TestExampleConfig keeps tenants.example.json loadable and meaningful.
+func TestExampleConfig(t *testing.T) {
+	path := filepath.Join("..", "tenants.example.json")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", path, err)
+	}
+	if cfg.Listen != "127.0.0.1:3001" {
+		t.Errorf("listen got %q, want 127.0.0.1:3001", cfg.Listen)
+	}
+	tests := []struct {
+		id       string
+		kind     providers.Kind
+		token    providers.TokenMode
+		strategy providers.AudienceStrategy
+		scopes   []string
+	}{
+		{"acme", providers.KindLogto, providers.TokenJWT, providers.AudienceResource, []string{"create:todos", "read:todos", "delete:todos"}},
+		{"globex", providers.KindOIDC, providers.TokenJWT, providers.AudienceValues, []string{"create:todos", "read:todos", "delete:todos"}},
+		{"initech", providers.KindOAuth, providers.TokenIntrospection, providers.AudienceScope, []string{"todo-api:create", "todo-api:read", "todo-api:delete"}},
+	}
+	if len(cfg.Tenants) != len(tests) {
+		t.Fatalf("got %d tenants, want %d", len(cfg.Tenants), len(tests))
+	}
+	for i, tc := range tests {
+		ten := cfg.Tenants[i]
+		if ten.ID != tc.id || ten.Provider.Type != tc.kind || ten.Provider.Token != tc.token || ten.Audience.Strategy != tc.strategy {
+			t.Errorf("tenant %d: got %s %s %s %s, want %s %s %s %s", i,
+				ten.ID, ten.Provider.Type, ten.Provider.Token, ten.Audience.Strategy, tc.id, tc.kind, tc.token, tc.strategy)
+		}
+		if want := "http://localhost:3001/" + tc.id; ten.Resource != want {
+			t.Errorf("%s: resource got %q, want %q", tc.id, ten.Resource, want)
+		}
+		if got := ten.ScopeList(); !slices.Equal(got, tc.scopes) {
+			t.Errorf("%s: scopes got %q, want %q", tc.id, got, tc.scopes)
+		}
+	}
+	if got := cfg.Tenants[1].Claims.Scopes; !slices.Equal(got, []string{"permissions", "scope"}) {
+		t.Errorf("globex claims.scopes got %q, want [permissions scope]", got)
+	}
+	if in := cfg.Tenants[2].Provider.Introspection; in == nil || in.ClientSecretEnv != "INITECH_SECRET" {
+		t.Errorf("initech introspection got %+v, want client_secret_env INITECH_SECRET", in)
+	}
+	snap, err := NewSnapshot(cfg)
+	if err != nil {
+		t.Fatalf("NewSnapshot: %v", err)
+	}
+	if ten, ok := snap.Lookup("localhost:3001", "/globex"); !ok || ten.ID != "globex" {
+		t.Errorf("Lookup globex: got %v %v, want globex", ten, ok)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: got %v, want os.ErrNotExist", err)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte("{\n  \"listen\": }"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(bad)
+	var se *SyntaxError
+	if !errors.As(err, &se) || !strings.HasPrefix(err.Error(), bad+": line 2, column 13: ") {
+		t.Errorf("got %v, want %s: line 2, column 13: …", err, bad)
+	}
+}

@@ -1,0 +1,259 @@
+package tenants
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+)
+
+func hostedTenant(id, resource string) Tenant {
+	return Tenant{
+		ID:       id,
+		Resource: resource,
+		Provider: providers.Config{Type: providers.KindOIDC, Issuer: "https://login.example/"},
+		Audience: providers.Audience{Strategy: providers.AudienceResource},
+	}
+}
+
+func snapshotOf(t testing.TB, ts ...Tenant) *Snapshot {
+	t.Helper()
+	s, err := NewSnapshot(&Config{Tenants: ts})
+	if err != nil {
+		t.Fatalf("NewSnapshot: %v", err)
+	}
+	return s
+}
+
+func TestLookup(t *testing.T) {
+	s := snapshotOf(t,
+		hostedTenant("acme", "http://localhost:3001/acme"),
+		hostedTenant("root", "https://todo.example.com"),
+		hostedTenant("beta", "https://todo.example.com/beta"),
+		hostedTenant("v6", "http://[::1]:3001/v6"),
+		hostedTenant("alt", "http://example.net:8080/acme"),
+	)
+	tests := []struct {
+		host, path string
+		want       string // tenant id, "" for no match
+	}{
+		{"localhost:3001", "/acme", "acme"},
+		{"LOCALHOST:3001", "/acme", "acme"},
+		{"LocalHost:3001", "/acme", "acme"},
+		{"localhost:3001", "/ACME", ""}, // paths are case-sensitive
+		{"localhost:3001", "/acme/", ""},
+		{"localhost:3001", "/acme/mcp", ""},
+		{"localhost:3001", "/", ""},
+		{"localhost", "/acme", ""},
+		{"localhost:3002", "/acme", ""},
+		{"127.0.0.1:3001", "/acme", ""}, // exact: no aliasing of loopback names
+		{"todo.example.com", "/", "root"},
+		{"todo.example.com", "", "root"},
+		{"todo.example.com:443", "/", "root"},
+		{"todo.example.com:80", "/", "root"},
+		{"Todo.Example.COM:443", "/beta", "beta"},
+		{"todo.example.com", "/beta/", ""},
+		{"todo.example.com:8443", "/beta", ""},
+		{"[::1]:3001", "/v6", "v6"},
+		{"example.net:8080", "/acme", "alt"},
+		{"example.net", "/acme", ""},
+		{"", "/acme", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host+tc.path, func(t *testing.T) {
+			ten, ok := s.Lookup(tc.host, tc.path)
+			got := ""
+			if ok {
+				got = ten.ID
+			}
+			if got != tc.want {
+				t.Errorf("Lookup(%q, %q) got %q, want %q", tc.host, tc.path, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	s := snapshotOf(t, hostedTenant("acme", "http://localhost:3001/acme"))
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, ok := s.Lookup("localhost:3001", "/acme"); !ok {
+			t.Fatal("not found")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocations per Lookup, want 0", allocs)
+	}
+}
+
+func TestSnapshot(t *testing.T) {
+	scopes := providers.ScopeMap{providers.PermRead: "todos.read"}
+	acme := hostedTenant("acme", "http://localhost:3001/acme")
+	acme.Scopes = scopes
+	cfg := &Config{Tenants: []Tenant{
+		hostedTenant("zeta", "http://localhost:3001/zeta"),
+		acme,
+		hostedTenant("mid", "http://localhost:3001/mid"),
+	}}
+	s, err := NewSnapshot(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ten := range s.Tenants() {
+		ids = append(ids, ten.ID)
+	}
+	if want := []string{"zeta", "acme", "mid"}; !slices.Equal(ids, want) || s.Len() != 3 {
+		t.Errorf("Tenants got %q (Len %d), want config order %q", ids, s.Len(), want)
+	}
+	if ten, ok := s.Tenant("acme"); !ok || ten.Scope(providers.PermCreate) != "create:todos" || ten.ResourceName != "acme" {
+		t.Errorf("Tenant(acme) got %+v %v, want defaults applied", ten, ok)
+	}
+	if _, ok := s.Tenant("nobody"); ok {
+		t.Error("Tenant(nobody) found, want not found")
+	}
+	// The caller's config is left as it was written.
+	if len(scopes) != 1 || cfg.Tenants[1].ResourceName != "" || cfg.Tenants[1].Provider.Token != "" {
+		t.Errorf("NewSnapshot modified its input: scopes %v, name %q, token %q", scopes, cfg.Tenants[1].ResourceName, cfg.Tenants[1].Provider.Token)
+	}
+	// Changing the returned slice does not change the snapshot.
+	s.Tenants()[0] = nil
+	if s.Tenants()[0] == nil {
+		t.Error("Tenants returned the snapshot's own slice")
+	}
+}
+
+func TestNewSnapshotValidates(t *testing.T) {
+	_, err := NewSnapshot(&Config{Tenants: []Tenant{
+		hostedTenant("acme", "http://localhost:3001/acme"),
+		hostedTenant("acme", "http://localhost:3001/acme"),
+	}})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 2 {
+		t.Fatalf("got %v, want a *ValidationError with the duplicate id and resource", err)
+	}
+}
+
+func TestNilSnapshotAndZeroRegistry(t *testing.T) {
+	var r Registry
+	s := r.Load()
+	if _, ok := s.Lookup("localhost:3001", "/acme"); ok {
+		t.Error("Lookup on an empty registry found a tenant")
+	}
+	if _, ok := s.Tenant("acme"); ok || s.Len() != 0 || s.Tenants() != nil {
+		t.Error("nil snapshot is not empty")
+	}
+}
+
+func TestSwap(t *testing.T) {
+	a := snapshotOf(t, hostedTenant("acme", "http://localhost:3001/acme"))
+	b := snapshotOf(t, hostedTenant("globex", "http://localhost:3001/globex"))
+	r := NewRegistry(a)
+	if got := r.Load(); got != a {
+		t.Fatalf("Load got %p, want %p", got, a)
+	}
+	if old := r.Swap(b); old != a {
+		t.Errorf("Swap returned %p, want the previous snapshot %p", old, a)
+	}
+	if _, ok := r.Load().Lookup("localhost:3001", "/acme"); ok {
+		t.Error("acme still found after the swap")
+	}
+	if _, ok := r.Load().Lookup("localhost:3001", "/globex"); !ok {
+		t.Error("globex not found after the swap")
+	}
+	// A request that loaded a before the swap still sees a whole.
+	if _, ok := a.Lookup("localhost:3001", "/acme"); !ok {
+		t.Error("the old snapshot changed")
+	}
+}
+
+// TestSwapWhileLooking runs readers against a writer that keeps swapping;
+// under -race it proves the handover is safe, and each reader checks it
+// always sees one complete generation.
+func TestSwapWhileLooking(t *testing.T) {
+	gen := func(name string) *Snapshot {
+		a := hostedTenant("acme", "http://localhost:3001/acme")
+		a.ResourceName = name
+		g := hostedTenant("globex", "http://localhost:3001/globex")
+		g.ResourceName = name
+		return snapshotOf(t, a, g)
+	}
+	one, two := gen("one"), gen("two")
+	r := NewRegistry(one)
+
+	const readers, swaps = 8, 2000
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, readers)
+	for range readers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := r.Load()
+				a, okA := s.Lookup("localhost:3001", "/acme")
+				g, okG := s.Lookup("localhost:3001", "/globex")
+				if !okA || !okG || a.ResourceName != g.ResourceName {
+					errs <- fmt.Errorf("got acme %v %v and globex %v %v from one snapshot, want both from the same generation", a, okA, g, okG)
+					return
+				}
+			}
+		})
+	}
+	for i := range swaps {
+		next := one
+		if i%2 == 0 {
+			next = two
+		}
+		r.Swap(next)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// BenchmarkLookup: tenants=1 is the baseline. tenants=10000 walks every
+// tenant, so it also pays cache misses a single hot key never does;
+// tenants=10000/one-key separates that memory cost from the algorithm.
+func BenchmarkLookup(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		n      int
+		oneKey bool
+	}{
+		{"tenants=1", 1, false},
+		{"tenants=10000", 10_000, false},
+		{"tenants=10000/one-key", 10_000, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ts := make([]Tenant, bc.n)
+			paths := make([]string, bc.n)
+			for i := range ts {
+				paths[i] = fmt.Sprintf("/t%d", i)
+				ts[i] = hostedTenant(fmt.Sprintf("t%d", i), "http://localhost:3001"+paths[i])
+			}
+			if bc.oneKey {
+				paths = paths[len(paths)-1:]
+			}
+			s := snapshotOf(b, ts...)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, ok := s.Lookup("localhost:3001", paths[i]); !ok {
+					b.Fatal("not found")
+				}
+				if i++; i == len(paths) {
+					i = 0
+				}
+			}
+		})
+	}
+}

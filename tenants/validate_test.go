@@ -1,0 +1,292 @@
+package tenants
+
+import (
+	"strings"
+	"testing"
+)
+
+type obj = map[string]any
+
+var (
+	introspection = obj{"client_id": "gw", "client_secret_env": "ACME_SECRET"}
+	scopeAudience = obj{"strategy": "scope", "prefix": "todo-api:"}
+)
+
+// TestValidationRules breaks one rule per case and expects exactly that
+// problem; cases with an empty path must validate.
+func TestValidationRules(t *testing.T) {
+	const tp = "tenants[0]"
+	tests := []struct {
+		name  string
+		edits []edit
+		path  string
+		msg   string
+	}{
+		// listen
+		{"listen without port", []edit{set("listen", "localhost")}, "listen", `must be host:port, such as "127.0.0.1:3001"`},
+		{"listen named port", []edit{set("listen", "127.0.0.1:http")}, "listen", "port must be a number from 0 to 65535"},
+		{"listen port too big", []edit{set("listen", "127.0.0.1:70000")}, "listen", "port must be a number from 0 to 65535"},
+		{"listen bad host", []edit{set("listen", "bad host!:3001")}, "listen", `invalid host "bad host!"`},
+		{"listen all interfaces", []edit{set("listen", ":3001")}, "", ""},
+		{"listen port 0", []edit{set("listen", "127.0.0.1:0")}, "", ""},
+		{"listen ipv6", []edit{set("listen", "[::1]:3001")}, "", ""},
+
+		// store
+		{"store unknown driver", []edit{set("store", obj{"driver": "etcd"})}, "store.driver", `unknown driver "etcd" (known: bbolt)`},
+		{"store batch delay too long", []edit{set("store", obj{"batch_delay": "2s"})}, "store.batch_delay", "must be between 0s and 1s"},
+		{"store batch delay negative", []edit{set("store", obj{"batch_delay": "-1ms"})}, "store.batch_delay", "must be between 0s and 1s"},
+		{"store bbolt", []edit{set("store", obj{"driver": "bbolt", "path": "/var/lib/todos.db", "batch_delay": "5ms"})}, "", ""},
+
+		// tenants list
+		{"no tenants", []edit{set("tenants", []any{})}, "tenants", "at least one tenant is required"},
+
+		// id
+		{"id missing", []edit{del("tenants.0.id")}, tp + ".id", "required"},
+		{"id upper case", []edit{set("tenants.0.id", "Acme")}, tp + ".id", `must be 1 to 63 characters from a-z, 0-9 and "-", starting with a letter or digit (it names the tenant's storage)`},
+		{"id leading dash", []edit{set("tenants.0.id", "-acme")}, tp + ".id", `must be 1 to 63 characters from a-z, 0-9 and "-", starting with a letter or digit (it names the tenant's storage)`},
+		{"id too long", []edit{set("tenants.0.id", strings.Repeat("a", 64))}, tp + ".id", `must be 1 to 63 characters from a-z, 0-9 and "-", starting with a letter or digit (it names the tenant's storage)`},
+		{"id with slash", []edit{set("tenants.0.id", "a/b")}, tp + ".id", `must be 1 to 63 characters from a-z, 0-9 and "-", starting with a letter or digit (it names the tenant's storage)`},
+		{"id 63 chars", []edit{set("tenants.0.id", "0"+strings.Repeat("a-", 31))}, "", ""},
+
+		// resource
+		{"resource missing", []edit{del("tenants.0.resource")}, tp + ".resource", "required"},
+		{"resource relative", []edit{set("tenants.0.resource", "/acme")}, tp + ".resource", "must be an absolute http or https URL"},
+		{"resource ftp", []edit{set("tenants.0.resource", "ftp://localhost/acme")}, tp + ".resource", "must be an absolute http or https URL"},
+		{"resource opaque", []edit{set("tenants.0.resource", "http:acme")}, tp + ".resource", "must be an absolute http or https URL"},
+		{"resource userinfo", []edit{set("tenants.0.resource", "http://u:p@localhost:3001/acme")}, tp + ".resource", "must not contain user information"},
+		{"resource query", []edit{set("tenants.0.resource", "http://localhost:3001/acme?x=1")}, tp + ".resource", "must not have a query"},
+		{"resource empty query", []edit{set("tenants.0.resource", "http://localhost:3001/acme?")}, tp + ".resource", "must not have a query"},
+		{"resource fragment", []edit{set("tenants.0.resource", "http://localhost:3001/acme#top")}, tp + ".resource", "must not have a fragment"},
+		{"resource empty fragment", []edit{set("tenants.0.resource", "http://localhost:3001/acme#")}, tp + ".resource", "must not have a fragment"},
+		{"resource not canonical", []edit{set("tenants.0.resource", "HTTP://LOCALHOST:80/acme")}, tp + ".resource", `not canonical: write "http://localhost/acme"`},
+		{"resource percent-encoded", []edit{set("tenants.0.resource", "http://localhost:3001/a%63me")}, tp + ".resource", `path may only contain letters, digits, "-", ".", "_", "~" and "/"`},
+		{"resource space", []edit{set("tenants.0.resource", "http://localhost:3001/a cme")}, tp + ".resource", `path may only contain letters, digits, "-", ".", "_", "~" and "/"`},
+		{"resource empty segment", []edit{set("tenants.0.resource", "http://localhost:3001/a//b")}, tp + ".resource", `path must not contain empty segments ("//")`},
+		{"resource dot segment", []edit{set("tenants.0.resource", "http://localhost:3001/a/../b")}, tp + ".resource", `path must not contain "." or ".." segments`},
+		{"resource under well-known", []edit{set("tenants.0.resource", "http://localhost:3001/.well-known/acme")}, tp + ".resource", "path must not be under /.well-known, where the gateway serves metadata"},
+		{"resource http on 443", []edit{set("tenants.0.resource", "http://localhost:443/acme")}, tp + ".resource", "port 443 with http is not supported: the gateway treats :80 and :443 as default ports; use another port"},
+		{"resource https on 80", []edit{set("tenants.0.resource", "https://localhost:80/acme")}, tp + ".resource", "port 80 with https is not supported: the gateway treats :80 and :443 as default ports; use another port"},
+		{"resource port 0", []edit{set("tenants.0.resource", "http://localhost:0/acme")}, tp + ".resource", "port must be a number from 1 to 65535"},
+		{"resource non-ascii host", []edit{set("tenants.0.resource", "https://bücher.example/acme")}, tp + ".resource", "host must be ASCII (write an internationalised name in punycode)"},
+		{"resource at root", []edit{set("tenants.0.resource", "https://todo.acme.example")}, "", ""},
+		{"resource ipv6", []edit{set("tenants.0.resource", "http://[::1]:3001/acme")}, "", ""},
+
+		// resource_documentation
+		{"documentation relative", []edit{set("tenants.0.resource_documentation", "docs/todos")}, tp + ".resource_documentation", "must be an absolute http or https URL"},
+		{"documentation https", []edit{set("tenants.0.resource_documentation", "https://docs.acme.example/todos")}, "", ""},
+
+		// provider.type
+		{"type missing", []edit{del("tenants.0.provider.type")}, tp + ".provider.type", "required (one of logto, oidc, oauth)"},
+		{"type unknown", []edit{set("tenants.0.provider.type", "auth0")}, tp + ".provider.type", `unknown type "auth0" (one of logto, oidc, oauth)`},
+
+		// provider.issuer
+		{"issuer missing", []edit{del("tenants.0.provider.issuer")}, tp + ".provider.issuer", "required"},
+		{"issuer without scheme", []edit{set("tenants.0.provider.issuer", "acme.logto.app/oidc")}, tp + ".provider.issuer", "must be an absolute https URL"},
+		{"issuer http", []edit{set("tenants.0.provider.issuer", "http://acme.logto.app/oidc")}, tp + ".provider.issuer", `must use https (http is accepted only for a loopback host or with "allow_http_issuer": true)`},
+		{"issuer http allowed", []edit{set("tenants.0.provider.issuer", "http://logto.internal/oidc"), set("tenants.0.provider.allow_http_issuer", true)}, "", ""},
+		{"issuer http localhost", []edit{set("tenants.0.provider.issuer", "http://localhost:3002/oidc")}, "", ""},
+		{"issuer http 127/8", []edit{set("tenants.0.provider.issuer", "http://127.0.0.2:3002/oidc")}, "", ""},
+		{"issuer http ::1", []edit{set("tenants.0.provider.issuer", "http://[::1]:3002/oidc")}, "", ""},
+		{"issuer http 10/8", []edit{set("tenants.0.provider.issuer", "http://10.0.0.1/oidc")}, tp + ".provider.issuer", `must use https (http is accepted only for a loopback host or with "allow_http_issuer": true)`},
+		{"issuer userinfo", []edit{set("tenants.0.provider.issuer", "https://u@acme.logto.app/oidc")}, tp + ".provider.issuer", "must not contain user information"},
+		{"issuer query", []edit{set("tenants.0.provider.issuer", "https://acme.logto.app/oidc?x")}, tp + ".provider.issuer", "must not have a query"},
+		{"issuer fragment", []edit{set("tenants.0.provider.issuer", "https://acme.logto.app/oidc#x")}, tp + ".provider.issuer", "must not have a fragment"},
+		{"logto issuer without /oidc", []edit{set("tenants.0.provider.issuer", "https://acme.logto.app")}, tp + ".provider.issuer", `a logto issuer ends in "/oidc", such as "https://acme.logto.app/oidc"`},
+		{"logto issuer trailing slash", []edit{set("tenants.0.provider.issuer", "https://acme.logto.app/oidc/")}, tp + ".provider.issuer", `a logto issuer ends in "/oidc", such as "https://acme.logto.app/oidc"`},
+		{"oidc issuer any path", []edit{set("tenants.0.provider", obj{"type": "oidc", "issuer": "https://acme.auth0.com/"})}, "", ""},
+
+		// provider.token and introspection
+		{"token unknown", []edit{set("tenants.0.provider.token", "opaque")}, tp + ".provider.token", `unknown token mode "opaque" (one of jwt, introspection, auto)`},
+		{"introspection missing", []edit{set("tenants.0.provider.token", "introspection")}, tp + ".provider.introspection", `required when token is "introspection": the gateway's client_id and secret reference`},
+		{"introspection missing for auto", []edit{set("tenants.0.provider.token", "auto")}, tp + ".provider.introspection", `required when token is "auto": the gateway's client_id and secret reference`},
+		{"introspection ignored by default", []edit{set("tenants.0.provider.introspection", introspection)}, tp + ".provider.introspection", `is set but token is "jwt" (the default for logto): set "token" to "introspection" or "auto", or remove this block`},
+		{"introspection ignored by jwt", []edit{set("tenants.0.provider.token", "jwt"), set("tenants.0.provider.introspection", introspection)}, tp + ".provider.introspection", `is set but token is "jwt": set "token" to "introspection" or "auto", or remove this block`},
+		{"introspection with auto", []edit{set("tenants.0.provider.token", "auto"), set("tenants.0.provider.introspection", introspection)}, "", ""},
+		{"oauth introspection default", []edit{set("tenants.0.provider", obj{"type": "oauth", "issuer": "https://auth.acme.example", "introspection": introspection})}, "", ""},
+		{"client_id missing", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_secret_env": "S"})}, tp + ".provider.introspection.client_id", "required"},
+		{"inline secret", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "client_secret": "hunter2"})}, tp + ".provider.introspection.client_secret", "inline secrets are not allowed; use client_secret_env or client_secret_file"},
+		{"two secret references", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "client_secret_file": "/run/secrets/s"})}, tp + ".provider.introspection", "set only one of client_secret_env and client_secret_file"},
+		{"no secret reference", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw"})}, tp + ".provider.introspection", "set client_secret_env or client_secret_file"},
+		{"secret file", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_file": "/run/secrets/s"})}, "", ""},
+		{"bad env name", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "1-SECRET"})}, tp + ".provider.introspection.client_secret_env", `must be an environment variable name (letters, digits and "_", not starting with a digit)`},
+		{"auth method unknown", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "auth_method": "jwt"})}, tp + ".provider.introspection.auth_method", `unknown auth method "jwt" (one of basic, form)`},
+		{"cache ttl negative", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "cache_ttl": "-1s"})}, tp + ".provider.introspection.cache_ttl", "must not be negative"},
+
+		// provider: algorithms, types, durations, metadata
+		{"alg none", []edit{set("tenants.0.provider.algorithms", []any{"ES384", "none"})}, tp + ".provider.algorithms[1]", `"none" is never allowed: tokens must be signed`},
+		{"alg HMAC", []edit{set("tenants.0.provider.algorithms", []any{"HS256"})}, tp + ".provider.algorithms[0]", `"HS256" is not allowed: HMAC needs a shared secret, and a resource server verifies with public keys`},
+		{"alg unknown", []edit{set("tenants.0.provider.algorithms", []any{"rs256"})}, tp + ".provider.algorithms[0]", `unknown algorithm "rs256" (allowed: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)`},
+		{"alg all allowed", []edit{set("tenants.0.provider.algorithms", []any{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"})}, "", ""},
+		{"jwt type empty", []edit{set("tenants.0.provider.jwt_types", []any{"at+jwt", ""})}, tp + ".provider.jwt_types[1]", "must not be empty"},
+		{"leeway too long", []edit{set("tenants.0.provider.leeway", "6m")}, tp + ".provider.leeway", "must be between 0s and 5m0s"},
+		{"leeway negative", []edit{set("tenants.0.provider.leeway", "-1s")}, tp + ".provider.leeway", "must be between 0s and 5m0s"},
+		{"leeway at bounds", []edit{set("tenants.0.provider.leeway", "5m")}, "", ""},
+		{"leeway zero", []edit{set("tenants.0.provider.leeway", "0s")}, "", ""},
+		{"jwks refresh too short", []edit{set("tenants.0.provider.jwks_min_refresh", "100ms")}, tp + ".provider.jwks_min_refresh", "must be at least 1s"},
+		{"jwks uri http", []edit{set("tenants.0.provider.metadata", obj{"jwks_uri": "http://keys.acme.example/jwks"})}, tp + ".provider.metadata.jwks_uri", `must use https (http is accepted only for a loopback host or with "allow_http_issuer": true)`},
+		{"introspection endpoint relative", []edit{set("tenants.0.provider.metadata", obj{"introspection_endpoint": "/introspect"})}, tp + ".provider.metadata.introspection_endpoint", "must be an absolute https URL"},
+
+		// audience
+		{"strategy missing", []edit{set("tenants.0.audience", obj{})}, tp + ".audience.strategy", "required (one of resource, audience, scope)"},
+		{"strategy unknown", []edit{set("tenants.0.audience", obj{"strategy": "aud"})}, tp + ".audience.strategy", `unknown strategy "aud" (one of resource, audience, scope)`},
+		{"audience without values", []edit{set("tenants.0.audience", obj{"strategy": "audience"})}, tp + ".audience.values", `required with strategy "audience": the accepted "aud" values`},
+		{"audience empty values", []edit{set("tenants.0.audience", obj{"strategy": "audience", "values": []any{}})}, tp + ".audience.values", `required with strategy "audience": the accepted "aud" values`},
+		{"audience empty value", []edit{set("tenants.0.audience", obj{"strategy": "audience", "values": []any{"todo-api", ""}})}, tp + ".audience.values[1]", "must not be empty"},
+		{"values under resource", []edit{set("tenants.0.audience", obj{"strategy": "resource", "values": []any{"x"}})}, tp + ".audience.values", `only used with strategy "audience"`},
+		{"prefix under audience", []edit{set("tenants.0.audience", obj{"strategy": "audience", "values": []any{"x"}, "prefix": "p:"})}, tp + ".audience.prefix", `only used with strategy "scope"`},
+		{"scope without prefix", []edit{set("tenants.0.audience", obj{"strategy": "scope"})}, tp + ".audience.prefix", `required with strategy "scope", such as "todo-api:"`},
+		{"scope prefix with space", []edit{set("tenants.0.audience", obj{"strategy": "scope", "prefix": "todo api:"})}, tp + ".audience.prefix", "must be printable ASCII without spaces, quotes or backslashes (it starts every scope)"},
+
+		// scopes
+		{"scopes unknown permission", []edit{set("tenants.0.scopes", obj{"write": "todos:write"})}, tp + ".scopes", `unknown permission "write" (one of create, read, delete)`},
+		{"scope empty", []edit{set("tenants.0.scopes", obj{"create": ""})}, tp + ".scopes.create", "must not be empty (omit it for the default)"},
+		{"scope with space", []edit{set("tenants.0.scopes", obj{"read": "read todos"})}, tp + ".scopes.read", "must be one scope: printable ASCII without spaces, quotes or backslashes"},
+		{"scope with quote", []edit{set("tenants.0.scopes", obj{"delete": `del"ete`})}, tp + ".scopes.delete", "must be one scope: printable ASCII without spaces, quotes or backslashes"},
+		{"scope without prefix", []edit{set("tenants.0.audience", scopeAudience), set("tenants.0.scopes", obj{"create": "create:todos"})}, tp + ".scopes.create", `must start with the audience prefix "todo-api:"`},
+		{"scope with prefix", []edit{set("tenants.0.audience", scopeAudience), set("tenants.0.scopes", obj{"create": "todo-api:write"})}, "", ""},
+
+		// claims
+		{"scope claim unknown", []edit{set("tenants.0.claims", obj{"scopes": []any{"scope", "groups"}})}, tp + ".claims.scopes[1]", `unknown scope claim "groups" (one of scope, scp, scopes, permissions, roles)`},
+		{"client id claim empty", []edit{set("tenants.0.claims", obj{"client_id": []any{""}})}, tp + ".claims.client_id[0]", "must not be empty"},
+		{"claims all known", []edit{set("tenants.0.claims", obj{"scopes": []any{"scope", "scp", "scopes", "permissions", "roles"}, "subject": "oid", "client_id": []any{"azp"}})}, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := problemsOf(t, apply(t, baseDoc(), tc.edits...))
+			if tc.path == "" {
+				if len(got) != 0 {
+					t.Fatalf("got problems %v, want none", got)
+				}
+				return
+			}
+			if len(got) != 1 {
+				t.Fatalf("got %d problems %v, want exactly one at %s", len(got), got, tc.path)
+			}
+			if got[0].Path != tc.path || got[0].Message != tc.msg {
+				t.Errorf("got %s: %s\nwant %s: %s", got[0].Path, got[0].Message, tc.path, tc.msg)
+			}
+		})
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	tests := []struct {
+		name  string
+		edits []edit
+		want  Problem
+	}{
+		{
+			"same id",
+			[]edit{set("tenants.1.id", "acme")},
+			Problem{Path: "tenants[1].id", Tenant: "acme", Message: `duplicate id "acme": tenants[0] already uses it`},
+		},
+		{
+			"same resource",
+			[]edit{set("tenants.1.resource", "http://localhost:3001/acme")},
+			Problem{Path: "tenants[1].resource", Tenant: "globex", Message: `host and path already used by tenants[0] (id "acme")`},
+		},
+		{
+			// Routing ignores the scheme, so these two could not be told apart.
+			"same host and path, other scheme",
+			[]edit{set("tenants.1.resource", "https://localhost:3001/acme")},
+			Problem{Path: "tenants[1].resource", Tenant: "globex", Message: `host and path already used by tenants[0] (id "acme")`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := problemsOf(t, apply(t, baseDoc("acme", "globex"), tc.edits...))
+			if len(got) != 1 || got[0] != tc.want {
+				t.Errorf("got %#v, want [%#v]", got, tc.want)
+			}
+		})
+	}
+	// Different paths on one host, and the same path on other hosts, coexist.
+	doc := baseDoc("acme", "globex", "initech")
+	data := apply(t, doc,
+		set("tenants.1.resource", "http://127.0.0.1:3001/acme"),
+		set("tenants.2.resource", "http://localhost:3002/acme"))
+	if got := problemsOf(t, data); len(got) != 0 {
+		t.Errorf("got %v, want no problems", got)
+	}
+}
+
+// TestEveryProblemAtOnce: one run must show everything there is to fix.
+func TestEveryProblemAtOnce(t *testing.T) {
+	data := apply(t, baseDoc("acme", "globex", "initech"),
+		set("listen", "nowhere"),
+		set("store", obj{"driver": "sqlite"}),
+		set("tenants.0.resource", "http://localhost:3001/acme/"),
+		set("tenants.0.provider.issuer", "https://acme.logto.app"),
+		set("tenants.1.id", "Globex"),
+		set("tenants.1.provider", obj{"type": "oidc", "issuer": "http://login.globex.example", "algorithms": []any{"HS256"}}),
+		set("tenants.1.audience", obj{"strategy": "audience"}),
+		set("tenants.2.resource", "http://localhost:3001/initech?x"),
+		set("tenants.2.provider", obj{"type": "oauth", "issuer": "https://auth.initech.example", "token": "introspection",
+			"introspection": obj{"client_id": "gw", "client_secret": "hunter2"}}),
+		set("tenants.2.scopes", obj{"create": "todo:create"}),
+		set("tenants.2.audience", scopeAudience),
+	)
+	want := []Problem{
+		{"listen", "", `must be host:port, such as "127.0.0.1:3001"`},
+		{"store.driver", "", `unknown driver "sqlite" (known: bbolt)`},
+		{"tenants[0].resource", "acme", `not canonical: write "http://localhost:3001/acme"`},
+		{"tenants[0].provider.issuer", "acme", `a logto issuer ends in "/oidc", such as "https://acme.logto.app/oidc"`},
+		{"tenants[1].id", "Globex", `must be 1 to 63 characters from a-z, 0-9 and "-", starting with a letter or digit (it names the tenant's storage)`},
+		{"tenants[1].provider.issuer", "Globex", `must use https (http is accepted only for a loopback host or with "allow_http_issuer": true)`},
+		{"tenants[1].provider.algorithms[0]", "Globex", `"HS256" is not allowed: HMAC needs a shared secret, and a resource server verifies with public keys`},
+		{"tenants[1].audience.values", "Globex", `required with strategy "audience": the accepted "aud" values`},
+		{"tenants[2].resource", "initech", "must not have a query"},
+		{"tenants[2].provider.introspection.client_secret", "initech", "inline secrets are not allowed; use client_secret_env or client_secret_file"},
+		{"tenants[2].provider.introspection", "initech", "set client_secret_env or client_secret_file"},
+		{"tenants[2].scopes.create", "initech", `must start with the audience prefix "todo-api:"`},
+	}
+	got := problemsOf(t, data)
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems:\n%s\nwant %d", len(got), (&ValidationError{got}).Error(), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("problem %d: got %#v, want %#v", i, got[i], want[i])
+		}
+	}
+
+	_, err := Parse(data)
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("Error(): got %d lines, want %d", len(lines), len(want))
+	}
+	for i, wantLine := range []string{
+		`listen: must be host:port, such as "127.0.0.1:3001"`,
+		`store.driver: unknown driver "sqlite" (known: bbolt)`,
+		`tenants[0] (id "acme").resource: not canonical: write "http://localhost:3001/acme"`,
+	} {
+		if lines[i] != wantLine {
+			t.Errorf("line %d: got %q, want %q", i, lines[i], wantLine)
+		}
+	}
+	if wantLast := `tenants[2] (id "initech").scopes.create: must start with the audience prefix "todo-api:"`; lines[len(lines)-1] != wantLast {
+		t.Errorf("last line: got %q, want %q", lines[len(lines)-1], wantLast)
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error %q repeats the inline secret", err)
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{"", "", "the configuration must be a JSON object, got array"}, "top level: the configuration must be a JSON object, got array"},
+		{Problem{"listen", "", "bad"}, "listen: bad"},
+		{Problem{"tenants[1]", "globex", `unknown field "issuer_url"`}, `tenants[1] (id "globex"): unknown field "issuer_url"`},
+		{Problem{"tenants[12].provider.issuer", "x", "bad"}, `tenants[12] (id "x").provider.issuer: bad`},
+		{Problem{"tenants[0].id", "", "required"}, "tenants[0].id: required"},
+		{Problem{"tenants[0].id", "a\nb", "bad"}, `tenants[0] (id "a\nb").id: bad`},
+	}
+	for _, tc := range tests {
+		if got := tc.p.String(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
