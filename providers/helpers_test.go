@@ -1,0 +1,92 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+)
+
+// clock is a settable time source shared by a provider and its issuer.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const testResource = "http://gw.test/acme"
+
+// settings returns a resource-strategy tenant for iss.
+func settings(iss *providertest.Issuer, kind Kind) Settings {
+	return Settings{
+		Tenant:   "acme",
+		Resource: testResource,
+		Config:   Config{Type: kind, Issuer: iss.Issuer()},
+		Audience: Audience{Strategy: AudienceResource},
+	}
+}
+
+// newProvider builds a provider talking to iss with clk, closed at the end
+// of the test.
+func newProvider(t testing.TB, iss *providertest.Issuer, s Settings, clk *clock, opts ...Option) *Provider {
+	t.Helper()
+	opts = append([]Option{WithHTTPClient(iss.Client()), WithClock(clk.Now)}, opts...)
+	p, err := New(s, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func newIssuer(t testing.TB, clk *clock, opts ...providertest.Option) *providertest.Issuer {
+	t.Helper()
+	return providertest.New(t, append([]providertest.Option{providertest.WithClock(clk.Now)}, opts...)...)
+}
+
+// checkErr asserts err is an *Error of class with reason, and that the
+// reason is fit for a WWW-Authenticate header.
+func checkErr(t testing.TB, err error, class Class, reason string) {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got error %v (%T), want *Error with reason %q", err, err, reason)
+	}
+	if e.Class != class || e.Reason != reason {
+		t.Fatalf("got class %d reason %q (cause: %v), want class %d reason %q", e.Class, e.Reason, e.Err, class, reason)
+	}
+	checkSafeReason(t, e.Reason)
+}
+
+func checkSafeReason(t testing.TB, r string) {
+	t.Helper()
+	if r == "" || strings.ContainsAny(r, "\"\\\r\n") {
+		t.Fatalf("reason %q is not safe for a WWW-Authenticate header", r)
+	}
+}
+
+func mustVerify(t testing.TB, p *Provider, tok string) *Principal {
+	t.Helper()
+	pr, err := p.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	return pr
+}
