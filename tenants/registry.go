@@ -2,6 +2,8 @@ package tenants
 
 import (
 	"sync/atomic"
+
+	"github.com/todo-gateway/todo-gateway/providers"
 )
 
 // Snapshot is one immutable generation of the tenant set. Requests hold on
@@ -20,6 +22,8 @@ type Snapshot struct {
 	// lookups cost nothing extra and, unlike building host+path, never
 	// allocate on the request path.
 	byHost map[string]map[string]int
+	// verifiers[i] verifies tokens of tenants[i]; nil unless made by Build.
+	verifiers []providers.Verifier
 }
 
 // NewSnapshot validates cfg and indexes its tenants. It works on a copy with

@@ -32,7 +32,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"check", "validate a configuration file and report every problem", runCheck, checkUsage},
-		// "serve" joins here once the HTTP layer exists.
+		{"serve", "run the gateway (default configuration: the embedded example)", runServe, serveUsage},
 	}
 }
 

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	todogateway "github.com/todo-gateway/todo-gateway"
+	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store/bolt"
+	"github.com/todo-gateway/todo-gateway/tenants"
+)
+
+// shutdownGrace bounds how long in-flight requests may take to finish after
+// SIGINT/SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func serveFlags() (*flag.FlagSet, *string, *string) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	config := fs.String("config", "", "the configuration `file` (JSON); default: the embedded tenants.example.json")
+	listen := fs.String("listen", "", "override the configuration's listen `address` (host:port; port 0 picks one)")
+	return fs, config, listen
+}
+
+func serveUsage(w io.Writer) {
+	fs, _, _ := serveFlags()
+	fs.SetOutput(w)
+	fmt.Fprint(w, `Usage: todo-gateway serve [--config FILE] [--listen ADDR]
+
+Serve runs the gateway: every tenant's MCP endpoint at its resource URL and
+its protected resource metadata at the RFC 9728 location. Without --config it
+runs on the embedded example configuration (tenants.example.json).
+
+It contacts no authorization server at start: each tenant discovers its
+issuer on the first token. Logs are JSON lines on stderr. SIGINT or SIGTERM
+stops accepting connections, lets requests in flight finish (at most 10s),
+then closes the store.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs, config, listen := serveFlags()
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			serveUsage(stdout)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "todo-gateway serve: %s\n\n", err)
+		serveUsage(stderr)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "todo-gateway serve: unexpected argument %q\n\n", fs.Arg(0))
+		serveUsage(stderr)
+		return exitUsage
+	}
+
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	gw, err := startGateway(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "todo-gateway listening on http://%s with %d tenants\n", gw.Addr(), gw.registry.Load().Len())
+	<-ctx.Done()
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := gw.Shutdown(shutdownCtx); err != nil {
+		log.Error("shutdown", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func loadConfig(path string) (*tenants.Config, error) {
+	if path == "" {
+		cfg, err := tenants.Parse(todogateway.ExampleConfig)
+		if err != nil {
+			return nil, fmt.Errorf("embedded configuration: %w", err)
+		}
+		return cfg, nil
+	}
+	return tenants.Load(path)
+}
+
+// gateway is the running program: store, tenants and HTTP server. Tests start
+// it on port 0 exactly as serve does.
+type gateway struct {
+	registry *tenants.Registry
+	store    *bolt.Store
+	server   *http.Server
+	listener net.Listener
+	done     chan error
+	log      *slog.Logger
+}
+
+func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger) (*gateway, error) {
+	snap, problems, err := tenants.Build(cfg, providers.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range problems {
+		log.Error("tenant cannot verify tokens until its configuration is fixed", "problem", p.String())
+	}
+	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			snap.Close()
+			return nil, fmt.Errorf("store directory: %w", err)
+		}
+	}
+	var batchDelay time.Duration
+	if cfg.Store.BatchDelay != nil {
+		batchDelay = time.Duration(*cfg.Store.BatchDelay)
+	}
+	st, err := bolt.Open(cfg.Store.Path, bolt.Options{BatchDelay: batchDelay})
+	if err != nil {
+		snap.Close()
+		return nil, err
+	}
+	for _, t := range snap.Tenants() {
+		if err := st.EnsureTenant(ctx, t.ID); err != nil {
+			st.Close()
+			snap.Close()
+			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		snap.Close()
+		return nil, err
+	}
+	reg := tenants.NewRegistry(snap)
+	g := &gateway{
+		registry: reg,
+		store:    st,
+		listener: ln,
+		log:      log,
+		done:     make(chan error, 1),
+		server: &http.Server{
+			Handler:           mcp.New(reg, st, mcp.Options{Logger: log}),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+	go func() { g.done <- g.server.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "tenants", snap.Len(), "store", cfg.Store.Path)
+	return g, nil
+}
+
+// Addr is the address actually listened on (useful with port 0).
+func (g *gateway) Addr() string { return g.listener.Addr().String() }
+
+// Shutdown stops accepting, waits for requests in flight within ctx, then
+// stops the verifiers and closes the store last, so no acknowledged write is
+// cut short.
+func (g *gateway) Shutdown(ctx context.Context) error {
+	err := g.server.Shutdown(ctx)
+	if serveErr := <-g.done; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	err = errors.Join(err, g.registry.Load().Close(), g.store.Close())
+	return err
+}

@@ -1,0 +1,60 @@
+package mcp
+
+import (
+	"net/http"
+	"strings"
+)
+
+// bearerToken extracts the access token from the request. Only the
+// Authorization header is accepted (bearer_methods_supported: header):
+// a token in the query string is refused outright, since URLs end up in logs.
+// With no credentials at all it returns "" and a nil challenge.
+func bearerToken(r *http.Request) (token string, ch *challenge) {
+	if r.URL.Query().Has("access_token") {
+		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
+			description: "access tokens in the query string are not accepted; send an Authorization: Bearer header"}
+	}
+	values := r.Header.Values("Authorization")
+	switch len(values) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
+			description: "more than one Authorization header"}
+	}
+	scheme, rest, found := strings.Cut(values[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
+			description: "the Authorization header must use the Bearer scheme"}
+	}
+	token = strings.TrimLeft(rest, " ")
+	if !found || token == "" {
+		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
+			description: "the Authorization header has no token after Bearer"}
+	}
+	if !isToken68(token) {
+		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
+			description: "the bearer token contains characters a token cannot have"}
+	}
+	return token, nil
+}
+
+// isToken68 checks RFC 6750's b64token syntax:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isToken68(s string) bool {
+	trimmed := strings.TrimRight(s, "=")
+	if trimmed == "" {
+		return false
+	}
+	for i := 0; i < len(trimmed); i++ {
+		c := trimmed[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,34 @@
+package mcp
+
+import (
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
+)
+
+// Tool names, exactly as the tutorial's todo manager.
+const (
+	ToolCreateTodo = "create-todo"
+	ToolGetTodos   = "get-todos"
+	ToolDeleteTodo = "delete-todo"
+)
+
+// RequiredPermission is the permission a caller must hold before a tool runs
+// at all. Only create-todo has one: get-todos and delete-todo are open to any
+// authenticated caller and narrow what they do by ownership instead. A
+// missing requirement is answered at the HTTP layer with a 403 step-up.
+func RequiredPermission(tool string) (providers.Permission, bool) {
+	if tool == ToolCreateTodo {
+		return providers.PermCreate, true
+	}
+	return "", false
+}
+
+// CanListAll reports whether the caller sees every todo of the tenant rather
+// than only their own.
+func CanListAll(p *providers.Principal) bool { return p.Has(providers.PermRead) }
+
+// CanDelete reports whether the caller may delete t: its owner always may,
+// anyone with the delete permission may delete any todo.
+func CanDelete(p *providers.Principal, t store.Todo) bool {
+	return p != nil && (t.OwnerID == p.Subject || p.Has(providers.PermDelete))
+}

@@ -1,0 +1,71 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// rpcCall is what the gateway needs to know about a JSON-RPC request before
+// mcp-go sees it: which method, and for tools/call which tool.
+type rpcCall struct {
+	Method string
+	Tool   string
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads at most limit bytes of the body, whatever Content-Length
+// says (a chunked body has none), and puts the bytes back for mcp-go.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > limit {
+		return nil, errBodyTooLarge
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return body, nil
+}
+
+// peekCall reads the method and tool name from a JSON-RPC body. A body that is
+// not a single JSON-RPC request is left for mcp-go to reject with the proper
+// JSON-RPC error, so ok is false and nothing is decided here.
+func peekCall(body []byte) (call rpcCall, ok bool) {
+	var msg struct {
+		Method string `json:"method"`
+		Params struct {
+			Name json.RawMessage `json:"name"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil {
+		return rpcCall{}, false
+	}
+	call.Method = msg.Method
+	if len(msg.Params.Name) > 0 {
+		// A non-string name is a malformed call; mcp-go rejects it.
+		_ = json.Unmarshal(msg.Params.Name, &call.Tool)
+	}
+	return call, true
+}
+
+// checkHeaders enforces that the 2026-07-28 routing headers, when sent,
+// agree with the body: the permission check reads the body, and a proxy
+// routing on the headers must not see a different call.
+func checkHeaders(h http.Header, call rpcCall) error {
+	if m := h.Get("Mcp-Method"); m != "" && m != call.Method {
+		return fmt.Errorf("Mcp-Method header %q does not match the body's method", m)
+	}
+	if n := h.Get("Mcp-Name"); n != "" && call.Method == "tools/call" && n != call.Tool {
+		return fmt.Errorf("Mcp-Name header %q does not match the body's tool name", n)
+	}
+	return nil
+}

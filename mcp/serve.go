@@ -1,0 +1,152 @@
+package mcp
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+)
+
+// Headers a browser client may send to, and read from, an MCP endpoint.
+const (
+	corsAllowHeaders  = "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Mcp-Method, Mcp-Name, Last-Event-ID"
+	corsExposeHeaders = "WWW-Authenticate, Mcp-Protocol-Version, Mcp-Session-Id"
+)
+
+// serveMCP is a tenant's MCP endpoint: origin check, bearer verification,
+// the step-up check for the called tool, then mcp-go.
+func (g *Gateway) serveMCP(c echo.Context) error {
+	start := time.Now()
+	r := c.Request()
+	ts := g.lookup(c, r.URL.Path)
+	if ts == nil {
+		return notFound(c)
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// A browser page from another origin must not reach the tools: this
+		// is the DNS-rebinding defence the MCP transport requires.
+		if !g.originAllowed(ts, origin) {
+			return jsonError(c, http.StatusForbidden, "forbidden_origin", "requests from this Origin are not allowed")
+		}
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		h.Set("Access-Control-Max-Age", "86400")
+		return c.NoContent(http.StatusNoContent)
+	case http.MethodPost, http.MethodDelete:
+	default:
+		// Stateless and without server-initiated streams: there is nothing
+		// to GET, whoever asks.
+		c.Response().Header().Set("Allow", "POST, DELETE, OPTIONS")
+		return jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "this MCP endpoint accepts POST")
+	}
+
+	t := ts.tenant
+	audit := auditRecord{tenant: t.ID, issuer: t.Provider.Issuer, start: start}
+	token, ch := bearerToken(r)
+	if ch == nil && token == "" {
+		ch = &challenge{status: http.StatusUnauthorized, scope: ts.allScopes, description: "an access token is required"}
+	}
+	if ch != nil {
+		return g.refuse(c, ts, &audit, *ch)
+	}
+
+	p, err := ts.verifier.Verify(r.Context(), token)
+	if err != nil {
+		return g.refuse(c, ts, &audit, g.verifyChallenge(ts, err))
+	}
+	audit.principal(p)
+
+	if r.ContentLength > g.opts.BodyLimit {
+		return g.refuse(c, ts, &audit, tooLarge(g.opts.BodyLimit))
+	}
+	body, err := readBody(r, g.opts.BodyLimit)
+	if errors.Is(err, errBodyTooLarge) {
+		return g.refuse(c, ts, &audit, tooLarge(g.opts.BodyLimit))
+	}
+	if err != nil {
+		return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read"})
+	}
+	if call, ok := peekCall(body); ok {
+		audit.method, audit.tool = call.Method, call.Tool
+		if err := checkHeaders(r.Header, call); err != nil {
+			ch := challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error()}
+			audit.deny(g.log, r.Context(), ch)
+			return jsonError(c, ch.status, ch.code, ch.description)
+		}
+		if call.Method == "tools/call" {
+			if perm, needed := RequiredPermission(call.Tool); needed && !p.Has(perm) {
+				scope := t.Scope(perm)
+				return g.refuse(c, ts, &audit, challenge{status: http.StatusForbidden, code: errInsufficientScope,
+					description: "the " + call.Tool + " tool requires the " + scope + " scope", scope: scope})
+			}
+		}
+	}
+	audit.allow(g.log, r.Context())
+
+	c.SetRequest(r.WithContext(WithPrincipal(r.Context(), p)))
+	ts.mcp.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// verifyChallenge maps a verification failure to its answer: a bad token is
+// the client's to fix (401), an unreachable issuer is ours (503, so the
+// client retries instead of throwing its token away).
+func (g *Gateway) verifyChallenge(ts *tenantServer, err error) challenge {
+	var ve *providers.Error
+	reason := "the token could not be verified"
+	if errors.As(err, &ve) && ve.Reason != "" {
+		reason = ve.Reason
+	}
+	switch providers.ClassOf(err) {
+	case providers.ClassInvalidToken:
+		return challenge{status: http.StatusUnauthorized, code: errInvalidToken, description: reason, scope: ts.allScopes}
+	case providers.ClassUnavailable:
+		return challenge{status: http.StatusServiceUnavailable, code: errUnavailable, description: reason,
+			retryAfter: int(g.opts.RetryAfter / time.Second)}
+	default:
+		return challenge{status: http.StatusInternalServerError, code: "server_error", description: "the token could not be verified because of a server error"}
+	}
+}
+
+func tooLarge(limit int64) challenge {
+	return challenge{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest,
+		description: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
+}
+
+// refuse answers with the challenge and writes the audit line. Refusals of
+// the credentials (400, 401, 403) carry WWW-Authenticate; the others are
+// plain JSON errors.
+func (g *Gateway) refuse(c echo.Context, ts *tenantServer, audit *auditRecord, ch challenge) error {
+	audit.deny(g.log, c.Request().Context(), ch)
+	if ch.status == http.StatusUnauthorized || ch.status == http.StatusForbidden || ch.status == http.StatusBadRequest {
+		return ch.write(c, ts.metadataURL)
+	}
+	if ch.retryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ch.retryAfter))
+	}
+	return jsonError(c, ch.status, ch.code, ch.description)
+}
+
+func (g *Gateway) originAllowed(ts *tenantServer, origin string) bool {
+	if origin == ts.origin {
+		return true
+	}
+	for _, o := range g.opts.AllowedOrigins {
+		if o == "*" || o == origin {
+			return true
+		}
+	}
+	return false
+}

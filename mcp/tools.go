@@ -1,0 +1,175 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
+)
+
+// deleteFailed is the tutorial's answer to any refused delete: it does not
+// reveal whether the id exists.
+const deleteFailed = "Failed to delete todo"
+
+// todoList is get-todos' structured result. An object, because MCP requires
+// structuredContent to be one.
+type todoList struct {
+	Todos      []store.Todo `json:"todos"`
+	NextCursor string       `json:"nextCursor,omitempty"`
+}
+
+// deleteResult is delete-todo's structured result.
+type deleteResult struct {
+	Message string     `json:"message"`
+	Details store.Todo `json:"details"`
+}
+
+// todoTools serves the three tools of one tenant.
+type todoTools struct {
+	tenant string
+	store  store.Store
+	log    *slog.Logger
+}
+
+// newMCPServer builds the mcp-go server of one tenant with its three tools.
+func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPServer {
+	tt := &todoTools{tenant: tenant, store: st, log: log}
+	s := server.NewMCPServer("todo-gateway/"+tenant, "1.0.0",
+		server.WithToolCapabilities(false),
+		server.WithInputSchemaValidation(),
+		server.WithRecovery(),
+	)
+	s.AddTool(mcpgo.NewTool(ToolCreateTodo,
+		mcpgo.WithDescription("Create a new todo owned by the caller. Requires the create permission."),
+		mcpgo.WithString("content", mcpgo.Required(), mcpgo.MinLength(1), mcpgo.MaxLength(store.MaxContentBytes),
+			mcpgo.Description("The text of the todo")),
+		mcpgo.WithOutputSchema[store.Todo](),
+		mcpgo.WithReadOnlyHintAnnotation(false),
+		mcpgo.WithDestructiveHintAnnotation(false),
+		mcpgo.WithIdempotentHintAnnotation(false),
+		mcpgo.WithOpenWorldHintAnnotation(false),
+	), tt.authenticated(tt.create))
+	s.AddTool(mcpgo.NewTool(ToolGetTodos,
+		mcpgo.WithDescription("List todos: every todo of the tenant with the read permission, otherwise only the caller's own. Oldest first."),
+		mcpgo.WithInteger("limit", mcpgo.Min(1), mcpgo.Max(store.MaxLimit),
+			mcpgo.Description(fmt.Sprintf("Page size, default %d", store.DefaultLimit))),
+		mcpgo.WithString("cursor", mcpgo.Description("nextCursor of the previous page")),
+		mcpgo.WithOutputSchema[todoList](),
+		mcpgo.WithReadOnlyHintAnnotation(true),
+		mcpgo.WithDestructiveHintAnnotation(false),
+		mcpgo.WithIdempotentHintAnnotation(true),
+		mcpgo.WithOpenWorldHintAnnotation(false),
+	), tt.authenticated(tt.list))
+	s.AddTool(mcpgo.NewTool(ToolDeleteTodo,
+		mcpgo.WithDescription("Delete a todo by id: the owner may delete their own, the delete permission allows any."),
+		mcpgo.WithString("id", mcpgo.Required(), mcpgo.MinLength(1), mcpgo.Description("The id of the todo")),
+		mcpgo.WithOutputSchema[deleteResult](),
+		mcpgo.WithReadOnlyHintAnnotation(false),
+		mcpgo.WithDestructiveHintAnnotation(true),
+		mcpgo.WithIdempotentHintAnnotation(true),
+		mcpgo.WithOpenWorldHintAnnotation(false),
+	), tt.authenticated(tt.delete))
+	return s
+}
+
+// authenticated hands the verified caller to a tool. The bearer middleware
+// always sets one; a missing principal means the tool was reached some other
+// way, and it is refused rather than run as nobody.
+func (tt *todoTools) authenticated(h func(context.Context, mcpgo.CallToolRequest, *providers.Principal) (*mcpgo.CallToolResult, error)) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		p := PrincipalFrom(ctx)
+		if p == nil {
+			return mcpgo.NewToolResultError("not authenticated"), nil
+		}
+		return h(ctx, req, p)
+	}
+}
+
+func (tt *todoTools) create(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
+	// The HTTP layer already answered a missing permission with a 403; this
+	// check keeps the tool safe if it is ever reached another way.
+	if !p.Has(providers.PermCreate) {
+		return mcpgo.NewToolResultError("the create permission is required"), nil
+	}
+	content, err := req.RequireString("content")
+	if err != nil {
+		return mcpgo.NewToolResultError("content must be a string"), nil
+	}
+	todo, err := tt.store.Create(ctx, tt.tenant, p.Subject, content)
+	if err != nil {
+		return tt.failure(ctx, ToolCreateTodo, err, ""), nil
+	}
+	return structured(todo), nil
+}
+
+func (tt *todoTools) list(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
+	opts := store.ListOptions{
+		Limit:  req.GetInt("limit", store.DefaultLimit),
+		Cursor: req.GetString("cursor", ""),
+	}
+	if !CanListAll(p) {
+		opts.Owner = p.Subject
+	}
+	page, err := tt.store.List(ctx, tt.tenant, opts)
+	if err != nil {
+		return tt.failure(ctx, ToolGetTodos, err, ""), nil
+	}
+	if page.Todos == nil {
+		page.Todos = []store.Todo{}
+	}
+	return structured(todoList{Todos: page.Todos, NextCursor: page.NextCursor}), nil
+}
+
+func (tt *todoTools) delete(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
+	id, err := req.RequireString("id")
+	if err != nil {
+		return mcpgo.NewToolResultError("id must be a string"), nil
+	}
+	todo, err := tt.store.Delete(ctx, tt.tenant, id, func(t store.Todo) bool { return CanDelete(p, t) })
+	if err != nil {
+		// Unknown, malformed and not-yours ids look the same to the caller.
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDenied) || errors.Is(err, store.ErrInvalid) {
+			return errorJSON(deleteFailed), nil
+		}
+		return tt.failure(ctx, ToolDeleteTodo, err, deleteFailed), nil
+	}
+	return structured(deleteResult{Message: fmt.Sprintf("Todo %s deleted", todo.ID), Details: todo}), nil
+}
+
+// failure turns a store error into a tool error. Invalid input is the
+// caller's to fix and its message is safe; anything else is logged with the
+// request id and answered generically, so internals never reach the client.
+func (tt *todoTools) failure(ctx context.Context, tool string, err error, generic string) *mcpgo.CallToolResult {
+	if errors.Is(err, store.ErrInvalid) {
+		return mcpgo.NewToolResultError(err.Error())
+	}
+	rid := RequestIDFrom(ctx)
+	tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", err)
+	if generic != "" {
+		return errorJSON(generic)
+	}
+	return mcpgo.NewToolResultError("internal error (request " + rid + ")")
+}
+
+// structured answers with the value as structuredContent and as JSON text,
+// for clients that read only the text.
+func structured(v any) *mcpgo.CallToolResult {
+	b, err := json.Marshal(v)
+	if err != nil { // only plain data structs reach here
+		return mcpgo.NewToolResultError("internal error")
+	}
+	return mcpgo.NewToolResultStructured(v, string(b))
+}
+
+// errorJSON is the tutorial's error shape, {"error": "..."}, as a tool error.
+func errorJSON(msg string) *mcpgo.CallToolResult {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return mcpgo.NewToolResultError(string(b))
+}
