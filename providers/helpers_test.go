@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,10 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// quietLogger keeps expected warnings (outages are the point of several
+// tests) out of the test output.
+var quietLogger = slog.New(slog.DiscardHandler)
+
 const testResource = "http://gw.test/acme"
 
 // settings returns a resource-strategy tenant for iss.
@@ -47,7 +52,7 @@ func settings(iss *providertest.Issuer, kind Kind) Settings {
 // of the test.
 func newProvider(t testing.TB, iss *providertest.Issuer, s Settings, clk *clock, opts ...Option) *Provider {
 	t.Helper()
-	opts = append([]Option{WithHTTPClient(iss.Client()), WithClock(clk.Now)}, opts...)
+	opts = append([]Option{WithHTTPClient(iss.Client()), WithClock(clk.Now), WithLogger(quietLogger)}, opts...)
 	p, err := New(s, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
