@@ -142,7 +142,7 @@ func TestBadTokens(t *testing.T) {
 		{name: "unknown kid after a refresh",
 			before: func(t *testing.T, p *Provider) {
 				mustVerify(t, p, a.Mint(claims(nil))) // keys loaded
-				clk.Advance(11 * time.Second)          // a refresh is allowed again
+				clk.Advance(11 * time.Second)         // a refresh is allowed again
 			},
 			token: func(t *testing.T) string {
 				tok, err := providertest.Sign(strangerKey, jose.ES256, claims(nil), providertest.KID("kid-nobody-published"))
