@@ -82,7 +82,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	gw, err := startGateway(ctx, cfg, log)
+	gw, err := startGateway(ctx, cfg, log, nil)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
@@ -121,7 +121,15 @@ type gateway struct {
 	log      *slog.Logger
 }
 
-func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger) (*gateway, error) {
+// startGateway opens the store, builds the tenants and serves on ln, or on
+// cfg.Listen when ln is nil. A test passes its own listener so that resource
+// URLs can name the port before the gateway starts.
+func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln net.Listener) (g *gateway, err error) {
+	defer func() {
+		if err != nil && ln != nil {
+			ln.Close()
+		}
+	}()
 	snap, problems, err := tenants.Build(cfg, providers.WithLogger(log))
 	if err != nil {
 		return nil, err
@@ -151,14 +159,15 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger) (*
 			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
 		}
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		st.Close()
-		snap.Close()
-		return nil, err
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			st.Close()
+			snap.Close()
+			return nil, err
+		}
 	}
 	reg := tenants.NewRegistry(snap)
-	g := &gateway{
+	g = &gateway{
 		registry: reg,
 		store:    st,
 		listener: ln,
