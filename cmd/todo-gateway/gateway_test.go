@@ -57,11 +57,11 @@ func newTestbed(t *testing.T) *testbed {
 	tb.base = "http://" + ln.Addr().String()
 	t.Setenv("TEST_INTROSPECTION_SECRET", "gateway-secret")
 	tb.tenants = map[string]string{
-		"acme":    tb.base + "/acme",
+		"acme":     tb.base + "/acme",
 		"umbrella": tb.base + "/umbrella",
-		"globex":  tb.base + "/globex",
-		"initech": tb.base + "/initech",
-		"hooli":   "http://hooli.localhost:" + portOf(ln),
+		"globex":   tb.base + "/globex",
+		"initech":  tb.base + "/initech",
+		"hooli":    "http://hooli.localhost:" + portOf(ln),
 	}
 	cfgJSON := fmt.Sprintf(`{
   "listen": "127.0.0.1:0",
