@@ -1,0 +1,122 @@
+package providers
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+)
+
+func TestProbeReportsCapabilities(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk, providertest.WithPath("/as"),
+		providertest.WithDiscovery(providertest.OAuthInserted, providertest.OpenIDAppended))
+	s := settings(iss, KindOAuth)
+	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), WithClock(clk.Now), WithLogger(quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var answered []string
+	for _, a := range r.Discovery {
+		if a.Status == 200 && a.Error == "" {
+			answered = append(answered, a.URL)
+		}
+	}
+	if want := []string{iss.MetadataURL(providertest.OAuthInserted), iss.MetadataURL(providertest.OpenIDAppended)}; !slices.Equal(answered, want) {
+		t.Errorf("got answering URLs %q, want %q", answered, want)
+	}
+	if len(r.Discovery) != 4 {
+		t.Errorf("got %d discovery attempts, want all 4 oauth locations tried", len(r.Discovery))
+	}
+	if r.MetadataURL != iss.MetadataURL(providertest.OAuthInserted) || !r.IssuerMatch {
+		t.Errorf("got metadata %q match %v, want the RFC 8414 document and a match", r.MetadataURL, r.IssuerMatch)
+	}
+	e := r.Endpoints
+	for name, v := range map[string]string{"authorization": e.Authorization, "token": e.Token, "jwks": e.JWKS,
+		"introspection": e.Introspection, "revocation": e.Revocation, "registration": e.Registration} {
+		if v == "" {
+			t.Errorf("got no %s endpoint, want one", name)
+		}
+	}
+	if !r.PKCES256 || !r.ClientIDMetadataDocument || !r.DynamicRegistration {
+		t.Errorf("got PKCE %v CIMD %v DCR %v, want all true", r.PKCES256, r.ClientIDMetadataDocument, r.DynamicRegistration)
+	}
+	if !slices.Contains(r.GrantTypes, "client_credentials") {
+		t.Errorf("got grant types %q, want client_credentials among them", r.GrantTypes)
+	}
+	if want := []string{"ES256", "ES384", "EdDSA", "RS256"}; !slices.Equal(r.SigningAlgs, want) {
+		t.Errorf("got signing algs %q, want %q", r.SigningAlgs, want)
+	}
+	if len(r.Keys) != 4 {
+		t.Fatalf("got %d keys, want 4", len(r.Keys))
+	}
+	for _, k := range r.Keys {
+		if !k.Usable || k.KID == "" || k.Use != "sig" || k.Alg == "" {
+			t.Errorf("got key %+v, want a usable signing key with kid, alg and use", k)
+		}
+		if k.Alg == "ES384" && (k.Curve != "P-384" || k.Bits != 384) {
+			t.Errorf("got ES384 key %+v, want curve P-384 and 384 bits", k)
+		}
+		if k.Alg == "RS256" && k.Bits != 2048 {
+			t.Errorf("got RS256 key of %d bits, want 2048", k.Bits)
+		}
+	}
+	if !r.TenantScopesInScopesSupported || len(r.MissingScopes) != 0 {
+		t.Errorf("got scopes listed %v missing %q, want all listed", r.TenantScopesInScopesSupported, r.MissingScopes)
+	}
+	if len(r.Problems) != 0 {
+		t.Errorf("got problems %q, want none", r.Problems)
+	}
+}
+
+func TestProbeFindsMissingScopesAndMismatch(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	iss.SetMetadata(func(_ providertest.Endpoint, m map[string]any) {
+		m["issuer"] = "https://somewhere.else"
+		delete(m, "code_challenge_methods_supported")
+	})
+	s := settings(iss, KindOIDC)
+	s.Audience = Audience{Strategy: AudienceScope, Prefix: "todo-api:"}
+	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), WithLogger(quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.IssuerMatch || r.MetadataURL != "" {
+		t.Errorf("got match %v metadata %q, want no match", r.IssuerMatch, r.MetadataURL)
+	}
+	if r.Discovery[0].Issuer != "https://somewhere.else" || !strings.Contains(r.Discovery[0].Error, iss.Issuer()) {
+		t.Errorf("got attempt %+v, want the discovered issuer and an error naming the configured one", r.Discovery[0])
+	}
+	if want := []string{"todo-api:create", "todo-api:read", "todo-api:delete"}; !slices.Equal(r.MissingScopes, want) || r.TenantScopesInScopesSupported {
+		t.Errorf("got missing %q, want %q", r.MissingScopes, want)
+	}
+	if len(r.Problems) == 0 {
+		t.Error("got no problems, want the issuer mismatch reported")
+	}
+}
+
+func TestProbeIsBounded(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk, providertest.WithKeys(jose.ES256))
+	iss.SetDelay(time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r, err := Probe(ctx, settings(iss, KindOAuth), WithHTTPClient(iss.Client()), WithLogger(quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("got a probe of %v against a hanging server, want it to stop at the caller's deadline", d)
+	}
+	if r.IssuerMatch || len(r.Problems) == 0 {
+		t.Fatalf("got %+v, want a failed probe with problems", r)
+	}
+}
