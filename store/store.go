@@ -45,33 +45,48 @@ var (
 type ListOptions struct {
 	// Owner, when set, restricts the page to that owner's todos.
 	Owner string
-	// Limit is the page size: 0 means DefaultLimit; above MaxLimit is ErrInvalid.
+	// Limit is the page size: 0 means DefaultLimit; negative or above MaxLimit
+	// is ErrInvalid.
 	Limit int
 	// Cursor is the NextCursor of the previous page, or empty for the first.
+	// A page resumes strictly after the previous page's last id, so todos
+	// created meanwhile never cause duplicates and existing ones are never
+	// skipped. A string that is not a cursor is ErrInvalid.
 	Cursor string
 }
 
-// Page is one page of todos. NextCursor is empty when no more exist.
+// Page is one page of todos. Todos is never nil, so an empty page encodes as
+// []. NextCursor is empty when no more existed when the page was read.
 type Page struct {
 	Todos      []Todo
 	NextCursor string
 }
 
 // Store is what the gateway needs from a todo backend. Every method is safe
-// for concurrent use; every acknowledged write is durable.
+// for concurrent use; every acknowledged write is durable. Methods check ctx
+// before they start; a write already handed to the backend is not abandoned
+// when ctx ends later, because the caller could not tell whether it happened.
+// Tenant ids, owners and ids are checked with ValidateKey and content with
+// ValidateContent; a refused input is ErrInvalid and writes nothing.
 type Store interface {
 	// EnsureTenant creates the tenant's space if missing. It never deletes data.
 	EnsureTenant(ctx context.Context, tenant string) error
-	// Create stores a new todo owned by owner and returns it with its id.
+	// Create stores a new todo owned by owner and returns it with its id (from
+	// NewID) and CreatedAt (the id's time, UTC, millisecond precision).
 	Create(ctx context.Context, tenant, owner, content string) (Todo, error)
-	// Get returns one todo.
+	// Get returns one todo. An id no todo of the tenant has, whatever its
+	// form, is ErrNotFound.
 	Get(ctx context.Context, tenant, id string) (Todo, error)
 	// List returns a page of the tenant's todos (or one owner's), oldest first.
 	List(ctx context.Context, tenant string, opts ListOptions) (Page, error)
 	// Delete removes the todo if allow(todo) is true, deciding in the same
 	// transaction as the delete. It returns the deleted todo, ErrNotFound, or
-	// ErrDenied (and keeps the record).
+	// ErrDenied (and keeps the record). A nil allow is ErrInvalid, so that a
+	// forgotten check fails closed. allow may run more than once (bbolt
+	// re-runs batched transactions, etcd retries on conflict): it must be a
+	// pure decision on its argument and must not call the store.
 	Delete(ctx context.Context, tenant, id string, allow func(Todo) bool) (Todo, error)
-	// Close releases the backend; later calls return ErrClosed.
+	// Close waits for calls in progress and releases the backend; later calls,
+	// Close included, return ErrClosed.
 	Close() error
 }
