@@ -6,6 +6,8 @@
 package mcp
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -83,6 +85,17 @@ func New(reg *tenants.Registry, st store.Store, opts Options) *Gateway {
 	g := &Gateway{registry: reg, store: st, opts: opts, log: opts.Logger}
 	g.echo = g.routes()
 	return g
+}
+
+// Close shuts every tenant's mcp-go server down. Stateless servers hold no
+// streams, so this only releases what mcp-go keeps per server.
+func (g *Gateway) Close(ctx context.Context) error {
+	var errs []error
+	g.servers.Range(func(_, v any) bool {
+		errs = append(errs, v.(*tenantServer).mcp.Shutdown(ctx))
+		return true
+	})
+	return errors.Join(errs...)
 }
 
 // ServeHTTP makes the gateway an http.Handler.

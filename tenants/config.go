@@ -40,6 +40,8 @@ type Config struct {
 	Listen string `json:"listen,omitempty"`
 	// Store says where todos are kept. It cannot change on reload.
 	Store StoreConfig `json:"store"`
+	// HTTP tunes the public listener; every field is optional.
+	HTTP HTTPConfig `json:"http"`
 	// Tenants in the order they are listed; at least one is required.
 	Tenants []Tenant `json:"tenants"`
 }
@@ -57,6 +59,25 @@ type StoreConfig struct {
 	// 1s, because every acknowledged write may wait this long.
 	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
 }
+
+// HTTPConfig is the "http" block.
+type HTTPConfig struct {
+	// AllowedOrigins are browser origins ("https://app.example.com") allowed
+	// to call the MCP endpoints besides each tenant's own origin; "*" allows
+	// any. A request with another Origin header gets 403 (DNS-rebinding
+	// defence). Requests without Origin (non-browser clients) are unaffected.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// BodyLimit caps a request body in bytes; default DefaultBodyLimit (1 MiB),
+	// from 1 KiB to 64 MiB. Larger bodies get 413.
+	BodyLimit int64 `json:"body_limit,omitempty"`
+}
+
+// Limits of HTTPConfig.BodyLimit.
+const (
+	DefaultBodyLimit = 1 << 20
+	minBodyLimit     = 1 << 10
+	maxBodyLimit     = 64 << 20
+)
 
 // Tenant is one MCP todo server and the authorization server it trusts.
 //
@@ -221,6 +242,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Store.Driver == "" {
 		c.Store.Driver = DriverBolt
+	}
+	if c.HTTP.BodyLimit == 0 {
+		c.HTTP.BodyLimit = DefaultBodyLimit
 	}
 	if c.Store.Driver == DriverBolt && c.Store.Path == "" {
 		c.Store.Path = DefaultStorePath

@@ -84,6 +84,7 @@ func (c *Config) validate() []Problem {
 	v := &validator{}
 	v.listen("listen", c.Listen)
 	v.store("store", c.Store)
+	v.http("http", c.HTTP)
 	if len(c.Tenants) == 0 {
 		v.add("tenants", "at least one tenant is required")
 	}
@@ -113,6 +114,23 @@ func (c *Config) validate() []Problem {
 		}
 	}
 	return v.problems
+}
+
+func (v *validator) http(path string, h HTTPConfig) {
+	for i, o := range h.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || o != strings.ToLower(o) {
+			v.add(fmt.Sprintf("%s.allowed_origins[%d]", path, i),
+				`must be "*" or an origin as a browser sends it: lower-case scheme://host[:port], no path (such as "https://app.example.com")`)
+		}
+	}
+	if h.BodyLimit != 0 && (h.BodyLimit < minBodyLimit || h.BodyLimit > maxBodyLimit) {
+		v.add(path+".body_limit", "must be from %d to %d bytes", minBodyLimit, maxBodyLimit)
+	}
 }
 
 func (v *validator) listen(path, addr string) {

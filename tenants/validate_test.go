@@ -37,6 +37,17 @@ func TestValidationRules(t *testing.T) {
 		{"store batch delay negative", []edit{set("store", obj{"batch_delay": "-1ms"})}, "store.batch_delay", "must be between 0s and 1s"},
 		{"store bbolt", []edit{set("store", obj{"driver": "bbolt", "path": "/var/lib/todos.db", "batch_delay": "5ms"})}, "", ""},
 
+		// http
+		{"http origin with path", []edit{set("http", obj{"allowed_origins": []any{"https://app.example.com/x"}})}, "http.allowed_origins[0]",
+			`must be "*" or an origin as a browser sends it: lower-case scheme://host[:port], no path (such as "https://app.example.com")`},
+		{"http origin upper case", []edit{set("http", obj{"allowed_origins": []any{"https://App.example.com"}})}, "http.allowed_origins[0]",
+			`must be "*" or an origin as a browser sends it: lower-case scheme://host[:port], no path (such as "https://app.example.com")`},
+		{"http origin not a URL", []edit{set("http", obj{"allowed_origins": []any{"app.example.com"}})}, "http.allowed_origins[0]",
+			`must be "*" or an origin as a browser sends it: lower-case scheme://host[:port], no path (such as "https://app.example.com")`},
+		{"http body limit too small", []edit{set("http", obj{"body_limit": 10})}, "http.body_limit", "must be from 1024 to 67108864 bytes"},
+		{"http body limit too big", []edit{set("http", obj{"body_limit": 1 << 30})}, "http.body_limit", "must be from 1024 to 67108864 bytes"},
+		{"http ok", []edit{set("http", obj{"allowed_origins": []any{"*", "http://localhost:6274"}, "body_limit": 65536})}, "", ""},
+
 		// tenants list
 		{"no tenants", []edit{set("tenants", []any{})}, "tenants", "at least one tenant is required"},
 

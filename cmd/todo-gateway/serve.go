@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -114,11 +115,15 @@ func loadConfig(path string) (*tenants.Config, error) {
 // it on port 0 exactly as serve does.
 type gateway struct {
 	registry *tenants.Registry
+	edge     *mcp.Gateway
 	store    *bolt.Store
 	server   *http.Server
 	listener net.Listener
 	done     chan error
 	log      *slog.Logger
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // startGateway opens the store, builds the tenants and serves on ln, or on
@@ -167,14 +172,16 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 		}
 	}
 	reg := tenants.NewRegistry(snap)
+	edge := mcp.New(reg, st, mcp.Options{Logger: log, AllowedOrigins: cfg.HTTP.AllowedOrigins, BodyLimit: cfg.HTTP.BodyLimit})
 	g = &gateway{
+		edge:     edge,
 		registry: reg,
 		store:    st,
 		listener: ln,
 		log:      log,
 		done:     make(chan error, 1),
 		server: &http.Server{
-			Handler:           mcp.New(reg, st, mcp.Options{Logger: log}),
+			Handler:           edge,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
@@ -190,14 +197,17 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 // Addr is the address actually listened on (useful with port 0).
 func (g *gateway) Addr() string { return g.listener.Addr().String() }
 
-// Shutdown stops accepting, waits for requests in flight within ctx, then
-// stops the verifiers and closes the store last, so no acknowledged write is
-// cut short.
+// Shutdown stops accepting, waits for requests in flight within ctx, shuts
+// the tenants' MCP servers and verifiers, and closes the store last, so no
+// acknowledged write is cut short.
+// Later calls return the first call's result.
 func (g *gateway) Shutdown(ctx context.Context) error {
-	err := g.server.Shutdown(ctx)
-	if serveErr := <-g.done; !errors.Is(serveErr, http.ErrServerClosed) {
-		err = errors.Join(err, serveErr)
-	}
-	err = errors.Join(err, g.registry.Load().Close(), g.store.Close())
-	return err
+	g.shutdownOnce.Do(func() {
+		err := g.server.Shutdown(ctx)
+		if serveErr := <-g.done; !errors.Is(serveErr, http.ErrServerClosed) {
+			err = errors.Join(err, serveErr)
+		}
+		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), g.registry.Load().Close(), g.store.Close())
+	})
+	return g.shutdownErr
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+	"github.com/todo-gateway/todo-gateway/tenants"
+)
+
+// manyTenantsConfig is n path tenants on one issuer.
+func manyTenantsConfig(t testing.TB, base, issuer string, n int) *tenants.Config {
+	var b strings.Builder
+	fmt.Fprintf(&b, `{"store": {"path": %q}, "tenants": [`, filepath.Join(t.TempDir(), "todos.db"))
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id": "t%d", "resource": "%s/t%d", "provider": {"type": "oidc", "issuer": %q}, "audience": {"strategy": "resource"}}`,
+			i, base, i, issuer)
+	}
+	b.WriteString("]}")
+	cfg, err := tenants.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func listen(t testing.TB) (net.Listener, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, "http://" + ln.Addr().String()
+}
+
+// Starting makes no call to any issuer: a tenant whose issuer is down must
+// not keep the others from serving, so discovery waits for the first token.
+func TestStartContactsNoIssuer(t *testing.T) {
+	iss := providertest.New(t)
+	ln, base := listen(t)
+	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 50), slog.New(slog.DiscardHandler), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Shutdown(context.Background())
+	readAll(t, post(t, base+"/t7", "", toolsList, nil)) // a 401 needs no issuer either
+	if n := iss.MetadataHits() + iss.Hits(providertest.JWKS); n != 0 {
+		t.Errorf("issuer contacted %d times before any token arrived", n)
+	}
+}
+
+// Shutdown lets a request in flight finish: here one whose verification
+// waits on a slow issuer.
+func TestGracefulShutdown(t *testing.T) {
+	iss := providertest.New(t)
+	ln, base := listen(t)
+	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 1), slog.New(slog.DiscardHandler), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := iss.Mint(iss.Claims("u", base+"/t0", allTodoScopes))
+	iss.SetDelay(500 * time.Millisecond)
+
+	type result struct {
+		status int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, base+"/t0", strings.NewReader(toolsList))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- result{status: resp.StatusCode}
+	}()
+	time.Sleep(150 * time.Millisecond) // the request is now waiting on the issuer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := gw.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	r := <-done
+	if r.err != nil || r.status != http.StatusOK {
+		t.Fatalf("in-flight request: status %d, err %v; want 200", r.status, r.err)
+	}
+	if _, err := httpClient.Get(base + "/t0"); err == nil {
+		t.Error("the gateway still accepts connections after shutdown")
+	}
+}
+
+// An origin listed in http.allowed_origins may call; others may not.
+func TestAllowedOriginsFromConfig(t *testing.T) {
+	iss := providertest.New(t)
+	ln, base := listen(t)
+	cfg := manyTenantsConfig(t, base, iss.Issuer(), 1)
+	cfg.HTTP.AllowedOrigins = []string{"http://localhost:6274"}
+	gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Shutdown(context.Background())
+	for origin, want := range map[string]int{"http://localhost:6274": http.StatusUnauthorized, "http://localhost:9999": http.StatusForbidden} {
+		resp := post(t, base+"/t0", "", toolsList, map[string]string{"Origin": origin})
+		if readAll(t, resp); resp.StatusCode != want {
+			t.Errorf("Origin %s: %d, want %d", origin, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestServeHelpAndBadFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"serve", "--help"}, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "--config") {
+		t.Errorf("serve --help: exit %d, output %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"serve", "--nope"}, &out, &errOut); code != exitUsage {
+		t.Errorf("serve --nope: exit %d, want %d", code, exitUsage)
+	}
+	errOut.Reset()
+	if code := run([]string{"serve", "--config", filepath.Join(t.TempDir(), "missing.json")}, &out, &errOut); code != exitFail || !strings.Contains(errOut.String(), "missing.json") {
+		t.Errorf("serve with a missing file: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// BenchmarkStart1000Tenants measures start-up (config parsed, verifiers
+// built, store opened, buckets ensured, listening) with 1,000 tenants,
+// against the same with 1 tenant as the baseline.
+func BenchmarkStart(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("tenants=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				ln, base := listen(b)
+				cfg := manyTenantsConfig(b, base, "http://127.0.0.1:9/", n)
+				b.StartTimer()
+				gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				gw.Shutdown(context.Background())
+				b.StartTimer()
+			}
+		})
+	}
+}
