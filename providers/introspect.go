@@ -19,6 +19,7 @@ const maxIntrospectTTL = 10 * time.Minute
 // tokens (and for JWTs in introspection mode).
 type introspector struct {
 	p        *Provider
+	client   *http.Client // the provider's, minus redirects
 	clientID string
 	secret   string
 	form     bool // client_secret_post instead of client_secret_basic
@@ -36,11 +37,16 @@ type introResult struct {
 }
 
 func newIntrospector(p *Provider, c *IntrospectionConfig, sr SecretResolver) (*introspector, error) {
+	// A redirect would re-send the form, token included, wherever the
+	// Location header points: never follow one.
+	client := *p.client
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	in := &introspector{
-		p:     p,
-		ttl:   defaultIntrospectTTL,
-		rules: claimRules{introspection: true},
-		cache: newLRU[introResult](defaultIntrospectCacheSize),
+		p:      p,
+		client: &client,
+		ttl:    defaultIntrospectTTL,
+		rules:  claimRules{introspection: true},
+		cache:  newLRU[introResult](defaultIntrospectCacheSize),
 	}
 	if c == nil {
 		return in, nil
@@ -173,7 +179,7 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string) (introRe
 		// RFC 6749 §2.3.1: form-encode id and secret before Basic.
 		req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
 	}
-	resp, err := in.p.client.Do(req)
+	resp, err := in.client.Do(req)
 	if err != nil {
 		return introResult{}, err
 	}
@@ -185,6 +191,8 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string) (introRe
 	se := &StatusError{URL: endpoint, Status: resp.StatusCode}
 	switch {
 	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return introResult{}, internal(reasonIntrospectBroken, se)
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return introResult{}, internal(reasonIntrospectDenied, se)
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests:

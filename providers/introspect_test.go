@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,5 +253,28 @@ func TestAutoMode(t *testing.T) {
 	checkErr(t, err, ClassInvalidToken, reasonAudResource)
 	if got := iss.Hits(providertest.Introspection); got != 1 {
 		t.Fatalf("got %d introspection calls, want still 1", got)
+	}
+}
+
+func TestIntrospectionNeverFollowsRedirects(t *testing.T) {
+	var leaked atomic.Bool
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(true)
+		w.Write([]byte(`{"active":true,"sub":"u"}`))
+	}))
+	defer sink.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, sink.URL+"/collect", http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	s := introspectionTenant(iss, nil)
+	s.Config.Metadata = &MetadataOverride{IntrospectionEndpoint: redirector.URL + "/introspect"}
+	p := newProvider(t, iss, s, clk, testSecrets, WithHTTPClient(redirector.Client()))
+	_, err := p.Verify(context.Background(), "b3BhcXVl")
+	checkErr(t, err, ClassInternal, reasonIntrospectBroken)
+	if leaked.Load() {
+		t.Fatal("got the token re-posted to the redirect target, want the redirect refused")
 	}
 }

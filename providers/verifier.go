@@ -1,5 +1,3 @@
-// Package providers turns a tenant's provider configuration into a token
-// verifier: a raw bearer token in, a Principal or a typed *Error out.
 package providers
 
 import (
