@@ -113,19 +113,33 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byt
 				return nil, invalid(reasonCrit, err)
 			}
 		}
-		// A known kid with a bad signature is a forgery, not a rotation:
-		// refetching would only hand the forger a fetch amplifier.
-		if matched && h.KeyID != "" {
-			return nil, invalid(reasonBadSignature, errBadSignature)
-		}
+		// Not verified: either a forgery or a rotation this cache has not
+		// seen (a new kid, or a provider that reuses its kid for a new key).
+		// One refetch per minRefresh settles it without letting forgers turn
+		// the gateway into a JWKS fetch amplifier.
 		if attempt == 0 && ks.refreshForMiss(ctx) {
 			continue
 		}
 		if matched {
 			return nil, invalid(reasonBadSignature, errBadSignature)
 		}
+		// While the JWKS cannot be fetched, an unknown kid may well be a
+		// legitimate new key: that is an outage, not a bad token.
+		if err := ks.failing(); err != nil {
+			return nil, unavailable(reasonKeysDown, fmt.Errorf("kid %q is not cached and the JWKS cannot be refreshed: %w", safeDetail(h.KeyID), err))
+		}
 		return nil, invalid(reasonUnknownKey, fmt.Errorf("%w (kid %q)", errUnknownKey, safeDetail(h.KeyID)))
 	}
+}
+
+// failing returns the last fetch error while fetches are failing.
+func (ks *keySet) failing() error {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.bo.failures > 0 {
+		return ks.bo.lastErr
+	}
+	return nil
 }
 
 // current returns usable keys, loading them on first use and starting a

@@ -106,23 +106,46 @@ func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
 	}
 }
 
-func TestKnownKidBadSignatureNeverRefetches(t *testing.T) {
+func TestBadSignatureRefetchIsRateLimited(t *testing.T) {
 	clk := newClock()
 	iss := newIssuer(t, clk)
 	p := newProvider(t, iss, settings(iss, KindOIDC), clk)
 	tok := iss.Mint(iss.Claims("u", testResource, ""))
 	mustVerify(t, p, tok)
 	s := strings.Split(tok, ".")
-	for i := range 20 {
-		clk.Advance(11 * time.Second)
-		forged := iss.Mint(iss.Claims("u", testResource, ""))
-		fs := strings.Split(forged, ".")
-		_, err := p.Verify(context.Background(), s[0]+"."+fs[1]+"."+s[2])
-		checkErr(t, err, ClassInvalidToken, reasonBadSignature)
-		if got := iss.Hits(providertest.JWKS); got != 1 {
-			t.Fatalf("attempt %d: got %d JWKS fetches, want 1 (a bad signature under a known kid is no reason to refetch)", i, got)
-		}
+	forged := func() string {
+		fs := strings.Split(iss.Mint(iss.Claims("u", testResource, "read:todos delete:todos")), ".")
+		return s[0] + "." + fs[1] + "." + s[2] // a known kid, a signature of other claims
 	}
+	for round, want := range []int{1, 2, 3} {
+		for range 20 {
+			_, err := p.Verify(context.Background(), forged())
+			checkErr(t, err, ClassInvalidToken, reasonBadSignature)
+		}
+		if got := iss.Hits(providertest.JWKS); got != want {
+			t.Fatalf("round %d: got %d JWKS fetches, want %d", round, got, want)
+		}
+		clk.Advance(11 * time.Second)
+	}
+}
+
+func TestRotationReusingTheKid(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk, providertest.WithKeys(jose.ES256))
+	// Some providers keep one kid and swap the key behind it.
+	iss.SetJWKS(func(set *jose.JSONWebKeySet) {
+		for i := range set.Keys {
+			set.Keys[i].KeyID = "static"
+		}
+	})
+	p := newProvider(t, iss, settings(iss, KindOIDC), clk)
+	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, ""), providertest.KID("static")))
+	iss.Rotate(jose.ES256)
+	next := iss.Mint(iss.Claims("u", testResource, ""), providertest.KID("static"))
+	_, err := p.Verify(context.Background(), next)
+	checkErr(t, err, ClassInvalidToken, reasonBadSignature) // inside the refetch interval
+	clk.Advance(11 * time.Second)
+	mustVerify(t, p, next)
 }
 
 func TestKeyRotation(t *testing.T) {
@@ -191,9 +214,14 @@ func TestStaleIfError(t *testing.T) {
 		t.Fatalf("got %d JWKS fetches during the backoff, want 2", got)
 	}
 
+	// An unknown kid while the JWKS is failing may be a rotation we cannot
+	// see: unavailable, not invalid.
+	_, err := p.Verify(context.Background(), iss.Mint(iss.Claims("u", testResource, ""), providertest.KID("next-key")))
+	checkErr(t, err, ClassUnavailable, reasonKeysDown)
+
 	// Stale keys are only trusted for so long.
 	clk.Advance(25 * time.Hour)
-	_, err := p.Verify(context.Background(), tok())
+	_, err = p.Verify(context.Background(), tok())
 	checkErr(t, err, ClassUnavailable, reasonKeysDown)
 
 	iss.SetStatus(providertest.JWKS, 0)
