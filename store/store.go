@@ -33,7 +33,7 @@ var (
 	// ErrInvalid: the input (content, owner, id, cursor, limit) is unacceptable;
 	// nothing was written.
 	ErrInvalid = errors.New("invalid input")
-	// ErrUnknownTenant: the tenant has no bucket; EnsureTenant was not called.
+	// ErrUnknownTenant: the tenant has no bucket; EnsureTenants was not called for it.
 	ErrUnknownTenant = errors.New("unknown tenant")
 	// ErrDenied: a conditional delete's condition refused; the record is kept.
 	ErrDenied = errors.New("condition refused")
@@ -69,8 +69,9 @@ type Page struct {
 // Tenant ids, owners and ids are checked with ValidateKey and content with
 // ValidateContent; a refused input is ErrInvalid and writes nothing.
 type Store interface {
-	// EnsureTenant creates the tenant's space if missing. It never deletes data.
-	EnsureTenant(ctx context.Context, tenant string) error
+	// EnsureTenants creates the space of each tenant missing one, at once.
+	// It never deletes data.
+	EnsureTenants(ctx context.Context, tenants ...string) error
 	// Create stores a new todo owned by owner and returns it with its id (from
 	// NewID) and CreatedAt (the id's time, UTC, millisecond precision).
 	Create(ctx context.Context, tenant, owner, content string) (Todo, error)

@@ -157,12 +157,14 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 		snap.Close()
 		return nil, err
 	}
+	ids := make([]string, 0, snap.Len())
 	for _, t := range snap.Tenants() {
-		if err := st.EnsureTenant(ctx, t.ID); err != nil {
-			st.Close()
-			snap.Close()
-			return nil, fmt.Errorf("tenant %s: %w", t.ID, err)
-		}
+		ids = append(ids, t.ID)
+	}
+	if err := st.EnsureTenants(ctx, ids...); err != nil {
+		st.Close()
+		snap.Close()
+		return nil, fmt.Errorf("tenant storage: %w", err)
 	}
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {

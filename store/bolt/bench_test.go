@@ -29,7 +29,7 @@ func openBench(b *testing.B, opts Options) *Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	if err := s.EnsureTenant(context.Background(), "acme"); err != nil {
+	if err := s.EnsureTenants(context.Background(), "acme"); err != nil {
 		b.Fatal(err)
 	}
 	return s

@@ -90,7 +90,7 @@ func TestLayout(t *testing.T) {
 	s := mustOpen(t, path, bolt.Options{})
 	ctx := context.Background()
 	for _, tenant := range []string{"acme", "globex"} {
-		if err := s.EnsureTenant(ctx, tenant); err != nil {
+		if err := s.EnsureTenants(ctx, tenant); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -159,7 +159,7 @@ func TestCheck(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "todos.db")
 			s := mustOpen(t, path, bolt.Options{})
 			ctx := context.Background()
-			if err := s.EnsureTenant(ctx, "acme"); err != nil {
+			if err := s.EnsureTenants(ctx, "acme"); err != nil {
 				t.Fatal(err)
 			}
 			todo, err := s.Create(ctx, "acme", "alice", "buy milk")
@@ -194,7 +194,7 @@ func TestBatchSharedWithRefusals(t *testing.T) {
 	s := mustOpen(t, filepath.Join(t.TempDir(), "todos.db"), bolt.Options{BatchDelay: 50 * time.Millisecond})
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.EnsureTenant(ctx, "acme"); err != nil {
+	if err := s.EnsureTenants(ctx, "acme"); err != nil {
 		t.Fatal(err)
 	}
 	victim, err := s.Create(ctx, "acme", "alice", "keep me")

@@ -99,7 +99,7 @@ func TestCrash(t *testing.T) {
 	const rounds = 24
 	path := filepath.Join(t.TempDir(), "todos.db")
 	s := mustOpen(t, path, bolt.Options{})
-	if err := s.EnsureTenant(context.Background(), crashTenant); err != nil {
+	if err := s.EnsureTenants(context.Background(), crashTenant); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -53,6 +53,7 @@ func Run(t *testing.T, f Factory) {
 		{"BadInput", testBadInput},
 		{"UnknownTenant", testUnknownTenant},
 		{"EnsureTenantKeepsData", testEnsureTenantKeepsData},
+		{"EnsureManyTenants", testEnsureManyTenants},
 		{"TenantIsolation", testTenantIsolation},
 		{"OwnerIsolation", testOwnerIsolation},
 		{"ListPages", testListPages},
@@ -86,8 +87,8 @@ func open(t *testing.T, f Factory) store.Store {
 		}
 	})
 	for _, tenant := range []string{acme, globex} {
-		if err := s.EnsureTenant(context.Background(), tenant); err != nil {
-			t.Fatalf("EnsureTenant(%q): %v", tenant, err)
+		if err := s.EnsureTenants(context.Background(), tenant); err != nil {
+			t.Fatalf("EnsureTenants(%q): %v", tenant, err)
 		}
 	}
 	return s
@@ -274,7 +275,7 @@ func testBadInput(t *testing.T, f Factory) {
 		{"Delete empty tenant", func() error { _, err := s.Delete(ctx, "", kept.ID, allow); return err }},
 		{"Delete empty id", func() error { _, err := s.Delete(ctx, acme, "", allow); return err }},
 		{"Delete nil condition", func() error { _, err := s.Delete(ctx, acme, kept.ID, nil); return err }},
-		{"EnsureTenant empty", func() error { return s.EnsureTenant(ctx, "") }},
+		{"EnsureTenant empty", func() error { return s.EnsureTenants(ctx, "") }},
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
@@ -310,7 +311,7 @@ func testUnknownTenant(t *testing.T, f Factory) {
 			}
 		})
 	}
-	if err := s.EnsureTenant(ctx, unknown); err != nil {
+	if err := s.EnsureTenants(ctx, unknown); err != nil {
 		t.Fatalf("EnsureTenant: %v", err)
 	}
 	if got := listAll(t, s, unknown, "", 0); len(got) != 0 {
@@ -323,12 +324,34 @@ func testEnsureTenantKeepsData(t *testing.T, f Factory) {
 	s := open(t, f)
 	todo := mustCreate(t, s, acme, "alice", "buy milk")
 	for range 2 {
-		if err := s.EnsureTenant(context.Background(), acme); err != nil {
+		if err := s.EnsureTenants(context.Background(), acme); err != nil {
 			t.Fatalf("EnsureTenant again: %v", err)
 		}
 	}
 	checkTodos(t, "List", listAll(t, s, acme, "", 0), []store.Todo{todo})
 	checkTodos(t, "List owner", listAll(t, s, acme, "alice", 0), []store.Todo{todo})
+}
+
+// Several tenants are ensured in one call; one bad id refuses the whole call
+// and creates none of them.
+func testEnsureManyTenants(t *testing.T, f Factory) {
+	s := open(t, f)
+	ctx := context.Background()
+	if err := s.EnsureTenants(ctx, "bulk-ok", "bulk-fine", "bulk-", ""); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("EnsureTenants with an empty id: %v, want ErrInvalid", err)
+	}
+	if _, err := s.Create(ctx, "bulk-ok", "alice", "x"); !errors.Is(err, store.ErrUnknownTenant) {
+		t.Errorf("after a refused EnsureTenants, Create: %v, want ErrUnknownTenant", err)
+	}
+	if err := s.EnsureTenants(ctx, "bulk-ok", "bulk-fine"); err != nil {
+		t.Fatalf("EnsureTenants: %v", err)
+	}
+	for _, tenant := range []string{"bulk-ok", "bulk-fine"} {
+		mustCreate(t, s, tenant, "alice", "x")
+	}
+	if err := s.EnsureTenants(ctx); err != nil {
+		t.Errorf("EnsureTenants with no tenant: %v", err)
+	}
 }
 
 func testTenantIsolation(t *testing.T, f Factory) {
@@ -723,7 +746,7 @@ func testCanceledContext(t *testing.T, f Factory) {
 		name string
 		call func() error
 	}{
-		{"EnsureTenant", func() error { return s.EnsureTenant(ctx, unknown) }},
+		{"EnsureTenant", func() error { return s.EnsureTenants(ctx, unknown) }},
 		{"Create", func() error { _, err := s.Create(ctx, acme, "alice", "buy bread"); return err }},
 		{"Get", func() error { _, err := s.Get(ctx, acme, todo.ID); return err }},
 		{"List", func() error { _, err := s.List(ctx, acme, store.ListOptions{}); return err }},
@@ -786,7 +809,7 @@ func testClosed(t *testing.T, f Factory) {
 		name string
 		call func() error
 	}{
-		{"EnsureTenant", func() error { return s.EnsureTenant(ctx, acme) }},
+		{"EnsureTenant", func() error { return s.EnsureTenants(ctx, acme) }},
 		{"Create", func() error { _, err := s.Create(ctx, acme, "alice", "buy bread"); return err }},
 		{"Get", func() error { _, err := s.Get(ctx, acme, todo.ID); return err }},
 		{"List", func() error { _, err := s.List(ctx, acme, store.ListOptions{}); return err }},
