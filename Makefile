@@ -22,6 +22,8 @@ build:
 run:
 	$(GO) run ./cmd/todo-gateway serve
 
-# Go micro-benchmarks for the store and the tenant registry.
+# Go micro-benchmarks (store, registry, verification, start-up), then the
+# HTTP load test with its ratios against a bare handler.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store/... ./tenants/... ./providers/...
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store/... ./tenants/... ./providers/... ./cmd/...
+	TODO_GATEWAY_LOAD=1 $(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/todo-gateway

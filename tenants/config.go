@@ -55,7 +55,7 @@ type StoreConfig struct {
 	// file and from a shell in the same directory). Default DefaultStorePath.
 	Path string `json:"path,omitempty"`
 	// BatchDelay is how long a write may wait for others to share its fsync
-	// (bbolt's MaxBatchDelay); omitted means bbolt's default (10ms). At most
+	// (bbolt's MaxBatchDelay); omitted means the store's default (1ms). At most
 	// 1s, because every acknowledged write may wait this long.
 	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
 }
