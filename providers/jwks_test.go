@@ -321,3 +321,28 @@ func TestJWKSIgnoresMalformedEntries(t *testing.T) {
 }
 
 func randomKID() string { return rand.Text() }
+
+func TestJWKSRedirectToPlainHTTPRefused(t *testing.T) {
+	var plainHits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		plainHits.Add(1)
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	defer plain.Close()
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+"/jwks", http.StatusFound)
+	}))
+	defer secure.Close()
+	clk := newClock()
+	iss := newIssuer(t, clk, providertest.WithKeys(jose.ES256))
+	s := Settings{Tenant: "t", Resource: testResource, Config: Config{Type: KindOIDC, Issuer: secure.URL,
+		Metadata: &MetadataOverride{JWKSURI: secure.URL + "/jwks"}}}
+	p := newProvider(t, iss, s, clk, WithHTTPClient(secure.Client()))
+	c := iss.Claims("u", testResource, "")
+	c["iss"] = secure.URL
+	_, err := p.Verify(context.Background(), iss.Mint(c))
+	checkErr(t, err, ClassUnavailable, reasonKeysDown)
+	if !strings.Contains(err.Error(), "refusing a redirect") || plainHits.Load() != 0 {
+		t.Fatalf("got %v and %d plain-http requests, want the downgrade refused before any request", err, plainHits.Load())
+	}
+}

@@ -99,6 +99,10 @@ func WithVerifiedTokenCache(entries int) Option {
 	return func(o *options) { o.verifiedCache = entries }
 }
 
+// sharedClient lets every provider built without WithHTTPClient share one
+// connection pool.
+var sharedClient = sync.OnceValue(DefaultHTTPClient)
+
 // DefaultHTTPClient is the client used when none is injected: bounded dial,
 // TLS and header times, and no more redirects than a metadata host needs.
 func DefaultHTTPClient() *http.Client {
@@ -180,7 +184,7 @@ func New(s Settings, opts ...Option) (*Provider, error) {
 		opt(&o)
 	}
 	if o.client == nil {
-		o.client = DefaultHTTPClient()
+		o.client = sharedClient()
 	}
 	if o.now == nil {
 		o.now = time.Now
@@ -211,7 +215,7 @@ func New(s Settings, opts ...Option) (*Provider, error) {
 		scopes:     s.Scopes,
 		leeway:     time.Duration(*c.Leeway),
 		minRefresh: time.Duration(*c.JWKSMinRefresh),
-		client:     o.client,
+		client:     noDowngrade(o.client),
 		now:        o.now,
 		log:        o.log.With("tenant", s.Tenant, "issuer", c.Issuer),
 		tuning:     defaultTuning,
@@ -454,6 +458,26 @@ func checkEndpoint(endpoint, issuer string) error {
 		return fmt.Errorf("endpoint %q uses http while the issuer uses https", endpoint)
 	}
 	return nil
+}
+
+// noDowngrade returns a copy of c that refuses redirects from https to
+// http: a JWKS fetched in the clear could be swapped on the way.
+func noDowngrade(c *http.Client) *http.Client {
+	cc := *c
+	next := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) > 0 && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("refusing a redirect from https to %s", req.URL.Scheme)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
 }
 
 func isLoopback(host string) bool {
