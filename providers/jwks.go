@@ -176,9 +176,9 @@ func (ks *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
 	return ks.keys, nil
 }
 
-// refreshForMiss refetches the JWKS for a kid it does not hold, unless a
-// fetch started less than minRefresh ago. It joins a fetch already running.
-// It reports whether fresh keys are worth another look.
+// refreshForMiss refetches the JWKS for a token no cached key verifies,
+// unless a fetch started less than minRefresh ago. It joins a fetch already
+// running. It reports whether fresh keys are worth another look.
 func (ks *keySet) refreshForMiss(ctx context.Context) bool {
 	now := ks.p.now()
 	ks.mu.Lock()
