@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test vet fmt-check unit bench build run
+.PHONY: test vet fmt-check unit bench build run e2e e2e-deps demo
 
 test: fmt-check vet unit
 
@@ -27,3 +27,23 @@ run:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store/... ./tenants/... ./providers/... ./cmd/...
 	TODO_GATEWAY_LOAD=1 $(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/todo-gateway
+
+# End-to-end tests against real peers (node-oidc-provider as the
+# authorization server, the MCP TypeScript SDK as the client): builds the
+# gateway once, then runs every scenario in e2e/test with node's test runner.
+# Needs node 20+ and e2e/node_modules (npm ci, run here if missing).
+E2E_BIN := $(CURDIR)/bin/e2e/todo-gateway
+NODE ?= node
+
+e2e-deps:
+	@test -d e2e/node_modules || (cd e2e && npm ci --no-audit --no-fund)
+
+e2e: e2e-deps
+	$(GO) build -o $(E2E_BIN) ./cmd/todo-gateway
+	cd e2e && TODO_GATEWAY_BIN=$(E2E_BIN) $(NODE) --test --test-timeout=120000 test/
+
+# The gateway with two tenants and a Logto-like provider on 127.0.0.1;
+# prints users, resource URLs and how to connect; Ctrl-C stops it.
+demo: e2e-deps
+	$(GO) build -o $(E2E_BIN) ./cmd/todo-gateway
+	TODO_GATEWAY_BIN=$(E2E_BIN) $(NODE) e2e/demo.mjs

@@ -130,10 +130,12 @@ export class HeadlessBrowser {
 export class HeadlessOAuthProvider {
   /**
    * @param {{login: string, password: string}} credentials
-   * @param {{clientName?: string}} [opts]
+   * @param {{clientName?: string, browser?: HeadlessBrowser}} [opts] browser: share a
+   *   sign-in session with another provider (one provider per MCP server, as
+   *   the SDK expects: it keeps that server's discovery state)
    */
   constructor(credentials, opts = {}) {
-    this.browser = new HeadlessBrowser(credentials);
+    this.browser = opts.browser ?? new HeadlessBrowser(credentials);
     this.clientName = opts.clientName ?? 'todo-gateway e2e client';
     // Never visited: the browser stops at the redirect and hands over the code.
     this._redirectUrl = 'http://127.0.0.1:1/callback';

@@ -9,7 +9,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
 
 import { GATEWAY_CLIENT_ID, M2M_CLIENT_ID } from './accounts.mjs';
 
@@ -68,8 +67,9 @@ export async function eventually(what, fn, { timeoutMs = 20_000, intervalMs = 25
 
 /** A child process with its output kept for the failure report. */
 class Proc {
-  constructor(name, child) {
+  constructor(name, child, echo) {
     this.name = name;
+    this.echo = echo;
     this.child = child;
     this.pid = child.pid;
     this.lines = [];
@@ -94,6 +94,7 @@ class Proc {
   }
 
   record(line) {
+    this.echo?.(this, line);
     this.lines.push(line);
     if (this.lines.length > MAX_LOG_LINES) this.lines.splice(0, this.lines.length - MAX_LOG_LINES);
     for (const w of this.waiters ?? []) w(line);
@@ -149,8 +150,14 @@ process.on('exit', () => {
  * One scenario's processes, ports, secrets and temporary directory.
  */
 export class Lab {
-  constructor(name) {
+  /**
+   * @param {string} name
+   * @param {{echo?: (proc: Proc, line: string) => void, gatewayPort?: number}} [opts]
+   *   echo: also show each log line as it comes (the demo)
+   */
+  constructor(name, opts = {}) {
     this.name = name;
+    this.echo = opts.echo;
     this.dir = mkdtempSync(join(tmpdir(), 'todo-gateway-e2e-'));
     /** @type {Proc[]} every process started, in order */
     this.procs = [];
@@ -161,9 +168,9 @@ export class Lab {
     this.gatewayPort = undefined;
   }
 
-  static async create(name) {
-    const lab = new Lab(name);
-    lab.gatewayPort = await freePort();
+  static async create(name, opts = {}) {
+    const lab = new Lab(name, opts);
+    lab.gatewayPort = opts.gatewayPort ?? await freePort();
     return lab;
   }
 
@@ -173,7 +180,7 @@ export class Lab {
   resource(id) { return `${this.base}/${id}`; }
 
   track(name, child) {
-    const p = new Proc(name, child);
+    const p = new Proc(name, child, this.echo);
     this.procs.push(p);
     live.add(p);
     p.exited.then(() => live.delete(p));
@@ -186,7 +193,7 @@ export class Lab {
    *
    * @returns {Promise<Idp>}
    */
-  async startIdp({ name = 'idp', shape, port, resources, rotateKeys = false, persist = true, accessTokenTTL } = {}) {
+  async startIdp({ name = 'idp', shape, port, resources, rotateKeys = false, persist = true, accessTokenTTL, label } = {}) {
     port ??= await freePort();
     const args = [IDP_SCRIPT, '--shape', shape, '--port', String(port)];
     for (const r of resources) args.push('--resource', r);
@@ -197,7 +204,7 @@ export class Lab {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, IDP_GATEWAY_SECRET: this.secrets.gateway, IDP_M2M_SECRET: this.secrets.m2m },
     });
-    const proc = this.track(`${name} (${shape}, port ${port})`, child);
+    const proc = this.track(label ?? `${name} (${shape}, port ${port})`, child);
     const ready = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${proc.name} not ready within ${START_TIMEOUT_MS}ms`)), START_TIMEOUT_MS);
       child.once('message', (m) => { clearTimeout(timer); resolve(m); });
@@ -210,7 +217,7 @@ export class Lab {
    * Writes the gateway configuration and starts the gateway binary on the
    * lab's port. tenants are the configuration's tenant objects.
    */
-  async startGateway(tenants, { name = 'gateway' } = {}) {
+  async startGateway(tenants, { name = 'gateway', label } = {}) {
     const config = {
       listen: `127.0.0.1:${this.gatewayPort}`,
       store: { driver: 'bbolt', path: join(this.dir, 'todos.db') },
@@ -223,7 +230,7 @@ export class Lab {
       cwd: this.dir,
       env: { ...process.env, E2E_GATEWAY_SECRET: this.secrets.gateway },
     });
-    const proc = this.track(`${name} (port ${this.gatewayPort})`, child);
+    const proc = this.track(label ?? `${name} (port ${this.gatewayPort})`, child);
     await proc.waitForLine(/todo-gateway listening on/);
     return proc;
   }
@@ -381,24 +388,4 @@ export function toolResult(r) {
   if (r.status !== 200 || !r.json?.result) throw new Error(`tools/call: ${r.status} ${r.text}`);
   if (r.json.result.isError) throw new Error(`tool error: ${r.json.result.content?.[0]?.text}`);
   return r.json.result.structuredContent;
-}
-
-/**
- * A test that gets its own Lab, prints every process's log if it fails, and
- * stops every process it started whatever happens.
- */
-export function scenario(name, fn, { timeout = 90_000 } = {}) {
-  return test(name, { timeout }, async (t) => {
-    const lab = await Lab.create(name);
-    let failed = false;
-    try {
-      await fn(lab, t);
-    } catch (err) {
-      failed = true;
-      process.stderr.write(lab.report());
-      throw err;
-    } finally {
-      await lab.close({ keepDir: failed && !!process.env.E2E_KEEP });
-    }
-  });
 }

@@ -59,6 +59,14 @@ function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 }
 
+function originOf(url) {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
+}
+
 function safeEqual(a, b) {
   const x = Buffer.from(String(a));
   const y = Buffer.from(String(b));
@@ -141,6 +149,10 @@ export async function startIdp(o) {
     scopes: ['openid', 'offline_access', ...TODO_SCOPES],
     claims: { openid: ['sub'], profile: ['name', 'preferred_username'] },
     pkce: { required: () => true },
+    // Browser-based clients (MCP Inspector) may call the token endpoint from
+    // the origin of one of their redirect URIs.
+    clientBasedCORS: (ctx, origin, client) => origin !== 'null'
+      && client.redirectUris.some((uri) => originOf(uri) === origin),
     ttl: {
       AccessToken: o.accessTokenTTL ?? 3600,
       AuthorizationCode: 60,
@@ -264,6 +276,19 @@ export async function startIdp(o) {
       const path = new URL(req.url, origin).pathname;
       const m = interactionPath.exec(path);
       if (m) return await interaction(req, res, m[1], m[2]);
+      if (path === `${shape.mount}/reg`) {
+        // Open registration from browsers too, as Logto allows (node-oidc-provider
+        // itself sends no CORS headers there).
+        res.setHeader('access-control-allow-origin', '*');
+        if (req.method === 'OPTIONS') {
+          res.writeHead(204, {
+            'access-control-allow-methods': 'POST',
+            'access-control-allow-headers': 'content-type, authorization',
+            'access-control-max-age': '600',
+          });
+          return res.end();
+        }
+      }
       if (shape.mount) {
         // Mounted like Logto: nothing outside the mount path, in particular
         // no discovery document at the root of the host.

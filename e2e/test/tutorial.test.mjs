@@ -2,7 +2,7 @@
 // MCP TypeScript SDK doing the whole authorization flow.
 import assert from 'node:assert/strict';
 
-import { scenario } from '../lib/harness.mjs';
+import { scenario } from '../lib/scenario.mjs';
 import { connectAs } from '../lib/client.mjs';
 import { credentials as as } from '../lib/accounts.mjs';
 

@@ -1,0 +1,73 @@
+// A client-credentials token from the provider works at the gateway, and
+// the todos it creates belong to the client (subject = the client).
+import assert from 'node:assert/strict';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
+
+import { M2M_CLIENT_ID } from '../lib/accounts.mjs';
+import { rpc, toolCall, toolResult } from '../lib/harness.mjs';
+import { scenario } from '../lib/scenario.mjs';
+
+scenario('client credentials (JWT, Logto-like): the SDK gets a token by itself, subject = the client', async (lab) => {
+  const resource = lab.resource('acme');
+  const idp = await lab.startIdp({ shape: 'logto', resources: [resource] });
+  await lab.startGateway([lab.logtoTenant('acme', idp)]);
+
+  // The SDK's own machine-to-machine provider: 401 → metadata → token
+  // request with grant_type=client_credentials and resource → retry.
+  const auth = new ClientCredentialsProvider({
+    clientId: M2M_CLIENT_ID,
+    clientSecret: lab.secrets.m2m,
+    expectedIssuer: idp.issuer,
+    scope: 'create:todos read:todos',
+  });
+  const client = new Client({ name: 'm2m-e2e', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(resource), { authProvider: auth }));
+  try {
+    const token = auth.tokens().access_token;
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url'));
+    assert.equal(claims.sub, M2M_CLIENT_ID, 'RFC 9068: sub of a client-credentials token is the client');
+    assert.equal(claims.aud, resource);
+
+    const res = await client.callTool({ name: 'create-todo', arguments: { content: 'nightly report' } });
+    assert.ok(!res.isError, res.content?.[0]?.text);
+    assert.equal(res.structuredContent.ownerId, M2M_CLIENT_ID);
+    const list = await client.callTool({ name: 'get-todos', arguments: {} });
+    assert.deepEqual(list.structuredContent.todos.map((t) => t.ownerId), [M2M_CLIENT_ID]);
+  } finally {
+    await client.close();
+  }
+
+  // Without create:todos in the token, create-todo is a 403 for the client too.
+  const readOnly = await idp.clientCredentials(resource, 'read:todos');
+  const r = await rpc(resource, readOnly.access_token, toolCall('create-todo', { content: 'x' }));
+  assert.equal(r.status, 403, r.text);
+  assert.match(r.www, /error="insufficient_scope"/);
+  assert.match(r.www, /scope="create:todos"/);
+});
+
+// node-oidc-provider answers the introspection of a client-credentials token
+// without "sub" (RFC 7662 makes it optional; there is no resource owner):
+//   {"active":true,"client_id":"m2m-todo-client","exp":...,"iat":...,"iss":...,
+//    "aud":"<resource>","scope":"create:todos read:todos","token_type":"Bearer"}
+// and the gateway refuses it: 401 invalid_token "token has no subject". The
+// subject of such a token is the client (as RFC 9068 §2.2 says for JWTs).
+// Marked todo until the gateway falls back to client_id: it runs and reports,
+// without failing the suite.
+scenario('client credentials (opaque, introspection): subject = the client', async (lab) => {
+  const resource = lab.resource('initech');
+  const idp = await lab.startIdp({ shape: 'oauth', resources: [resource] });
+  await lab.startGateway([lab.oauthTenant('initech', idp)]);
+
+  const { access_token: token } = await idp.clientCredentials(resource, 'create:todos read:todos');
+  const intro = await idp.introspect(token);
+  assert.equal(intro.active, true);
+  assert.equal(intro.client_id, M2M_CLIENT_ID);
+  assert.equal(intro.sub, undefined, 'node-oidc-provider sends no sub for a client-credentials token');
+
+  const r = await rpc(resource, token, toolCall('create-todo', { content: 'from a machine' }));
+  assert.equal(r.status, 200, `${r.status} ${r.www} ${r.text}`);
+  assert.equal(toolResult(r).ownerId, M2M_CLIENT_ID);
+}, { todo: 'gateway interop issue: an introspected token without sub (client credentials) is refused as "token has no subject"' });
