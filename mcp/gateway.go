@@ -190,3 +190,14 @@ func (g *Gateway) serveMetadata(c echo.Context) error {
 		return jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "the metadata is read with GET")
 	}
 }
+
+// Forget drops the cached servers of tenants that snap no longer holds (a
+// reload removed or changed them), so they can be collected.
+func (g *Gateway) Forget(snap *tenants.Snapshot) {
+	g.servers.Range(func(k, _ any) bool {
+		if !snap.Contains(k.(*tenants.Tenant)) {
+			g.servers.Delete(k)
+		}
+		return true
+	})
+}

@@ -88,6 +88,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return exitFail
 	}
+	if *config != "" {
+		if err := gw.watchConfig(ctx, *config); err != nil {
+			log.Error("cannot watch the configuration; reload needs a restart", "err", err)
+		}
+	} else {
+		// Nothing to reload: SIGHUP must not end the process.
+		signal.Ignore(syscall.SIGHUP)
+	}
 	fmt.Fprintf(stdout, "todo-gateway listening on http://%s with %d tenants\n", gw.Addr(), gw.registry.Load().Len())
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -114,6 +122,8 @@ func loadConfig(path string) (*tenants.Config, error) {
 // gateway is the running program: store, tenants and HTTP server. Tests start
 // it on port 0 exactly as serve does.
 type gateway struct {
+	cfg      *tenants.Config // as loaded at start; reloads change only the tenants
+	reloader *reloader       // nil when running on the embedded configuration
 	registry *tenants.Registry
 	edge     *mcp.Gateway
 	store    *bolt.Store
@@ -135,7 +145,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 			ln.Close()
 		}
 	}()
-	snap, problems, err := tenants.Build(cfg, providers.WithLogger(log))
+	snap, problems, err := tenants.Build(cfg, nil, providers.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +167,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 		snap.Close()
 		return nil, err
 	}
-	ids := make([]string, 0, snap.Len())
-	for _, t := range snap.Tenants() {
-		ids = append(ids, t.ID)
-	}
-	if err := st.EnsureTenants(ctx, ids...); err != nil {
+	if err := st.EnsureTenants(ctx, tenantIDs(snap)...); err != nil {
 		st.Close()
 		snap.Close()
 		return nil, fmt.Errorf("tenant storage: %w", err)
@@ -176,6 +182,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 	reg := tenants.NewRegistry(snap)
 	edge := mcp.New(reg, st, mcp.Options{Logger: log, AllowedOrigins: cfg.HTTP.AllowedOrigins, BodyLimit: cfg.HTTP.BodyLimit})
 	g = &gateway{
+		cfg:      cfg,
 		edge:     edge,
 		registry: reg,
 		store:    st,
@@ -196,6 +203,12 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 	return g, nil
 }
 
+// watchConfig reloads the tenants from path on SIGHUP and when it changes.
+func (g *gateway) watchConfig(ctx context.Context, path string) error {
+	g.reloader = &reloader{path: path, gw: g, log: g.log}
+	return g.reloader.watch(ctx)
+}
+
 // Addr is the address actually listened on (useful with port 0).
 func (g *gateway) Addr() string { return g.listener.Addr().String() }
 
@@ -206,6 +219,9 @@ func (g *gateway) Addr() string { return g.listener.Addr().String() }
 func (g *gateway) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() {
 		err := g.server.Shutdown(ctx)
+		if g.reloader != nil {
+			g.reloader.stop()
+		}
 		if serveErr := <-g.done; !errors.Is(serveErr, http.ErrServerClosed) {
 			err = errors.Join(err, serveErr)
 		}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+	"github.com/todo-gateway/todo-gateway/tenants"
+)
+
+// reloadBed is a gateway started from a file that the test rewrites.
+type reloadBed struct {
+	path, base, db string
+	gw             *gateway
+	log            *lockedBuffer
+}
+
+// tenantJSON is one path tenant on issuer with the resource strategy.
+func tenantJSON(base, id, issuer string) string {
+	return fmt.Sprintf(`{"id": %q, "resource": "%s/%s", "provider": {"type": "oidc", "issuer": %q}, "audience": {"strategy": "resource"}}`,
+		id, base, id, issuer)
+}
+
+func (rb *reloadBed) write(t *testing.T, tenantsJSON ...string) {
+	t.Helper()
+	doc := fmt.Sprintf(`{"listen": "127.0.0.1:0", "store": {"path": %q}, "tenants": [%s]}`, rb.db, strings.Join(tenantsJSON, ","))
+	// Write then rename, as editors and configuration managers do.
+	tmp := rb.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, rb.path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newReloadBed(t *testing.T, tenantsJSON func(base string) []string) *reloadBed {
+	t.Helper()
+	dir := t.TempDir()
+	ln, base := listen(t)
+	rb := &reloadBed{path: filepath.Join(dir, "tenants.json"), base: base, db: filepath.Join(dir, "todos.db"), log: &lockedBuffer{}}
+	rb.write(t, tenantsJSON(base)...)
+	cfg, err := tenants.Load(rb.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gw, err := startGateway(ctx, cfg, slog.New(slog.NewJSONHandler(rb.log, nil)), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.watchConfig(ctx, rb.path); err != nil {
+		t.Fatal(err)
+	}
+	rb.gw = gw
+	t.Cleanup(func() {
+		cancel()
+		if err := gw.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", rb.log.String())
+		}
+	})
+	return rb
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func metadataStatus(t *testing.T, base, id string) int {
+	resp := do(t, mustRequest(t, http.MethodGet, base+"/.well-known/oauth-protected-resource/"+id, nil))
+	readAll(t, resp)
+	return resp.StatusCode
+}
+
+func status(t *testing.T, url, token, body string) int {
+	resp := post(t, url, token, body, nil)
+	readAll(t, resp)
+	return resp.StatusCode
+}
+
+// Tenants are added, changed and removed while clients hammer an unchanged
+// tenant: not one of its requests fails, its caches survive, a removed
+// tenant's todos are there again when it comes back, and a broken file
+// changes nothing.
+func TestReloadUnderLoad(t *testing.T) {
+	steady, first, second, newcoIss := providertest.New(t), providertest.New(t), providertest.New(t), providertest.New(t)
+	rb := newReloadBed(t, func(base string) []string {
+		return []string{tenantJSON(base, "steady", steady.Issuer()), tenantJSON(base, "moving", first.Issuer())}
+	})
+	base := rb.base
+	steadyTok := steady.Mint(steady.Claims("u", base+"/steady", allTodoScopes))
+	movingTok := first.Mint(first.Claims("u", base+"/moving", allTodoScopes))
+
+	// A todo in "moving", to find again after it is removed and re-added.
+	if code := status(t, base+"/moving", movingTok, toolCall("create-todo")); code != http.StatusOK {
+		t.Fatalf("create in moving: %d", code)
+	}
+	if code := status(t, base+"/steady", steadyTok, toolsList); code != http.StatusOK {
+		t.Fatalf("steady warm-up: %d", code)
+	}
+	jwksBefore := steady.Hits(providertest.JWKS) + steady.MetadataHits()
+
+	var stop atomic.Bool
+	var total, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				body := `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`
+				resp, err := httpClient.Do(jsonRequest(base+"/steady", steadyTok, body))
+				total.Add(1)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				readAll(t, resp)
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+
+	// Add a tenant: it serves without a restart.
+	rb.write(t, tenantJSON(base, "steady", steady.Issuer()), tenantJSON(base, "moving", first.Issuer()), tenantJSON(base, "newco", newcoIss.Issuer()))
+	eventually(t, "newco serves", func() bool { return metadataStatus(t, base, "newco") == http.StatusOK })
+	newcoTok := newcoIss.Mint(newcoIss.Claims("u", base+"/newco", allTodoScopes))
+	if code := status(t, base+"/newco", newcoTok, toolsList); code != http.StatusOK {
+		t.Errorf("new tenant with its token: %d", code)
+	}
+
+	// Change a tenant's issuer: the old issuer's tokens stop working, the
+	// new one's start.
+	rb.write(t, tenantJSON(base, "steady", steady.Issuer()), tenantJSON(base, "moving", second.Issuer()), tenantJSON(base, "newco", newcoIss.Issuer()))
+	secondTok := second.Mint(second.Claims("u", base+"/moving", allTodoScopes))
+	eventually(t, "moving trusts the second issuer", func() bool { return status(t, base+"/moving", secondTok, toolsList) == http.StatusOK })
+	if code := status(t, base+"/moving", movingTok, toolsList); code != http.StatusUnauthorized {
+		t.Errorf("token of the replaced issuer: %d, want 401", code)
+	}
+
+	// A broken file is refused; everything keeps serving as it was.
+	if err := os.WriteFile(rb.path, []byte(`{"tenants": [{"id": "Bad Id"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the refusal is logged", func() bool { return strings.Contains(rb.log.String(), "reload refused") })
+	if code := metadataStatus(t, base, "newco"); code != http.StatusOK {
+		t.Errorf("after a broken file, newco: %d", code)
+	}
+
+	// Remove "moving" with SIGHUP rather than the watcher: 404, data kept.
+	rb.write(t, tenantJSON(base, "steady", steady.Issuer()), tenantJSON(base, "newco", newcoIss.Issuer()))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "moving is gone", func() bool { return metadataStatus(t, base, "moving") == http.StatusNotFound })
+	if code := status(t, base+"/moving", secondTok, toolsList); code != http.StatusNotFound {
+		t.Errorf("removed tenant: %d, want 404", code)
+	}
+	rb.write(t, tenantJSON(base, "steady", steady.Issuer()), tenantJSON(base, "moving", second.Issuer()))
+	eventually(t, "moving is back", func() bool { return metadataStatus(t, base, "moving") == http.StatusOK })
+	resp := post(t, base+"/moving", secondTok, `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`, nil)
+	if body := readAll(t, resp); !strings.Contains(body, `\"content\":\"x\"`) {
+		t.Errorf("re-added tenant lost its todo: %s", body)
+	}
+
+	stop.Store(true)
+	wg.Wait()
+	if failed.Load() != 0 || total.Load() < 50 {
+		t.Errorf("steady tenant under reloads: %d of %d requests failed (want 0 of at least 50)", failed.Load(), total.Load())
+	}
+	if after := steady.Hits(providertest.JWKS) + steady.MetadataHits(); after != jwksBefore {
+		t.Errorf("the unchanged tenant refetched metadata or keys (%d → %d): its caches were dropped", jwksBefore, after)
+	}
+}
+
+func jsonRequest(url, token, body string) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
+}
