@@ -86,3 +86,29 @@ scenario('introspection tenant: provider stopped → 503, started again → the 
     await user.close();
   }
 });
+
+scenario('provider unreachable when a token is signed with a key the gateway has not fetched: 503, then resumes', async (lab) => {
+  const resource = lab.resource('acme');
+  let idp = await lab.startIdp({ shape: 'logto', resources: [resource] });
+  await lab.startGateway([lab.logtoTenant('acme', idp, { jwks_min_refresh: '1s' })]);
+  const first = (await idp.clientCredentials(resource, 'read:todos')).access_token;
+  toolResult(await rpc(resource, first, toolCall('get-todos'))); // the gateway holds the first key
+
+  // The provider rotates its key and issues a token with it, then becomes
+  // unreachable before the gateway could fetch the new key.
+  await idp.stop();
+  idp = await idp.restart({ rotateKeys: true });
+  const rotated = (await idp.clientCredentials(resource, 'read:todos')).access_token;
+  await idp.stop();
+  await sleep(1100); // past jwks_min_refresh: the gateway tries to fetch and cannot
+  // The gateway cannot tell whether the token is good: 503, not 401.
+  assertUnavailable(await rpc(resource, rotated, toolCall('get-todos')));
+
+  idp = await idp.restart();
+  const ok = await eventually('acme verifies the new key', async () => {
+    const r = await rpc(resource, rotated, toolCall('get-todos'));
+    assert.notEqual(r.status, 401, `a 401 while recovering: ${r.www}`);
+    return r.status === 200 ? r : undefined;
+  }, { timeoutMs: 20_000, intervalMs: 250 });
+  assert.deepEqual(toolResult(ok).todos, []);
+});
