@@ -2,6 +2,7 @@
 // processes on free loopback ports, keeps their logs, writes the gateway's
 // configuration, and stops every process it started by its PID. A scenario
 // that fails prints the logs of every process it started.
+import { AssertionError } from 'node:assert';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,7 +47,8 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Polls fn until it returns a truthy value or timeoutMs passes; returns the
- * value, or throws with the last result for the message.
+ * value, or throws with the last result for the message. An assertion that
+ * fails inside fn fails at once: it states what must never happen meanwhile.
  */
 export async function eventually(what, fn, { timeoutMs = 20_000, intervalMs = 250 } = {}) {
   const deadline = Date.now() + timeoutMs;
@@ -54,8 +56,9 @@ export async function eventually(what, fn, { timeoutMs = 20_000, intervalMs = 25
   for (;;) {
     try {
       last = await fn();
-      if (last?.ok ?? last) return last;
+      if (last) return last;
     } catch (err) {
+      if (err instanceof AssertionError) throw err;
       last = err;
     }
     if (Date.now() > deadline) {
@@ -75,9 +78,17 @@ class Proc {
     this.lines = [];
     this.exitCode = undefined;
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitCode = code ?? signal;
-        this.record(`[exited: ${code ?? signal}]`);
+      // 'close' comes after the last output line; 'error' when it could not start.
+      child.once('close', (code, signal) => {
+        if (this.exitCode === undefined) {
+          this.exitCode = code ?? signal;
+          this.record(`[exited: ${code ?? signal}]`);
+        }
+        resolve();
+      });
+      child.once('error', (err) => {
+        this.exitCode ??= err.code ?? 'error';
+        this.record(`[could not run: ${err.message}]`);
         resolve();
       });
     });
