@@ -34,6 +34,8 @@ type Options struct {
 	RetryAfter time.Duration
 	// Logger receives the access, audit and error lines; default slog.Default().
 	Logger *slog.Logger
+	// Metrics, when set, counts requests and decisions and times verification.
+	Metrics *Metrics
 }
 
 const (

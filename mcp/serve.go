@@ -54,6 +54,7 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 
 	t := ts.tenant
 	audit := auditRecord{tenant: t.ID, issuer: t.Provider.Issuer, start: start}
+	defer func() { g.opts.Metrics.request(t.ID, audit.tool, c.Response().Status) }()
 	token, ch := bearerToken(r)
 	if ch == nil && token == "" {
 		ch = &challenge{status: http.StatusUnauthorized, scope: ts.allScopes, description: "an access token is required"}
@@ -62,7 +63,9 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 		return g.refuse(c, ts, &audit, *ch)
 	}
 
+	verifyStart := time.Now()
 	p, err := ts.verifier.Verify(r.Context(), token)
+	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
 	if err != nil {
 		return g.refuse(c, ts, &audit, g.verifyChallenge(ts, err))
 	}
@@ -83,6 +86,7 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 		if err := checkHeaders(r.Header, call); err != nil {
 			ch := challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error()}
 			audit.deny(g.log, r.Context(), ch)
+			g.opts.Metrics.decision(t.ID, "deny", reasonLabel(ch))
 			return jsonError(c, ch.status, ch.code, ch.description)
 		}
 		if call.Method == "tools/call" {
@@ -94,6 +98,7 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 		}
 	}
 	audit.allow(g.log, r.Context())
+	g.opts.Metrics.decision(t.ID, "allow", "")
 
 	c.SetRequest(r.WithContext(WithPrincipal(r.Context(), p)))
 	ts.mcp.ServeHTTP(c.Response(), c.Request())
@@ -130,6 +135,7 @@ func tooLarge(limit int64) challenge {
 // plain JSON errors.
 func (g *Gateway) refuse(c echo.Context, ts *tenantServer, audit *auditRecord, ch challenge) error {
 	audit.deny(g.log, c.Request().Context(), ch)
+	g.opts.Metrics.decision(audit.tenant, "deny", reasonLabel(ch))
 	if ch.status == http.StatusUnauthorized || ch.status == http.StatusForbidden || ch.status == http.StatusBadRequest {
 		return ch.write(c, ts.metadataURL)
 	}
@@ -149,4 +155,26 @@ func (g *Gateway) originAllowed(ts *tenantServer, origin string) bool {
 		}
 	}
 	return false
+}
+
+// outcome labels a verification result for the latency histogram.
+func outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	switch providers.ClassOf(err) {
+	case providers.ClassInvalidToken:
+		return "invalid"
+	case providers.ClassUnavailable:
+		return "unavailable"
+	}
+	return "error"
+}
+
+// reasonLabel is a refusal's bounded reason: its error code.
+func reasonLabel(ch challenge) string {
+	if ch.code == "" {
+		return "no_credentials"
+	}
+	return ch.code
 }

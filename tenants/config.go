@@ -24,8 +24,9 @@ import (
 
 // Defaults for fields an operator may omit.
 const (
-	DefaultListen    = "127.0.0.1:3001"
-	DefaultStorePath = "data/todos.db"
+	DefaultListen      = "127.0.0.1:3001"
+	DefaultAdminListen = "127.0.0.1:3002"
+	DefaultStorePath   = "data/todos.db"
 	// DriverBolt is the local single-file store. "etcd" joins it when the
 	// etcd backend exists; until then it is rejected as unknown.
 	DriverBolt = "bbolt"
@@ -42,6 +43,8 @@ type Config struct {
 	Store StoreConfig `json:"store"`
 	// HTTP tunes the public listener; every field is optional.
 	HTTP HTTPConfig `json:"http"`
+	// Admin is the private listener of /healthz, /readyz, /status, /metrics.
+	Admin AdminConfig `json:"admin"`
 	// Tenants in the order they are listed; at least one is required.
 	Tenants []Tenant `json:"tenants"`
 }
@@ -70,6 +73,13 @@ type HTTPConfig struct {
 	// BodyLimit caps a request body in bytes; default DefaultBodyLimit (1 MiB),
 	// from 1 KiB to 64 MiB. Larger bodies get 413.
 	BodyLimit int64 `json:"body_limit,omitempty"`
+}
+
+// AdminConfig is the "admin" block.
+type AdminConfig struct {
+	// Listen is the admin endpoints' host:port, never the public listener's;
+	// default DefaultAdminListen (loopback: they reveal internals).
+	Listen string `json:"listen,omitempty"`
 }
 
 // Limits of HTTPConfig.BodyLimit.
@@ -242,6 +252,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Store.Driver == "" {
 		c.Store.Driver = DriverBolt
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
 	}
 	if c.HTTP.BodyLimit == 0 {
 		c.HTTP.BodyLimit = DefaultBodyLimit

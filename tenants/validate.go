@@ -83,6 +83,10 @@ func (v *validator) add(path, format string, args ...any) {
 func (c *Config) validate() []Problem {
 	v := &validator{}
 	v.listen("listen", c.Listen)
+	v.listen("admin.listen", c.Admin.Listen)
+	if c.Admin.Listen != "" && c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		v.add("admin.listen", "must differ from listen: the admin endpoints never share the public listener")
+	}
 	v.store("store", c.Store)
 	v.http("http", c.HTTP)
 	if len(c.Tenants) == 0 {

@@ -37,6 +37,12 @@ func TestValidationRules(t *testing.T) {
 		{"store batch delay negative", []edit{set("store", obj{"batch_delay": "-1ms"})}, "store.batch_delay", "must be between 0s and 1s"},
 		{"store bbolt", []edit{set("store", obj{"driver": "bbolt", "path": "/var/lib/todos.db", "batch_delay": "5ms"})}, "", ""},
 
+		// admin
+		{"admin listen bad", []edit{set("admin", obj{"listen": "nowhere"})}, "admin.listen", `must be host:port, such as "127.0.0.1:3001"`},
+		{"admin listen same as public", []edit{set("listen", "127.0.0.1:4000"), set("admin", obj{"listen": "127.0.0.1:4000"})}, "admin.listen",
+			"must differ from listen: the admin endpoints never share the public listener"},
+		{"admin listen ok", []edit{set("admin", obj{"listen": "127.0.0.1:0"})}, "", ""},
+
 		// http
 		{"http origin with path", []edit{set("http", obj{"allowed_origins": []any{"https://app.example.com/x"}})}, "http.allowed_origins[0]",
 			`must be "*" or an origin as a browser sends it: lower-case scheme://host[:port], no path (such as "https://app.example.com")`},

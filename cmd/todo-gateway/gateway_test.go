@@ -64,7 +64,7 @@ func newTestbed(t *testing.T) *testbed {
 		"hooli":    "http://hooli.localhost:" + portOf(ln),
 	}
 	cfgJSON := fmt.Sprintf(`{
-  "listen": "127.0.0.1:0",
+  "listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"},
   "store": {"path": %q},
   "tenants": [
     {"id": "acme", "resource": %q, "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},

@@ -33,7 +33,7 @@ func tenantJSON(base, id, issuer string) string {
 
 func (rb *reloadBed) write(t *testing.T, tenantsJSON ...string) {
 	t.Helper()
-	doc := fmt.Sprintf(`{"listen": "127.0.0.1:0", "store": {"path": %q}, "tenants": [%s]}`, rb.db, strings.Join(tenantsJSON, ","))
+	doc := fmt.Sprintf(`{"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}, "store": {"path": %q}, "tenants": [%s]}`, rb.db, strings.Join(tenantsJSON, ","))
 	// Write then rename, as editors and configuration managers do.
 	tmp := rb.path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(doc), 0o600); err != nil {

@@ -19,6 +19,7 @@ import (
 	todogateway "github.com/todo-gateway/todo-gateway"
 	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -130,7 +131,11 @@ type gateway struct {
 	server   *http.Server
 	listener net.Listener
 	done     chan error
-	log      *slog.Logger
+	// admin serves health, status and metrics on its own private listener.
+	admin         *http.Server
+	adminListener net.Listener
+	adminDone     chan error
+	log           *slog.Logger
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -179,16 +184,33 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 			return nil, err
 		}
 	}
+	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		snap.Close()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
 	reg := tenants.NewRegistry(snap)
-	edge := mcp.New(reg, st, mcp.Options{Logger: log, AllowedOrigins: cfg.HTTP.AllowedOrigins, BodyLimit: cfg.HTTP.BodyLimit})
+	prom := newMetrics()
+	edge := mcp.New(reg, store.Timed(st, prom.observeStore), mcp.Options{
+		Logger: log, AllowedOrigins: cfg.HTTP.AllowedOrigins, BodyLimit: cfg.HTTP.BodyLimit, Metrics: prom.edge,
+	})
 	g = &gateway{
-		cfg:      cfg,
-		edge:     edge,
-		registry: reg,
-		store:    st,
-		listener: ln,
-		log:      log,
-		done:     make(chan error, 1),
+		adminListener: adminLn,
+		admin: &http.Server{
+			Handler:           mcp.NewAdmin(reg, st.Ping, prom.handler()),
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		cfg:       cfg,
+		edge:      edge,
+		registry:  reg,
+		store:     st,
+		listener:  ln,
+		log:       log,
+		done:      make(chan error, 1),
+		adminDone: make(chan error, 1),
 		server: &http.Server{
 			Handler:           edge,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -199,7 +221,8 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 		},
 	}
 	go func() { g.done <- g.server.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "tenants", snap.Len(), "store", cfg.Store.Path)
+	go func() { g.adminDone <- g.admin.Serve(adminLn) }()
+	log.Info("serving", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(), "tenants", snap.Len(), "store", cfg.Store.Path)
 	return g, nil
 }
 
@@ -208,6 +231,9 @@ func (g *gateway) watchConfig(ctx context.Context, path string) error {
 	g.reloader = &reloader{path: path, gw: g, log: g.log}
 	return g.reloader.watch(ctx)
 }
+
+// AdminAddr is the admin listener's address.
+func (g *gateway) AdminAddr() string { return g.adminListener.Addr().String() }
 
 // Addr is the address actually listened on (useful with port 0).
 func (g *gateway) Addr() string { return g.listener.Addr().String() }
@@ -218,14 +244,20 @@ func (g *gateway) Addr() string { return g.listener.Addr().String() }
 // Later calls return the first call's result.
 func (g *gateway) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() {
-		err := g.server.Shutdown(ctx)
+		err := errors.Join(g.server.Shutdown(ctx), g.admin.Shutdown(ctx))
 		if g.reloader != nil {
 			g.reloader.stop()
 		}
-		if serveErr := <-g.done; !errors.Is(serveErr, http.ErrServerClosed) {
-			err = errors.Join(err, serveErr)
+		for _, done := range []chan error{g.done, g.adminDone} {
+			if serveErr := <-done; !errors.Is(serveErr, http.ErrServerClosed) {
+				err = errors.Join(err, serveErr)
+			}
 		}
-		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), g.registry.Load().Close(), g.store.Close())
+		storeErr := g.store.Close()
+		if errors.Is(storeErr, store.ErrClosed) { // closed already: nothing left to lose
+			storeErr = nil
+		}
+		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), g.registry.Load().Close(), storeErr)
 	})
 	return g.shutdownErr
 }

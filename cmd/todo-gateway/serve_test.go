@@ -20,7 +20,7 @@ import (
 // manyTenantsConfig is n path tenants on one issuer.
 func manyTenantsConfig(t testing.TB, base, issuer string, n int) *tenants.Config {
 	var b strings.Builder
-	fmt.Fprintf(&b, `{"store": {"path": %q}, "tenants": [`, filepath.Join(t.TempDir(), "todos.db"))
+	fmt.Fprintf(&b, `{"admin": {"listen": "127.0.0.1:0"}, "store": {"path": %q}, "tenants": [`, filepath.Join(t.TempDir(), "todos.db"))
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteString(",")

@@ -133,6 +133,17 @@ func (s *Store) enter(ctx context.Context) (leave func(), err error) {
 	return s.mu.RUnlock, nil
 }
 
+// Ping reports whether the store is open and its file readable, for the
+// gateway's readiness check.
+func (s *Store) Ping(ctx context.Context) error {
+	leave, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return s.db.View(func(*bbolt.Tx) error { return nil })
+}
+
 // Close waits for calls in progress and closes the file.
 func (s *Store) Close() error {
 	s.mu.Lock()

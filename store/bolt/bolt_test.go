@@ -250,3 +250,17 @@ func TestBatchSharedWithRefusals(t *testing.T) {
 		t.Errorf("Check: %v", err)
 	}
 }
+
+func TestPing(t *testing.T) {
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "todos.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Errorf("Ping of an open store: %v", err)
+	}
+	s.Close()
+	if err := s.Ping(context.Background()); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Ping of a closed store: %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/store"
+)
+
+// metrics is the process's Prometheus registry and the collectors the
+// packages report to. A registry of our own, not the global one, so two
+// gateways in one test process do not collide.
+type metrics struct {
+	reg   *prometheus.Registry
+	edge  *mcp.Metrics
+	store *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &metrics{
+		reg:  reg,
+		edge: mcp.NewMetrics(reg),
+		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "todo_gateway_store_operation_seconds",
+			Help:    "Store operation latency by operation and outcome (ok, or the error kind).",
+			Buckets: []float64{.00005, .0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
+		}, []string{"op", "outcome"}),
+	}
+	reg.MustRegister(m.store)
+	return m
+}
+
+func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+func (m *metrics) observeStore(op string, d time.Duration, err error) {
+	m.store.WithLabelValues(op, storeOutcome(err)).Observe(d.Seconds())
+}
+
+// storeOutcome is a bounded label for a store error.
+func storeOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, store.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, store.ErrDenied):
+		return "denied"
+	case errors.Is(err, store.ErrInvalid):
+		return "invalid"
+	}
+	return "error"
+}

@@ -1,0 +1,70 @@
+package mcp
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/todo-gateway/todo-gateway/tenants"
+)
+
+// readyTimeout bounds a readiness check so a stuck store cannot hang probes.
+const readyTimeout = 2 * time.Second
+
+// tenantStatus is one tenant in the status document.
+type tenantStatus struct {
+	ID       string `json:"id"`
+	Resource string `json:"resource"`
+	Type     string `json:"type"`
+	Issuer   string `json:"issuer"`
+	// Provider is what the tenant's verifier knows of its issuer; absent for
+	// a tenant whose verifier could not be built.
+	Provider any `json:"provider,omitempty"`
+}
+
+// NewAdmin serves the operator's endpoints: /healthz (the process answers),
+// /readyz (ready reports no error and tenants are loaded), /status (each
+// tenant and its provider) and /metrics. They reveal internals, so they
+// belong on a private listener, never on the public MCP one.
+func NewAdmin(reg *tenants.Registry, ready func(context.Context) error, metrics http.Handler) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		_ = jsonError(c, http.StatusNotFound, "not_found", "admin endpoints: /healthz, /readyz, /status, /metrics")
+	}
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/readyz", func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+		defer cancel()
+		if reg.Load().Len() == 0 {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no tenants loaded"})
+		}
+		if err := ready(ctx); err != nil {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "store: " + err.Error()})
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	e.GET("/status", func(c echo.Context) error {
+		snap := reg.Load()
+		out := struct {
+			Tenants []tenantStatus `json:"tenants"`
+		}{Tenants: []tenantStatus{}}
+		for _, t := range snap.Tenants() {
+			st := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer}
+			if s, ok := snap.Verifier(t).(interface{ Status() any }); ok {
+				st.Provider = s.Status()
+			}
+			out.Tenants = append(out.Tenants, st)
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+	e.GET("/metrics", echo.WrapHandler(metrics))
+	return e
+}

@@ -1,0 +1,64 @@
+package mcp
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the edge's Prometheus collectors. Label values are bounded:
+// tenant ids come from the configuration, tools from the three known names
+// (anything else counts as "other"), reasons from the RFC 6750 codes.
+type Metrics struct {
+	requests     *prometheus.CounterVec
+	decisions    *prometheus.CounterVec
+	verification *prometheus.HistogramVec
+}
+
+// NewMetrics registers the edge's collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_requests_total",
+			Help: "MCP endpoint requests by tenant, tool (empty for non-tool calls) and HTTP status.",
+		}, []string{"tenant", "tool", "status"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_authorization_decisions_total",
+			Help: "Authorization decisions by tenant, decision (allow, deny) and reason (the RFC 6750 error code, no_credentials, or empty).",
+		}, []string{"tenant", "decision", "reason"}),
+		verification: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "todo_gateway_token_verification_seconds",
+			Help:    "Time to verify a bearer token, by tenant and outcome (ok, invalid, unavailable, error).",
+			Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
+		}, []string{"tenant", "outcome"}),
+	}
+	reg.MustRegister(m.requests, m.decisions, m.verification)
+	return m
+}
+
+func (m *Metrics) request(tenant, tool string, status int) {
+	if m == nil {
+		return
+	}
+	switch tool {
+	case "", ToolCreateTodo, ToolGetTodos, ToolDeleteTodo:
+	default:
+		tool = "other"
+	}
+	m.requests.WithLabelValues(tenant, tool, strconv.Itoa(status)).Inc()
+}
+
+func (m *Metrics) decision(tenant, decision, reason string) {
+	if m == nil {
+		return
+	}
+	m.decisions.WithLabelValues(tenant, decision, reason).Inc()
+}
+
+func (m *Metrics) verified(tenant, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.verification.WithLabelValues(tenant, outcome).Observe(d.Seconds())
+}

@@ -1,0 +1,57 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/todo-gateway/todo-gateway/store"
+	"github.com/todo-gateway/todo-gateway/store/bolt"
+	"github.com/todo-gateway/todo-gateway/store/storetest"
+)
+
+// The timed wrapper is a full store (it passes the conformance suite) and
+// reports every operation once, with its error.
+func TestTimed(t *testing.T) {
+	storetest.Run(t, storetest.Factory{
+		Open: func(t *testing.T) store.Store {
+			s, err := bolt.Open(filepath.Join(t.TempDir(), "todos.db"), bolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return store.Timed(s, func(string, time.Duration, error) {})
+		},
+	})
+
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "todos.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ops []string
+	var errs []error
+	ts := store.Timed(s, func(op string, d time.Duration, err error) {
+		ops = append(ops, op)
+		errs = append(errs, err)
+	})
+	ctx := context.Background()
+	ts.EnsureTenants(ctx, "acme")
+	todo, _ := ts.Create(ctx, "acme", "alice", "x")
+	ts.Get(ctx, "acme", todo.ID)
+	ts.List(ctx, "acme", store.ListOptions{})
+	ts.Delete(ctx, "acme", "nope", func(store.Todo) bool { return true })
+	want := []string{"ensure_tenants", "create", "get", "list", "delete"}
+	if len(ops) != len(want) {
+		t.Fatalf("observed %v, want %v", ops, want)
+	}
+	for i := range want {
+		if ops[i] != want[i] {
+			t.Errorf("op %d: got %q, want %q", i, ops[i], want[i])
+		}
+	}
+	if !errors.Is(errs[4], store.ErrNotFound) {
+		t.Errorf("delete of an unknown id observed %v, want ErrNotFound", errs[4])
+	}
+}
