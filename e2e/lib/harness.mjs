@@ -231,6 +231,8 @@ export class Lab {
   async startGateway(tenants, { name = 'gateway', label } = {}) {
     const config = {
       listen: `127.0.0.1:${this.gatewayPort}`,
+      // Port 0: gateways of scenarios running side by side must not collide.
+      admin: { listen: '127.0.0.1:0' },
       store: { driver: 'bbolt', path: join(this.dir, 'todos.db') },
       tenants,
     };
