@@ -2,9 +2,11 @@
 // MCP TypeScript SDK doing the whole authorization flow.
 import assert from 'node:assert/strict';
 
-import { scenario } from '../lib/scenario.mjs';
-import { connectAs } from '../lib/client.mjs';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+
 import { credentials as as } from '../lib/accounts.mjs';
+import { connectAs } from '../lib/client.mjs';
+import { scenario } from '../lib/scenario.mjs';
 
 scenario('tutorial checkpoint: User sees and deletes only their own todos, Admin all', async (lab) => {
   const resource = lab.resource('acme');
@@ -23,6 +25,9 @@ scenario('tutorial checkpoint: User sees and deletes only their own todos, Admin
       assert.equal(url.searchParams.get('code_challenge_method'), 'S256');
       assert.equal(url.searchParams.get('scope'), 'create:todos read:todos delete:todos', 'scope from the 401 challenge');
     }
+    // The SDK's newest protocol version is the one agreed on.
+    assert.equal(user.transport.protocolVersion, LATEST_PROTOCOL_VERSION);
+    assert.match(user.client.getServerVersion().name, /acme/);
     const tools = (await user.client.listTools()).tools.map((t) => t.name).sort();
     assert.deepEqual(tools, ['create-todo', 'delete-todo', 'get-todos']);
 
