@@ -1,10 +1,11 @@
-# The README's test command is `make test`; .ci/run calls it.
+# The README's test command is `make test`; .ci/run calls it. It runs the Go
+# checks and tests, then the end-to-end scenarios against real peers.
 GO ?= go
 PKGS := ./...
 
 .PHONY: test vet fmt-check unit bench build run e2e e2e-deps demo
 
-test: fmt-check vet unit
+test: fmt-check vet unit e2e
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

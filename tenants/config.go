@@ -25,7 +25,7 @@ import (
 // Defaults for fields an operator may omit.
 const (
 	DefaultListen      = "127.0.0.1:3001"
-	DefaultAdminListen = "127.0.0.1:3002"
+	DefaultAdminListen = "127.0.0.1:3100"
 	DefaultStorePath   = "data/todos.db"
 	// DriverBolt is the local single-file store. "etcd" joins it when the
 	// etcd backend exists; until then it is rejected as unknown.
