@@ -32,6 +32,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"check", "validate a configuration file and report every problem", runCheck, checkUsage},
+		{"providers", "probe every tenant's authorization server and compare them side by side", runProviders, providersUsage},
 		{"serve", "run the gateway (default configuration: the embedded example)", runServe, serveUsage},
 	}
 }

@@ -1,0 +1,451 @@
+package providers
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Severity grades a Verdict.
+type Severity string
+
+const (
+	// SeverityError: the tenant cannot work as configured (every token, or a
+	// whole class of tokens, would be refused).
+	SeverityError Severity = "error"
+	// SeverityWarning: likely trouble for some clients or some tokens.
+	SeverityWarning Severity = "warning"
+	// SeverityInfo: worth knowing, nothing to fix.
+	SeverityInfo Severity = "info"
+)
+
+func (s Severity) rank() int {
+	switch s {
+	case SeverityError:
+		return 3
+	case SeverityWarning:
+		return 2
+	case SeverityInfo:
+		return 1
+	}
+	return 0
+}
+
+// Verdict is one finding about a tenant's configuration measured against what
+// its authorization server publishes. Rule is a stable identifier (scripts
+// may match on it); Message says what is wrong and what to do.
+type Verdict struct {
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+}
+
+// Rule identifiers, one per check in Verdicts.
+const (
+	RuleDiscovery            = "discovery"
+	RuleIssuerMismatch       = "issuer-mismatch"
+	RuleJWKSMissing          = "jwks-missing"
+	RuleJWKSUnreachable      = "jwks-unreachable"
+	RuleJWKSNoUsableKeys     = "jwks-no-usable-keys"
+	RuleAlgorithmsNoKey      = "algorithms-no-key"
+	RuleAlgorithmsRefused    = "algorithms-refused-keys"
+	RuleAlgorithmsUnused     = "algorithms-unused"
+	RuleIntrospectionMissing = "introspection-missing"
+	RuleIntrospectionAuth    = "introspection-auth-method"
+	RuleResourceIndicators   = "resource-indicators"
+	RuleNoAudienceClaim      = "audience-absent"
+	RuleScopesMissing        = "scopes-missing"
+	RuleScopesUnpublished    = "scopes-unpublished"
+	RulePKCE                 = "pkce-s256"
+	RuleClientRegistration   = "client-registration"
+	RuleAuthorizationCode    = "authorization-code"
+)
+
+// Worst returns the highest severity among vs, "" when vs is empty.
+func Worst(vs []Verdict) Severity {
+	var w Severity
+	for _, v := range vs {
+		if v.Severity.rank() > w.rank() {
+			w = v.Severity
+		}
+	}
+	return w
+}
+
+// CanWork reports whether no verdict is an error.
+func CanWork(vs []Verdict) bool { return Worst(vs) != SeverityError }
+
+// Verdicts judges a tenant's settings against a probe of its authorization
+// server. It is a pure function (no I/O, no clock), so the rules are table
+// tested and the CLI only renders them. Verdicts come out most severe first,
+// in rule order within a severity. r must come from a probe that ran (nil
+// is no report, not a clean one).
+//
+// Rules that read the metadata document (PKCE, registration, scopes, grant
+// types, auth methods, missing endpoints) stay silent when no document was
+// usable: the discovery or issuer-mismatch verdict already says why, and a
+// cascade of "not advertised" findings would only bury it.
+func Verdicts(s Settings, r *ProbeReport) []Verdict {
+	s = s.WithDefaults()
+	c := s.Config
+	var out []Verdict
+	add := func(rule string, sev Severity, format string, args ...any) {
+		out = append(out, Verdict{Rule: rule, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	}
+	var ov MetadataOverride
+	if c.Metadata != nil {
+		ov = *c.Metadata
+	}
+	needJWKS := c.Token != TokenIntrospection
+	needIntro := c.Token != TokenJWT
+	haveMetadata := r.MetadataURL != ""
+
+	// JWT problems are fatal in jwt mode; in auto mode opaque tokens still
+	// go to introspection, so the tenant half-works.
+	jwtSev := SeverityError
+	jwtConsequence := "no access token can be verified"
+	if c.Token == TokenAuto {
+		jwtSev = SeverityWarning
+		jwtConsequence = "JWT access tokens will be refused (opaque ones still go to introspection)"
+	}
+
+	// Discovery.
+	if !haveMetadata {
+		if mm := mismatchedAttempt(r); mm != nil {
+			// Even when overrides spare the gateway discovery, tokens carry
+			// the issuer the server believes in, so they would all fail the
+			// exact iss check.
+			if mm.Issuer == "" {
+				add(RuleIssuerMismatch, SeverityError,
+					"%s names no issuer; a metadata document must name exactly the configured %q", mm.URL, c.Issuer)
+			} else {
+				add(RuleIssuerMismatch, SeverityError,
+					"%s names issuer %q, not the configured %q; issuers are compared byte for byte (a trailing slash matters): set provider.issuer to exactly what the server writes",
+					mm.URL, mm.Issuer, c.Issuer)
+			}
+		} else {
+			covered := (!needJWKS || ov.JWKSURI != "") && (!needIntro || ov.IntrospectionEndpoint != "")
+			why := discoveryFailure(r)
+			if covered {
+				add(RuleDiscovery, SeverityWarning,
+					"no authorization server metadata (%s); the gateway verifies tokens with the configured endpoints, but MCP clients find the authorization server through its metadata and will not get a token", why)
+			} else {
+				add(RuleDiscovery, SeverityError,
+					"no authorization server metadata (%s); the gateway cannot find the issuer's keys or endpoints", why)
+			}
+		}
+	}
+
+	// Signing keys.
+	if needJWKS {
+		switch {
+		case r.JWKSURL == "":
+			if haveMetadata {
+				add(RuleJWKSMissing, jwtSev,
+					"the metadata publishes no jwks_uri and provider.metadata.jwks_uri is not set: %s; set the JWKS URL or use token mode introspection", jwtConsequence)
+			}
+		case r.KeysError != "":
+			add(RuleJWKSUnreachable, jwtSev, "the JWKS at %s cannot be read (%s): %s", r.JWKSURL, r.KeysError, jwtConsequence)
+		default:
+			out = append(out, keyVerdicts(c, r, jwtSev, jwtConsequence)...)
+		}
+	}
+
+	// Introspection.
+	if needIntro {
+		switch {
+		case r.Endpoints.Introspection == "":
+			if haveMetadata {
+				what := "opaque access tokens"
+				if c.Token == TokenIntrospection {
+					what = "access tokens"
+				}
+				add(RuleIntrospectionMissing, SeverityError,
+					"token mode %s needs introspection, but the metadata publishes no introspection_endpoint and provider.metadata.introspection_endpoint is not set: %s cannot be verified",
+					c.Token, what)
+			}
+		case c.Introspection != nil && len(r.IntrospectionAuthMethods) > 0:
+			method, name := "client_secret_basic", "basic"
+			if c.Introspection.AuthMethod == "form" {
+				method, name = "client_secret_post", "form"
+			}
+			if !slices.Contains(r.IntrospectionAuthMethods, method) {
+				add(RuleIntrospectionAuth, SeverityWarning,
+					"provider.introspection.auth_method %s sends %s, which the server does not list in introspection_endpoint_auth_methods_supported (%s); introspection calls may be refused",
+					name, method, strings.Join(r.IntrospectionAuthMethods, ", "))
+			}
+		}
+	}
+
+	// Audience strategy against what the provider is known to put in aud.
+	quirk, known := recogniseIssuer(c.Issuer)
+	switch {
+	case !known:
+	case s.Audience.Strategy == AudienceResource && !quirk.resourceIndicators:
+		add(RuleResourceIndicators, SeverityWarning,
+			"the resource audience strategy expects aud to be the resource URL (RFC 8707), but %s ignores resource indicators: %s", quirk.name, quirk.instead)
+	case s.Audience.Strategy == AudienceValues && quirk.noAudience:
+		add(RuleNoAudienceClaim, SeverityWarning,
+			"the audience strategy needs an aud claim, but %s access tokens have none: %s", quirk.name, quirk.instead)
+	}
+
+	if !haveMetadata {
+		return sortVerdicts(out)
+	}
+
+	// Scopes.
+	switch {
+	case len(r.ScopesSupported) == 0:
+		add(RuleScopesUnpublished, SeverityInfo,
+			"no scopes_supported published, so the tenant's scopes (%s) cannot be checked", strings.Join(r.TenantScopes, ", "))
+	case len(r.MissingScopes) > 0 && unlistedAPIScopes(c, quirk, known) != "":
+		add(RuleScopesMissing, SeverityInfo,
+			"scopes_supported lacks %s, as expected: %s; check that the API defines them",
+			strings.Join(r.MissingScopes, ", "), unlistedAPIScopes(c, quirk, known))
+	case len(r.MissingScopes) > 0:
+		add(RuleScopesMissing, SeverityWarning,
+			"scopes_supported lacks %s: clients asking for them may be refused or get tokens without them; define them at the provider, or map the permissions to its scopes (scopes.create/read/delete)",
+			strings.Join(r.MissingScopes, ", "))
+	}
+
+	// What MCP clients need from the authorization server.
+	if !r.PKCES256 {
+		add(RulePKCE, SeverityWarning,
+			"code_challenge_methods_supported lacks S256: MCP clients must use PKCE S256 and refuse an authorization server that does not advertise it")
+	}
+	if !r.DynamicRegistration && !r.ClientIDMetadataDocument {
+		add(RuleClientRegistration, SeverityWarning,
+			"no dynamic client registration (registration_endpoint) and no client ID metadata documents: MCP clients cannot get a client on their own; register one by hand and configure it in each client")
+	}
+	if len(r.GrantTypes) > 0 && !slices.Contains(r.GrantTypes, "authorization_code") {
+		add(RuleAuthorizationCode, SeverityWarning,
+			"grant_types_supported (%s) lacks authorization_code, the grant MCP clients sign users in with", strings.Join(r.GrantTypes, ", "))
+	}
+	return sortVerdicts(out)
+}
+
+// keyVerdicts judges a JWKS that was read against the allowed algorithms.
+func keyVerdicts(c Config, r *ProbeReport, sev Severity, consequence string) []Verdict {
+	var out []Verdict
+	add := func(rule string, sev Severity, format string, args ...any) {
+		out = append(out, Verdict{Rule: rule, Severity: sev, Message: fmt.Sprintf(format, args...)})
+	}
+	var usable []KeyInfo
+	for _, k := range r.Keys {
+		if k.Usable {
+			usable = append(usable, k)
+		}
+	}
+	if len(usable) == 0 {
+		add(RuleJWKSNoUsableKeys, sev, "the JWKS at %s holds %d keys, none a public signing key the gateway can use: %s", r.JWKSURL, len(r.Keys), consequence)
+		return out
+	}
+
+	allowed := r.AllowedAlgs
+	if len(allowed) == 0 {
+		allowed = c.Algorithms
+	}
+	var accepted int
+	var refused []string
+	for _, k := range usable {
+		if slices.ContainsFunc(KeyAlgorithms(k), func(a string) bool { return slices.Contains(allowed, a) }) {
+			accepted++
+		} else {
+			refused = append(refused, keyLabel(k))
+		}
+	}
+	provider := providerAlgs(r, usable)
+	switch {
+	case accepted == 0:
+		add(RuleAlgorithmsNoKey, sev,
+			"no key of the JWKS fits the allowed algorithms (%s); the keys are %s: %s; allow %s in provider.algorithms",
+			strings.Join(allowed, ", "), strings.Join(refused, ", "), consequence, strings.Join(provider, ", "))
+	case len(refused) > 0:
+		add(RuleAlgorithmsRefused, SeverityWarning,
+			"keys %s use algorithms outside the allowed ones (%s): tokens they sign will be refused",
+			strings.Join(refused, ", "), strings.Join(allowed, ", "))
+	}
+	// Only an explicit list can be "too wide": the default is derived from
+	// what the server advertises. With no key accepted, the error above
+	// already names the algorithms to allow.
+	if len(c.Algorithms) > 0 && accepted > 0 {
+		var unused []string
+		for _, a := range c.Algorithms {
+			if !slices.Contains(provider, a) {
+				unused = append(unused, a)
+			}
+		}
+		if len(unused) > 0 {
+			add(RuleAlgorithmsUnused, SeverityWarning,
+				"provider.algorithms allows %s, which no key of the provider uses (its keys use %s): narrow the list to what the provider signs with",
+				strings.Join(unused, ", "), strings.Join(provider, ", "))
+		}
+	}
+	return out
+}
+
+// KeyAlgorithms lists the algorithms a JWKS key can verify: its alg when it
+// names one, else every algorithm of its key type (and curve).
+func KeyAlgorithms(k KeyInfo) []string {
+	if k.Alg != "" {
+		return []string{k.Alg}
+	}
+	switch k.Type {
+	case "RSA":
+		return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+	case "EC":
+		switch k.Curve {
+		case "P-256":
+			return []string{"ES256"}
+		case "P-384":
+			return []string{"ES384"}
+		case "P-521":
+			return []string{"ES512"}
+		}
+	case "OKP":
+		if k.Curve == "Ed25519" {
+			return []string{"EdDSA"}
+		}
+	}
+	return nil
+}
+
+// providerAlgs is what the provider signs with, as far as its keys say: a
+// key's own alg, or for a key without one, the advertised signing algorithms
+// its type can verify (every one of its type when none is advertised).
+func providerAlgs(r *ProbeReport, usable []KeyInfo) []string {
+	var out []string
+	addAll := func(as []string) {
+		for _, a := range as {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	for _, k := range usable {
+		cands := KeyAlgorithms(k)
+		if k.Alg == "" && len(r.SigningAlgs) > 0 {
+			var adv []string
+			for _, a := range cands {
+				if slices.Contains(r.SigningAlgs, a) {
+					adv = append(adv, a)
+				}
+			}
+			if len(adv) > 0 {
+				cands = adv
+			}
+		}
+		addAll(cands)
+	}
+	return out
+}
+
+func keyLabel(k KeyInfo) string {
+	alg := k.Alg
+	if alg == "" {
+		alg = k.Type
+		if k.Curve != "" {
+			alg += " " + k.Curve
+		}
+	}
+	if k.KID == "" {
+		return alg
+	}
+	return k.KID + " (" + alg + ")"
+}
+
+// mismatchedAttempt returns the first document that answered with another
+// issuer, nil if none did.
+func mismatchedAttempt(r *ProbeReport) *DiscoveryAttempt {
+	for i, a := range r.Discovery {
+		if a.Status == 200 && a.Error != "" && a.Issuer != r.Issuer {
+			return &r.Discovery[i]
+		}
+	}
+	return nil
+}
+
+// discoveryFailure summarises why no document was usable: unreachable, or
+// the statuses the metadata URLs answered.
+func discoveryFailure(r *ProbeReport) string {
+	if len(r.Discovery) == 0 {
+		return "no metadata URL could be formed from the issuer"
+	}
+	var statuses []string
+	for _, a := range r.Discovery {
+		if a.Status != 0 {
+			statuses = append(statuses, fmt.Sprintf("HTTP %d", a.Status))
+		}
+	}
+	if len(statuses) == 0 {
+		// No HTTP status at all: a dead host, a timeout, or a body that
+		// was not JSON; the first error says which.
+		return "no answer: " + r.Discovery[0].Error
+	}
+	return fmt.Sprintf("%d metadata URLs tried, answers: %s", len(r.Discovery), strings.Join(statuses, ", "))
+}
+
+// issuerQuirk is what the gateway knows about a hosted provider's access
+// tokens, recognised from the issuer alone.
+type issuerQuirk struct {
+	name               string
+	resourceIndicators bool   // honours RFC 8707 resource, putting it in aud
+	noAudience         bool   // access tokens carry no aud at all
+	apiScopesUnlisted  bool   // scopes_supported lists only OpenID scopes, never an API's
+	instead            string // which strategy to use, and with what
+}
+
+// recogniseIssuer recognises the providers known to ignore resource
+// indicators (REFERENCE.md §2, notes on provider behaviours). Host patterns
+// are the providers' documented issuer shapes; a custom domain is simply not
+// recognised, which costs a warning, never a false error.
+func recogniseIssuer(issuer string) (issuerQuirk, bool) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return issuerQuirk{}, false
+	}
+	host := strings.ToLower(u.Hostname())
+	hasSuffix := func(suffixes ...string) bool {
+		return slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(host, s) })
+	}
+	switch {
+	case hasSuffix(".auth0.com"):
+		return issuerQuirk{name: "Auth0", apiScopesUnlisted: true,
+			instead: "it sets aud to the API identifier, and issues opaque tokens unless the client sends audience=; use the audience strategy with the API identifier"}, true
+	case hasSuffix(".okta.com", ".oktapreview.com", ".okta-emea.com"):
+		return issuerQuirk{name: "Okta",
+			instead: "a custom authorization server sets aud to its configured audience (api://default by default); use the audience strategy with that value"}, true
+	case host == "login.microsoftonline.com" || host == "sts.windows.net" || host == "login.microsoftonline.us" ||
+		host == "login.chinacloudapi.cn" || hasSuffix(".ciamlogin.com"):
+		return issuerQuirk{name: "Microsoft Entra ID", apiScopesUnlisted: true,
+			instead: "it rejects the resource parameter with v2 scopes (AADSTS9010010) and sets aud to the API's client ID (v2 tokens) or App ID URI (v1); use the audience strategy with those values, clients asking for scope <App ID URI>/.default"}, true
+	case strings.HasPrefix(host, "cognito-idp.") && strings.HasSuffix(host, ".amazonaws.com"):
+		return issuerQuirk{name: "Amazon Cognito", noAudience: true, apiScopesUnlisted: true,
+			instead: "its access tokens have no aud (the client is in client_id); use the scope strategy with the resource server's scope prefix (such as todo-api/)"}, true
+	case strings.Contains(u.Path, "/realms/"):
+		return issuerQuirk{name: "Keycloak",
+			instead: "unless the experimental resource-indicators feature is on, aud is account or absent; add an audience mapper to the client scope and use the audience strategy with its value"}, true
+	case strings.Contains(u.Path, "/application/o/"):
+		return issuerQuirk{name: "authentik",
+			instead: "it sets aud to the OAuth client ID; use the audience strategy with the client ID"}, true
+	}
+	return issuerQuirk{}, false
+}
+
+// unlistedAPIScopes explains why a provider's scopes_supported cannot be
+// expected to list the tenant's scopes, or returns "" when it should.
+func unlistedAPIScopes(c Config, q issuerQuirk, known bool) string {
+	switch {
+	case c.Type == KindLogto:
+		return "Logto lists only OpenID scopes there and defines API scopes per API resource"
+	case known && q.apiScopesUnlisted:
+		return q.name + " lists only OpenID scopes there, not an API's"
+	}
+	return ""
+}
+
+func sortVerdicts(vs []Verdict) []Verdict {
+	slices.SortStableFunc(vs, func(a, b Verdict) int { return b.Severity.rank() - a.Severity.rank() })
+	return vs
+}
