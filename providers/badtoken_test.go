@@ -232,6 +232,11 @@ func TestBadTokens(t *testing.T) {
 			if len(tok) > 16 && strings.Contains(err.Error(), tok) {
 				t.Fatalf("error %q contains the token", err)
 			}
+			// Traced, the same token gets the same refusal, and the trace
+			// ends at the check that refused it.
+			_, steps, err := tracedVerify(p, tok)
+			checkErr(t, err, ClassInvalidToken, tt.reason)
+			checkFailedTrace(t, steps, tt.reason, tok)
 			if tt.after != nil {
 				tt.after(t)
 			}

@@ -122,58 +122,106 @@ type claimRules struct {
 }
 
 // principal applies the checks common to both token kinds (issuer, time,
-// subject, audience strategy, scopes) and builds the Principal.
-func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules) (*Principal, error) {
+// subject, audience strategy, scopes) and builds the Principal. tr may be
+// nil; every detail is formatted only when it is not.
+func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace) (*Principal, error) {
 	now := p.now()
 
 	iss, ok, err := m.str("iss")
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, tr.fail(stepIssuer, err)
 	case !ok && !r.allowMissingIssuer:
-		return nil, invalid(reasonNoIssuer, nil)
+		return nil, tr.fail(stepIssuer, invalid(reasonNoIssuer, nil))
 	case ok && iss != p.issuer:
-		return nil, invalid(reasonIssuer, nil)
+		err := invalid(reasonIssuer, nil)
+		if tr != nil {
+			tr.failWith(stepIssuer, err, "iss "+quoted(iss)+", but the tenant trusts "+quoted(p.issuer))
+		}
+		return nil, err
 	}
 	if !ok {
 		iss = p.issuer
+		tr.add(stepIssuer, true, "no iss; accepted because allow_missing_issuer is set")
+	} else if tr != nil {
+		tr.add(stepIssuer, true, "iss "+quoted(iss)+" is the tenant's issuer")
 	}
 
 	exp, hasExp, err := m.numericDate("exp")
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, tr.fail(stepExpiry, err)
 	case !hasExp && !r.introspection:
-		return nil, invalid(reasonNoExpiry, nil)
+		return nil, tr.fail(stepExpiry, invalid(reasonNoExpiry, nil))
 	case hasExp && now.After(exp.Add(p.leeway)):
-		return nil, invalid(reasonExpired, nil)
+		err := invalid(reasonExpired, nil)
+		if tr != nil {
+			tr.failWith(stepExpiry, err, "exp "+at(exp, now)+", beyond the "+p.leeway.String()+" leeway; now "+now.UTC().Format(time.RFC3339))
+		}
+		return nil, err
+	}
+	if tr != nil {
+		if hasExp {
+			tr.add(stepExpiry, true, "exp "+at(exp, now)+"; leeway "+p.leeway.String())
+		} else {
+			tr.add(stepExpiry, true, "no exp: the introspection answer's active=true vouches for it")
+		}
 	}
 	nbf, ok, err := m.numericDate("nbf")
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, tr.fail(stepNotBefore, err)
 	case ok && now.Add(p.leeway).Before(nbf):
-		return nil, invalid(reasonNotYetValid, nil)
+		err := invalid(reasonNotYetValid, nil)
+		if tr != nil {
+			tr.failWith(stepNotBefore, err, "nbf "+at(nbf, now)+", beyond the "+p.leeway.String()+" leeway")
+		}
+		return nil, err
+	}
+	if tr != nil {
+		if ok {
+			tr.add(stepNotBefore, true, "nbf "+at(nbf, now))
+		} else {
+			tr.add(stepNotBefore, true, "no nbf")
+		}
 	}
 	iat, ok, err := m.numericDate("iat")
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, tr.fail(stepIssuedAt, err)
 	case ok && iat.After(now.Add(p.leeway)):
-		return nil, invalid(reasonIssuedFuture, nil)
+		err := invalid(reasonIssuedFuture, nil)
+		if tr != nil {
+			tr.failWith(stepIssuedAt, err, "iat "+at(iat, now)+", beyond the "+p.leeway.String()+" leeway")
+		}
+		return nil, err
+	}
+	if tr != nil {
+		if ok {
+			tr.add(stepIssuedAt, true, "iat "+at(iat, now))
+		} else {
+			tr.add(stepIssuedAt, true, "no iat")
+		}
 	}
 
 	sub, _, err := m.str(p.claims.Subject)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, tr.fail(stepSubject, err)
 	case sub == "":
-		return nil, invalid(reasonNoSubject, nil)
+		err := invalid(reasonNoSubject, nil)
+		if tr != nil {
+			tr.failWith(stepSubject, err, "claim "+quoted(p.claims.Subject)+" is absent or empty")
+		}
+		return nil, err
+	}
+	if tr != nil {
+		tr.add(stepSubject, true, p.claims.Subject+" "+quoted(sub))
 	}
 
 	aud, hasAud, err := m.audience()
 	if err != nil {
-		return nil, err
+		return nil, tr.fail(stepAudience, err)
 	}
 	switch p.aud.Strategy {
 	case AudienceResource, AudienceValues:
@@ -184,20 +232,42 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules) (*Princip
 		}
 		switch {
 		case !hasAud && !r.allowMissingAudience:
-			return nil, invalid(reasonNoAudience, nil)
+			return nil, tr.fail(stepAudience, invalid(reasonNoAudience, nil))
 		case hasAud && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(want, a) }):
-			return nil, invalid(reason, nil)
+			err := invalid(reason, nil)
+			if tr != nil {
+				tr.failWith(stepAudience, err, "aud "+quotedList(aud)+"; strategy "+string(p.aud.Strategy)+" wants one of "+quotedList(want))
+			}
+			return nil, err
+		}
+		if tr != nil {
+			if hasAud {
+				tr.add(stepAudience, true, "aud "+quotedList(aud)+" contains one of "+quotedList(want)+" (strategy "+string(p.aud.Strategy)+")")
+			} else {
+				tr.add(stepAudience, true, "no aud; accepted because allow_missing_audience is set")
+			}
 		}
 	case AudienceScope:
 		// Nothing to check: the issuer is pinned above and only prefixed
 		// scopes count below.
+		if tr != nil {
+			tr.add(stepAudience, true, "strategy scope: aud is not checked; only scopes starting with "+quoted(p.aud.Prefix)+" count")
+		}
 	}
 
 	var scopes []string
+	var read []string // for the trace: what each claim held
 	for _, name := range p.claims.Scopes {
-		vals, _, err := m.list(name)
+		vals, present, err := m.list(name)
 		if err != nil {
-			return nil, err
+			return nil, tr.fail(stepScopes, err)
+		}
+		if tr != nil {
+			if present {
+				read = append(read, name+" "+quotedList(vals))
+			} else {
+				read = append(read, name+" absent")
+			}
 		}
 		for _, v := range vals {
 			if v != "" && !slices.Contains(scopes, v) {
@@ -205,15 +275,18 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules) (*Princip
 			}
 		}
 	}
+	if tr != nil {
+		tr.add(stepScopes, true, strings.Join(read, "; "))
+	}
 
-	var clientID string
+	var clientID, clientClaim string
 	for _, name := range p.claims.ClientID {
 		v, _, err := m.str(name)
 		if err != nil {
-			return nil, err
+			return nil, tr.fail(stepClient, err)
 		}
 		if v != "" {
-			clientID = v
+			clientID, clientClaim = v, name
 			break
 		}
 	}
@@ -230,6 +303,14 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules) (*Princip
 	}
 	if hasExp {
 		pr.Expiry = exp
+	}
+	if tr != nil {
+		tr.add(stepPermissions, true, p.describePermissions(scopes, pr.Permissions))
+		if clientID != "" {
+			tr.add(stepClient, true, clientClaim+" "+quoted(clientID))
+		} else {
+			tr.add(stepClient, true, "none of "+strings.Join(p.claims.ClientID, ", ")+" is present")
+		}
 	}
 	return pr, nil
 }

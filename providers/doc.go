@@ -19,7 +19,8 @@
 // Files, one concern each: provider.go (settings, defaults, New, Verify),
 // discovery.go, jwks.go, jwt.go, introspect.go, claims.go, cache.go,
 // fetch.go (bounded HTTP, single flight, backoff), errors.go (the reasons),
-// probe.go (the capability report). providertest is an in-process
+// probe.go (the capability report), trace.go (the optional record of every
+// check a Verify makes, behind "todo-gateway token"). providertest is an in-process
 // authorization server for tests.
 //
 // Benchmarks: go test -run '^$' -bench . -benchmem ./providers/

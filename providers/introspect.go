@@ -95,27 +95,37 @@ func newIntrospector(p *Provider, c *IntrospectionConfig, sr SecretResolver) (*i
 	return in, nil
 }
 
-// introspect verifies a token by asking the authorization server.
-func (p *Provider) introspect(ctx context.Context, raw string) (*Principal, error) {
+// introspect verifies a token by asking the authorization server. tr may
+// be nil.
+func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Principal, error) {
 	in := p.intro
 	if in == nil {
-		return nil, internal(reasonNoIntrospect, errors.New("token mode jwt has no introspection client"))
+		return nil, tr.fail(stepIntrospection, internal(reasonNoIntrospect, errors.New("token mode jwt has no introspection client")))
 	}
 	// The tenant is part of the key so that one tenant's cached answer can
 	// never serve another, even if caches were ever shared.
 	key := sha256.Sum256([]byte(p.tenant + "\x00" + raw))
-	if r, ok := in.cache.get(key, p.now()); ok {
-		return r.unpack()
+	// A traced call asks the server: a cached answer would explain nothing.
+	if tr == nil {
+		if r, ok := in.cache.get(key, p.now()); ok {
+			return r.unpack()
+		}
 	}
 	ep, err := p.disc.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, tr.fail(stepDiscovery, err)
 	}
 	if ep.introspection == "" {
-		return nil, internal(reasonNoIntrospect, errors.New("neither metadata nor configuration gives an introspection endpoint"))
+		return nil, tr.fail(stepDiscovery, internal(reasonNoIntrospect, errors.New("neither metadata nor configuration gives an introspection endpoint")))
 	}
+	if tr != nil {
+		tr.add(stepDiscovery, true, ep.describe()+"; introspection_endpoint "+ep.introspection)
+	}
+	recorded := tr.count()
 	r, err := in.calls.do(ctx, &p.bg, key, requestTimeout, func(ctx context.Context) (introResult, error) {
-		r, err := in.call(ctx, ep.introspection, raw)
+		// The call may run in the background for several waiters; the
+		// trace is that of the caller who started it.
+		r, err := in.call(ctx, ep.introspection, raw, tr)
 		if err == nil {
 			in.store(key, r)
 		}
@@ -125,12 +135,21 @@ func (p *Provider) introspect(ctx context.Context, raw string) (*Principal, erro
 		var pe *Error
 		switch {
 		case errors.As(err, &pe):
-			return nil, pe
 		case ctx.Err() != nil:
-			return nil, unavailable(reasonCancelled, err)
+			pe = unavailable(reasonCancelled, err)
 		default:
-			return nil, unavailable(reasonIntrospectDown, err)
+			pe = unavailable(reasonIntrospectDown, err)
 		}
+		return nil, tr.fail(stepIntrospection, pe)
+	}
+	if tr != nil && tr.count() == recorded {
+		// Another request had already asked the server about this token
+		// and this one waited for its answer.
+		detail := "answered by an identical introspection already in flight"
+		if r.err != nil {
+			detail = r.err.Error() + ": " + detail
+		}
+		tr.add(stepIntrospection, r.err == nil, detail)
 	}
 	return r.unpack()
 }
@@ -160,8 +179,8 @@ func (in *introspector) store(key [32]byte, r introResult) {
 
 // call performs one RFC 7662 request. Its error is transient (network,
 // 5xx) or a misconfiguration; a token that is refused comes back as an
-// introResult with err set.
-func (in *introspector) call(ctx context.Context, endpoint, raw string) (introResult, error) {
+// introResult with err set. tr may be nil; the caller records errors.
+func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trace) (introResult, error) {
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
 	if in.form && in.clientID != "" {
 		form.Set("client_id", in.clientID)
@@ -204,17 +223,32 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string) (introRe
 	if err != nil {
 		return introResult{}, unavailable(reasonIntrospectDown, fmt.Errorf("POST %s: answer is not a JSON object", endpoint))
 	}
+	if tr != nil {
+		tr.add(stepIntrospection, true, "POST "+endpoint+" "+in.describeAuth()+": HTTP 200, a JSON answer")
+	}
 	// RFC 7662 §2.2: active is REQUIRED; anything but a literal true is a no.
 	if active, _, _ := m.boolean("active"); !active {
-		return introResult{err: invalid(reasonInactive, nil)}, nil
+		err := invalid(reasonInactive, nil)
+		if tr != nil {
+			tr.failWith(stepActive, err, describeActive(m))
+		}
+		return introResult{err: err}, nil
 	}
+	tr.add(stepActive, true, "active is true")
 	// Hydra and Cognito say which kind of token this is; a refresh token
 	// must not pass as an access token.
 	use, _, _ := m.str("token_use")
 	if use != "" && use != "access_token" && use != "access" {
-		return introResult{err: invalid(reasonNotAccess, nil)}, nil
+		err := invalid(reasonNotAccess, nil)
+		if tr != nil {
+			tr.failWith(stepTokenUse, err, "token_use "+quoted(use))
+		}
+		return introResult{err: err}, nil
 	}
-	pr, err := in.p.principal(m, TokenKindOpaque, in.rules)
+	if tr != nil && use != "" {
+		tr.add(stepTokenUse, true, "token_use "+quoted(use))
+	}
+	pr, err := in.p.principal(m, TokenKindOpaque, in.rules, tr)
 	if err != nil {
 		var pe *Error
 		if errors.As(err, &pe) {
@@ -223,4 +257,28 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string) (introRe
 		return introResult{}, err
 	}
 	return introResult{pr: pr}, nil
+}
+
+// describeAuth says how the gateway authenticated to the endpoint, for a
+// trace: the client id, never the secret.
+func (in *introspector) describeAuth() string {
+	switch {
+	case in.clientID == "":
+		return "without client authentication"
+	case in.form:
+		return "as client " + quoted(in.clientID) + " (client_secret_post)"
+	default:
+		return "as client " + quoted(in.clientID) + " (client_secret_basic)"
+	}
+}
+
+func describeActive(m claimSet) string {
+	switch _, present, err := m.boolean("active"); {
+	case !present:
+		return "the answer has no active member"
+	case err != nil:
+		return "active is not a boolean"
+	default:
+		return "active is false"
+	}
 }

@@ -61,6 +61,7 @@ type stateKey struct{}
 
 type verifyState struct {
 	jws     *jose.JSONWebSignature
+	tr      *Trace // nil unless the caller traces
 	err     error  // the keySet's typed failure, if any
 	payload []byte // set once the signature verified
 }
@@ -77,20 +78,23 @@ func (ks *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, erro
 		}
 		st = &verifyState{jws: jws}
 	}
-	payload, err := ks.verify(ctx, st.jws)
+	payload, err := ks.verify(ctx, st.jws, st.tr)
 	st.err, st.payload = err, payload
 	return payload, err
 }
 
-func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, error) {
+func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, tr *Trace) ([]byte, error) {
 	if len(jws.Signatures) != 1 {
-		return nil, invalid(reasonMalformed, errors.New("expected exactly one signature"))
+		return nil, tr.fail(stepSignature, invalid(reasonMalformed, errors.New("expected exactly one signature")))
 	}
 	h := jws.Signatures[0].Header
 	for attempt := 0; ; attempt++ {
 		keys, err := ks.current(ctx)
 		if err != nil {
-			return nil, err
+			return nil, tr.fail(stepKeys, err)
+		}
+		if tr != nil {
+			ks.traceKeys(tr, keys, attempt)
 		}
 		matched := false
 		for i := range keys {
@@ -108,9 +112,13 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byt
 			}
 			matched = true
 			if payload, err := jws.Verify(k); err == nil {
+				if tr != nil {
+					tr.add(stepKey, true, describeKey(k)+" fits "+h.Algorithm)
+					tr.add(stepSignature, true, "verified with "+describeKey(k))
+				}
 				return payload, nil
 			} else if errors.Is(err, jose.ErrUnsupportedCriticalHeader) {
-				return nil, invalid(reasonCrit, err)
+				return nil, tr.fail(stepSignature, invalid(reasonCrit, err))
 			}
 		}
 		// Not verified: either a forgery or a rotation this cache has not
@@ -121,14 +129,25 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byt
 			continue
 		}
 		if matched {
-			return nil, invalid(reasonBadSignature, errBadSignature)
+			if tr != nil {
+				tr.add(stepKey, true, kidText(h.KeyID)+" matches a "+h.Algorithm+" key")
+			}
+			return nil, tr.fail(stepSignature, invalid(reasonBadSignature, errBadSignature))
 		}
 		// While the JWKS cannot be fetched, an unknown kid may well be a
 		// legitimate new key: that is an outage, not a bad token.
 		if err := ks.failing(); err != nil {
-			return nil, unavailable(reasonKeysDown, fmt.Errorf("kid %q is not cached and the JWKS cannot be refreshed: %w", safeDetail(h.KeyID), err))
+			return nil, tr.fail(stepKey, unavailable(reasonKeysDown, fmt.Errorf("kid %q is not cached and the JWKS cannot be refreshed: %w", safeDetail(h.KeyID), err)))
 		}
-		return nil, invalid(reasonUnknownKey, fmt.Errorf("%w (kid %q)", errUnknownKey, safeDetail(h.KeyID)))
+		err = invalid(reasonUnknownKey, fmt.Errorf("%w (kid %q)", errUnknownKey, safeDetail(h.KeyID)))
+		if tr != nil {
+			refetch := "the JWKS was refetched and still has no such key"
+			if attempt == 0 {
+				refetch = "no refetch: the JWKS was fetched less than jwks_min_refresh (" + ks.p.minRefresh.String() + ") ago"
+			}
+			tr.failWith(stepKey, err, "no "+h.Algorithm+" key with "+kidText(h.KeyID)+" among "+kids(keys)+"; "+refetch)
+		}
+		return nil, err
 	}
 }
 

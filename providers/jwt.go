@@ -49,81 +49,101 @@ func normaliseType(t string) string {
 
 // verifyJWT checks a JWT access token (RFC 9068 §4). go-jose parses it,
 // go-oidc checks the alg allow-list, the signature (through our keySet) and
-// the exact issuer; claims.go checks the rest.
-func (p *Provider) verifyJWT(ctx context.Context, raw string, jws *jose.JSONWebSignature) (*Principal, error) {
+// the exact issuer; claims.go checks the rest. tr may be nil.
+func (p *Provider) verifyJWT(ctx context.Context, raw string, jws *jose.JSONWebSignature, tr *Trace) (*Principal, error) {
 	if jws == nil {
 		switch strings.Count(raw, ".") {
 		case 2:
 		case 4:
-			return nil, invalid(reasonJWE, nil)
+			return nil, tr.fail(stepHeader, invalid(reasonJWE, nil))
 		default:
-			return nil, invalid(reasonMalformed, errors.New("a compact JWS has three dot-separated parts"))
+			return nil, tr.fail(stepHeader, invalid(reasonMalformed, errors.New("a compact JWS has three dot-separated parts")))
 		}
 		var err error
 		jws, err = jose.ParseSignedCompact(raw, parseAlgs)
 		if err != nil {
 			var ue *jose.ErrUnexpectedSignatureAlgorithm
 			if errors.As(err, &ue) {
-				return nil, invalid(reasonUnsupported, err)
+				return nil, tr.fail(stepHeader, invalid(reasonUnsupported, err))
 			}
-			return nil, invalid(reasonMalformed, err)
+			return nil, tr.fail(stepHeader, invalid(reasonMalformed, err))
 		}
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, invalid(reasonMalformed, errors.New("expected exactly one signature"))
+		return nil, tr.fail(stepHeader, invalid(reasonMalformed, errors.New("expected exactly one signature")))
 	}
 	h := jws.Signatures[0].Header
 	alg := h.Algorithm
+	if tr != nil {
+		tr.add(stepHeader, true, "a signed JWT: alg "+quoted(alg)+", "+kidText(h.KeyID))
+	}
 	switch {
 	case alg == "none":
-		return nil, invalid(reasonAlgNone, nil)
+		return nil, tr.fail(stepAlgorithm, invalid(reasonAlgNone, nil))
 	case strings.HasPrefix(alg, "HS"):
-		return nil, invalid(reasonAlgHMAC, nil)
+		return nil, tr.fail(stepAlgorithm, invalid(reasonAlgHMAC, nil))
 	}
 	if _, ok := h.ExtraHeaders["crit"]; ok {
-		return nil, invalid(reasonCrit, nil)
+		return nil, tr.fail(stepHeader, invalid(reasonCrit, nil))
 	}
 	if err := p.checkType(h); err != nil {
+		if tr != nil {
+			tr.failWith(stepTyp, err, "the tenant accepts "+strings.Join(p.jwtTypes, ", "))
+		}
 		return nil, err
+	}
+	if tr != nil {
+		tr.add(stepTyp, true, describeType(h)+" is accepted: the tenant accepts "+strings.Join(p.jwtTypes, ", "))
 	}
 
 	ep, err := p.disc.get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, tr.fail(stepDiscovery, err)
 	}
 	if ep.verifier == nil {
-		return nil, internal(reasonNoJWKS, errors.New("neither metadata nor configuration gives a jwks_uri"))
+		return nil, tr.fail(stepDiscovery, internal(reasonNoJWKS, errors.New("neither metadata nor configuration gives a jwks_uri")))
+	}
+	if tr != nil {
+		tr.add(stepDiscovery, true, ep.describe()+"; jwks_uri "+ep.jwks.url)
 	}
 	if !slices.Contains(ep.algs, alg) {
-		return nil, invalid(reasonAlgNotAllowed(alg), nil)
+		err := invalid(reasonAlgNotAllowed(alg), nil)
+		if tr != nil {
+			tr.failWith(stepAlgorithm, err, p.describeAlgs(ep))
+		}
+		return nil, err
+	}
+	if tr != nil {
+		tr.add(stepAlgorithm, true, alg+" is allowed: "+p.describeAlgs(ep))
 	}
 
-	st := &verifyState{jws: jws}
+	st := &verifyState{jws: jws, tr: tr}
 	idt, err := ep.verifier.Verify(context.WithValue(ctx, stateKey{}, st), raw)
 	if err != nil {
 		if st.err != nil {
+			// The keySet has recorded the key or signature step.
 			return nil, st.err
 		}
 		if st.payload == nil {
 			// go-oidc refused before asking for the signature.
-			return nil, invalid(reasonMalformed, err)
+			return nil, tr.fail(stepClaims, invalid(reasonMalformed, err))
 		}
 		// The signature verified, so go-oidc objected to a claim (issuer or a
 		// standard claim of the wrong type). Re-run our own checks to name it.
 		m, cerr := decodeClaims(st.payload)
 		if cerr != nil {
-			return nil, cerr
+			return nil, tr.fail(stepClaims, cerr)
 		}
-		if _, perr := p.principal(m, TokenKindJWT, claimRules{}); perr != nil {
+		if _, perr := p.principal(m, TokenKindJWT, claimRules{}, tr); perr != nil {
 			return nil, perr
 		}
-		return nil, invalid(reasonMalformed, err)
+		return nil, tr.fail(stepClaims, invalid(reasonMalformed, err))
 	}
 	var m claimSet
 	if err := idt.Claims(&m); err != nil {
-		return nil, invalid(reasonClaims, err)
+		return nil, tr.fail(stepClaims, invalid(reasonClaims, err))
 	}
-	return p.principal(m, TokenKindJWT, claimRules{})
+	return p.principal(m, TokenKindJWT, claimRules{}, tr)
 }
 
 // checkType applies the tenant's typ policy. A missing typ counts as "JWT"
@@ -146,4 +166,17 @@ func (p *Provider) checkType(h jose.Header) error {
 		return invalid(reasonNoType, nil)
 	}
 	return invalid(reasonType(typ), nil)
+}
+
+// describeType says, for a trace, which typ checkType accepted.
+func describeType(h jose.Header) string {
+	typ, ok := h.ExtraHeaders[jose.HeaderType].(string)
+	switch {
+	case !ok:
+		return "no typ header, which counts as JWT,"
+	case normaliseType(typ) != typ:
+		return quoted(typ) + " (" + normaliseType(typ) + ")"
+	default:
+		return quoted(typ)
+	}
 }

@@ -520,15 +520,22 @@ func (p *Provider) Close() error {
 // always *Error: ClassInvalidToken for a token that must be refused,
 // ClassUnavailable while the authorization server cannot be reached, and
 // ClassInternal for a misconfiguration.
+//
+// With a Trace in ctx (WithTrace), every check is recorded as it is made.
 func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
+	tr := traceFrom(ctx)
 	if err := checkSyntax(raw); err != nil {
-		return nil, err
+		return nil, tr.fail(stepToken, err)
 	}
 	var key [32]byte
 	if p.verified != nil {
 		key = sha256.Sum256([]byte(raw))
-		if pr, ok := p.verified.get(key, p.now()); ok {
-			return pr.clone(), nil
+		// A traced call verifies from scratch: a cache hit would explain
+		// nothing.
+		if tr == nil {
+			if pr, ok := p.verified.get(key, p.now()); ok {
+				return pr.clone(), nil
+			}
 		}
 	}
 	var (
@@ -537,15 +544,19 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 	)
 	switch p.mode {
 	case TokenIntrospection:
-		pr, err = p.introspect(ctx, raw)
+		tr.add(stepToken, true, "token mode introspection: the authorization server is asked")
+		pr, err = p.introspect(ctx, raw, tr)
 	case TokenAuto:
 		if jws := parseCompactJWS(raw); jws != nil {
-			pr, err = p.verifyJWT(ctx, raw, jws)
+			tr.add(stepToken, true, "token mode auto: a compact JWS, so verified as a JWT")
+			pr, err = p.verifyJWT(ctx, raw, jws, tr)
 		} else {
-			pr, err = p.introspect(ctx, raw)
+			tr.add(stepToken, true, "token mode auto: not a compact JWS, so the authorization server is asked")
+			pr, err = p.introspect(ctx, raw, tr)
 		}
 	default:
-		pr, err = p.verifyJWT(ctx, raw, nil)
+		tr.add(stepToken, true, "token mode jwt: verified as a JWT against the issuer's keys")
+		pr, err = p.verifyJWT(ctx, raw, nil, tr)
 	}
 	if err != nil {
 		return nil, err

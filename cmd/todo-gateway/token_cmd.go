@@ -1,0 +1,401 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
+	"github.com/todo-gateway/todo-gateway/tenants"
+)
+
+type tokenOptions struct {
+	config, tenant, format string
+	timeout                time.Duration
+}
+
+func tokenFlags() (*flag.FlagSet, *tokenOptions) {
+	o := &tokenOptions{}
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.StringVar(&o.config, "config", "", "the configuration `file` (JSON) the gateway serves")
+	fs.StringVar(&o.tenant, "tenant", "", "the `id` of the tenant the token is presented to")
+	fs.StringVar(&o.format, "format", "text", "output `format`: text or json")
+	fs.DurationVar(&o.timeout, "timeout", 15*time.Second, "give up on the authorization server after this `duration`")
+	return fs, o
+}
+
+func tokenUsage(w io.Writer) {
+	fs, _ := tokenFlags()
+	fs.SetOutput(w)
+	fmt.Fprint(w, `Usage: todo-gateway token --config FILE --tenant ID [--format text|json] < token
+
+Token explains what the gateway does with an access token presented to a
+tenant: every check in the order the verifier makes it (header, algorithm,
+key, signature, issuer, expiry, audience, scopes, ... or the introspection
+call for an opaque token), what the token may do with each tool, and the
+answer the gateway would give. It runs the verifier the gateway serves with,
+so it contacts the tenant's authorization server (discovery, JWKS,
+introspection) like the first request after a start would.
+
+The token is read from stdin, with or without a "Bearer " prefix. It is never
+printed, nor is any secret.
+
+Exit status: 0 the token is accepted, 1 it is refused (or the authorization
+server cannot be reached), 2 the command could not run (usage, configuration,
+unknown tenant, no token on stdin).
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+func runToken(args []string, stdout, stderr io.Writer) int {
+	// Someone typing "todo-gateway token ..." in a terminal would otherwise
+	// face a silent wait for stdin.
+	if stdinIsTerminal() {
+		fmt.Fprintln(stderr, "todo-gateway token: paste the token, then press Enter and Ctrl-D")
+	}
+	return explainToken(args, os.Stdin, stdout, stderr)
+}
+
+// stdinIsTerminal approximates isatty without a dependency: a character
+// device other than /dev/null.
+func stdinIsTerminal() bool {
+	fi, err := os.Stdin.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
+}
+
+// explainToken is runToken with stdin given, so tests can drive it.
+func explainToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs, o := tokenFlags()
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			tokenUsage(stdout)
+			return exitOK
+		}
+		return tokenUsageError(stderr, err.Error())
+	}
+	switch {
+	case fs.NArg() > 0:
+		return tokenUsageError(stderr, fmt.Sprintf("unexpected argument %q (the token is read from stdin)", fs.Arg(0)))
+	case o.config == "":
+		return tokenUsageError(stderr, "--config FILE is required")
+	case o.tenant == "":
+		return tokenUsageError(stderr, "--tenant ID is required")
+	case o.format != "text" && o.format != "json":
+		return tokenUsageError(stderr, fmt.Sprintf("--format must be text or json, not %q", o.format))
+	case o.timeout <= 0:
+		return tokenUsageError(stderr, "--timeout must be positive")
+	}
+
+	t, code := loadTenant(o.config, o.tenant, stderr)
+	if t == nil {
+		return code
+	}
+	token, err := readToken(stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "todo-gateway token: %v\n", err)
+		return exitUsage
+	}
+
+	rep := explain(t, token, o.timeout)
+	if o.format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		rep.writeText(stdout)
+	}
+	if rep.Decision.Accepted {
+		return exitOK
+	}
+	return exitFail
+}
+
+func tokenUsageError(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "todo-gateway token: %s\n\n", msg)
+	tokenUsage(stderr)
+	return exitUsage
+}
+
+// loadTenant loads the file as serve does and picks the tenant; a nil
+// tenant comes with the exit code.
+func loadTenant(path, id string, stderr io.Writer) (*tenants.Tenant, int) {
+	cfg, err := tenants.Load(path)
+	var snap *tenants.Snapshot
+	if err == nil {
+		snap, err = tenants.NewSnapshot(cfg)
+	}
+	if err != nil {
+		var ve *tenants.ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				fmt.Fprintf(stderr, "%s: %s\n", path, p)
+			}
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return nil, exitUsage
+	}
+	t, ok := snap.Tenant(id)
+	if !ok {
+		ids := make([]string, 0, snap.Len())
+		for _, t := range snap.Tenants() {
+			ids = append(ids, t.ID)
+		}
+		fmt.Fprintf(stderr, "todo-gateway token: %s has no tenant %q (it has: %s)\n", path, id, strings.Join(ids, ", "))
+		return nil, exitUsage
+	}
+	return t, exitOK
+}
+
+// readToken reads the token from r: surrounding whitespace and a "Bearer "
+// prefix (as copied from an Authorization header) are dropped. Anything
+// else is left for the verifier to judge, as the gateway would.
+func readToken(r io.Reader) (string, error) {
+	// A little over the verifier's limit, so that an oversized token is
+	// refused by the verifier (with its reason) rather than cut here.
+	b, err := io.ReadAll(io.LimitReader(r, providers.MaxTokenBytes+1024))
+	if err != nil {
+		return "", fmt.Errorf("reading the token from stdin: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	const scheme = "Bearer"
+	if len(s) >= len(scheme) && strings.EqualFold(s[:len(scheme)], scheme) &&
+		(len(s) == len(scheme) || s[len(scheme)] == ' ' || s[len(scheme)] == '\t') {
+		s = strings.TrimSpace(s[len(scheme):])
+	}
+	if s == "" {
+		return "", errors.New("no token on stdin")
+	}
+	return s, nil
+}
+
+// tokenReport is everything the command found out; the text and JSON
+// outputs are two renderings of it.
+type tokenReport struct {
+	Tenant    string                     `json:"tenant"`
+	Resource  string                     `json:"resource"`
+	Provider  providers.Kind             `json:"provider"`
+	Issuer    string                     `json:"issuer"`
+	TokenMode providers.TokenMode        `json:"token_mode"`
+	Audience  providers.AudienceStrategy `json:"audience_strategy"`
+	Steps     []providers.Step           `json:"steps"`
+	Principal *principalView             `json:"principal,omitempty"`
+	Tools     []toolVerdict              `json:"tools,omitempty"`
+	Decision  decision                   `json:"decision"`
+}
+
+type principalView struct {
+	Subject     string    `json:"subject"`
+	ClientID    string    `json:"client_id,omitempty"`
+	Scopes      []string  `json:"scopes"`
+	Permissions []string  `json:"permissions"`
+	Expiry      time.Time `json:"expiry,omitzero"`
+	Kind        string    `json:"kind"`
+}
+
+// toolVerdict is what the token may do with one tool.
+type toolVerdict struct {
+	Tool string `json:"tool"`
+	// Access: create-todo "allowed" or "refused"; get-todos "all" or "own";
+	// delete-todo "any", "own" or "none".
+	Access string `json:"access"`
+	// Status is the HTTP answer when the gateway refuses the call itself
+	// (403 step-up), else 0.
+	Status int    `json:"status,omitempty"`
+	Detail string `json:"detail"`
+}
+
+type decision struct {
+	Accepted bool `json:"accepted"`
+	// Status, Error and Reason are the gateway's answer to a refused token:
+	// the HTTP status, the RFC 6750 error code and the error_description.
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// explain verifies token as the tenant's gateway would, with a trace.
+func explain(t *tenants.Tenant, token string, timeout time.Duration) *tokenReport {
+	rep := &tokenReport{
+		Tenant:    t.ID,
+		Resource:  t.Resource,
+		Provider:  t.Provider.Type,
+		Issuer:    t.Provider.Issuer,
+		TokenMode: t.Provider.Token,
+		Audience:  t.Audience.Strategy,
+	}
+	// The verifier serve builds for the tenant (tenants.Build does exactly
+	// this per tenant). Its warnings would repeat the trace, so they are
+	// dropped.
+	v, err := providers.New(t.ProviderSettings(), providers.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		// serve keeps such a tenant and answers 503 to every token.
+		rep.Steps = []providers.Step{{Name: "configuration", OK: false, Detail: err.Error()}}
+		rep.Decision = refusal(&providers.Error{Class: providers.ClassUnavailable,
+			Reason: "this resource is misconfigured on the gateway; its operator has been told in the log"})
+		return rep
+	}
+	defer v.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tr := &providers.Trace{}
+	p, err := v.Verify(providers.WithTrace(ctx, tr), token)
+	rep.Steps = tr.Steps()
+	if err != nil {
+		rep.Decision = refusal(err)
+		return rep
+	}
+	rep.Decision = decision{Accepted: true}
+	rep.Principal = &principalView{Subject: p.Subject, ClientID: p.ClientID, Scopes: p.Scopes, Expiry: p.Expiry, Kind: string(p.Kind)}
+	if rep.Principal.Scopes == nil {
+		rep.Principal.Scopes = []string{}
+	}
+	rep.Principal.Permissions = []string{}
+	for _, perm := range providers.Permissions {
+		if p.Has(perm) {
+			rep.Principal.Permissions = append(rep.Principal.Permissions, string(perm))
+		}
+	}
+	rep.Tools = toolVerdicts(t, p)
+	return rep
+}
+
+// refusal is the gateway's answer to a verification error, by class: the
+// table of mcp's verifyChallenge.
+func refusal(err error) decision {
+	d := decision{Reason: "the token could not be verified"}
+	var ve *providers.Error
+	if errors.As(err, &ve) && ve.Reason != "" {
+		d.Reason = ve.Reason
+	}
+	switch providers.ClassOf(err) {
+	case providers.ClassInvalidToken:
+		d.Status, d.Error = http.StatusUnauthorized, "invalid_token"
+	case providers.ClassUnavailable:
+		d.Status, d.Error = http.StatusServiceUnavailable, "temporarily_unavailable"
+	default:
+		d.Status, d.Error = http.StatusInternalServerError, "server_error"
+	}
+	return d
+}
+
+// toolVerdicts applies the tools' policy (package mcp) to the principal:
+// the same functions the tools call.
+func toolVerdicts(t *tenants.Tenant, p *providers.Principal) []toolVerdict {
+	read, del := t.Scope(providers.PermRead), t.Scope(providers.PermDelete)
+	// A todo owned by someone else: any owner id other than the subject.
+	others := store.Todo{OwnerID: "not " + p.Subject}
+	own := store.Todo{OwnerID: p.Subject}
+	var out []toolVerdict
+	for _, tool := range []string{mcp.ToolCreateTodo, mcp.ToolGetTodos, mcp.ToolDeleteTodo} {
+		if perm, needed := mcp.RequiredPermission(tool); needed && !p.Has(perm) {
+			scope := t.Scope(perm)
+			out = append(out, toolVerdict{Tool: tool, Access: "refused", Status: http.StatusForbidden,
+				Detail: fmt.Sprintf("403 insufficient_scope, scope=%q: the client must ask for %s (step-up)", scope, scope)})
+			continue
+		}
+		v := toolVerdict{Tool: tool}
+		switch tool {
+		case mcp.ToolCreateTodo:
+			v.Access, v.Detail = "allowed", fmt.Sprintf("creates todos owned by %q", p.Subject)
+		case mcp.ToolGetTodos:
+			if mcp.CanListAll(p) {
+				v.Access, v.Detail = "all", "every todo of the tenant ("+read+")"
+			} else {
+				v.Access, v.Detail = "own", fmt.Sprintf("only the todos of %q (no %s)", p.Subject, read)
+			}
+		case mcp.ToolDeleteTodo:
+			switch {
+			case mcp.CanDelete(p, others):
+				v.Access, v.Detail = "any", "any todo of the tenant ("+del+")"
+			case mcp.CanDelete(p, own):
+				v.Access, v.Detail = "own", fmt.Sprintf("only the todos of %q (no %s)", p.Subject, del)
+			default:
+				v.Access, v.Detail = "none", "no todo"
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Marks for passed and failed checks: they survive copying into a README
+// and stand out in a terminal.
+const (
+	markOK   = "✓"
+	markFail = "✗"
+)
+
+func (r *tokenReport) writeText(w io.Writer) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Tenant %s (%s)\n", r.Tenant, r.Resource)
+	fmt.Fprintf(&b, "  provider  %s, issuer %s, token mode %s\n", r.Provider, r.Issuer, r.TokenMode)
+	fmt.Fprintf(&b, "  audience  strategy %s\n", r.Audience)
+
+	b.WriteString("\nChecks\n")
+	width := 0
+	for _, s := range r.Steps {
+		width = max(width, utf8.RuneCountInString(s.Name))
+	}
+	for _, s := range r.Steps {
+		mark := markOK
+		if !s.OK {
+			mark = markFail
+		}
+		fmt.Fprintf(&b, "  %s %-*s  %s\n", mark, width, s.Name, s.Detail)
+	}
+
+	b.WriteString("\nTools\n")
+	if len(r.Tools) == 0 {
+		b.WriteString("  none: the token is refused before any tool runs\n")
+	}
+	for _, v := range r.Tools {
+		fmt.Fprintf(&b, "  %-11s  %-7s  %s\n", v.Tool, v.Access, v.Detail)
+	}
+
+	b.WriteString("\nDecision: ")
+	d := r.Decision
+	switch {
+	case d.Accepted:
+		p := r.Principal
+		fmt.Fprintf(&b, "accepted, subject %q", p.Subject)
+		if p.ClientID != "" {
+			fmt.Fprintf(&b, ", client %q", p.ClientID)
+		}
+		if !p.Expiry.IsZero() {
+			fmt.Fprintf(&b, ", until %s", p.Expiry.UTC().Format(time.RFC3339))
+		}
+		b.WriteString("\n")
+	default:
+		fmt.Fprintf(&b, "rejected: %s\n", d.Reason)
+		fmt.Fprintf(&b, "  the gateway answers %d %s", d.Status, d.Error)
+		switch d.Status {
+		case http.StatusUnauthorized:
+			b.WriteString(" with WWW-Authenticate: the client needs another token\n")
+		case http.StatusServiceUnavailable:
+			b.WriteString(" with Retry-After: the token was not judged; the client should retry\n")
+		default:
+			b.WriteString(": the gateway's configuration or the authorization server needs an operator\n")
+		}
+	}
+	_, _ = w.Write(b.Bytes())
+}

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+)
+
+// tokenBed is a configuration file with one tenant per situation the token
+// command explains, and the issuers behind them.
+type tokenBed struct {
+	config string
+	logto  *providertest.Issuer // acme: Logto-shaped, ES384, resource strategy
+	oauth  *providertest.Issuer // initech: RFC 8414, introspection, scope prefix
+	down   *providertest.Issuer // offline: an issuer that drops every connection
+	slow   *providertest.Issuer // sluggish: an issuer slower than any timeout
+}
+
+const (
+	acmeResource    = "http://localhost:3001/acme"
+	initechResource = "http://localhost:3001/initech"
+	tokenTestSecret = "gateway-secret" // providertest's default client secret
+)
+
+func newTokenBed(t *testing.T) *tokenBed {
+	t.Helper()
+	b := &tokenBed{
+		logto: providertest.New(t, providertest.WithPath("/oidc"), providertest.WithKeys(jose.ES384)),
+		oauth: providertest.New(t, providertest.WithDiscovery(providertest.OAuthInserted), providertest.WithKeys(jose.ES256)),
+		down:  providertest.New(t, providertest.WithPath("/oidc"), providertest.WithKeys(jose.ES384)),
+		slow:  providertest.New(t, providertest.WithPath("/oidc"), providertest.WithKeys(jose.ES384)),
+	}
+	b.down.SetDown(true)
+	b.slow.SetDelay(time.Minute)
+	t.Setenv("TOKEN_TEST_SECRET", tokenTestSecret)
+	b.config = writeFile(t, fmt.Sprintf(`{"tenants": [
+  {"id": "acme", "resource": %q, "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
+  {"id": "initech", "resource": %q,
+   "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
+                "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_SECRET"}},
+   "audience": {"strategy": "scope", "prefix": "todo-api:"}},
+  {"id": "offline", "resource": "http://localhost:3001/offline", "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
+  {"id": "sluggish", "resource": "http://localhost:3001/sluggish", "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
+  {"id": "unset", "resource": "http://localhost:3001/unset",
+   "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
+                "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_UNSET_SECRET"}},
+   "audience": {"strategy": "resource"}}
+]}`, acmeResource, b.logto.Issuer(), initechResource, b.oauth.Issuer(), b.down.Issuer(), b.slow.Issuer(), b.oauth.Issuer()))
+	return b
+}
+
+// acme mints a token for the acme tenant, as its Logto would.
+func (b *tokenBed) acme(sub, scopes string, edit func(c map[string]any), opts ...providertest.MintOption) string {
+	c := b.logto.Claims(sub, acmeResource, scopes)
+	if edit != nil {
+		edit(c)
+	}
+	return b.logto.Mint(c, append([]providertest.MintOption{providertest.Alg(jose.ES384)}, opts...)...)
+}
+
+func tokenCLI(stdin string, args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = explainToken(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestTokenExplains(t *testing.T) {
+	b := newTokenBed(t)
+	tests := []struct {
+		name   string
+		tenant string
+		token  string
+		stdin  func(tok string) string // how the token is pasted; default: tok + "\n"
+		code   int
+		want   []string // in this order in stdout
+		miss   []string
+	}{
+		{
+			name: "Admin token", tenant: "acme", token: b.acme("admin-1", "create:todos read:todos delete:todos", nil),
+			code: 0,
+			want: []string{
+				"Tenant acme (" + acmeResource + ")",
+				"✓ token ", "✓ header ", `alg "ES384"`, "✓ typ ", "✓ discovery ", "✓ algorithm ", "✓ keys ", "✓ key ", "✓ signature ",
+				"✓ issuer ", "✓ expiry ", "); leeway 1m0s", "✓ not before ", "✓ issued at ", "✓ subject ", `sub "admin-1"`,
+				"✓ audience ", "✓ scopes ", "✓ permissions ", "create:todos grants create; read:todos grants read; delete:todos grants delete", "✓ client ",
+				"create-todo  allowed", "get-todos    all", "every todo of the tenant (read:todos)", "delete-todo  any", "any todo of the tenant (delete:todos)",
+				`Decision: accepted, subject "admin-1", client "test-client", until `,
+			},
+			miss: []string{"✗"},
+		},
+		{
+			name: "User token pasted as a header value", tenant: "acme", token: b.acme("user-1", "create:todos", nil),
+			stdin: func(tok string) string { return "  Bearer " + tok + "\r\n\n" },
+			code:  0,
+			want: []string{
+				"create-todo  allowed", "get-todos    own", `only the todos of "user-1" (no read:todos)`,
+				"delete-todo  own", `only the todos of "user-1" (no delete:todos)`, `Decision: accepted, subject "user-1"`,
+			},
+			miss: []string{"✗"},
+		},
+		{
+			name: "token without the create scope", tenant: "acme", token: b.acme("reader-1", "read:todos", nil),
+			code: 0,
+			want: []string{"create-todo  refused  403 insufficient_scope, scope=\"create:todos\"", "get-todos    all", "delete-todo  own", "Decision: accepted"},
+		},
+		{
+			name: "expired token", tenant: "acme",
+			token: b.acme("user-1", "create:todos", func(c map[string]any) { c["exp"] = time.Now().Add(-2 * time.Hour).Unix() }),
+			code:  1,
+			want: []string{"✓ signature ", "✓ issuer ", "✗ expiry ", "token has expired: exp ", " ago), beyond the 1m0s leeway; now ",
+				"Tools\n  none: the token is refused before any tool runs",
+				"Decision: rejected: token has expired", "the gateway answers 401 invalid_token with WWW-Authenticate"},
+			miss: []string{"✓ audience", "create-todo"},
+		},
+		{
+			name: "token for another resource", tenant: "acme",
+			token: b.acme("user-1", "create:todos", func(c map[string]any) { c["aud"] = "http://localhost:3001/globex" }),
+			code:  1,
+			want: []string{"✓ subject ", "✗ audience ", `aud ["http://localhost:3001/globex"]; strategy resource wants one of ["` + acmeResource + `"]`,
+				"Decision: rejected: token audience does not include this resource", "401 invalid_token"},
+		},
+		{
+			name: "typ JWT where Logto always sends at+jwt", tenant: "acme", token: b.acme("user-1", "create:todos", nil, providertest.Typ("JWT")),
+			code: 1,
+			want: []string{"✓ header ", "✗ typ ", "token type JWT is not accepted: the tenant accepts at+jwt", "401 invalid_token"},
+		},
+		{
+			name: "opaque token by introspection", tenant: "initech",
+			token: b.oauth.MintOpaque(b.oauth.Claims("svc-7", "", "todo-api:create todo-api:read")),
+			code:  0,
+			want: []string{"token mode introspection", "✓ discovery ", "introspection_endpoint " + b.oauth.IntrospectionURL(),
+				"✓ introspection ", "POST " + b.oauth.IntrospectionURL() + ` as client "gateway" (client_secret_basic): HTTP 200`,
+				"✓ active ", "✓ audience ", `strategy scope: aud is not checked; only scopes starting with "todo-api:" count`,
+				"todo-api:create grants create; todo-api:read grants read; no todo-api:delete, so no delete",
+				"create-todo  allowed", "get-todos    all", "delete-todo  own", `Decision: accepted, subject "svc-7"`},
+		},
+		{
+			name: "revoked opaque token", tenant: "initech",
+			token: func() string {
+				tok := b.oauth.MintOpaque(b.oauth.Claims("svc-7", "", "todo-api:create"))
+				b.oauth.Revoke(tok)
+				return tok
+			}(),
+			code: 1,
+			want: []string{"✓ introspection ", "✗ active ", "token is not active: active is false", "401 invalid_token"},
+		},
+		{
+			name: "issuer unreachable", tenant: "offline", token: b.acme("user-1", "create:todos", nil),
+			code: 1,
+			want: []string{"✓ typ ", "✗ discovery ", "authorization server is temporarily unavailable",
+				"Decision: rejected: authorization server is temporarily unavailable",
+				"the gateway answers 503 temporarily_unavailable with Retry-After"},
+		},
+		{
+			name: "introspection secret not set", tenant: "unset", token: "c29tZS1vcGFxdWUtdG9rZW4",
+			code: 1,
+			want: []string{"✗ configuration ", "environment variable TOKEN_TEST_UNSET_SECRET is not set",
+				"Decision: rejected: this resource is misconfigured on the gateway", "503 temporarily_unavailable"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdin := tt.token + "\n"
+			if tt.stdin != nil {
+				stdin = tt.stdin(tt.token)
+			}
+			code, stdout, stderr := tokenCLI(stdin, "--config", b.config, "--tenant", tt.tenant)
+			if code != tt.code || stderr != "" {
+				t.Fatalf("got exit %d stderr %q, want %d and nothing; stdout:\n%s", code, stderr, tt.code, stdout)
+			}
+			rest := stdout
+			for _, want := range tt.want {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Fatalf("stdout lacks %q (in this order); stdout:\n%s", want, stdout)
+				}
+				rest = rest[i+len(want):]
+			}
+			for _, miss := range append(tt.miss, tt.token, tokenTestSecret) {
+				if strings.Contains(stdout, miss) {
+					t.Fatalf("stdout contains %q; stdout:\n%s", miss, stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenJSON(t *testing.T) {
+	b := newTokenBed(t)
+	tests := []struct {
+		name     string
+		token    string
+		code     int
+		accepted bool
+		status   int
+		lastStep string
+		tools    []string // tool:access
+	}{
+		{name: "User", token: b.acme("user-1", "create:todos", nil), code: 0, accepted: true, lastStep: "client",
+			tools: []string{"create-todo:allowed", "get-todos:own", "delete-todo:own"}},
+		{name: "wrong issuer", token: b.acme("user-1", "create:todos", func(c map[string]any) { c["iss"] = "https://evil.example/oidc" }),
+			code: 1, status: 401, lastStep: "issuer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := tokenCLI(tt.token, "--config", b.config, "--tenant", "acme", "--format", "json")
+			if code != tt.code || stderr != "" {
+				t.Fatalf("got exit %d stderr %q, want %d and nothing", code, stderr, tt.code)
+			}
+			var rep tokenReport
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
+			}
+			if rep.Tenant != "acme" || rep.Decision.Accepted != tt.accepted || rep.Decision.Status != tt.status {
+				t.Errorf("got tenant %q decision %+v, want acme, accepted %v, status %d", rep.Tenant, rep.Decision, tt.accepted, tt.status)
+			}
+			if n := len(rep.Steps); n == 0 || rep.Steps[n-1].Name != tt.lastStep || rep.Steps[n-1].OK != tt.accepted {
+				t.Errorf("got steps %+v, want the last one %q with ok=%v", rep.Steps, tt.lastStep, tt.accepted)
+			}
+			var tools []string
+			for _, v := range rep.Tools {
+				tools = append(tools, v.Tool+":"+v.Access)
+			}
+			if !slices.Equal(tools, tt.tools) {
+				t.Errorf("got tools %q, want %q", tools, tt.tools)
+			}
+			if strings.Contains(stdout, tt.token) {
+				t.Errorf("stdout contains the token")
+			}
+		})
+	}
+}
+
+// TestTokenTimeout: a hanging authorization server costs --timeout, and
+// the decision is the gateway's 503, not a refusal of the token.
+func TestTokenTimeout(t *testing.T) {
+	b := newTokenBed(t)
+	start := time.Now()
+	code, stdout, _ := tokenCLI(b.acme("user-1", "create:todos", nil), "--config", b.config, "--tenant", "sluggish", "--timeout", "300ms")
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("took %v with --timeout 300ms", elapsed)
+	}
+	if code != 1 || !strings.Contains(stdout, "✗ discovery ") || !strings.Contains(stdout, "the gateway answers 503 temporarily_unavailable") {
+		t.Errorf("got exit %d stdout:\n%s\nwant 1, a failed discovery and a 503", code, stdout)
+	}
+}
+
+func TestTokenUsage(t *testing.T) {
+	b := newTokenBed(t)
+	tests := []struct {
+		name      string
+		args      []string
+		stdin     string
+		code      int
+		stdoutHas string
+		stderrHas string
+	}{
+		{"help", []string{"-h"}, "", 0, "Usage: todo-gateway token --config FILE --tenant ID", ""},
+		{"no --config", []string{"--tenant", "acme"}, "x", 2, "", "todo-gateway token: --config FILE is required"},
+		{"no --tenant", []string{"--config", b.config}, "x", 2, "", "todo-gateway token: --tenant ID is required"},
+		{"unknown tenant", []string{"--config", b.config, "--tenant", "globex"}, "x", 2, "",
+			`has no tenant "globex" (it has: acme, initech, offline, sluggish, unset)`},
+		{"empty stdin", []string{"--config", b.config, "--tenant", "acme"}, " \n\t", 2, "", "todo-gateway token: no token on stdin"},
+		{"only a Bearer scheme", []string{"--config", b.config, "--tenant", "acme"}, "Bearer  \n", 2, "", "no token on stdin"},
+		{"token as an argument", []string{"--config", b.config, "--tenant", "acme", "eyJ"}, "", 2, "", `unexpected argument "eyJ" (the token is read from stdin)`},
+		{"unknown format", []string{"--config", b.config, "--tenant", "acme", "--format", "yaml"}, "x", 2, "", `--format must be text or json, not "yaml"`},
+		{"zero timeout", []string{"--config", b.config, "--tenant", "acme", "--timeout", "0s"}, "x", 2, "", "--timeout must be positive"},
+		{"unknown flag", []string{"--cfg", b.config}, "x", 2, "", "flag provided but not defined: -cfg"},
+		{"missing file", []string{"--config", "/nonexistent/tenants.json", "--tenant", "acme"}, "x", 2, "", "/nonexistent/tenants.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := tokenCLI(tt.stdin, tt.args...)
+			if code != tt.code {
+				t.Errorf("got exit %d, want %d (stderr %q)", code, tt.code, stderr)
+			}
+			if !strings.Contains(stdout, tt.stdoutHas) || (tt.stdoutHas == "" && stdout != "") {
+				t.Errorf("stdout got %q, want %q", stdout, tt.stdoutHas)
+			}
+			if !strings.Contains(stderr, tt.stderrHas) || (tt.stderrHas == "" && stderr != "") {
+				t.Errorf("stderr got %q, want %q", stderr, tt.stderrHas)
+			}
+		})
+	}
+
+	// Through the command table, as a user runs it: flag errors come
+	// before stdin is read.
+	code, _, stderr := runCLI("token", "--config", b.config)
+	if code != 2 || !strings.Contains(stderr, "--tenant ID is required") {
+		t.Errorf("run token without --tenant: got exit %d stderr %q, want 2 and the missing flag", code, stderr)
+	}
+	if code, stdout, _ := runCLI("help", "token"); code != 0 || !strings.Contains(stdout, "-tenant id") {
+		t.Errorf("help token: got exit %d stdout %q, want 0 and the flags", code, stdout)
+	}
+}
