@@ -204,10 +204,30 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 		}
 	}
 
+	var clientID, clientClaim string
+	for _, name := range p.claims.ClientID {
+		v, _, err := m.str(name)
+		if err != nil {
+			return nil, tr.fail(stepClient, err)
+		}
+		if v != "" {
+			clientID, clientClaim = v, name
+			break
+		}
+	}
+
 	sub, _, err := m.str(p.claims.Subject)
+	subDetail := p.claims.Subject + " " + quoted(sub)
 	switch {
 	case err != nil:
 		return nil, tr.fail(stepSubject, err)
+	case sub == "" && r.introspection && clientID != "":
+		// RFC 7662 makes sub optional, and a client-credentials token has
+		// no resource owner: the client acts for itself, as RFC 9068 §2.2
+		// spells out for JWTs (sub = client_id). Without this, such tokens
+		// from node-oidc-provider (and so Logto) could never be used.
+		sub = clientID
+		subDetail = "no " + p.claims.Subject + ": a client acting for itself; subject = " + clientClaim + " " + quoted(clientID)
 	case sub == "":
 		err := invalid(reasonNoSubject, nil)
 		if tr != nil {
@@ -216,7 +236,7 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 		return nil, err
 	}
 	if tr != nil {
-		tr.add(stepSubject, true, p.claims.Subject+" "+quoted(sub))
+		tr.add(stepSubject, true, subDetail)
 	}
 
 	aud, hasAud, err := m.audience()
@@ -277,18 +297,6 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 	}
 	if tr != nil {
 		tr.add(stepScopes, true, strings.Join(read, "; "))
-	}
-
-	var clientID, clientClaim string
-	for _, name := range p.claims.ClientID {
-		v, _, err := m.str(name)
-		if err != nil {
-			return nil, tr.fail(stepClient, err)
-		}
-		if v != "" {
-			clientID, clientClaim = v, name
-			break
-		}
 	}
 
 	pr := &Principal{

@@ -51,10 +51,11 @@ func TestIntrospectionAnswers(t *testing.T) {
 	clk := newClock()
 	iss := newIssuer(t, clk)
 	tests := []struct {
-		name   string
-		edit   func(*IntrospectionConfig)
-		resp   func(m map[string]any)
-		reason string // "" = accepted
+		name    string
+		edit    func(*IntrospectionConfig)
+		resp    func(m map[string]any)
+		reason  string // "" = accepted
+		subject string // when accepted and set, the Principal's subject
 	}{
 		{name: "full answer", resp: func(map[string]any) {}},
 		{name: "Logto-style minimal answer refused by default", resp: minimal, reason: reasonNoIssuer},
@@ -68,7 +69,9 @@ func TestIntrospectionAnswers(t *testing.T) {
 		}, reason: reasonNotYetValid},
 		{name: "refresh token", resp: func(m map[string]any) { m["token_use"] = "refresh_token" }, reason: reasonNotAccess},
 		{name: "Cognito access token_use", resp: func(m map[string]any) { m["token_use"] = "access" }},
-		{name: "no subject", resp: func(m map[string]any) { delete(m, "sub") }, reason: reasonNoSubject},
+		{name: "no subject nor client", resp: func(m map[string]any) { delete(m, "sub"); delete(m, "client_id") }, reason: reasonNoSubject},
+		{name: "client credentials: no subject, the client acts for itself", resp: func(m map[string]any) { delete(m, "sub"); m["client_id"] = "m2m" }, subject: "m2m"},
+		{name: "a subject wins over the client", resp: func(m map[string]any) { m["client_id"] = "m2m" }, subject: "u"},
 		{name: "scope of the wrong type", resp: func(m map[string]any) { m["scope"] = []int{1} }, reason: reasonClaimType("scope")},
 	}
 	for _, tt := range tests {
@@ -86,6 +89,9 @@ func TestIntrospectionAnswers(t *testing.T) {
 			}
 			if pr.Kind != TokenKindOpaque || pr.Issuer != iss.Issuer() {
 				t.Fatalf("got kind %q issuer %q, want opaque and %q", pr.Kind, pr.Issuer, iss.Issuer())
+			}
+			if tt.subject != "" && pr.Subject != tt.subject {
+				t.Errorf("got subject %q, want %q", pr.Subject, tt.subject)
 			}
 		})
 	}

@@ -24,7 +24,8 @@ import (
 // fetches against the tenant's authorization server. Here:
 //
 //   - concurrent fetches are single-flight;
-//   - an unknown kid forces a refetch at most once per minRefresh;
+//   - an unknown kid forces a refetch at most once per minRefresh (fetches
+//     for other reasons do not count against it);
 //   - keys are refreshed ahead of time once Cache-Control max-age (bounded)
 //     has passed, in the background, while the cached keys keep serving;
 //   - a failed refresh keeps the old keys for up to maxStale
@@ -41,7 +42,11 @@ type keySet struct {
 	loaded      bool
 	fetchedAt   time.Time
 	freshUntil  time.Time
-	lastAttempt time.Time
+	// lastMiss is when an unknown kid last forced a fetch. Only those
+	// fetches are rate-limited: a key rotated just after the first fetch (or
+	// a scheduled refresh) is still picked up at once, while a flood of
+	// forged kids gets one fetch per minRefresh.
+	lastMiss time.Time
 	bo          backoff
 	inflight    *call
 }
@@ -203,10 +208,11 @@ func (ks *keySet) refreshForMiss(ctx context.Context) bool {
 	ks.mu.Lock()
 	c := ks.inflight
 	if c == nil {
-		if now.Sub(ks.lastAttempt) < ks.p.minRefresh || ks.bo.waiting(now) {
+		if now.Sub(ks.lastMiss) < ks.p.minRefresh || ks.bo.waiting(now) {
 			ks.mu.Unlock()
 			return false
 		}
+		ks.lastMiss = now
 		c = ks.startLocked(now)
 	}
 	ks.mu.Unlock()
@@ -214,7 +220,6 @@ func (ks *keySet) refreshForMiss(ctx context.Context) bool {
 }
 
 func (ks *keySet) startLocked(now time.Time) *call {
-	ks.lastAttempt = now
 	c := ks.p.bg.startCall(requestTimeout, func(ctx context.Context) error {
 		keys, ttl, err := ks.fetch(ctx)
 		now := ks.p.now()

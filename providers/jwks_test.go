@@ -85,11 +85,11 @@ func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
 		advance   time.Duration
 		wantFetch int
 	}{
-		{0, 1},                // just loaded: no refetch
-		{5 * time.Second, 1},  // inside the 10s interval
-		{6 * time.Second, 2},  // 11s after the load: one refetch
-		{1 * time.Second, 2},  // and then quiet again
-		{10 * time.Second, 3}, // next interval
+		{0, 2},                // the first miss refetches once, even just after the load
+		{5 * time.Second, 2},  // inside the 10s interval: no more
+		{6 * time.Second, 3},  // 11s after that miss: one refetch
+		{1 * time.Second, 3},  // and then quiet again
+		{10 * time.Second, 4}, // next interval
 	}
 	for i, st := range steps {
 		clk.Advance(st.advance)
@@ -114,7 +114,7 @@ func TestBadSignatureRefetchIsRateLimited(t *testing.T) {
 		fs := strings.Split(iss.Mint(iss.Claims("u", testResource, "read:todos delete:todos")), ".")
 		return s[0] + "." + fs[1] + "." + s[2] // a known kid, a signature of other claims
 	}
-	for round, want := range []int{1, 2, 3} {
+	for round, want := range []int{2, 3, 4} {
 		for range 20 {
 			_, err := p.Verify(context.Background(), forged())
 			checkErr(t, err, ClassInvalidToken, reasonBadSignature)
@@ -137,10 +137,14 @@ func TestRotationReusingTheKid(t *testing.T) {
 	})
 	p := newProvider(t, iss, settings(iss, KindOIDC), clk)
 	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, ""), providertest.KID("static")))
+	// A rotation right after the first fetch is picked up at once.
+	iss.Rotate(jose.ES256)
+	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, ""), providertest.KID("static")))
+	// Another one inside the interval waits for it: that refetch was a miss.
 	iss.Rotate(jose.ES256)
 	next := iss.Mint(iss.Claims("u", testResource, ""), providertest.KID("static"))
 	_, err := p.Verify(context.Background(), next)
-	checkErr(t, err, ClassInvalidToken, reasonBadSignature) // inside the refetch interval
+	checkErr(t, err, ClassInvalidToken, reasonBadSignature)
 	clk.Advance(11 * time.Second)
 	mustVerify(t, p, next)
 }

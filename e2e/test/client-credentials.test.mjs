@@ -52,10 +52,8 @@ scenario('client credentials (JWT, Logto-like): the SDK gets a token by itself, 
 // without "sub" (RFC 7662 makes it optional; there is no resource owner):
 //   {"active":true,"client_id":"m2m-todo-client","exp":...,"iat":...,"iss":...,
 //    "aud":"<resource>","scope":"create:todos read:todos","token_type":"Bearer"}
-// and the gateway refuses it: 401 invalid_token "token has no subject". The
-// subject of such a token is the client (as RFC 9068 §2.2 says for JWTs).
-// Marked todo until the gateway falls back to client_id: it runs and reports,
-// without failing the suite.
+// The subject of such a token is the client (as RFC 9068 §2.2 says for JWTs):
+// the gateway falls back to client_id when an introspection answer has no sub.
 scenario('client credentials (opaque, introspection): subject = the client', async (lab) => {
   const resource = lab.resource('initech');
   const idp = await lab.startIdp({ shape: 'oauth', resources: [resource] });
@@ -70,4 +68,4 @@ scenario('client credentials (opaque, introspection): subject = the client', asy
   const r = await rpc(resource, token, toolCall('create-todo', { content: 'from a machine' }));
   assert.equal(r.status, 200, `${r.status} ${r.www} ${r.text}`);
   assert.equal(toolResult(r).ownerId, M2M_CLIENT_ID);
-}, { todo: 'gateway interop issue: an introspected token without sub (client credentials) is refused as "token has no subject"' });
+});
