@@ -37,18 +37,18 @@ type keySet struct {
 	url string
 	p   *Provider
 
-	mu          sync.Mutex
-	keys        []jose.JSONWebKey // usable public signing keys
-	loaded      bool
-	fetchedAt   time.Time
-	freshUntil  time.Time
+	mu         sync.Mutex
+	keys       []jose.JSONWebKey // usable public signing keys
+	loaded     bool
+	fetchedAt  time.Time
+	freshUntil time.Time
 	// lastMiss is when an unknown kid last forced a fetch. Only those
 	// fetches are rate-limited: a key rotated just after the first fetch (or
 	// a scheduled refresh) is still picked up at once, while a flood of
 	// forged kids gets one fetch per minRefresh.
 	lastMiss time.Time
-	bo          backoff
-	inflight    *call
+	bo       backoff
+	inflight *call
 }
 
 var (
