@@ -105,10 +105,12 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	return nil
 }
 
-// verifyChallenge maps a verification failure to its answer: a bad token is
-// the client's to fix (401), an unreachable issuer is ours (503, so the
-// client retries instead of throwing its token away).
-func (g *Gateway) verifyChallenge(ts *tenantServer, err error) challenge {
+// VerificationAnswer is the gateway's answer to a failed verification: the
+// HTTP status, the error code and the error_description. A bad token is the
+// client's to fix (401); an unreachable issuer is ours (503, so the client
+// retries instead of throwing its token away); anything else is a 500 that
+// says nothing of the cause. The token command shows the same answer.
+func VerificationAnswer(err error) (status int, code, description string) {
 	var ve *providers.Error
 	reason := "the token could not be verified"
 	if errors.As(err, &ve) && ve.Reason != "" {
@@ -116,13 +118,24 @@ func (g *Gateway) verifyChallenge(ts *tenantServer, err error) challenge {
 	}
 	switch providers.ClassOf(err) {
 	case providers.ClassInvalidToken:
-		return challenge{status: http.StatusUnauthorized, code: errInvalidToken, description: reason, scope: ts.allScopes}
+		return http.StatusUnauthorized, errInvalidToken, reason
 	case providers.ClassUnavailable:
-		return challenge{status: http.StatusServiceUnavailable, code: errUnavailable, description: reason,
-			retryAfter: int(g.opts.RetryAfter / time.Second)}
+		return http.StatusServiceUnavailable, errUnavailable, reason
 	default:
-		return challenge{status: http.StatusInternalServerError, code: "server_error", description: "the token could not be verified because of a server error"}
+		return http.StatusInternalServerError, "server_error", "the token could not be verified because of a server error"
 	}
+}
+
+func (g *Gateway) verifyChallenge(ts *tenantServer, err error) challenge {
+	status, code, desc := VerificationAnswer(err)
+	ch := challenge{status: status, code: code, description: desc}
+	switch status {
+	case http.StatusUnauthorized:
+		ch.scope = ts.allScopes
+	case http.StatusServiceUnavailable:
+		ch.retryAfter = int(g.opts.RetryAfter / time.Second)
+	}
+	return ch
 }
 
 func tooLarge(limit int64) challenge {

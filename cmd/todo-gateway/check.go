@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-
-	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 func checkFlags() (*flag.FlagSet, *string) {
@@ -51,20 +49,8 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return checkUsageError(stderr, "--config FILE is required")
 	}
 
-	cfg, err := tenants.Load(*config)
-	if err == nil {
-		// The same path serve will take, so "ok" means serve accepts it.
-		_, err = tenants.NewSnapshot(cfg)
-	}
-	if err != nil {
-		var ve *tenants.ValidationError
-		if errors.As(err, &ve) {
-			for _, p := range ve.Problems {
-				fmt.Fprintf(stderr, "%s: %s\n", *config, p)
-			}
-		} else {
-			fmt.Fprintln(stderr, err) // already names the file
-		}
+	cfg := loadFile(*config, stderr)
+	if cfg == nil {
 		return exitFail
 	}
 	noun := "tenants"

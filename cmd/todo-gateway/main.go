@@ -3,9 +3,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 func main() {
@@ -95,10 +98,29 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprint(w, `  help     show help for a command
+	fmt.Fprint(w, `  help       show help for a command
 
 Run "todo-gateway help <command>" for a command's flags.
 `)
+}
+
+// loadFile loads a configuration file exactly as serve does. On failure it
+// prints every problem, one per line and prefixed with the file, and
+// returns nil.
+func loadFile(path string, stderr io.Writer) *tenants.Config {
+	cfg, err := tenants.Load(path)
+	if err == nil {
+		return cfg
+	}
+	var ve *tenants.ValidationError
+	if errors.As(err, &ve) {
+		for _, p := range ve.Problems {
+			fmt.Fprintf(stderr, "%s: %s\n", path, p)
+		}
+	} else {
+		fmt.Fprintln(stderr, err) // already names the file
+	}
+	return nil
 }

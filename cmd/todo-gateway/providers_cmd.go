@@ -87,16 +87,8 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 		return providersUsageError(stderr, fmt.Sprintf("--width %d is not between 20 and 200", o.width))
 	}
 
-	cfg, err := tenants.Load(o.config)
-	if err != nil {
-		var ve *tenants.ValidationError
-		if errors.As(err, &ve) {
-			for _, p := range ve.Problems {
-				fmt.Fprintf(stderr, "%s: %s\n", o.config, p)
-			}
-		} else {
-			fmt.Fprintln(stderr, err)
-		}
+	cfg := loadFile(o.config, stderr)
+	if cfg == nil {
 		return exitFail
 	}
 	var selected []*tenants.Tenant
@@ -114,6 +106,7 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 	}
 
 	results := probeProviders(context.Background(), selected, o.timeout, o.parallel)
+	var err error
 	switch o.format {
 	case "json":
 		err = writeProvidersJSON(stdout, results)

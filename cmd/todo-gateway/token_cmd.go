@@ -243,23 +243,26 @@ func explain(t *tenants.Tenant, token string, timeout time.Duration) *tokenRepor
 		TokenMode: t.Provider.Token,
 		Audience:  t.Audience.Strategy,
 	}
-	// The verifier serve builds for the tenant (tenants.Build does exactly
-	// this per tenant). Its warnings would repeat the trace, so they are
-	// dropped.
-	v, err := providers.New(t.ProviderSettings(), providers.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		// serve keeps such a tenant and answers 503 to every token.
-		rep.Steps = []providers.Step{{Name: "configuration", OK: false, Detail: err.Error()}}
-		rep.Decision = refusal(&providers.Error{Class: providers.ClassUnavailable,
-			Reason: "this resource is misconfigured on the gateway; its operator has been told in the log"})
+	// The verifier serve builds for the tenant (tenants.Build), or the
+	// stand-in that refuses every token when it could not be built. Its
+	// warnings would repeat the trace, so they are dropped.
+	snap, problems, err := tenants.Build(&tenants.Config{Tenants: []tenants.Tenant{*t}}, nil,
+		providers.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil { // t was validated when the file loaded
+		rep.Decision = refusal(err)
 		return rep
 	}
-	defer v.Close()
+	defer snap.Close()
+	for _, p := range problems {
+		rep.Steps = append(rep.Steps, providers.Step{Name: "configuration", OK: false, Detail: p.Message})
+	}
+	one, _ := snap.Tenant(t.ID)
+	v := snap.Verifier(one)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	tr := &providers.Trace{}
 	p, err := v.Verify(providers.WithTrace(ctx, tr), token)
-	rep.Steps = tr.Steps()
+	rep.Steps = append(rep.Steps, tr.Steps()...)
 	if err != nil {
 		rep.Decision = refusal(err)
 		return rep
@@ -279,23 +282,10 @@ func explain(t *tenants.Tenant, token string, timeout time.Duration) *tokenRepor
 	return rep
 }
 
-// refusal is the gateway's answer to a verification error, by class: the
-// table of mcp's verifyChallenge.
+// refusal is the gateway's answer to a verification error.
 func refusal(err error) decision {
-	d := decision{Reason: "the token could not be verified"}
-	var ve *providers.Error
-	if errors.As(err, &ve) && ve.Reason != "" {
-		d.Reason = ve.Reason
-	}
-	switch providers.ClassOf(err) {
-	case providers.ClassInvalidToken:
-		d.Status, d.Error = http.StatusUnauthorized, "invalid_token"
-	case providers.ClassUnavailable:
-		d.Status, d.Error = http.StatusServiceUnavailable, "temporarily_unavailable"
-	default:
-		d.Status, d.Error = http.StatusInternalServerError, "server_error"
-	}
-	return d
+	status, code, reason := mcp.VerificationAnswer(err)
+	return decision{Status: status, Error: code, Reason: reason}
 }
 
 // toolVerdicts applies the tools' policy (package mcp) to the principal:
