@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -21,7 +22,7 @@ type tenantStatus struct {
 	Issuer   string `json:"issuer"`
 	// Provider is what the tenant's verifier knows of its issuer; absent for
 	// a tenant whose verifier could not be built.
-	Provider any `json:"provider,omitempty"`
+	Provider *providers.Status `json:"provider,omitempty"`
 }
 
 // NewAdmin serves the operator's endpoints: /healthz (the process answers),
@@ -58,8 +59,9 @@ func NewAdmin(reg *tenants.Registry, ready func(context.Context) error, metrics 
 		}{Tenants: []tenantStatus{}}
 		for _, t := range snap.Tenants() {
 			st := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer}
-			if s, ok := snap.Verifier(t).(interface{ Status() any }); ok {
-				st.Provider = s.Status()
+			if v, ok := snap.Verifier(t).(interface{ Status() providers.Status }); ok {
+				ps := v.Status()
+				st.Provider = &ps
 			}
 			out.Tenants = append(out.Tenants, st)
 		}

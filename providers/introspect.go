@@ -107,7 +107,9 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 	key := sha256.Sum256([]byte(p.tenant + "\x00" + raw))
 	// A traced call asks the server: a cached answer would explain nothing.
 	if tr == nil {
-		if r, ok := in.cache.get(key, p.now()); ok {
+		r, ok := in.cache.get(key, p.now())
+		p.metrics.introCacheLookup(p.issuer, ok)
+		if ok {
 			return r.unpack()
 		}
 	}
@@ -126,6 +128,7 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 		// The call may run in the background for several waiters; the
 		// trace is that of the caller who started it.
 		r, err := in.call(ctx, ep.introspection, raw, tr)
+		p.metrics.introspected(p.issuer, err)
 		if err == nil {
 			in.store(key, r)
 		}

@@ -222,6 +222,7 @@ func (ks *keySet) refreshForMiss(ctx context.Context) bool {
 func (ks *keySet) startLocked(now time.Time) *call {
 	c := ks.p.bg.startCall(requestTimeout, func(ctx context.Context) error {
 		keys, ttl, err := ks.fetch(ctx)
+		ks.p.metrics.jwksFetch(ks.p.issuer, err)
 		now := ks.p.now()
 		ks.mu.Lock()
 		defer ks.mu.Unlock()

@@ -72,6 +72,7 @@ type options struct {
 	secrets       SecretResolver
 	log           *slog.Logger
 	verifiedCache int
+	metrics       *Metrics
 }
 
 // Option adjusts how a Provider talks to the outside world.
@@ -145,6 +146,8 @@ type Provider struct {
 	client *http.Client
 	now    func() time.Time
 	log    *slog.Logger
+	// metrics is nil unless WithMetrics was given; its methods accept nil.
+	metrics *Metrics
 
 	bg bgRunner
 
@@ -218,6 +221,7 @@ func New(s Settings, opts ...Option) (*Provider, error) {
 		client:     noDowngrade(o.client),
 		now:        o.now,
 		log:        o.log.With("tenant", s.Tenant, "issuer", c.Issuer),
+		metrics:    o.metrics,
 		tuning:     defaultTuning,
 	}
 	for _, t := range c.JWTTypes {

@@ -40,11 +40,18 @@ func TestAdminEndpoints(t *testing.T) {
 		`todo_gateway_authorization_decisions_total{decision="deny",reason="no_credentials",tenant="acme"} 1`,
 		`todo_gateway_token_verification_seconds_count{outcome="ok",tenant="acme"}`,
 		`todo_gateway_store_operation_seconds_count{op="create",outcome="ok"} 1`,
+		`todo_gateway_jwks_fetches_total{issuer="` + tb.logto.Issuer() + `",result="ok"} 1`,
 		`go_goroutines`,
 	} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+
+	// The tenant that has seen a token knows its issuer's keys.
+	code, body = get(t, admin+"/status")
+	if code != http.StatusOK || !strings.Contains(body, `"id":"acme"`) || !strings.Contains(body, `"discovered":true`) || !strings.Contains(body, `"keys":1`) {
+		t.Errorf("status after a token: %d %s", code, body)
 	}
 
 	// Never on the public listener.

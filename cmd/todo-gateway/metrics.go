@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 )
 
@@ -17,17 +18,19 @@ import (
 // packages report to. A registry of our own, not the global one, so two
 // gateways in one test process do not collide.
 type metrics struct {
-	reg   *prometheus.Registry
-	edge  *mcp.Metrics
-	store *prometheus.HistogramVec
+	reg       *prometheus.Registry
+	edge      *mcp.Metrics
+	providers *providers.Metrics
+	store     *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &metrics{
-		reg:  reg,
-		edge: mcp.NewMetrics(reg),
+		reg:       reg,
+		edge:      mcp.NewMetrics(reg),
+		providers: providers.NewMetrics(reg),
 		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "todo_gateway_store_operation_seconds",
 			Help:    "Store operation latency by operation and outcome (ok, or the error kind).",

@@ -15,7 +15,6 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -62,7 +61,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		r.log.Warn("listen, store and http settings changed in the file take effect only on restart; tenants are reloaded")
 	}
 	old := r.gw.registry.Load()
-	next, problems, err := tenants.Build(cfg, old, providers.WithLogger(r.log))
+	next, problems, err := tenants.Build(cfg, old, r.gw.providerOpts...)
 	if err != nil { // Load validated already; kept for safety
 		r.log.Error("reload refused", "err", err)
 		return err

@@ -123,14 +123,16 @@ func loadConfig(path string) (*tenants.Config, error) {
 // gateway is the running program: store, tenants and HTTP server. Tests start
 // it on port 0 exactly as serve does.
 type gateway struct {
-	cfg      *tenants.Config // as loaded at start; reloads change only the tenants
-	reloader *reloader       // nil when running on the embedded configuration
-	registry *tenants.Registry
-	edge     *mcp.Gateway
-	store    *bolt.Store
-	server   *http.Server
-	listener net.Listener
-	done     chan error
+	cfg *tenants.Config // as loaded at start; reloads change only the tenants
+	// providerOpts build every tenant's verifier, at start and on reload.
+	providerOpts []providers.Option
+	reloader     *reloader // nil when running on the embedded configuration
+	registry     *tenants.Registry
+	edge         *mcp.Gateway
+	store        *bolt.Store
+	server       *http.Server
+	listener     net.Listener
+	done         chan error
 	// admin serves health, status and metrics on its own private listener.
 	admin         *http.Server
 	adminListener net.Listener
@@ -150,7 +152,9 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 			ln.Close()
 		}
 	}()
-	snap, problems, err := tenants.Build(cfg, nil, providers.WithLogger(log))
+	prom := newMetrics()
+	providerOpts := []providers.Option{providers.WithLogger(log), providers.WithMetrics(prom.providers)}
+	snap, problems, err := tenants.Build(cfg, nil, providerOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +196,6 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	reg := tenants.NewRegistry(snap)
-	prom := newMetrics()
 	edge := mcp.New(reg, store.Timed(st, prom.observeStore), mcp.Options{
 		Logger: log, AllowedOrigins: cfg.HTTP.AllowedOrigins, BodyLimit: cfg.HTTP.BodyLimit, Metrics: prom.edge,
 	})

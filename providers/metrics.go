@@ -1,0 +1,65 @@
+package providers
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics count the traffic between the gateway and authorization servers.
+// One value serves every tenant; the issuer label is bounded by the
+// configuration.
+type Metrics struct {
+	jwks          *prometheus.CounterVec
+	introspection *prometheus.CounterVec
+	introCache    *prometheus.CounterVec
+}
+
+// NewMetrics registers the providers' collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_jwks_fetches_total",
+			Help: "JWKS fetches by issuer and result (ok, error).",
+		}, []string{"issuer", "result"}),
+		introspection: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_introspection_requests_total",
+			Help: "RFC 7662 introspection requests sent, by issuer and result (ok: the server answered, error: it could not be asked).",
+		}, []string{"issuer", "result"}),
+		introCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_introspection_cache_total",
+			Help: "Introspection cache lookups by issuer and result (hit, miss).",
+		}, []string{"issuer", "result"}),
+	}
+	reg.MustRegister(m.jwks, m.introspection, m.introCache)
+	return m
+}
+
+// WithMetrics makes the provider count its fetches and introspections in m.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+func (m *Metrics) jwksFetch(issuer string, err error) {
+	if m != nil {
+		m.jwks.WithLabelValues(issuer, result(err)).Inc()
+	}
+}
+
+func (m *Metrics) introspected(issuer string, err error) {
+	if m != nil {
+		m.introspection.WithLabelValues(issuer, result(err)).Inc()
+	}
+}
+
+func (m *Metrics) introCacheLookup(issuer string, hit bool) {
+	if m == nil {
+		return
+	}
+	r := "miss"
+	if hit {
+		r = "hit"
+	}
+	m.introCache.WithLabelValues(issuer, r).Inc()
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "ok"
+}
