@@ -28,6 +28,9 @@ type challenge struct {
 	scope string
 	// retryAfter, in seconds, for 503.
 	retryAfter int
+	// plain marks a refusal that is not about the credentials (a body too
+	// large, headers that disagree with it): a JSON error, no WWW-Authenticate.
+	plain bool
 }
 
 // header renders the WWW-Authenticate value. resource_metadata always comes

@@ -66,6 +66,10 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	verifyStart := time.Now()
 	p, err := ts.verifier.Verify(r.Context(), token)
 	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
+	if err != nil && providers.ClassOf(err) == providers.ClassInternal {
+		// The client is told nothing of the cause; the operator must be.
+		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", err)
+	}
 	if err != nil {
 		return g.refuse(c, ts, &audit, g.verifyChallenge(ts, err))
 	}
@@ -79,15 +83,12 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 		return g.refuse(c, ts, &audit, tooLarge(g.opts.BodyLimit))
 	}
 	if err != nil {
-		return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read"})
+		return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read", plain: true})
 	}
 	if call, ok := peekCall(body); ok {
 		audit.method, audit.tool = call.Method, call.Tool
 		if err := checkHeaders(r.Header, call); err != nil {
-			ch := challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error()}
-			audit.deny(g.log, r.Context(), ch)
-			g.opts.Metrics.decision(t.ID, "deny", reasonLabel(ch))
-			return jsonError(c, ch.status, ch.code, ch.description)
+			return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error(), plain: true})
 		}
 		if call.Method == "tools/call" {
 			if perm, needed := RequiredPermission(call.Tool); needed && !p.Has(perm) {
@@ -139,17 +140,16 @@ func (g *Gateway) verifyChallenge(ts *tenantServer, err error) challenge {
 }
 
 func tooLarge(limit int64) challenge {
-	return challenge{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest,
+	return challenge{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest, plain: true,
 		description: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
 }
 
 // refuse answers with the challenge and writes the audit line. Refusals of
-// the credentials (400, 401, 403) carry WWW-Authenticate; the others are
-// plain JSON errors.
+// the credentials carry WWW-Authenticate; the others are plain JSON errors.
 func (g *Gateway) refuse(c echo.Context, ts *tenantServer, audit *auditRecord, ch challenge) error {
 	audit.deny(g.log, c.Request().Context(), ch)
 	g.opts.Metrics.decision(audit.tenant, "deny", reasonLabel(ch))
-	if ch.status == http.StatusUnauthorized || ch.status == http.StatusForbidden || ch.status == http.StatusBadRequest {
+	if !ch.plain && ch.status != http.StatusServiceUnavailable && ch.status != http.StatusInternalServerError {
 		return ch.write(c, ts.metadataURL)
 	}
 	if ch.retryAfter > 0 {

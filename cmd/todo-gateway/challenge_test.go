@@ -147,6 +147,9 @@ func TestChallenges(t *testing.T) {
 		if body := readAll(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Mcp-Name") {
 			t.Errorf("mismatched Mcp-Name: %d %s", resp.StatusCode, body)
 		}
+		if h := resp.Header.Get("WWW-Authenticate"); h != "" {
+			t.Errorf("a request error that is not about the token carries a challenge: %s", h)
+		}
 	})
 	t.Run("descriptions are header-safe", func(t *testing.T) {
 		h := wantChallenge(t, post(t, acme, `eyJhbGciOiJub25lIn0.eyJzdWIiOiJcIlwiXFwifQ.`, toolsList, nil), http.StatusUnauthorized, `error="invalid_token"`)
@@ -217,8 +220,8 @@ func TestHTTPHygiene(t *testing.T) {
 	t.Run("oversized body is 413", func(t *testing.T) {
 		big := `{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"pad":"` + strings.Repeat("x", 2<<20) + `"}}`
 		resp := post(t, acme, tok, big, nil)
-		if readAll(t, resp); resp.StatusCode != http.StatusRequestEntityTooLarge {
-			t.Errorf("oversized with Content-Length: %d, want 413", resp.StatusCode)
+		if readAll(t, resp); resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("WWW-Authenticate") != "" {
+			t.Errorf("oversized with Content-Length: %d %q, want 413 without a challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 		}
 		// Chunked: no Content-Length, the limit still holds.
 		req := mustRequest(t, http.MethodPost, acme, io.MultiReader(strings.NewReader(big)))
