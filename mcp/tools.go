@@ -57,7 +57,7 @@ func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPSe
 		mcpgo.WithDestructiveHintAnnotation(false),
 		mcpgo.WithIdempotentHintAnnotation(false),
 		mcpgo.WithOpenWorldHintAnnotation(false),
-	), tt.authenticated(tt.create))
+	), tt.authenticated(ToolCreateTodo, tt.create))
 	s.AddTool(mcpgo.NewTool(ToolGetTodos,
 		mcpgo.WithDescription("List todos: every todo of the tenant with the read permission, otherwise only the caller's own. Oldest first."),
 		mcpgo.WithInteger("limit", mcpgo.Min(1), mcpgo.Max(store.MaxLimit),
@@ -68,7 +68,7 @@ func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPSe
 		mcpgo.WithDestructiveHintAnnotation(false),
 		mcpgo.WithIdempotentHintAnnotation(true),
 		mcpgo.WithOpenWorldHintAnnotation(false),
-	), tt.authenticated(tt.list))
+	), tt.authenticated(ToolGetTodos, tt.list))
 	s.AddTool(mcpgo.NewTool(ToolDeleteTodo,
 		mcpgo.WithDescription("Delete a todo by id: the owner may delete their own, the delete permission allows any."),
 		mcpgo.WithString("id", mcpgo.Required(), mcpgo.MinLength(1), mcpgo.Description("The id of the todo")),
@@ -77,15 +77,22 @@ func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPSe
 		mcpgo.WithDestructiveHintAnnotation(true),
 		mcpgo.WithIdempotentHintAnnotation(true),
 		mcpgo.WithOpenWorldHintAnnotation(false),
-	), tt.authenticated(tt.delete))
+	), tt.authenticated(ToolDeleteTodo, tt.delete))
 	return s
 }
 
 // authenticated hands the verified caller to a tool. The bearer middleware
 // always sets one; a missing principal means the tool was reached some other
-// way, and it is refused rather than run as nobody.
-func (tt *todoTools) authenticated(h func(context.Context, mcpgo.CallToolRequest, *providers.Principal) (*mcpgo.CallToolResult, error)) server.ToolHandlerFunc {
-	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+// way, and it is refused rather than run as nobody. A panic in the tool is
+// logged with the request id and answered generically: mcp-go's own recovery
+// would send the panic's text to the client.
+func (tt *todoTools) authenticated(name string, h func(context.Context, mcpgo.CallToolRequest, *providers.Principal) (*mcpgo.CallToolResult, error)) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcpgo.CallToolRequest) (res *mcpgo.CallToolResult, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				res, err = tt.failure(ctx, name, fmt.Errorf("panic: %v", v), ""), nil
+			}
+		}()
 		p := PrincipalFrom(ctx)
 		if p == nil {
 			return mcpgo.NewToolResultError("not authenticated"), nil
