@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+)
+
+// BenchmarkHandler measures the server side of one request, without the
+// network or a client: a bare echo handler answering the same body (the
+// baseline), then get-todos and create-todo through the whole gateway.
+func BenchmarkHandler(b *testing.B) {
+	iss := providertest.New(b)
+	ln, base := listen(b)
+	gw, err := startGateway(context.Background(), manyTenantsConfig(b, base, iss.Issuer(), 1),
+		slog.New(slog.NewJSONHandler(io.Discard, nil)), ln)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gw.Shutdown(context.Background())
+	resource := base + "/t0"
+	reader := iss.Mint(iss.Claims("bench-reader", resource, userScopes))
+	h := gw.server.Handler
+	serve := func(h http.Handler, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, resource, strings.NewReader(body))
+		req.Host = strings.TrimPrefix(base, "http://")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+reader)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for i := range 10 {
+		if rec := serve(h, createBody(i)); rec.Code != http.StatusOK {
+			b.Fatalf("create: %d %s", rec.Code, rec.Body)
+		}
+	}
+	listBody := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`
+	sample := serve(h, listBody).Body.Bytes()
+
+	e := echo.New()
+	e.POST("/*", func(c echo.Context) error {
+		io.Copy(io.Discard, c.Request().Body)
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, sample)
+	})
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+		body func(int) string
+	}{
+		{"bare-echo", e, func(int) string { return listBody }},
+		{"get-todos", h, func(int) string { return listBody }},
+		{"create-todo", h, createBody},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if rec := serve(tc.h, tc.body(i)); rec.Code != http.StatusOK {
+					b.Fatalf("%d %s", rec.Code, rec.Body)
+				}
+				i++
+			}
+		})
+	}
+}
