@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,15 +31,8 @@ Flags:
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	fs, config := checkFlags()
-	// flag would print its errors and usage to one writer; help belongs on
-	// stdout and mistakes on stderr, so print them ourselves.
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			checkUsage(stdout)
-			return exitOK
-		}
-		return checkUsageError(stderr, err.Error())
+	if code, done := parseFlags(fs, args, checkUsage, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		return checkUsageError(stderr, fmt.Sprintf("unexpected argument %q (the file is given with --config FILE)", fs.Arg(0)))
@@ -62,7 +54,5 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 func checkUsageError(stderr io.Writer, msg string) int {
-	fmt.Fprintf(stderr, "todo-gateway check: %s\n\n", msg)
-	checkUsage(stderr)
-	return exitUsage
+	return usageError(stderr, "check", checkUsage, msg)
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -104,6 +105,30 @@ Commands:
 
 Run "todo-gateway help <command>" for a command's flags.
 `)
+}
+
+// parseFlags parses a subcommand's flags. --help prints the usage on stdout
+// and a mistake prints it on stderr (flag alone would send both to one
+// writer); done reports that the command must return code now.
+func parseFlags(fs *flag.FlagSet, args []string, usage func(io.Writer), stdout, stderr io.Writer) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout)
+		return exitOK, true
+	case err != nil:
+		return usageError(stderr, fs.Name(), usage, err.Error()), true
+	}
+	return exitOK, false
+}
+
+// usageError prints a mistake on the command line with the usage, and
+// returns the usage exit code.
+func usageError(stderr io.Writer, command string, usage func(io.Writer), msg string) int {
+	fmt.Fprintf(stderr, "todo-gateway %s: %s\n\n", command, msg)
+	usage(stderr)
+	return exitUsage
 }
 
 // loadFile loads a configuration file exactly as serve does. On failure it

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,13 +63,8 @@ Flags:
 
 func runProviders(args []string, stdout, stderr io.Writer) int {
 	fs, o := providersFlags()
-	fs.SetOutput(io.Discard) // help on stdout, mistakes on stderr, as check does
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			providersUsage(stdout)
-			return exitOK
-		}
-		return providersUsageError(stderr, err.Error())
+	if code, done := parseFlags(fs, args, providersUsage, stdout, stderr); done {
+		return code
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -131,9 +125,7 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 }
 
 func providersUsageError(stderr io.Writer, msg string) int {
-	fmt.Fprintf(stderr, "todo-gateway providers: %s\n\n", msg)
-	providersUsage(stderr)
-	return exitUsage
+	return usageError(stderr, "providers", providersUsage, msg)
 }
 
 // provResult is one column: a tenant, what its server answered, and the

@@ -56,20 +56,11 @@ Flags:
 
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs, config, listen := serveFlags()
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			serveUsage(stdout)
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "todo-gateway serve: %s\n\n", err)
-		serveUsage(stderr)
-		return exitUsage
+	if code, done := parseFlags(fs, args, serveUsage, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "todo-gateway serve: unexpected argument %q\n\n", fs.Arg(0))
-		serveUsage(stderr)
-		return exitUsage
+		return usageError(stderr, "serve", serveUsage, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 
 	log := slog.New(slog.NewJSONHandler(stderr, nil))

@@ -84,13 +84,8 @@ func stdinIsTerminal() bool {
 // explainToken is runToken with stdin given, so tests can drive it.
 func explainToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs, o := tokenFlags()
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			tokenUsage(stdout)
-			return exitOK
-		}
-		return tokenUsageError(stderr, err.Error())
+	if code, done := parseFlags(fs, args, tokenUsage, stdout, stderr); done {
+		return code
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -130,9 +125,7 @@ func explainToken(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 }
 
 func tokenUsageError(stderr io.Writer, msg string) int {
-	fmt.Fprintf(stderr, "todo-gateway token: %s\n\n", msg)
-	tokenUsage(stderr)
-	return exitUsage
+	return usageError(stderr, "token", tokenUsage, msg)
 }
 
 // loadTenant loads the file as serve does and picks the tenant; a nil
