@@ -96,6 +96,8 @@ func TestPeekCallAndHeaders(t *testing.T) {
 		{"not JSON is left to mcp-go", `{"jsonrpc":`, nil, false, rpcCall{}, false},
 		{"a batch is left to mcp-go", `[{"method":"tools/call"}]`, nil, false, rpcCall{}, false},
 		{"a non-string name names no tool", `{"method":"tools/call","params":{"name":7}}`, nil, true, rpcCall{Method: "tools/call"}, false},
+		{"keys match exactly", `{"method":"tools/call","params":{"name":"create-todo","NAME":"get-todos"},"METHOD":"tools/list"}`, nil, true,
+			rpcCall{"tools/call", "create-todo"}, false},
 		{"headers agree", `{"method":"tools/call","params":{"name":"get-todos"}}`,
 			map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get-todos"}, true, rpcCall{"tools/call", "get-todos"}, false},
 		{"Mcp-Name disagrees", `{"method":"tools/call","params":{"name":"create-todo"}}`,

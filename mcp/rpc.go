@@ -38,21 +38,20 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 
 // peekCall reads the method and tool name from a JSON-RPC body. A body that is
 // not a single JSON-RPC request is left for mcp-go to reject with the proper
-// JSON-RPC error, so ok is false and nothing is decided here.
+// JSON-RPC error, so ok is false and nothing is decided here. Keys are
+// matched exactly, as JSON-RPC means them: encoding/json's case-insensitive
+// struct matching would let {"name":"create-todo","NAME":"get-todos"} read
+// differently here than in mcp-go.
 func peekCall(body []byte) (call rpcCall, ok bool) {
-	var msg struct {
-		Method string `json:"method"`
-		Params struct {
-			Name json.RawMessage `json:"name"`
-		} `json:"params"`
-	}
+	var msg map[string]json.RawMessage
 	if json.Unmarshal(body, &msg) != nil {
 		return rpcCall{}, false
 	}
-	call.Method = msg.Method
-	if len(msg.Params.Name) > 0 {
-		// A non-string name is a malformed call; mcp-go rejects it.
-		_ = json.Unmarshal(msg.Params.Name, &call.Tool)
+	// Non-string values name nothing; mcp-go rejects such calls.
+	_ = json.Unmarshal(msg["method"], &call.Method)
+	var params map[string]json.RawMessage
+	if json.Unmarshal(msg["params"], &params) == nil {
+		_ = json.Unmarshal(params["name"], &call.Tool)
 	}
 	return call, true
 }
