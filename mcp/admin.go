@@ -23,6 +23,9 @@ type tenantStatus struct {
 	// Provider is what the tenant's verifier knows of its issuer; absent for
 	// a tenant whose verifier could not be built.
 	Provider *providers.Status `json:"provider,omitempty"`
+	// Problem says why a tenant cannot verify tokens (its verifier could not
+	// be built, for example a secret's environment variable is unset).
+	Problem string `json:"problem,omitempty"`
 }
 
 // NewAdmin serves the operator's endpoints: /healthz (the process answers),
@@ -59,9 +62,12 @@ func NewAdmin(reg *tenants.Registry, ready func(context.Context) error, metrics 
 		}{Tenants: []tenantStatus{}}
 		for _, t := range snap.Tenants() {
 			st := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer}
-			if v, ok := snap.Verifier(t).(interface{ Status() providers.Status }); ok {
+			switch v := snap.Verifier(t).(type) {
+			case interface{ Status() providers.Status }:
 				ps := v.Status()
 				st.Provider = &ps
+			case interface{ Problem() string }:
+				st.Problem = v.Problem()
 			}
 			out.Tenants = append(out.Tenants, st)
 		}

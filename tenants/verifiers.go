@@ -37,7 +37,7 @@ func Build(cfg *Config, prev *Snapshot, opts ...providers.Option) (*Snapshot, []
 		p, err := providers.New(t.ProviderSettings(), opts...)
 		if err != nil {
 			problems = append(problems, Problem{Path: fmt.Sprintf("tenants[%d].provider", i), Tenant: t.ID, Message: err.Error()})
-			s.verifiers[i] = misconfigured{}
+			s.verifiers[i] = misconfigured{problem: err.Error()}
 			continue
 		}
 		s.verifiers[i] = p
@@ -113,8 +113,13 @@ func (s *Snapshot) CloseReplaced(next *Snapshot) error {
 	return errors.Join(errs...)
 }
 
-// misconfigured stands in for a verifier that could not be built.
-type misconfigured struct{}
+// misconfigured stands in for a verifier that could not be built. Clients
+// get a generic 503; the operator finds the problem in the log and in the
+// admin status.
+type misconfigured struct{ problem string }
+
+// Problem says why the verifier could not be built.
+func (m misconfigured) Problem() string { return m.problem }
 
 func (misconfigured) Verify(context.Context, string) (*providers.Principal, error) {
 	return nil, &providers.Error{Class: providers.ClassUnavailable,

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -65,5 +70,23 @@ func TestAdminEndpoints(t *testing.T) {
 	tb.gw.store.Close()
 	if code, body := get(t, admin+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz with the store closed: %d %s, want 503", code, body)
+	}
+}
+
+// A tenant whose verifier could not be built says why in /status.
+func TestStatusNamesABrokenTenant(t *testing.T) {
+	iss := providertest.New(t)
+	ln, base := listen(t)
+	cfg := manyTenantsConfig(t, base, iss.Issuer(), 2)
+	cfg.Tenants[1].Provider.Token = providers.TokenIntrospection
+	cfg.Tenants[1].Provider.Introspection = &providers.IntrospectionConfig{ClientID: "gw", ClientSecretEnv: "TODO_GATEWAY_TEST_UNSET"}
+	gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Shutdown(context.Background())
+	code, body := get(t, "http://"+gw.AdminAddr()+"/status")
+	if code != http.StatusOK || !strings.Contains(body, `"problem":`) || !strings.Contains(body, "TODO_GATEWAY_TEST_UNSET") {
+		t.Errorf("status of a broken tenant: %d %s", code, body)
 	}
 }
