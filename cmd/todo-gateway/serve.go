@@ -138,23 +138,30 @@ type gateway struct {
 // cfg.Listen when ln is nil. A test passes its own listener so that resource
 // URLs can name the port before the gateway starts.
 func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln net.Listener) (g *gateway, err error) {
+	// On failure, release what was acquired, newest first.
+	var undo []func() error
 	defer func() {
-		if err != nil && ln != nil {
-			ln.Close()
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
 		}
 	}()
+	if ln != nil {
+		undo = append(undo, ln.Close)
+	}
 	prom := newMetrics()
 	providerOpts := []providers.Option{providers.WithLogger(log), providers.WithMetrics(prom.providers)}
 	snap, problems, err := tenants.Build(cfg, nil, providerOpts...)
 	if err != nil {
 		return nil, err
 	}
+	undo = append(undo, snap.Close)
 	for _, p := range problems {
 		log.Error("tenant cannot verify tokens until its configuration is fixed", "problem", p.String())
 	}
 	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			snap.Close()
 			return nil, fmt.Errorf("store directory: %w", err)
 		}
 	}
@@ -164,26 +171,20 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 	}
 	st, err := bolt.Open(cfg.Store.Path, bolt.Options{BatchDelay: batchDelay})
 	if err != nil {
-		snap.Close()
 		return nil, err
 	}
+	undo = append(undo, st.Close)
 	if err := st.EnsureTenants(ctx, tenantIDs(snap)...); err != nil {
-		st.Close()
-		snap.Close()
 		return nil, fmt.Errorf("tenant storage: %w", err)
 	}
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			st.Close()
-			snap.Close()
 			return nil, err
 		}
+		undo = append(undo, ln.Close)
 	}
 	adminLn, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
-		ln.Close()
-		st.Close()
-		snap.Close()
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	reg := tenants.NewRegistry(snap)

@@ -161,3 +161,27 @@ func BenchmarkStart(b *testing.B) {
 		})
 	}
 }
+
+// A start that fails half-way (here: the admin port is taken) releases what
+// it had acquired: the store file can be opened again at once, and the
+// public listener is closed.
+func TestFailedStartReleasesEverything(t *testing.T) {
+	taken, _ := listen(t)
+	defer taken.Close()
+	ln, base := listen(t)
+	cfg := manyTenantsConfig(t, base, "http://127.0.0.1:9/", 1)
+	cfg.Admin.Listen = taken.Addr().String()
+	if _, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln); err == nil || !strings.Contains(err.Error(), "admin listener") {
+		t.Fatalf("start with a taken admin port: %v, want an admin listener error", err)
+	}
+	if _, err := httpClient.Get(base); err == nil {
+		t.Error("the public listener is still open")
+	}
+	ln2, _ := listen(t)
+	cfg.Admin.Listen = "127.0.0.1:0"
+	gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln2)
+	if err != nil {
+		t.Fatalf("restart on the same store: %v", err)
+	}
+	gw.Shutdown(context.Background())
+}
