@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -148,4 +149,14 @@ func loadFile(path string, stderr io.Writer) *tenants.Config {
 		fmt.Fprintln(stderr, err) // already names the file
 	}
 	return nil
+}
+
+// tenantIDList names a configuration's tenants, for messages about an
+// unknown --tenant.
+func tenantIDList(cfg *tenants.Config) string {
+	ids := make([]string, len(cfg.Tenants))
+	for i, t := range cfg.Tenants {
+		ids[i] = t.ID
+	}
+	return strings.Join(ids, ", ")
 }

@@ -92,11 +92,7 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(selected) == 0 {
-		ids := make([]string, len(cfg.Tenants))
-		for i, t := range cfg.Tenants {
-			ids[i] = t.ID
-		}
-		return providersUsageError(stderr, fmt.Sprintf("no tenant %q in %s (tenants: %s)", o.tenant, o.config, strings.Join(ids, ", ")))
+		return providersUsageError(stderr, fmt.Sprintf("no tenant %q in %s (tenants: %s)", o.tenant, o.config, tenantIDList(cfg)))
 	}
 
 	results := probeProviders(context.Background(), selected, o.timeout, o.parallel)

@@ -131,32 +131,17 @@ func tokenUsageError(stderr io.Writer, msg string) int {
 // loadTenant loads the file as serve does and picks the tenant; a nil
 // tenant comes with the exit code.
 func loadTenant(path, id string, stderr io.Writer) (*tenants.Tenant, int) {
-	cfg, err := tenants.Load(path)
-	var snap *tenants.Snapshot
-	if err == nil {
-		snap, err = tenants.NewSnapshot(cfg)
-	}
-	if err != nil {
-		var ve *tenants.ValidationError
-		if errors.As(err, &ve) {
-			for _, p := range ve.Problems {
-				fmt.Fprintf(stderr, "%s: %s\n", path, p)
-			}
-		} else {
-			fmt.Fprintln(stderr, err)
-		}
+	cfg := loadFile(path, stderr)
+	if cfg == nil {
 		return nil, exitUsage
 	}
-	t, ok := snap.Tenant(id)
-	if !ok {
-		ids := make([]string, 0, snap.Len())
-		for _, t := range snap.Tenants() {
-			ids = append(ids, t.ID)
+	for i := range cfg.Tenants {
+		if cfg.Tenants[i].ID == id {
+			return &cfg.Tenants[i], exitOK
 		}
-		fmt.Fprintf(stderr, "todo-gateway token: %s has no tenant %q (it has: %s)\n", path, id, strings.Join(ids, ", "))
-		return nil, exitUsage
 	}
-	return t, exitOK
+	fmt.Fprintf(stderr, "todo-gateway token: %s has no tenant %q (it has: %s)\n", path, id, tenantIDList(cfg))
+	return nil, exitUsage
 }
 
 // readToken reads the token from r: surrounding whitespace and a "Bearer "
