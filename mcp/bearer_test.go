@@ -96,8 +96,13 @@ func TestPeekCallAndHeaders(t *testing.T) {
 		{"not JSON is left to mcp-go", `{"jsonrpc":`, nil, false, rpcCall{}, false},
 		{"a batch is left to mcp-go", `[{"method":"tools/call"}]`, nil, false, rpcCall{}, false},
 		{"a non-string name names no tool", `{"method":"tools/call","params":{"name":7}}`, nil, true, rpcCall{Method: "tools/call"}, false},
-		{"keys match exactly", `{"method":"tools/call","params":{"name":"create-todo","NAME":"get-todos"},"METHOD":"tools/list"}`, nil, true,
+		// encoding/json, which mcp-go dispatches with, takes the last of
+		// the keys that match a field regardless of case.
+		{"keys read as mcp-go reads them", `{"method":"tools/list","params":{"name":"get-todos","NAME":"create-todo"},"METHOD":"tools/call"}`, nil, true,
 			rpcCall{"tools/call", "create-todo"}, false},
+		{"a repeated key: the last one counts", `{"method":"tools/call","params":{"name":"get-todos","name":"create-todo"}}`, nil, true,
+			rpcCall{"tools/call", "create-todo"}, false},
+		{"params of another type are left to mcp-go", `{"method":"tools/call","params":"create-todo"}`, nil, false, rpcCall{}, false},
 		{"headers agree", `{"method":"tools/call","params":{"name":"get-todos"}}`,
 			map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get-todos"}, true, rpcCall{"tools/call", "get-todos"}, false},
 		{"Mcp-Name disagrees", `{"method":"tools/call","params":{"name":"create-todo"}}`,

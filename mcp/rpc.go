@@ -36,23 +36,28 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// peekCall reads the method and tool name from a JSON-RPC body. A body that is
-// not a single JSON-RPC request is left for mcp-go to reject with the proper
-// JSON-RPC error, so ok is false and nothing is decided here. Keys are
-// matched exactly, as JSON-RPC means them: encoding/json's case-insensitive
-// struct matching would let {"name":"create-todo","NAME":"get-todos"} read
-// differently here than in mcp-go.
+// peekCall reads the method and tool name from a JSON-RPC body the way
+// mcp-go will when it dispatches the call: encoding/json into struct fields
+// of the same names, so the same rules pick the value when a key repeats or
+// differs only in case ({"name":"get-todos","NAME":"create-todo"} runs
+// create-todo, and is checked as create-todo). FuzzPeekCall holds this
+// against mcp-go itself. A body that is not a single JSON-RPC request is
+// left for mcp-go to reject with the proper JSON-RPC error, so ok is false
+// and nothing is decided here.
 func peekCall(body []byte) (call rpcCall, ok bool) {
-	var msg map[string]json.RawMessage
+	var msg struct {
+		Method string `json:"method"`
+		Params struct {
+			// Raw, so that a name of another type names no tool rather
+			// than hiding the method; mcp-go rejects such calls.
+			Name json.RawMessage `json:"name"`
+		} `json:"params"`
+	}
 	if json.Unmarshal(body, &msg) != nil {
 		return rpcCall{}, false
 	}
-	// Non-string values name nothing; mcp-go rejects such calls.
-	_ = json.Unmarshal(msg["method"], &call.Method)
-	var params map[string]json.RawMessage
-	if json.Unmarshal(msg["params"], &params) == nil {
-		_ = json.Unmarshal(params["name"], &call.Tool)
-	}
+	call.Method = msg.Method
+	_ = json.Unmarshal(msg.Params.Name, &call.Tool)
 	return call, true
 }
 
