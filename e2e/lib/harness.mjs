@@ -25,7 +25,7 @@ export function gatewayBinary() {
   const bin = process.env.TODO_GATEWAY_BIN;
   if (!bin) {
     throw new Error('TODO_GATEWAY_BIN is not set: run `make e2e`, or build the gateway with '
-      + '`go build -o bin/e2e/todo-gateway ./cmd/todo-gateway` and set TODO_GATEWAY_BIN to its path');
+      + '`GOTOOLCHAIN=go1.27.3 go build -o bin/e2e/todo-gateway ./cmd/todo-gateway` and set TODO_GATEWAY_BIN to its path');
   }
   return bin;
 }
