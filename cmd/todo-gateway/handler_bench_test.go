@@ -16,7 +16,8 @@ import (
 
 // BenchmarkHandler measures the server side of one request, without the
 // network or a client: a bare echo handler answering the same body (the
-// baseline), then get-todos and create-todo through the whole gateway.
+// baseline), mcp-go alone answering the same result (mcpAlone), then
+// get-todos and create-todo through the whole gateway.
 func BenchmarkHandler(b *testing.B) {
 	iss := providertest.New(b)
 	ln, base := listen(b)
@@ -58,6 +59,7 @@ func BenchmarkHandler(b *testing.B) {
 		body func(int) string
 	}{
 		{"bare-echo", e, func(int) string { return listBody }},
+		{"mcp-go-alone", mcpAlone(b, sample), func(int) string { return listBody }},
 		{"get-todos", h, func(int) string { return listBody }},
 		{"create-todo", h, createBody},
 	} {
