@@ -148,9 +148,9 @@ func (g *Gateway) serverFor(snap *tenants.Snapshot, t *tenants.Tenant) *tenantSe
 		mcp: server.NewStreamableHTTPServer(newMCPServer(t.ID, g.store, g.log),
 			server.WithStateLess(true),
 			server.WithDisableStreaming(true),
-			// The gateway validates Origin itself and serves remote tenants by
-			// host name, which mcp-go's loopback Host guard would refuse.
-			server.WithDisableLocalhostProtection(true),
+			// Reached through Handle (serveMCP), which leaves CORS and the
+			// loopback Host guard to the gateway: it validates Origin itself
+			// and serves remote tenants by host name.
 		),
 		metadataURL: metadataURL(t.Resource),
 		origin:      originOf(t.Resource),

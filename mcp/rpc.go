@@ -1,7 +1,6 @@
 package mcp
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +18,8 @@ type rpcCall struct {
 var errBodyTooLarge = errors.New("request body too large")
 
 // readBody reads at most limit bytes of the body, whatever Content-Length
-// says (a chunked body has none), and puts the bytes back for mcp-go.
+// says (a chunked body has none). mcp-go is handed these bytes (see
+// serveMCP), so the body is read once.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
@@ -32,7 +32,6 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if int64(len(body)) > limit {
 		return nil, errBodyTooLarge
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	return body, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/todo-gateway/todo-gateway/providers"
 )
@@ -101,10 +102,25 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	audit.allow(g.log, r.Context())
 	g.opts.Metrics.decision(t.ID, "allow", "")
 
-	c.SetRequest(r.WithContext(WithPrincipal(r.Context(), p)))
-	ts.mcp.ServeHTTP(c.Response(), c.Request())
+	// mcp-go's transport-agnostic entry point takes the body already read
+	// and peeked, and the principal in the context its tools receive. The
+	// checks ServeHTTP would add (CORS, the loopback Host guard, metadata)
+	// are the gateway's own, above.
+	ts.mcp.Handle(unstreamed{c.Response()}, &server.HTTPRequest{
+		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
+		Context: WithPrincipal(r.Context(), p),
+	})
 	return nil
 }
+
+// unstreamed is the response as mcp-go writes it. The endpoints are
+// stateless and their tools send no notifications, so nothing is ever
+// streamed: CanStream false keeps every answer one application/json body
+// and spares mcp-go setting up a stream per request.
+type unstreamed struct{ *echo.Response }
+
+func (unstreamed) CanStream() bool { return false }
+func (unstreamed) Flush()          {}
 
 // VerificationAnswer is the gateway's answer to a failed verification: the
 // HTTP status, the error code and the error_description. A bad token is the
