@@ -306,7 +306,10 @@ func (s *Store) List(ctx context.Context, tenant string, opts store.ListOptions)
 		return store.Page{}, err
 	}
 
-	page := store.Page{Todos: make([]store.Todo, 0, min(limit, 64))}
+	// Room for a typical page (an owner's few todos); a full page of 100
+	// grows into its slice, where a larger first guess cost every small
+	// page 4.6 KB of garbage.
+	page := store.Page{Todos: make([]store.Todo, 0, min(limit, 16))}
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		todos, owners, err := tenantBuckets(tx, tenant)
 		if err != nil {
