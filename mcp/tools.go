@@ -2,11 +2,11 @@ package mcp
 
 import (
 	"context"
-	"encoding/json/v2"
 	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/go-json-experiment/json"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
@@ -182,8 +182,8 @@ func (tt *todoTools) failure(ctx context.Context, tool string, err error, generi
 // structured answers with the value as structuredContent and as JSON text,
 // for clients that read only the text. The value is marshalled once and the
 // bytes serve both: on get-todos this was a tenth of the request's CPU.
-// encoding/json/v2 leaves <, > and & unescaped; mcp-go's encoder escapes
-// them on the wire as before.
+// encoding/json/v2 (go-json-experiment, as in store/bolt) leaves <, > and &
+// unescaped; mcp-go's encoder escapes them on the wire as before.
 func structured(v any) *mcpgo.CallToolResult {
 	b, err := json.Marshal(v)
 	if err != nil { // only plain data structs reach here

@@ -8,7 +8,7 @@ import (
 	"github.com/todo-gateway/todo-gateway/store"
 )
 
-// Files written before records moved to encoding/json/v2 hold
+// Files written before records moved to encoding/json/v2 (go-json-experiment) hold
 // what encoding/json wrote (HTML characters escaped, for one), and a binary
 // rolled back to an older release must still read what this one writes. Both
 // directions are pinned here on content that the two encoders spell
