@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,10 +60,9 @@ type Store struct {
 	db   *bbolt.DB
 	path string
 
-	// mu is held shared by every call and exclusively by Close, so Close
-	// waits for calls in progress and no call reaches a closed bbolt.DB.
-	mu     sync.RWMutex
-	closed bool
+	// gate makes Close wait for calls in progress, so no call reaches a
+	// closed bbolt.DB.
+	gate store.Gate
 
 	// writers counts Create and Delete calls in flight; see write.
 	writers atomic.Int32
@@ -125,19 +123,8 @@ func Open(path string, opts Options) (*Store, error) {
 // Path returns the file the store was opened on.
 func (s *Store) Path() string { return s.path }
 
-// enter starts a call: it refuses a finished ctx and a closed store, and
-// holds off Close until the returned func is called.
-func (s *Store) enter(ctx context.Context) (leave func(), err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return nil, store.ErrClosed
-	}
-	return s.mu.RUnlock, nil
-}
+// enter starts a call; see store.Gate.
+func (s *Store) enter(ctx context.Context) (leave func(), err error) { return s.gate.Enter(ctx) }
 
 // Ping reports whether the store is open and its file readable, for the
 // gateway's readiness check.
@@ -152,16 +139,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close waits for calls in progress and closes the file.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
-	s.closed = true
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close bolt database %s: %w", s.path, err)
-	}
-	return nil
+	return s.gate.Close(func() error {
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("close bolt database %s: %w", s.path, err)
+		}
+		return nil
+	})
 }
 
 // EnsureTenants creates the buckets of every tenant missing them, all in
@@ -431,76 +414,6 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 		return store.Todo{}, opErr
 	}
 	return deleted, nil
-}
-
-// Check verifies the file (bbolt's page-level check) and the owner index of
-// every tenant (each todo indexed once, each index entry naming a todo). It
-// holds the writer lock meanwhile: bbolt's check is unsafe next to a writer.
-func (s *Store) Check(ctx context.Context) error {
-	leave, err := s.enter(ctx)
-	if err != nil {
-		return err
-	}
-	defer leave()
-
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() // nothing is written; the writer lock is what we need
-
-	const maxErrs = 20
-	var errs []error
-	for err := range tx.Check() {
-		if len(errs) < maxErrs {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("check %s: %w", s.path, errors.Join(errs...))
-	}
-
-	err = tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
-		tenant := string(name)
-		todos, owners, err := tenantBuckets(tx, tenant)
-		if err != nil {
-			return err
-		}
-		var nTodos, nIndex int
-		err = todos.ForEach(func(k, v []byte) error {
-			nTodos++
-			// Only the keys matter here; leaving out the content makes the
-			// decoder skip it instead of copying up to 10 KiB per todo.
-			var r struct {
-				ID    string `json:"id"`
-				Owner string `json:"owner"`
-			}
-			err := json.Unmarshal(v, &r)
-			switch {
-			case err != nil:
-				return fmt.Errorf("tenant %q, todo %s: decode todo: %w", tenant, k, err)
-			case r.ID != string(k):
-				return fmt.Errorf("tenant %q: key %s holds todo %s", tenant, k, r.ID)
-			case owners.Get(ownerKey(r.Owner, r.ID)) == nil:
-				return fmt.Errorf("tenant %q: todo %s is missing from the owner index", tenant, r.ID)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if err := owners.ForEach(func(k, _ []byte) error { nIndex++; return nil }); err != nil {
-			return err
-		}
-		if nIndex != nTodos {
-			return fmt.Errorf("tenant %q: %d todos but %d owner index entries", tenant, nTodos, nIndex)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("check %s: %w", s.path, err)
-	}
-	return nil
 }
 
 // write commits fn durably, alone or in a group commit. Batch makes the first
