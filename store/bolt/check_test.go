@@ -78,4 +78,3 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	return nil
 }
-
