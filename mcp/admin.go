@@ -8,7 +8,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/todo-gateway/todo-gateway/providers"
-	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // readyTimeout bounds a readiness check so a stuck store cannot hang probes.
@@ -28,11 +27,39 @@ type tenantStatus struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// statusDocument is the body of /status.
+type statusDocument struct {
+	// Config is the version (SHA-256 of the bytes) of the configuration
+	// being served: instances showing the same one serve the same tenants.
+	Config  string         `json:"config"`
+	Tenants []tenantStatus `json:"tenants"`
+}
+
+// status describes the generation for /status.
+func (gen *Generation) status() statusDocument {
+	out := statusDocument{Tenants: []tenantStatus{}}
+	if gen == nil {
+		return out
+	}
+	out.Config = gen.version
+	for _, st := range gen.states {
+		t := st.tenant
+		ts := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer, Problem: st.problem}
+		if v, ok := st.verifier.(interface{ Status() providers.Status }); ok {
+			ps := v.Status()
+			ts.Provider = &ps
+		}
+		out.Tenants = append(out.Tenants, ts)
+	}
+	return out
+}
+
 // NewAdmin serves the operator's endpoints: /healthz (the process answers),
-// /readyz (ready reports no error and tenants are loaded), /status (each
-// tenant and its provider) and /metrics. They reveal internals, so they
-// belong on a private listener, never on the public MCP one.
-func NewAdmin(reg *tenants.Registry, ready func(context.Context) error, metrics http.Handler) http.Handler {
+// /readyz (ready reports no error and tenants are loaded), /status (the
+// configuration version, each tenant and its provider) and /metrics. They
+// reveal internals, so they belong on a private listener, never on the
+// public MCP one.
+func NewAdmin(gw *Gateway, ready func(context.Context) error, metrics http.Handler) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
@@ -47,7 +74,7 @@ func NewAdmin(reg *tenants.Registry, ready func(context.Context) error, metrics 
 	e.GET("/readyz", func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
 		defer cancel()
-		if reg.Load().Len() == 0 {
+		if gen := gw.Current(); gen == nil || gen.Len() == 0 {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no tenants loaded"})
 		}
 		if err := ready(ctx); err != nil {
@@ -56,22 +83,7 @@ func NewAdmin(reg *tenants.Registry, ready func(context.Context) error, metrics 
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 	e.GET("/status", func(c echo.Context) error {
-		snap := reg.Load()
-		out := struct {
-			Tenants []tenantStatus `json:"tenants"`
-		}{Tenants: []tenantStatus{}}
-		for _, t := range snap.Tenants() {
-			st := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer}
-			switch v := snap.Verifier(t).(type) {
-			case interface{ Status() providers.Status }:
-				ps := v.Status()
-				st.Provider = &ps
-			case interface{ Problem() string }:
-				st.Problem = v.Problem()
-			}
-			out.Tenants = append(out.Tenants, st)
-		}
-		return c.JSON(http.StatusOK, out)
+		return c.JSON(http.StatusOK, gw.Current().status())
 	})
 	e.GET("/metrics", echo.WrapHandler(metrics))
 	return e

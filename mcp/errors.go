@@ -5,7 +5,75 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
 )
+
+// verificationAnswer is the edge's answer to one class of failed token
+// verification.
+type verificationAnswer struct {
+	status int
+	code   string // RFC 6750 error code
+	// outcome labels the verification latency metric.
+	outcome string
+}
+
+// verificationAnswers, by class: a bad token is the client's to fix (401);
+// an unreachable issuer is ours (503, so the client retries instead of
+// throwing its token away); anything else is a 500 that says nothing of the
+// cause.
+var verificationAnswers = [...]verificationAnswer{
+	providers.ClassInvalidToken: {http.StatusUnauthorized, errInvalidToken, "invalid"},
+	providers.ClassUnavailable:  {http.StatusServiceUnavailable, errUnavailable, "unavailable"},
+	providers.ClassInternal:     {http.StatusInternalServerError, "server_error", "error"},
+}
+
+func answerFor(class providers.Class) verificationAnswer {
+	if int(class) < 0 || int(class) >= len(verificationAnswers) {
+		return verificationAnswers[providers.ClassInternal]
+	}
+	return verificationAnswers[class]
+}
+
+// storeAnswer is how the edge treats one kind of store error.
+type storeAnswer struct {
+	err     error
+	outcome string // labels the store latency metric
+	// refusal marks the caller's fault (bad input, an id that is not there
+	// or not theirs): the tool answers it and nothing is logged. Anything
+	// else is a failure, logged with the request id and answered generically.
+	refusal bool
+	// showText lets the tool pass the error's own message to the caller
+	// (it names what to fix and holds nothing internal).
+	showText bool
+}
+
+var storeAnswers = []storeAnswer{
+	{store.ErrInvalid, "invalid", true, true},
+	{store.ErrNotFound, "not_found", true, false},
+	{store.ErrDenied, "denied", true, false},
+}
+
+var storeFailure = storeAnswer{outcome: "error"}
+
+func storeAnswerFor(err error) storeAnswer {
+	for _, a := range storeAnswers {
+		if errors.Is(err, a.err) {
+			return a
+		}
+	}
+	return storeFailure
+}
+
+// StoreOutcome is a bounded label for a store operation's result: "ok", or
+// the kind of error.
+func StoreOutcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return storeAnswerFor(err).outcome
+}
 
 // jsonError answers with the gateway's one error shape.
 func jsonError(c echo.Context, status int, code, description string) error {

@@ -8,23 +8,26 @@ package mcp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // Options tune the HTTP edge. Zero values take the defaults.
 type Options struct {
+	// NewVerifier builds each tenant's token verifier; default
+	// ProviderVerifier() (providers.New with default options).
+	NewVerifier NewVerifier
 	// AllowedOrigins are browser origins (scheme://host[:port]) allowed to
 	// call the MCP endpoints, besides each tenant's own origin. "*" allows any.
 	AllowedOrigins []string
@@ -32,6 +35,10 @@ type Options struct {
 	BodyLimit int64
 	// RetryAfter is sent with 503 answers; default 30s.
 	RetryAfter time.Duration
+	// RetireGrace is how long a replaced tenant's verifier and MCP server
+	// stay open after a reload, so that requests which started before the
+	// swap finish with working caches; default 30s.
+	RetireGrace time.Duration
 	// Logger receives the access, audit and error lines; default slog.Default().
 	Logger *slog.Logger
 	// Metrics, when set, counts requests and decisions and times verification.
@@ -39,65 +46,130 @@ type Options struct {
 }
 
 const (
-	defaultBodyLimit  = 1 << 20
-	defaultRetryAfter = 30 * time.Second
+	defaultBodyLimit   = 1 << 20
+	defaultRetryAfter  = 30 * time.Second
+	defaultRetireGrace = 30 * time.Second
 	// metadataMaxAge lets clients cache the metadata; it changes only on reload.
 	metadataMaxAge = "public, max-age=300"
 )
 
-// Gateway serves every tenant of the registry's current snapshot.
+// Gateway serves every tenant of its current generation.
 type Gateway struct {
-	registry *tenants.Registry
-	store    store.Store
-	opts     Options
-	log      *slog.Logger
-	echo     *echo.Echo
+	store store.Store
+	opts  Options
+	log   *slog.Logger
+	echo  *echo.Echo
 
-	// servers caches each tenant's mcp-go server and rendered metadata,
-	// keyed by the *tenants.Tenant of the snapshot that holds it, so a
-	// reloaded tenant gets fresh ones.
-	servers sync.Map // *tenants.Tenant → *tenantServer
+	current atomic.Pointer[Generation]
+
+	// applyMu makes Apply one at a time and guards retiring and closed.
+	applyMu sync.Mutex
+	// retiring holds, per pending retirement, the function that closes what
+	// a reload replaced; each entry removes itself when it runs, so nothing
+	// outlives its grace period.
+	retiring map[*time.Timer]func()
+	closed   bool
 }
 
-// tenantServer is what the gateway keeps per tenant.
-type tenantServer struct {
-	tenant      *tenants.Tenant
-	verifier    providers.Verifier
-	mcp         *server.StreamableHTTPServer
-	metadata    []byte
-	metadataURL string
-	// allScopes is the scope parameter of a 401: every scope the tenant knows.
-	allScopes string
-	// origin is the resource's own origin, always allowed to call it.
-	origin string
-}
-
-// New builds the gateway. It makes no network call: providers discover their
-// issuers lazily on the first token.
-func New(reg *tenants.Registry, st store.Store, opts Options) *Gateway {
+// New builds the gateway, serving nothing until the first Apply. It makes
+// no network call: providers discover their issuers lazily on the first
+// token.
+func New(st store.Store, opts Options) *Gateway {
+	if opts.NewVerifier == nil {
+		opts.NewVerifier = ProviderVerifier()
+	}
 	if opts.BodyLimit <= 0 {
 		opts.BodyLimit = defaultBodyLimit
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = defaultRetryAfter
 	}
+	if opts.RetireGrace <= 0 {
+		opts.RetireGrace = defaultRetireGrace
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	g := &Gateway{registry: reg, store: st, opts: opts, log: opts.Logger}
+	g := &Gateway{store: st, opts: opts, log: opts.Logger, retiring: make(map[*time.Timer]func())}
 	g.echo = g.routes()
 	return g
 }
 
-// Close shuts every tenant's mcp-go server down. Stateless servers hold no
-// streams, so this only releases what mcp-go keeps per server.
-func (g *Gateway) Close(ctx context.Context) error {
-	var errs []error
-	g.servers.Range(func(_, v any) bool {
-		errs = append(errs, v.(*tenantServer).mcp.Shutdown(ctx))
-		return true
+// Current is the generation being served (nil before the first Apply).
+func (g *Gateway) Current() *Generation { return g.current.Load() }
+
+// Apply makes cfg the tenant set being served, in one step each: build the
+// next generation (carrying unchanged tenants over with their warm caches),
+// ensure every tenant has its space in the store, swap it in, and retire
+// what it replaced after the grace period. Any failure leaves the current
+// generation serving, untouched. version names the configuration (its
+// hash) in /status and the config metric.
+func (g *Gateway) Apply(ctx context.Context, cfg *tenants.Config, version string) (Change, error) {
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	if g.closed {
+		return Change{}, errors.New("the gateway is closed")
+	}
+	prev := g.current.Load()
+	next, problems, err := g.build(cfg, version, prev)
+	if err != nil {
+		return Change{}, err
+	}
+	fresh := next.replacedBy(prev) // built for next; closed again if next is not used
+	if err := g.store.EnsureTenants(ctx, next.snap.IDs()...); err != nil {
+		_ = closeStates(ctx, fresh)
+		return Change{}, fmt.Errorf("tenant storage: %w", err)
+	}
+	g.current.Store(next)
+	g.opts.Metrics.configApplied(version)
+	g.retire(prev.replacedBy(next))
+	ch := diff(prev, next)
+	ch.Problems = problems
+	return ch, nil
+}
+
+// retire closes states after the grace period. The timer's function holds
+// only the states to close, never a generation, and removes itself from
+// retiring when it runs; applyMu is held by the caller.
+func (g *Gateway) retire(states []*tenantState) {
+	if len(states) == 0 {
+		return
+	}
+	var t *time.Timer
+	closeNow := func() {
+		if err := closeStates(context.Background(), states); err != nil {
+			g.log.Warn("closing replaced tenants", "err", err)
+		}
+	}
+	t = time.AfterFunc(g.opts.RetireGrace, func() {
+		g.applyMu.Lock()
+		_, pending := g.retiring[t]
+		delete(g.retiring, t)
+		g.applyMu.Unlock()
+		if pending { // else Close ran it already
+			closeNow()
+		}
 	})
-	return errors.Join(errs...)
+	g.retiring[t] = closeNow
+}
+
+// Close closes everything the gateway holds: pending retirements at once,
+// then the current generation's verifiers and MCP servers. Call it after the
+// HTTP server has stopped; a later Apply fails.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.applyMu.Lock()
+	g.closed = true
+	pending := g.retiring
+	g.retiring = map[*time.Timer]func(){}
+	g.applyMu.Unlock()
+	for t, closeNow := range pending {
+		t.Stop()
+		closeNow()
+	}
+	if cur := g.current.Load(); cur != nil {
+		return closeStates(ctx, cur.states)
+	}
+	return nil
 }
 
 // ServeHTTP makes the gateway an http.Handler.
@@ -128,44 +200,14 @@ func (g *Gateway) routes() *echo.Echo {
 	return e
 }
 
-// lookup finds the tenant whose resource is this request's host and path.
-func (g *Gateway) lookup(c echo.Context, path string) *tenantServer {
-	snap := g.registry.Load()
-	t, ok := snap.Lookup(c.Request().Host, path)
-	if !ok {
+// lookup finds the tenant whose resource is this request's host and path,
+// in the current generation.
+func (g *Gateway) lookup(c echo.Context, path string) *tenantState {
+	gen := g.current.Load()
+	if gen == nil {
 		return nil
 	}
-	return g.serverFor(snap, t)
-}
-
-func (g *Gateway) serverFor(snap *tenants.Snapshot, t *tenants.Tenant) *tenantServer {
-	if ts, ok := g.servers.Load(t); ok {
-		return ts.(*tenantServer)
-	}
-	ts := &tenantServer{
-		tenant:   t,
-		verifier: snap.Verifier(t),
-		mcp: server.NewStreamableHTTPServer(newMCPServer(t.ID, g.store, g.log),
-			server.WithStateLess(true),
-			server.WithDisableStreaming(true),
-			// Reached through Handle (serveMCP), which leaves CORS and the
-			// loopback Host guard to the gateway: it validates Origin itself
-			// and serves remote tenants by host name.
-		),
-		metadataURL: metadataURL(t.Resource),
-		origin:      originOf(t.Resource),
-		allScopes:   strings.Join(t.ScopeList(), " "),
-	}
-	ts.metadata = renderMetadata(protectedResourceMetadata{
-		Resource:              t.Resource,
-		AuthorizationServers:  []string{t.Provider.Issuer},
-		ScopesSupported:       t.ScopeList(),
-		ResourceName:          t.ResourceName,
-		ResourceDocumentation: t.ResourceDocumentation,
-	})
-	// Two first requests may race to build it; one wins and both use it.
-	actual, _ := g.servers.LoadOrStore(t, ts)
-	return actual.(*tenantServer)
+	return gen.lookup(c.Request().Host, path)
 }
 
 // serveMetadata answers RFC 9728 metadata requests, without authentication
@@ -191,15 +233,4 @@ func (g *Gateway) serveMetadata(c echo.Context) error {
 		h.Set("Allow", "GET, HEAD, OPTIONS")
 		return jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "the metadata is read with GET")
 	}
-}
-
-// Forget drops the cached servers of tenants that snap no longer holds (a
-// reload removed or changed them), so they can be collected.
-func (g *Gateway) Forget(snap *tenants.Snapshot) {
-	g.servers.Range(func(k, _ any) bool {
-		if !snap.Contains(k.(*tenants.Tenant)) {
-			g.servers.Delete(k)
-		}
-		return true
-	})
 }

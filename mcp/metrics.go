@@ -14,6 +14,7 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	decisions    *prometheus.CounterVec
 	verification *prometheus.HistogramVec
+	config       *prometheus.GaugeVec
 }
 
 // NewMetrics registers the edge's collectors with reg.
@@ -32,8 +33,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to verify a bearer token, by tenant and outcome (ok, invalid, unavailable, error).",
 			Buckets: []float64{.00001, .00005, .0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
 		}, []string{"tenant", "outcome"}),
+		config: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "todo_gateway_config_info",
+			Help: "The configuration being served: 1 for its version (the SHA-256 of the configuration bytes), which changes on every applied reload.",
+		}, []string{"version"}),
 	}
-	reg.MustRegister(m.requests, m.decisions, m.verification)
+	reg.MustRegister(m.requests, m.decisions, m.verification, m.config)
 	return m
 }
 
@@ -41,9 +46,7 @@ func (m *Metrics) request(tenant, tool string, status int) {
 	if m == nil {
 		return
 	}
-	switch tool {
-	case "", ToolCreateTodo, ToolGetTodos, ToolDeleteTodo:
-	default:
+	if _, known := toolNamed(tool); !known && tool != "" {
 		tool = "other"
 	}
 	m.requests.WithLabelValues(tenant, tool, strconv.Itoa(status)).Inc()
@@ -61,4 +64,13 @@ func (m *Metrics) verified(tenant, outcome string, d time.Duration) {
 		return
 	}
 	m.verification.WithLabelValues(tenant, outcome).Observe(d.Seconds())
+}
+
+// configApplied makes version the one configuration the info metric shows.
+func (m *Metrics) configApplied(version string) {
+	if m == nil {
+		return
+	}
+	m.config.Reset()
+	m.config.WithLabelValues(version).Set(1)
 }

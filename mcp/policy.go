@@ -13,12 +13,11 @@ const (
 )
 
 // RequiredPermission is the permission a caller must hold before a tool runs
-// at all. Only create-todo has one: get-todos and delete-todo are open to any
-// authenticated caller and narrow what they do by ownership instead. A
-// missing requirement is answered at the HTTP layer with a 403 step-up.
+// at all (Tool.Requires), and whether there is one. A missing requirement is
+// answered at the HTTP layer with a 403 step-up.
 func RequiredPermission(tool string) (providers.Permission, bool) {
-	if tool == ToolCreateTodo {
-		return providers.PermCreate, true
+	if t, ok := toolNamed(tool); ok && t.Requires != "" {
+		return t.Requires, true
 	}
 	return "", false
 }

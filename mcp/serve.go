@@ -128,22 +128,19 @@ func (unstreamed) Flush()          {}
 // retries instead of throwing its token away); anything else is a 500 that
 // says nothing of the cause. The token command shows the same answer.
 func VerificationAnswer(err error) (status int, code, description string) {
+	a := answerFor(providers.ClassOf(err))
+	if a.status == http.StatusInternalServerError {
+		return a.status, a.code, "the token could not be verified because of a server error"
+	}
 	var ve *providers.Error
 	reason := "the token could not be verified"
 	if errors.As(err, &ve) && ve.Reason != "" {
 		reason = ve.Reason
 	}
-	switch providers.ClassOf(err) {
-	case providers.ClassInvalidToken:
-		return http.StatusUnauthorized, errInvalidToken, reason
-	case providers.ClassUnavailable:
-		return http.StatusServiceUnavailable, errUnavailable, reason
-	default:
-		return http.StatusInternalServerError, "server_error", "the token could not be verified because of a server error"
-	}
+	return a.status, a.code, reason
 }
 
-func (g *Gateway) verifyChallenge(ts *tenantServer, err error) challenge {
+func (g *Gateway) verifyChallenge(ts *tenantState, err error) challenge {
 	status, code, desc := VerificationAnswer(err)
 	ch := challenge{status: status, code: code, description: desc}
 	switch status {
@@ -162,7 +159,7 @@ func tooLarge(limit int64) challenge {
 
 // refuse answers with the challenge and writes the audit line. Refusals of
 // the credentials carry WWW-Authenticate; the others are plain JSON errors.
-func (g *Gateway) refuse(c echo.Context, ts *tenantServer, audit *auditRecord, ch challenge) error {
+func (g *Gateway) refuse(c echo.Context, ts *tenantState, audit *auditRecord, ch challenge) error {
 	audit.deny(g.log, c.Request().Context(), ch)
 	g.opts.Metrics.decision(audit.tenant, "deny", reasonLabel(ch))
 	if !ch.plain && ch.status != http.StatusServiceUnavailable && ch.status != http.StatusInternalServerError {
@@ -174,7 +171,7 @@ func (g *Gateway) refuse(c echo.Context, ts *tenantServer, audit *auditRecord, c
 	return jsonError(c, ch.status, ch.code, ch.description)
 }
 
-func (g *Gateway) originAllowed(ts *tenantServer, origin string) bool {
+func (g *Gateway) originAllowed(ts *tenantState, origin string) bool {
 	if origin == ts.origin {
 		return true
 	}
@@ -191,13 +188,7 @@ func outcome(err error) string {
 	if err == nil {
 		return "ok"
 	}
-	switch providers.ClassOf(err) {
-	case providers.ClassInvalidToken:
-		return "invalid"
-	case providers.ClassUnavailable:
-		return "unavailable"
-	}
-	return "error"
+	return answerFor(providers.ClassOf(err)).outcome
 }
 
 // reasonLabel is a refusal's bounded reason: its error code.

@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -31,14 +30,109 @@ type deleteResult struct {
 	Details store.Todo `json:"details"`
 }
 
-// todoTools serves the three tools of one tenant.
+// Tool is one tool every tenant serves, described once: registration with
+// mcp-go, the step-up check at the HTTP layer, the policy and the
+// explanation "todo-gateway token" gives all read this table, so a new tool
+// is one row.
+type Tool struct {
+	Name string
+	// Requires is the permission a caller must hold before the tool runs at
+	// all, answered at the HTTP layer with a 403 step-up naming its scope;
+	// "" for a tool open to any authenticated caller, which narrows what it
+	// does by ownership instead.
+	Requires providers.Permission
+	// Explain says what a caller past Requires may do with the tool: one
+	// word of access and a sentence; scope names a permission's scope string.
+	Explain func(p *providers.Principal, scope func(providers.Permission) string) (access, detail string)
+
+	definition mcpgo.Tool
+	handle     func(tt *todoTools, ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error)
+}
+
+// Tools is every tool, in the order clients list them.
+var Tools = []Tool{
+	{
+		Name:     ToolCreateTodo,
+		Requires: providers.PermCreate,
+		Explain: func(p *providers.Principal, _ func(providers.Permission) string) (string, string) {
+			return "allowed", fmt.Sprintf("creates todos owned by %q", p.Subject)
+		},
+		definition: mcpgo.NewTool(ToolCreateTodo,
+			mcpgo.WithDescription("Create a new todo owned by the caller. Requires the create permission."),
+			mcpgo.WithString("content", mcpgo.Required(), mcpgo.MinLength(1), mcpgo.MaxLength(store.MaxContentBytes),
+				mcpgo.Description("The text of the todo")),
+			mcpgo.WithOutputSchema[store.Todo](),
+			mcpgo.WithReadOnlyHintAnnotation(false),
+			mcpgo.WithDestructiveHintAnnotation(false),
+			mcpgo.WithIdempotentHintAnnotation(false),
+			mcpgo.WithOpenWorldHintAnnotation(false),
+		),
+		handle: (*todoTools).create,
+	},
+	{
+		Name: ToolGetTodos,
+		Explain: func(p *providers.Principal, scope func(providers.Permission) string) (string, string) {
+			if CanListAll(p) {
+				return "all", "every todo of the tenant (" + scope(providers.PermRead) + ")"
+			}
+			return "own", fmt.Sprintf("only the todos of %q (no %s)", p.Subject, scope(providers.PermRead))
+		},
+		definition: mcpgo.NewTool(ToolGetTodos,
+			mcpgo.WithDescription("List todos: every todo of the tenant with the read permission, otherwise only the caller's own. Oldest first."),
+			mcpgo.WithInteger("limit", mcpgo.Min(1), mcpgo.Max(store.MaxLimit),
+				mcpgo.Description(fmt.Sprintf("Page size, default %d", store.DefaultLimit))),
+			mcpgo.WithString("cursor", mcpgo.Description("nextCursor of the previous page")),
+			mcpgo.WithOutputSchema[todoList](),
+			mcpgo.WithReadOnlyHintAnnotation(true),
+			mcpgo.WithDestructiveHintAnnotation(false),
+			mcpgo.WithIdempotentHintAnnotation(true),
+			mcpgo.WithOpenWorldHintAnnotation(false),
+		),
+		handle: (*todoTools).list,
+	},
+	{
+		Name: ToolDeleteTodo,
+		Explain: func(p *providers.Principal, scope func(providers.Permission) string) (string, string) {
+			// Any owner id other than the subject's is someone else's todo.
+			switch {
+			case CanDelete(p, store.Todo{OwnerID: "not " + p.Subject}):
+				return "any", "any todo of the tenant (" + scope(providers.PermDelete) + ")"
+			case CanDelete(p, store.Todo{OwnerID: p.Subject}):
+				return "own", fmt.Sprintf("only the todos of %q (no %s)", p.Subject, scope(providers.PermDelete))
+			}
+			return "none", "no todo"
+		},
+		definition: mcpgo.NewTool(ToolDeleteTodo,
+			mcpgo.WithDescription("Delete a todo by id: the owner may delete their own, the delete permission allows any."),
+			mcpgo.WithString("id", mcpgo.Required(), mcpgo.MinLength(1), mcpgo.Description("The id of the todo")),
+			mcpgo.WithOutputSchema[deleteResult](),
+			mcpgo.WithReadOnlyHintAnnotation(false),
+			mcpgo.WithDestructiveHintAnnotation(true),
+			mcpgo.WithIdempotentHintAnnotation(true),
+			mcpgo.WithOpenWorldHintAnnotation(false),
+		),
+		handle: (*todoTools).delete,
+	},
+}
+
+// toolNamed finds a tool of the table by name.
+func toolNamed(name string) (*Tool, bool) {
+	for i := range Tools {
+		if Tools[i].Name == name {
+			return &Tools[i], true
+		}
+	}
+	return nil, false
+}
+
+// todoTools serves the tools of one tenant.
 type todoTools struct {
 	tenant string
 	store  store.Store
 	log    *slog.Logger
 }
 
-// newMCPServer builds the mcp-go server of one tenant with its three tools.
+// newMCPServer builds the mcp-go server of one tenant with every tool.
 func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPServer {
 	tt := &todoTools{tenant: tenant, store: st, log: log}
 	s := server.NewMCPServer("todo-gateway/"+tenant, "1.0.0",
@@ -48,36 +142,18 @@ func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPSe
 		// while the generic validator was 7% of a get-todos call.
 		server.WithRecovery(),
 	)
-	s.AddTool(mcpgo.NewTool(ToolCreateTodo,
-		mcpgo.WithDescription("Create a new todo owned by the caller. Requires the create permission."),
-		mcpgo.WithString("content", mcpgo.Required(), mcpgo.MinLength(1), mcpgo.MaxLength(store.MaxContentBytes),
-			mcpgo.Description("The text of the todo")),
-		mcpgo.WithOutputSchema[store.Todo](),
-		mcpgo.WithReadOnlyHintAnnotation(false),
-		mcpgo.WithDestructiveHintAnnotation(false),
-		mcpgo.WithIdempotentHintAnnotation(false),
-		mcpgo.WithOpenWorldHintAnnotation(false),
-	), tt.authenticated(ToolCreateTodo, tt.create))
-	s.AddTool(mcpgo.NewTool(ToolGetTodos,
-		mcpgo.WithDescription("List todos: every todo of the tenant with the read permission, otherwise only the caller's own. Oldest first."),
-		mcpgo.WithInteger("limit", mcpgo.Min(1), mcpgo.Max(store.MaxLimit),
-			mcpgo.Description(fmt.Sprintf("Page size, default %d", store.DefaultLimit))),
-		mcpgo.WithString("cursor", mcpgo.Description("nextCursor of the previous page")),
-		mcpgo.WithOutputSchema[todoList](),
-		mcpgo.WithReadOnlyHintAnnotation(true),
-		mcpgo.WithDestructiveHintAnnotation(false),
-		mcpgo.WithIdempotentHintAnnotation(true),
-		mcpgo.WithOpenWorldHintAnnotation(false),
-	), tt.authenticated(ToolGetTodos, tt.list))
-	s.AddTool(mcpgo.NewTool(ToolDeleteTodo,
-		mcpgo.WithDescription("Delete a todo by id: the owner may delete their own, the delete permission allows any."),
-		mcpgo.WithString("id", mcpgo.Required(), mcpgo.MinLength(1), mcpgo.Description("The id of the todo")),
-		mcpgo.WithOutputSchema[deleteResult](),
-		mcpgo.WithReadOnlyHintAnnotation(false),
-		mcpgo.WithDestructiveHintAnnotation(true),
-		mcpgo.WithIdempotentHintAnnotation(true),
-		mcpgo.WithOpenWorldHintAnnotation(false),
-	), tt.authenticated(ToolDeleteTodo, tt.delete))
+	for i := range Tools {
+		tool := &Tools[i]
+		s.AddTool(tool.definition, tt.authenticated(tool.Name, func(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
+			// The HTTP layer already answered a missing permission with a
+			// 403; this check keeps the tool safe if it is ever reached
+			// another way.
+			if tool.Requires != "" && !p.Has(tool.Requires) {
+				return mcpgo.NewToolResultError("the " + string(tool.Requires) + " permission is required"), nil
+			}
+			return tool.handle(tt, ctx, req, p)
+		}))
+	}
 	return s
 }
 
@@ -102,11 +178,6 @@ func (tt *todoTools) authenticated(name string, h func(context.Context, mcpgo.Ca
 }
 
 func (tt *todoTools) create(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
-	// The HTTP layer already answered a missing permission with a 403; this
-	// check keeps the tool safe if it is ever reached another way.
-	if !p.Has(providers.PermCreate) {
-		return mcpgo.NewToolResultError("the create permission is required"), nil
-	}
 	content, err := req.RequireString("content")
 	if err != nil {
 		return mcpgo.NewToolResultError("the content argument is required and must be a string"), nil
@@ -156,7 +227,7 @@ func (tt *todoTools) delete(ctx context.Context, req mcpgo.CallToolRequest, p *p
 	todo, err := tt.store.Delete(ctx, tt.tenant, id, func(t store.Todo) bool { return CanDelete(p, t) })
 	if err != nil {
 		// Unknown, malformed and not-yours ids look the same to the caller.
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrDenied) || errors.Is(err, store.ErrInvalid) {
+		if storeAnswerFor(err).refusal {
 			return errorJSON(deleteFailed), nil
 		}
 		return tt.failure(ctx, ToolDeleteTodo, err, deleteFailed), nil
@@ -168,7 +239,7 @@ func (tt *todoTools) delete(ctx context.Context, req mcpgo.CallToolRequest, p *p
 // caller's to fix and its message is safe; anything else is logged with the
 // request id and answered generically, so internals never reach the client.
 func (tt *todoTools) failure(ctx context.Context, tool string, err error, generic string) *mcpgo.CallToolResult {
-	if errors.Is(err, store.ErrInvalid) {
+	if storeAnswerFor(err).showText {
 		return mcpgo.NewToolResultError(err.Error())
 	}
 	rid := RequestIDFrom(ctx)

@@ -26,10 +26,6 @@ import (
 const (
 	DefaultListen      = "127.0.0.1:3001"
 	DefaultAdminListen = "127.0.0.1:3100"
-	DefaultStorePath   = "data/todos.db"
-	// DriverBolt is the local single-file store. "etcd" joins it when the
-	// etcd backend exists; until then it is rejected as unknown.
-	DriverBolt = "bbolt"
 )
 
 // Config is the whole configuration file.
@@ -47,20 +43,6 @@ type Config struct {
 	Admin AdminConfig `json:"admin"`
 	// Tenants in the order they are listed; at least one is required.
 	Tenants []Tenant `json:"tenants"`
-}
-
-// StoreConfig is the "store" block.
-type StoreConfig struct {
-	// Driver is the backend; default and only value today: "bbolt".
-	Driver string `json:"driver,omitempty"`
-	// Path of the bbolt file, relative to the process's working directory
-	// (not to the config file, so that the same config works from a unit
-	// file and from a shell in the same directory). Default DefaultStorePath.
-	Path string `json:"path,omitempty"`
-	// BatchDelay is how long a write may wait for others to share its fsync
-	// (bbolt's MaxBatchDelay); omitted means the store's default (1ms). At most
-	// 1s, because every acknowledged write may wait this long.
-	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
 }
 
 // HTTPConfig is the "http" block.
@@ -250,17 +232,12 @@ func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
-	if c.Store.Driver == "" {
-		c.Store.Driver = DriverBolt
-	}
+	c.Store.applyDefaults()
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
 	if c.HTTP.BodyLimit == 0 {
 		c.HTTP.BodyLimit = DefaultBodyLimit
-	}
-	if c.Store.Driver == DriverBolt && c.Store.Path == "" {
-		c.Store.Path = DefaultStorePath
 	}
 	for i := range c.Tenants {
 		t := &c.Tenants[i]

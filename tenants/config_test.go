@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/todo-gateway/todo-gateway/providers"
 )
@@ -68,7 +69,7 @@ func TestDefaults(t *testing.T) {
 		set("tenants.4.audience", scopeAudience),
 	)
 	cfg := mustParse(t, data)
-	if cfg.Listen != DefaultListen || cfg.Store.Driver != DriverBolt || cfg.Store.Path != DefaultStorePath {
+	if cfg.Listen != DefaultListen || cfg.Store.Driver != DriverBolt || cfg.Store.Bolt == nil || cfg.Store.Bolt.Path != DefaultStorePath {
 		t.Errorf("got listen %q store %+v, want %q, %q, %q", cfg.Listen, cfg.Store, DefaultListen, DriverBolt, DefaultStorePath)
 	}
 	tests := []struct {
@@ -194,5 +195,25 @@ func TestLoadErrors(t *testing.T) {
 	var se *SyntaxError
 	if !errors.As(err, &se) || !strings.HasPrefix(err.Error(), bad+": line 2, column 13: ") {
 		t.Errorf("got %v, want %s: line 2, column 13: …", err, bad)
+	}
+}
+
+// The bbolt settings in the older spelling ("store": {"path": ...}) and in
+// the driver's own block come out the same.
+func TestStoreSpellings(t *testing.T) {
+	for _, store := range []string{
+		`{"path": "x/todos.db", "batch_delay": "5ms"}`,
+		`{"driver": "bbolt", "bbolt": {"path": "x/todos.db", "batch_delay": "5ms"}}`,
+	} {
+		cfg, err := Parse([]byte(`{"store": ` + store + `, "tenants": [{"id": "acme", "resource": "http://localhost:3001/acme",
+			"provider": {"type": "oidc", "issuer": "https://login.example/"}, "audience": {"strategy": "resource"}}]}`))
+		if err != nil {
+			t.Fatalf("%s: %v", store, err)
+		}
+		s := cfg.Store
+		if s.Driver != DriverBolt || s.Bolt == nil || s.Bolt.Path != "x/todos.db" || s.Bolt.BatchDelay == nil ||
+			time.Duration(*s.Bolt.BatchDelay) != 5*time.Millisecond || s.Path != "" || s.BatchDelay != nil {
+			t.Errorf("%s: got %+v (bbolt %+v), want driver bbolt with path x/todos.db and batch delay 5ms in its block", store, s, s.Bolt)
+		}
 	}
 }

@@ -1,18 +1,9 @@
 package tenants
 
-import (
-	"sync/atomic"
-
-	"github.com/todo-gateway/todo-gateway/providers"
-)
-
-// Snapshot is one immutable generation of the tenant set. Requests hold on
-// to the snapshot they started with, so a reload never changes a tenant
-// under a request in flight.
-//
-// Every per-tenant table is indexed by the tenant's position in config
-// order; what a reload builds per tenant (verifiers, MCP servers) is meant
-// to join as further slices indexed the same way.
+// Snapshot is one immutable, validated tenant set indexed for routing. The
+// HTTP edge builds everything it keeps per tenant (verifier, MCP server,
+// metadata) into a slice indexed like Tenants, and finds a request's tenant
+// with Index: one value per generation, nothing per tenant elsewhere.
 //
 // A nil *Snapshot is valid and empty.
 type Snapshot struct {
@@ -22,8 +13,6 @@ type Snapshot struct {
 	// lookups cost nothing extra and, unlike building host+path, never
 	// allocate on the request path.
 	byHost map[string]map[string]int
-	// verifiers[i] verifies tokens of tenants[i]; nil unless made by Build.
-	verifiers []providers.Verifier
 }
 
 // NewSnapshot validates cfg and indexes its tenants. It works on a copy with
@@ -54,8 +43,8 @@ func NewSnapshot(cfg *Config) (*Snapshot, error) {
 	return s, nil
 }
 
-// Lookup finds the tenant whose resource has this host and path, in
-// constant time.
+// Index finds the position (in Tenants) of the tenant whose resource has
+// this host and path, in constant time and without allocating.
 //
 // host is the request's Host header as received: it is lower-cased and a
 // ":80" or ":443" suffix is dropped (either, whatever the scheme; see
@@ -67,18 +56,24 @@ func NewSnapshot(cfg *Config) (*Snapshot, error) {
 // "localhost:3001". The resource is the audience its tokens are minted for,
 // so a client that reaches the tenant under another name would be refused
 // by the audience check anyway; better to say "no such tenant" up front.
-func (s *Snapshot) Lookup(host, path string) (*Tenant, bool) {
+func (s *Snapshot) Index(host, path string) (int, bool) {
 	if s == nil {
-		return nil, false
+		return 0, false
 	}
 	paths, ok := s.byHost[normalizeHost(host)]
 	if !ok {
-		return nil, false
+		return 0, false
 	}
 	if path == "/" {
 		path = ""
 	}
 	i, ok := paths[path]
+	return i, ok
+}
+
+// Lookup is Index returning the tenant itself.
+func (s *Snapshot) Lookup(host, path string) (*Tenant, bool) {
+	i, ok := s.Index(host, path)
 	if !ok {
 		return nil, false
 	}
@@ -87,14 +82,20 @@ func (s *Snapshot) Lookup(host, path string) (*Tenant, bool) {
 
 // Tenant finds a tenant by id.
 func (s *Snapshot) Tenant(id string) (*Tenant, bool) {
-	if s == nil {
-		return nil, false
-	}
-	i, ok := s.byID[id]
+	i, ok := s.IndexOf(id)
 	if !ok {
 		return nil, false
 	}
 	return s.tenants[i], true
+}
+
+// IndexOf finds the position (in Tenants) of the tenant with this id.
+func (s *Snapshot) IndexOf(id string) (int, bool) {
+	if s == nil {
+		return 0, false
+	}
+	i, ok := s.byID[id]
+	return i, ok
 }
 
 // Tenants returns the tenants in config order. The slice is the caller's;
@@ -116,26 +117,11 @@ func (s *Snapshot) Len() int {
 	return len(s.tenants)
 }
 
-// Registry holds the current Snapshot. Readers call Load once per request
-// and use that snapshot throughout; a reload builds a complete new snapshot
-// and installs it with Swap, so readers never see a half-applied config and
-// never take a lock. The zero Registry holds no snapshot and finds nothing.
-type Registry struct {
-	current atomic.Pointer[Snapshot]
+// IDs returns the tenant ids in config order.
+func (s *Snapshot) IDs() []string {
+	ids := make([]string, s.Len())
+	for i := range ids {
+		ids[i] = s.tenants[i].ID
+	}
+	return ids
 }
-
-// NewRegistry returns a registry holding s.
-func NewRegistry(s *Snapshot) *Registry {
-	r := &Registry{}
-	r.current.Store(s)
-	return r
-}
-
-// Load returns the current snapshot (nil, which is empty, before the first
-// Swap of a zero Registry).
-func (r *Registry) Load() *Snapshot { return r.current.Load() }
-
-// Swap installs s and returns the snapshot it replaces, which requests that
-// loaded it earlier may still be using: whoever closes its resources must
-// let them finish first.
-func (r *Registry) Swap(s *Snapshot) (old *Snapshot) { return r.current.Swap(s) }

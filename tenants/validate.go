@@ -154,17 +154,6 @@ func (v *validator) listen(path, addr string) {
 	}
 }
 
-func (v *validator) store(path string, s StoreConfig) {
-	if s.Driver != "" && s.Driver != DriverBolt {
-		v.add(path+".driver", "unknown driver %q (known: %s)", s.Driver, DriverBolt)
-	}
-	if s.BatchDelay != nil {
-		if d := time.Duration(*s.BatchDelay); d < 0 || d > time.Second {
-			v.add(path+".batch_delay", "must be between 0s and 1s")
-		}
-	}
-}
-
 // tenantFields checks one tenant on its own and returns its parsed resource
 // (url nil when invalid) for the cross-tenant checks.
 func (v *validator) tenantFields(p string, t *Tenant) resource {

@@ -35,7 +35,13 @@ func TestValidationRules(t *testing.T) {
 		{"store unknown driver", []edit{set("store", obj{"driver": "etcd"})}, "store.driver", `unknown driver "etcd" (known: bbolt)`},
 		{"store batch delay too long", []edit{set("store", obj{"batch_delay": "2s"})}, "store.batch_delay", "must be between 0s and 1s"},
 		{"store batch delay negative", []edit{set("store", obj{"batch_delay": "-1ms"})}, "store.batch_delay", "must be between 0s and 1s"},
-		{"store bbolt", []edit{set("store", obj{"driver": "bbolt", "path": "/var/lib/todos.db", "batch_delay": "5ms"})}, "", ""},
+		{"store bbolt, older spelling", []edit{set("store", obj{"driver": "bbolt", "path": "/var/lib/todos.db", "batch_delay": "5ms"})}, "", ""},
+		{"store bbolt block", []edit{set("store", obj{"driver": "bbolt", "bbolt": obj{"path": "/var/lib/todos.db", "batch_delay": "5ms"}})}, "", ""},
+		{"store bbolt block without driver", []edit{set("store", obj{"bbolt": obj{"path": "/var/lib/todos.db"}})}, "", ""},
+		{"store bbolt block batch delay too long", []edit{set("store", obj{"bbolt": obj{"batch_delay": "2s"}})}, "store.bbolt.batch_delay", "must be between 0s and 1s"},
+		{"store bbolt block and older spelling", []edit{set("store", obj{"path": "a.db", "bbolt": obj{"path": "b.db"}})}, "store",
+			`set the bbolt settings in "bbolt" only ("path" and "batch_delay" directly in "store" are the older spelling of the same settings)`},
+		{"store bbolt block unknown field", []edit{set("store", obj{"bbolt": obj{"file": "b.db"}})}, "store.bbolt", `unknown field "file"`},
 
 		// admin
 		{"admin listen bad", []edit{set("admin", obj{"listen": "nowhere"})}, "admin.listen", `must be host:port, such as "127.0.0.1:3001"`},

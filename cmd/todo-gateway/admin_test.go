@@ -80,7 +80,7 @@ func TestStatusNamesABrokenTenant(t *testing.T) {
 	cfg := manyTenantsConfig(t, base, iss.Issuer(), 2)
 	cfg.Tenants[1].Provider.Token = providers.TokenIntrospection
 	cfg.Tenants[1].Provider.Introspection = &providers.IntrospectionConfig{ClientID: "gw", ClientSecretEnv: "TODO_GATEWAY_TEST_UNSET"}
-	gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
+	gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func newTestbed(t *testing.T) *testbed {
 		t.Fatalf("config: %v", err)
 	}
 	log := slog.New(slog.NewJSONHandler(tb.logBuf, nil))
-	gw, err := startGateway(context.Background(), cfg, log, ln)
+	gw, err := startGateway(context.Background(), cfg, "test", log, ln)
 	if err != nil {
 		t.Fatalf("startGateway: %v", err)
 	}

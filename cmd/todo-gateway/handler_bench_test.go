@@ -21,7 +21,7 @@ import (
 func BenchmarkHandler(b *testing.B) {
 	iss := providertest.New(b)
 	ln, base := listen(b)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(b, base, iss.Issuer(), 1),
+	gw, err := startGateway(context.Background(), manyTenantsConfig(b, base, iss.Issuer(), 1), "test",
 		slog.New(slog.NewJSONHandler(io.Discard, nil)), ln)
 	if err != nil {
 		b.Fatal(err)

@@ -41,7 +41,7 @@ func TestLoad(t *testing.T) {
 
 	iss := providertest.New(t)
 	ln, base := listen(t)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 1),
+	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 1), "test",
 		slog.New(slog.NewJSONHandler(io.Discard, nil)), ln)
 	if err != nil {
 		t.Fatal(err)

@@ -3,131 +3,99 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
-const (
-	// retireGrace is how long a replaced snapshot's verifiers stay open, so
-	// requests that loaded it before the swap finish with working caches.
-	retireGrace = 30 * time.Second
-	// settleDelay coalesces the bursts of events an editor's save makes
-	// (write, chmod, rename) into one reload.
-	settleDelay = 200 * time.Millisecond
-)
+// settleDelay coalesces the bursts of events an editor's save or a
+// ConfigMap update makes (write, chmod, rename, symlink swap) into one
+// reload.
+const settleDelay = 200 * time.Millisecond
 
-// reloader rebuilds the tenant set from the configuration file and swaps it
-// in: build → validate → swap → close the old. A file that does not load
-// never replaces the running set.
+// reloader re-reads the configuration source and applies it through the
+// edge (build → ensure store → swap → retire, in mcp.Gateway.Apply). A
+// configuration that does not load never replaces the running one.
 type reloader struct {
-	path string
-	gw   *gateway
-	log  *slog.Logger
+	src tenants.Source
+	gw  *gateway
+	log *slog.Logger
 
-	mu      sync.Mutex // one reload at a time
-	retired []*time.Timer
-	closing []func()
+	mu sync.Mutex // one reload at a time
+	// seen is the version last applied or refused as invalid, so that
+	// events which did not change the bytes cost one read and no log line.
+	// A version whose apply failed otherwise (the store) is tried again.
+	seen string
 }
 
-// reload loads the file and swaps the new tenant set in. Tenants whose
-// configuration is unchanged keep their verifier caches and their MCP server;
+// reload reads the source and applies it when its bytes changed since they
+// were last read, or always when force is set (SIGHUP: a tenant whose
+// verifier could not be built is retried, say after its secret file was
+// written). Unchanged tenants keep their verifier caches and MCP server;
 // removed tenants stop being routed (their data stays in the store).
-func (r *reloader) reload(ctx context.Context) error {
+func (r *reloader) reload(ctx context.Context, force bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cfg, err := tenants.Load(r.path)
+	data, err := r.src.Read(ctx)
 	if err != nil {
+		r.log.Error("reload refused: cannot read the configuration; the running tenants keep serving", "config", r.src.String(), "err", err)
+		return err
+	}
+	version := tenants.Version(data)
+	if !force && version == r.seen {
+		return nil
+	}
+	cfg, err := tenants.Parse(data)
+	if err != nil {
+		r.seen = version // the same bytes will not parse next time either
 		var ve *tenants.ValidationError
 		if errors.As(err, &ve) {
 			for _, p := range ve.Problems {
 				r.log.Error("reload refused: configuration problem", "problem", p.String())
 			}
 		}
-		r.log.Error("reload refused; the running tenants keep serving", "config", r.path, "err", err)
+		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "err", err)
 		return err
 	}
 	if cfg.Listen != r.gw.cfg.Listen || !reflect.DeepEqual(cfg.Store, r.gw.cfg.Store) || !reflect.DeepEqual(cfg.HTTP, r.gw.cfg.HTTP) {
-		r.log.Warn("listen, store and http settings changed in the file take effect only on restart; tenants are reloaded")
+		r.log.Warn("listen, store and http settings changed in the configuration take effect only on restart; tenants are reloaded")
 	}
-	old := r.gw.registry.Load()
-	next, problems, err := tenants.Build(cfg, old, r.gw.providerOpts...)
-	if err != nil { // Load validated already; kept for safety
-		r.log.Error("reload refused", "err", err)
+	change, err := r.gw.edge.Apply(ctx, cfg, version)
+	if err != nil {
+		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "err", err)
 		return err
 	}
-	for _, p := range problems {
-		r.log.Error("tenant cannot verify tokens until its configuration is fixed", "problem", p.String())
-	}
-	if err := r.gw.store.EnsureTenants(ctx, tenantIDs(next)...); err != nil {
-		next.CloseReplaced(old)
-		r.log.Error("reload refused: tenant storage", "err", err)
-		return fmt.Errorf("tenant storage: %w", err)
-	}
-	r.gw.registry.Swap(next)
-	r.gw.edge.Forget(next)
-	r.retire(old, next)
-	added, changed, removed, kept := diff(old, next)
-	r.log.Info("tenants reloaded", "config", r.path, "tenants", next.Len(),
-		"added", added, "changed", changed, "removed", removed, "unchanged", kept)
+	r.seen = version
+	logProblems(r.log, change.Problems)
+	r.log.Info("tenants reloaded", "config", r.src.String(), "version", version, "tenants", r.gw.edge.Current().Len(),
+		"added", change.Added, "changed", change.Changed, "removed", change.Removed, "unchanged", change.Unchanged)
 	return nil
 }
 
-// retire closes what old holds and next did not carry over, after a grace
-// period for the requests still using old.
-func (r *reloader) retire(old, next *tenants.Snapshot) {
-	closeOld := func() {
-		if err := old.CloseReplaced(next); err != nil {
-			r.log.Warn("closing replaced tenants", "err", err)
-		}
-	}
-	r.closing = append(r.closing, closeOld)
-	r.retired = append(r.retired, time.AfterFunc(retireGrace, closeOld))
-}
-
-// stop closes retired snapshots now instead of after their grace period.
-func (r *reloader) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, t := range r.retired {
-		if t.Stop() {
-			r.closing[i]()
-		}
-	}
-	r.retired, r.closing = nil, nil
-}
-
-// watch reloads on SIGHUP and whenever the file changes, until ctx ends. It
-// watches the file's directory, not the file: editors and configuration
-// managers replace a file by renaming another over it, which ends a watch on
-// the file itself.
+// watch reloads on SIGHUP and whenever the source says it may have changed,
+// until ctx ends.
 func (r *reloader) watch(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
+	r.seen = r.gw.edge.Current().Version()
+	events := make(chan struct{}, 1)
+	changed := func() {
+		select {
+		case events <- struct{}{}:
+		default: // one pending event is enough
+		}
+	}
+	problem := func(err error) { r.log.Warn("watching the configuration", "config", r.src.String(), "err", err) }
+	if err := r.src.Watch(ctx, changed, problem); err != nil {
 		return err
-	}
-	dir, name := filepath.Split(r.path)
-	if dir == "" {
-		dir = "."
-	}
-	if err := w.Add(dir); err != nil {
-		w.Close()
-		return fmt.Errorf("watch %s: %w", dir, err)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
-		defer w.Close()
 		defer signal.Stop(hup)
 		var settle <-chan time.Time
 		for {
@@ -135,53 +103,15 @@ func (r *reloader) watch(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				r.log.Info("SIGHUP: reloading", "config", r.path)
-				r.reload(ctx)
-			case ev, ok := <-w.Events:
-				if !ok {
-					return
-				}
-				if filepath.Base(ev.Name) == name && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
-					settle = time.After(settleDelay)
-				}
-			case err, ok := <-w.Errors:
-				if !ok {
-					return
-				}
-				r.log.Warn("watching the configuration", "err", err)
+				r.log.Info("SIGHUP: reloading", "config", r.src.String())
+				r.reload(ctx, true)
+			case <-events:
+				settle = time.After(settleDelay)
 			case <-settle:
 				settle = nil
-				r.reload(ctx)
+				r.reload(ctx, false)
 			}
 		}
 	}()
 	return nil
-}
-
-func tenantIDs(s *tenants.Snapshot) []string {
-	ids := make([]string, 0, s.Len())
-	for _, t := range s.Tenants() {
-		ids = append(ids, t.ID)
-	}
-	return ids
-}
-
-// diff names the tenants a reload added, changed, removed and kept.
-func diff(old, next *tenants.Snapshot) (added, changed, removed []string, unchanged int) {
-	for _, t := range next.Tenants() {
-		switch prev, ok := old.Tenant(t.ID); {
-		case !ok:
-			added = append(added, t.ID)
-		case prev != t:
-			changed = append(changed, t.ID)
-		default:
-			unchanged++
-		}
-	}
-	for _, t := range old.Tenants() {
-		if _, ok := next.Tenant(t.ID); !ok {
-			removed = append(removed, t.ID)
-		}
-	}
-	return added, changed, removed, unchanged
 }

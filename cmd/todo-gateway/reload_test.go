@@ -50,16 +50,17 @@ func newReloadBed(t *testing.T, tenantsJSON func(base string) []string) *reloadB
 	ln, base := listen(t)
 	rb := &reloadBed{path: filepath.Join(dir, "tenants.json"), base: base, db: filepath.Join(dir, "todos.db"), log: &lockedBuffer{}}
 	rb.write(t, tenantsJSON(base)...)
-	cfg, err := tenants.Load(rb.path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := tenants.FileSource{Path: rb.path}
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := startGateway(ctx, cfg, slog.New(slog.NewJSONHandler(rb.log, nil)), ln)
+	cfg, version, err := tenants.Read(ctx, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gw.watchConfig(ctx, rb.path); err != nil {
+	gw, err := startGateway(ctx, cfg, version, slog.New(slog.NewJSONHandler(rb.log, nil)), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.watchConfig(ctx, src); err != nil {
 		t.Fatal(err)
 	}
 	rb.gw = gw

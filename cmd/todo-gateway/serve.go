@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -20,7 +19,6 @@ import (
 	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
-	"github.com/todo-gateway/todo-gateway/store/bolt"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -64,7 +62,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	cfg, err := loadConfig(*config)
+	src := configSource(*config)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, version, err := tenants.Read(ctx, src)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail
@@ -72,23 +73,21 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
-	gw, err := startGateway(ctx, cfg, log, nil)
+	gw, err := startGateway(ctx, cfg, version, log, nil)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
 	}
 	if *config != "" {
-		if err := gw.watchConfig(ctx, *config); err != nil {
+		if err := gw.watchConfig(ctx, src); err != nil {
 			log.Error("cannot watch the configuration; reload needs a restart", "err", err)
 		}
 	} else {
 		// Nothing to reload: SIGHUP must not end the process.
 		signal.Ignore(syscall.SIGHUP)
 	}
-	fmt.Fprintf(stdout, "todo-gateway listening on http://%s with %d tenants\n", gw.Addr(), gw.registry.Load().Len())
+	fmt.Fprintf(stdout, "todo-gateway listening on http://%s with %d tenants\n", gw.Addr(), gw.edge.Current().Len())
 	<-ctx.Done()
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -100,30 +99,24 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func loadConfig(path string) (*tenants.Config, error) {
+// configSource is the --config file, or the embedded example without one.
+func configSource(path string) tenants.Source {
 	if path == "" {
-		cfg, err := tenants.Parse(todogateway.ExampleConfig)
-		if err != nil {
-			return nil, fmt.Errorf("embedded configuration: %w", err)
-		}
-		return cfg, nil
+		return tenants.StaticSource{Name: "embedded configuration", Data: todogateway.ExampleConfig}
 	}
-	return tenants.Load(path)
+	return tenants.FileSource{Path: path}
 }
 
 // gateway is the running program: store, tenants and HTTP server. Tests start
 // it on port 0 exactly as serve does.
 type gateway struct {
-	cfg *tenants.Config // as loaded at start; reloads change only the tenants
-	// providerOpts build every tenant's verifier, at start and on reload.
-	providerOpts []providers.Option
-	reloader     *reloader // nil when running on the embedded configuration
-	registry     *tenants.Registry
-	edge         *mcp.Gateway
-	store        *bolt.Store
-	server       *http.Server
-	listener     net.Listener
-	done         chan error
+	cfg      *tenants.Config // as loaded at start; reloads change only the tenants
+	reloader *reloader       // nil when running on the embedded configuration
+	edge     *mcp.Gateway
+	store    backend
+	server   *http.Server
+	listener net.Listener
+	done     chan error
 	// admin serves health, status and metrics on its own private listener.
 	admin         *http.Server
 	adminListener net.Listener
@@ -134,10 +127,11 @@ type gateway struct {
 	shutdownErr  error
 }
 
-// startGateway opens the store, builds the tenants and serves on ln, or on
-// cfg.Listen when ln is nil. A test passes its own listener so that resource
-// URLs can name the port before the gateway starts.
-func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln net.Listener) (g *gateway, err error) {
+// startGateway opens the store, builds the tenants of cfg (whose version
+// /status shows) and serves on ln, or on cfg.Listen when ln is nil. A test
+// passes its own listener so that resource URLs can name the port before
+// the gateway starts.
+func startGateway(ctx context.Context, cfg *tenants.Config, version string, log *slog.Logger, ln net.Listener) (g *gateway, err error) {
 	// On failure, release what was acquired, newest first.
 	var undo []func() error
 	defer func() {
@@ -151,32 +145,24 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 		undo = append(undo, ln.Close)
 	}
 	prom := newMetrics()
-	providerOpts := []providers.Option{providers.WithLogger(log), providers.WithMetrics(prom.providers)}
-	snap, problems, err := tenants.Build(cfg, nil, providerOpts...)
-	if err != nil {
-		return nil, err
-	}
-	undo = append(undo, snap.Close)
-	for _, p := range problems {
-		log.Error("tenant cannot verify tokens until its configuration is fixed", "problem", p.String())
-	}
-	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("store directory: %w", err)
-		}
-	}
-	var batchDelay time.Duration
-	if cfg.Store.BatchDelay != nil {
-		batchDelay = time.Duration(*cfg.Store.BatchDelay)
-	}
-	st, err := bolt.Open(cfg.Store.Path, bolt.Options{BatchDelay: batchDelay})
+	st, err := openStore(cfg.Store)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, st.Close)
-	if err := st.EnsureTenants(ctx, tenantIDs(snap)...); err != nil {
-		return nil, fmt.Errorf("tenant storage: %w", err)
+	edge := mcp.New(store.Timed(st, prom.observeStore), mcp.Options{
+		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers)),
+		Logger:         log,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		BodyLimit:      cfg.HTTP.BodyLimit,
+		Metrics:        prom.edge,
+	})
+	undo = append(undo, func() error { return edge.Close(context.Background()) })
+	change, err := edge.Apply(ctx, cfg, version)
+	if err != nil {
+		return nil, err
 	}
+	logProblems(log, change.Problems)
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, err
@@ -187,20 +173,15 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
-	reg := tenants.NewRegistry(snap)
-	edge := mcp.New(reg, store.Timed(st, prom.observeStore), mcp.Options{
-		Logger: log, AllowedOrigins: cfg.HTTP.AllowedOrigins, BodyLimit: cfg.HTTP.BodyLimit, Metrics: prom.edge,
-	})
 	g = &gateway{
 		adminListener: adminLn,
 		admin: &http.Server{
-			Handler:           mcp.NewAdmin(reg, st.Ping, prom.handler()),
+			Handler:           mcp.NewAdmin(edge, st.ready, prom.handler()),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		cfg:       cfg,
 		edge:      edge,
-		registry:  reg,
 		store:     st,
 		listener:  ln,
 		log:       log,
@@ -217,13 +198,22 @@ func startGateway(ctx context.Context, cfg *tenants.Config, log *slog.Logger, ln
 	}
 	go func() { g.done <- g.server.Serve(ln) }()
 	go func() { g.adminDone <- g.admin.Serve(adminLn) }()
-	log.Info("serving", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(), "tenants", snap.Len(), "store", cfg.Store.Path)
+	log.Info("serving", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"tenants", edge.Current().Len(), "store", st.description, "config", version)
 	return g, nil
 }
 
-// watchConfig reloads the tenants from path on SIGHUP and when it changes.
-func (g *gateway) watchConfig(ctx context.Context, path string) error {
-	g.reloader = &reloader{path: path, gw: g, log: g.log}
+// logProblems reports the tenants whose verifier could not be built: they
+// answer 503 until their configuration is fixed.
+func logProblems(log *slog.Logger, problems []tenants.Problem) {
+	for _, p := range problems {
+		log.Error("tenant cannot verify tokens until its configuration is fixed", "problem", p.String())
+	}
+}
+
+// watchConfig reloads the tenants from src on SIGHUP and when it changes.
+func (g *gateway) watchConfig(ctx context.Context, src tenants.Source) error {
+	g.reloader = &reloader{src: src, gw: g, log: g.log}
 	return g.reloader.watch(ctx)
 }
 
@@ -233,16 +223,13 @@ func (g *gateway) AdminAddr() string { return g.adminListener.Addr().String() }
 // Addr is the address actually listened on (useful with port 0).
 func (g *gateway) Addr() string { return g.listener.Addr().String() }
 
-// Shutdown stops accepting, waits for requests in flight within ctx, shuts
-// the tenants' MCP servers and verifiers, and closes the store last, so no
-// acknowledged write is cut short.
+// Shutdown stops accepting, waits for requests in flight within ctx, closes
+// the tenants' MCP servers and verifiers (retired ones included), and closes
+// the store last, so no acknowledged write is cut short.
 // Later calls return the first call's result.
 func (g *gateway) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() {
 		err := errors.Join(g.server.Shutdown(ctx), g.admin.Shutdown(ctx))
-		if g.reloader != nil {
-			g.reloader.stop()
-		}
 		for _, done := range []chan error{g.done, g.adminDone} {
 			if serveErr := <-done; !errors.Is(serveErr, http.ErrServerClosed) {
 				err = errors.Join(err, serveErr)
@@ -252,7 +239,7 @@ func (g *gateway) Shutdown(ctx context.Context) error {
 		if errors.Is(storeErr, store.ErrClosed) { // closed already: nothing left to lose
 			storeErr = nil
 		}
-		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), g.registry.Load().Close(), storeErr)
+		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), storeErr)
 	})
 	return g.shutdownErr
 }

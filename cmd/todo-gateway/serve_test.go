@@ -49,7 +49,7 @@ func listen(t testing.TB) (net.Listener, string) {
 func TestStartContactsNoIssuer(t *testing.T) {
 	iss := providertest.New(t)
 	ln, base := listen(t)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 50), slog.New(slog.DiscardHandler), ln)
+	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 50), "test", slog.New(slog.DiscardHandler), ln)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestStartContactsNoIssuer(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	iss := providertest.New(t)
 	ln, base := listen(t)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 1), slog.New(slog.DiscardHandler), ln)
+	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 1), "test", slog.New(slog.DiscardHandler), ln)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestAllowedOriginsFromConfig(t *testing.T) {
 	ln, base := listen(t)
 	cfg := manyTenantsConfig(t, base, iss.Issuer(), 1)
 	cfg.HTTP.AllowedOrigins = []string{"http://localhost:6274"}
-	gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
+	gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func BenchmarkStart(b *testing.B) {
 				ln, base := listen(b)
 				cfg := manyTenantsConfig(b, base, "http://127.0.0.1:9/", n)
 				b.StartTimer()
-				gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
+				gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -171,7 +171,7 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 	ln, base := listen(t)
 	cfg := manyTenantsConfig(t, base, "http://127.0.0.1:9/", 1)
 	cfg.Admin.Listen = taken.Addr().String()
-	if _, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln); err == nil || !strings.Contains(err.Error(), "admin listener") {
+	if _, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln); err == nil || !strings.Contains(err.Error(), "admin listener") {
 		t.Fatalf("start with a taken admin port: %v, want an admin listener error", err)
 	}
 	if _, err := httpClient.Get(base); err == nil {
@@ -179,7 +179,7 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 	}
 	ln2, _ := listen(t)
 	cfg.Admin.Listen = "127.0.0.1:0"
-	gw, err := startGateway(context.Background(), cfg, slog.New(slog.DiscardHandler), ln2)
+	gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln2)
 	if err != nil {
 		t.Fatalf("restart on the same store: %v", err)
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/providers"
-	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -221,21 +220,16 @@ func explain(t *tenants.Tenant, token string, timeout time.Duration) *tokenRepor
 		TokenMode: t.Provider.Token,
 		Audience:  t.Audience.Strategy,
 	}
-	// The verifier serve builds for the tenant (tenants.Build), or the
-	// stand-in that refuses every token when it could not be built. Its
-	// warnings would repeat the trace, so they are dropped.
-	snap, problems, err := tenants.Build(&tenants.Config{Tenants: []tenants.Tenant{*t}}, nil,
-		providers.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil { // t was validated when the file loaded
-		rep.Decision = refusal(err)
-		return rep
+	// The verifier serve builds for the tenant, or the stand-in that
+	// refuses every token when it could not be built. Its warnings would
+	// repeat the trace, so they are dropped.
+	v, problem := mcp.BuildVerifier(t, mcp.ProviderVerifier(providers.WithLogger(slog.New(slog.DiscardHandler))))
+	if c, ok := v.(interface{ Close() error }); ok {
+		defer c.Close()
 	}
-	defer snap.Close()
-	for _, p := range problems {
-		rep.Steps = append(rep.Steps, providers.Step{Name: "configuration", OK: false, Detail: p.Message})
+	if problem != "" {
+		rep.Steps = append(rep.Steps, providers.Step{Name: "configuration", OK: false, Detail: problem})
 	}
-	one, _ := snap.Tenant(t.ID)
-	v := snap.Verifier(one)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	tr := &providers.Trace{}
@@ -266,42 +260,19 @@ func refusal(err error) decision {
 	return decision{Status: status, Error: code, Reason: reason}
 }
 
-// toolVerdicts applies the tools' policy (package mcp) to the principal:
-// the same functions the tools call.
+// toolVerdicts applies the tools' policy (package mcp's tool table) to the
+// principal: the same step-up check and policy functions the tools run.
 func toolVerdicts(t *tenants.Tenant, p *providers.Principal) []toolVerdict {
-	read, del := t.Scope(providers.PermRead), t.Scope(providers.PermDelete)
-	// A todo owned by someone else: any owner id other than the subject.
-	others := store.Todo{OwnerID: "not " + p.Subject}
-	own := store.Todo{OwnerID: p.Subject}
 	var out []toolVerdict
-	for _, tool := range []string{mcp.ToolCreateTodo, mcp.ToolGetTodos, mcp.ToolDeleteTodo} {
-		if perm, needed := mcp.RequiredPermission(tool); needed && !p.Has(perm) {
-			scope := t.Scope(perm)
-			out = append(out, toolVerdict{Tool: tool, Access: "refused", Status: http.StatusForbidden,
+	for _, tool := range mcp.Tools {
+		if tool.Requires != "" && !p.Has(tool.Requires) {
+			scope := t.Scope(tool.Requires)
+			out = append(out, toolVerdict{Tool: tool.Name, Access: "refused", Status: http.StatusForbidden,
 				Detail: fmt.Sprintf("403 insufficient_scope, scope=%q: the client must ask for %s (step-up)", scope, scope)})
 			continue
 		}
-		v := toolVerdict{Tool: tool}
-		switch tool {
-		case mcp.ToolCreateTodo:
-			v.Access, v.Detail = "allowed", fmt.Sprintf("creates todos owned by %q", p.Subject)
-		case mcp.ToolGetTodos:
-			if mcp.CanListAll(p) {
-				v.Access, v.Detail = "all", "every todo of the tenant ("+read+")"
-			} else {
-				v.Access, v.Detail = "own", fmt.Sprintf("only the todos of %q (no %s)", p.Subject, read)
-			}
-		case mcp.ToolDeleteTodo:
-			switch {
-			case mcp.CanDelete(p, others):
-				v.Access, v.Detail = "any", "any todo of the tenant ("+del+")"
-			case mcp.CanDelete(p, own):
-				v.Access, v.Detail = "own", fmt.Sprintf("only the todos of %q (no %s)", p.Subject, del)
-			default:
-				v.Access, v.Detail = "none", "no todo"
-			}
-		}
-		out = append(out, v)
+		access, detail := tool.Explain(p, t.Scope)
+		out = append(out, toolVerdict{Tool: tool.Name, Access: access, Detail: detail})
 	}
 	return out
 }

@@ -1,0 +1,244 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/tenants"
+)
+
+// Generation is one immutable tenant set and everything the edge keeps per
+// tenant: the tenant, its verifier, its MCP server and its rendered
+// metadata, all built when the generation is built, never on a request.
+// The edge serves from one pointer to the current generation; a request
+// keeps the generation it started with, so a reload never changes a tenant
+// under a request in flight.
+type Generation struct {
+	snap *tenants.Snapshot
+	// states[i] belongs to snap.Tenants()[i].
+	states []*tenantState
+	// Version names the configuration this generation was built from (the
+	// hash of its source bytes), shown in /status and the config metric.
+	version string
+}
+
+// tenantState is what the edge keeps for one tenant.
+type tenantState struct {
+	tenant   *tenants.Tenant
+	verifier providers.Verifier
+	// problem says why the verifier could not be built ("" when it was); the
+	// verifier is then a stand-in that answers 503.
+	problem     string
+	mcp         *server.StreamableHTTPServer
+	metadata    []byte
+	metadataURL string
+	// allScopes is the scope parameter of a 401: every scope the tenant knows.
+	allScopes string
+	// origin is the resource's own origin, always allowed to call it.
+	origin string
+}
+
+// NewVerifier builds a tenant's token verifier. Serve passes one over
+// providers.New (ProviderVerifier); tests pass fakes.
+type NewVerifier func(t *tenants.Tenant) (providers.Verifier, error)
+
+// ProviderVerifier is the NewVerifier serve uses: the tenant's provider
+// settings through providers.New.
+func ProviderVerifier(opts ...providers.Option) NewVerifier {
+	return func(t *tenants.Tenant) (providers.Verifier, error) {
+		p, err := providers.New(t.ProviderSettings(), opts...)
+		if err != nil {
+			return nil, err // not p: a nil *Provider in an interface is not nil
+		}
+		return p, nil
+	}
+}
+
+// BuildVerifier builds t's verifier with newVerifier, or the stand-in that
+// refuses every token as temporarily unavailable when it cannot be built
+// (typically the environment variable holding an introspection secret is
+// unset), with the reason. The stand-in keeps one broken tenant from taking
+// the others down: it keeps its routes and metadata, and the operator finds
+// the problem in the log and in /status.
+func BuildVerifier(t *tenants.Tenant, newVerifier NewVerifier) (v providers.Verifier, problem string) {
+	v, err := newVerifier(t)
+	if err != nil {
+		return misconfigured{}, err.Error()
+	}
+	return v, ""
+}
+
+// misconfigured stands in for a verifier that could not be built.
+type misconfigured struct{}
+
+func (misconfigured) Verify(context.Context, string) (*providers.Principal, error) {
+	return nil, &providers.Error{Class: providers.ClassUnavailable,
+		Reason: "this resource is misconfigured on the gateway; its operator has been told in the log"}
+}
+
+// Len is the number of tenants.
+func (gen *Generation) Len() int { return gen.snap.Len() }
+
+// Version is the version of the configuration the generation was built from.
+func (gen *Generation) Version() string { return gen.version }
+
+// Tenants returns the generation's tenants in config order.
+func (gen *Generation) Tenants() []*tenants.Tenant { return gen.snap.Tenants() }
+
+// lookup finds the state of the tenant whose resource is host + path.
+func (gen *Generation) lookup(host, path string) *tenantState {
+	i, ok := gen.snap.Index(host, path)
+	if !ok {
+		return nil
+	}
+	return gen.states[i]
+}
+
+// build makes the generation of cfg. With prev, the generation it will
+// replace, a tenant whose configuration is unchanged and whose verifier was
+// built keeps prev's whole state, and with it the verifier's discovered
+// metadata, keys and token caches; a changed or new tenant gets fresh ones.
+// It makes no network call (providers discover lazily), so it is fast at any
+// tenant count. The returned problems name the tenants whose verifier could
+// not be built; they are served by the stand-in.
+func (g *Gateway) build(cfg *tenants.Config, version string, prev *Generation) (*Generation, []tenants.Problem, error) {
+	snap, err := tenants.NewSnapshot(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	gen := &Generation{snap: snap, states: make([]*tenantState, snap.Len()), version: version}
+	var problems []tenants.Problem
+	for i, t := range snap.Tenants() {
+		if old := prev.unchanged(t); old != nil {
+			gen.states[i] = old
+			continue
+		}
+		st := g.newTenantState(t)
+		if st.problem != "" {
+			problems = append(problems, tenants.Problem{Path: fmt.Sprintf("tenants[%d].provider", i), Tenant: t.ID, Message: st.problem})
+		}
+		gen.states[i] = st
+	}
+	return gen, problems, nil
+}
+
+func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
+	st := &tenantState{
+		tenant: t,
+		mcp: server.NewStreamableHTTPServer(newMCPServer(t.ID, g.store, g.log),
+			server.WithStateLess(true),
+			server.WithDisableStreaming(true),
+			// Reached through Handle (serveMCP), which leaves CORS and the
+			// loopback Host guard to the gateway: it validates Origin itself
+			// and serves remote tenants by host name.
+		),
+		metadataURL: metadataURL(t.Resource),
+		origin:      originOf(t.Resource),
+		allScopes:   strings.Join(t.ScopeList(), " "),
+		metadata: renderMetadata(protectedResourceMetadata{
+			Resource:              t.Resource,
+			AuthorizationServers:  []string{t.Provider.Issuer},
+			ScopesSupported:       t.ScopeList(),
+			ResourceName:          t.ResourceName,
+			ResourceDocumentation: t.ResourceDocumentation,
+		}),
+	}
+	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
+	return st
+}
+
+// unchanged returns gen's state of the tenant with t's id when its
+// configuration equals t's and its verifier was built, or nil.
+func (gen *Generation) unchanged(t *tenants.Tenant) *tenantState {
+	if gen == nil {
+		return nil
+	}
+	i, ok := gen.snap.IndexOf(t.ID)
+	if !ok {
+		return nil
+	}
+	old := gen.states[i]
+	if old.problem != "" || !reflect.DeepEqual(*old.tenant, *t) {
+		return nil
+	}
+	return old
+}
+
+// replacedBy returns the states of gen that next did not carry over: what
+// retiring gen must close.
+func (gen *Generation) replacedBy(next *Generation) []*tenantState {
+	if gen == nil {
+		return nil
+	}
+	carried := make(map[*tenantState]bool)
+	if next != nil {
+		for _, st := range next.states {
+			carried[st] = true
+		}
+	}
+	var out []*tenantState
+	for _, st := range gen.states {
+		if !carried[st] {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// closeStates stops the verifiers' background work (key refreshers) and
+// shuts the MCP servers of states no request uses any more.
+func closeStates(ctx context.Context, states []*tenantState) error {
+	var errs []error
+	for _, st := range states {
+		if c, ok := st.verifier.(interface{ Close() error }); ok {
+			errs = append(errs, c.Close())
+		}
+		errs = append(errs, st.mcp.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Change is what applying a generation changed, for the reload's log line.
+type Change struct {
+	Added, Changed, Removed []string
+	Unchanged               int
+	// Problems name the tenants whose verifier could not be built.
+	Problems []tenants.Problem
+}
+
+// diff names the tenants next added, changed, removed and kept from prev.
+func diff(prev, next *Generation) Change {
+	var ch Change
+	for i, t := range next.snap.Tenants() {
+		j, ok := prev.indexOf(t.ID)
+		switch {
+		case !ok:
+			ch.Added = append(ch.Added, t.ID)
+		case prev.states[j] != next.states[i]:
+			ch.Changed = append(ch.Changed, t.ID)
+		default:
+			ch.Unchanged++
+		}
+	}
+	if prev != nil {
+		for _, t := range prev.snap.Tenants() {
+			if _, ok := next.snap.IndexOf(t.ID); !ok {
+				ch.Removed = append(ch.Removed, t.ID)
+			}
+		}
+	}
+	return ch
+}
+
+func (gen *Generation) indexOf(id string) (int, bool) {
+	if gen == nil {
+		return 0, false
+	}
+	return gen.snap.IndexOf(id)
+}
