@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/providers"
-	"github.com/todo-gateway/todo-gateway/store"
 )
 
 // metrics is the process's Prometheus registry and the collectors the
@@ -44,20 +42,5 @@ func newMetrics() *metrics {
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
 func (m *metrics) observeStore(op string, d time.Duration, err error) {
-	m.store.WithLabelValues(op, storeOutcome(err)).Observe(d.Seconds())
-}
-
-// storeOutcome is a bounded label for a store error.
-func storeOutcome(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, store.ErrNotFound):
-		return "not_found"
-	case errors.Is(err, store.ErrDenied):
-		return "denied"
-	case errors.Is(err, store.ErrInvalid):
-		return "invalid"
-	}
-	return "error"
+	m.store.WithLabelValues(op, mcp.StoreOutcome(err)).Observe(d.Seconds())
 }
