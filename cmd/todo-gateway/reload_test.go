@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,6 +24,10 @@ type reloadBed struct {
 	path, base, db string
 	gw             *gateway
 	log            *lockedBuffer
+	// configMap lays the file out as a Kubernetes ConfigMap volume does
+	// (see write).
+	configMap bool
+	updates   int
 }
 
 // tenantJSON is one path tenant on issuer with the resource strategy.
@@ -31,24 +36,62 @@ func tenantJSON(base, id, issuer string) string {
 		id, base, id, issuer)
 }
 
-func (rb *reloadBed) write(t *testing.T, tenantsJSON ...string) {
+// write replaces the configuration and returns the bytes written.
+func (rb *reloadBed) write(t *testing.T, tenantsJSON ...string) []byte {
 	t.Helper()
-	doc := fmt.Sprintf(`{"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}, "store": {"path": %q}, "tenants": [%s]}`, rb.db, strings.Join(tenantsJSON, ","))
+	doc := []byte(fmt.Sprintf(`{"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}, "store": {"bbolt": {"path": %q}}, "tenants": [%s]}`, rb.db, strings.Join(tenantsJSON, ",")))
+	if rb.configMap {
+		rb.writeConfigMap(t, doc)
+		return doc
+	}
 	// Write then rename, as editors and configuration managers do.
 	tmp := rb.path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(doc), 0o600); err != nil {
+	if err := os.WriteFile(tmp, doc, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, rb.path); err != nil {
 		t.Fatal(err)
 	}
+	return doc
 }
 
-func newReloadBed(t *testing.T, tenantsJSON func(base string) []string) *reloadBed {
+// writeConfigMap updates the file as the kubelet updates a ConfigMap
+// volume: the data goes into a new timestamped directory, the "..data"
+// symlink is swapped to it atomically (a new link renamed over the old) and
+// the old directory is removed. The file itself is a symlink through
+// "..data" that never changes, so no event ever names it.
+func (rb *reloadBed) writeConfigMap(t *testing.T, doc []byte) {
+	t.Helper()
+	dir := filepath.Dir(rb.path)
+	rb.updates++
+	stamp := fmt.Sprintf("..2026_12_03_08_00_%02d.000000001", rb.updates)
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	if err := os.Mkdir(filepath.Join(dir, stamp), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, stamp, "tenants.json"), doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(stamp, filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if old == "" {
+		if err := os.Symlink(filepath.Join("..data", "tenants.json"), rb.path); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newReloadBed(t *testing.T, configMap bool, tenantsJSON func(base string) []string) *reloadBed {
 	t.Helper()
 	dir := t.TempDir()
 	ln, base := listen(t)
-	rb := &reloadBed{path: filepath.Join(dir, "tenants.json"), base: base, db: filepath.Join(dir, "todos.db"), log: &lockedBuffer{}}
+	rb := &reloadBed{path: filepath.Join(dir, "tenants.json"), base: base, db: filepath.Join(t.TempDir(), "todos.db"), log: &lockedBuffer{}, configMap: configMap}
 	rb.write(t, tenantsJSON(base)...)
 	src := tenants.FileSource{Path: rb.path}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -106,7 +149,7 @@ func status(t *testing.T, url, token, body string) int {
 // changes nothing.
 func TestReloadUnderLoad(t *testing.T) {
 	steady, first, second, newcoIss := providertest.New(t), providertest.New(t), providertest.New(t), providertest.New(t)
-	rb := newReloadBed(t, func(base string) []string {
+	rb := newReloadBed(t, false, func(base string) []string {
 		return []string{tenantJSON(base, "steady", steady.Issuer()), tenantJSON(base, "moving", first.Issuer())}
 	})
 	base := rb.base
@@ -194,6 +237,46 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	if after := steady.Hits(providertest.JWKS) + steady.MetadataHits(); after != jwksBefore {
 		t.Errorf("the unchanged tenant refetched metadata or keys (%d → %d): its caches were dropped", jwksBefore, after)
+	}
+}
+
+// A ConfigMap update, which swaps the "..data" symlink and never touches an
+// event named after the file, is applied; an unrelated change in the
+// directory is not. /status and the config metric show the version served.
+func TestReloadFromConfigMap(t *testing.T) {
+	iss := providertest.New(t)
+	rb := newReloadBed(t, true, func(base string) []string { return []string{tenantJSON(base, "first", iss.Issuer())} })
+	admin := "http://" + rb.gw.AdminAddr()
+	configVersion := func() string {
+		_, body := get(t, admin+"/status")
+		var doc struct{ Config string }
+		if err := json.Unmarshal([]byte(body), &doc); err != nil {
+			t.Fatalf("status: %v: %s", err, body)
+		}
+		return doc.Config
+	}
+	started := configVersion()
+	if len(started) != 64 {
+		t.Fatalf("status shows config version %q, want the SHA-256 of the file", started)
+	}
+
+	// Another file appearing in the directory: read, same bytes, nothing applied.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(rb.path), "notes.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * settleDelay)
+	if strings.Contains(rb.log.String(), "tenants reloaded") || configVersion() != started {
+		t.Error("an unrelated file in the directory caused a reload")
+	}
+
+	doc := rb.write(t, tenantJSON(rb.base, "first", iss.Issuer()), tenantJSON(rb.base, "second", iss.Issuer()))
+	eventually(t, "second serves", func() bool { return metadataStatus(t, rb.base, "second") == http.StatusOK })
+	if got, want := configVersion(), tenants.Version(doc); got != want {
+		t.Errorf("status shows config version %q, want %q", got, want)
+	}
+	_, metrics := get(t, admin+"/metrics")
+	if want := `todo_gateway_config_info{version="` + tenants.Version(doc) + `"} 1`; !strings.Contains(metrics, want) || strings.Contains(metrics, started) {
+		t.Errorf("metrics lack %s, or still show the old version", want)
 	}
 }
 
