@@ -233,7 +233,7 @@ export class Lab {
       listen: `127.0.0.1:${this.gatewayPort}`,
       // Port 0: gateways of scenarios running side by side must not collide.
       admin: { listen: '127.0.0.1:0' },
-      store: { driver: 'bbolt', path: join(this.dir, 'todos.db') },
+      store: { driver: 'bbolt', bbolt: { path: join(this.dir, 'todos.db') } },
       tenants,
     };
     const file = join(this.dir, `${name}.json`);
