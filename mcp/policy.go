@@ -5,13 +5,6 @@ import (
 	"github.com/todo-gateway/todo-gateway/store"
 )
 
-// Tool names, exactly as the tutorial's todo manager.
-const (
-	ToolCreateTodo = "create-todo"
-	ToolGetTodos   = "get-todos"
-	ToolDeleteTodo = "delete-todo"
-)
-
 // RequiredPermission is the permission a caller must hold before a tool runs
 // at all (Tool.Requires), and whether there is one. A missing requirement is
 // answered at the HTTP layer with a 403 step-up.

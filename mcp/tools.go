@@ -30,6 +30,13 @@ type deleteResult struct {
 	Details store.Todo `json:"details"`
 }
 
+// Tool names, exactly as the tutorial's todo manager.
+const (
+	ToolCreateTodo = "create-todo"
+	ToolGetTodos   = "get-todos"
+	ToolDeleteTodo = "delete-todo"
+)
+
 // Tool is one tool every tenant serves, described once: registration with
 // mcp-go, the step-up check at the HTTP layer, the policy and the
 // explanation "todo-gateway token" gives all read this table, so a new tool
