@@ -82,7 +82,7 @@ func BenchmarkCreate(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				val, err := encode(todo)
+				val, err := store.EncodeRecord(todo)
 				if err != nil {
 					return err
 				}
@@ -148,7 +148,7 @@ func BenchmarkListOwner(b *testing.B) {
 				if err != nil {
 					return err
 				}
-				val, err := encode(todo)
+				val, err := store.EncodeRecord(todo)
 				if err != nil {
 					return err
 				}
@@ -183,7 +183,7 @@ func BenchmarkListOwner(b *testing.B) {
 					return err
 				}
 				return todos.ForEach(func(_, v []byte) error {
-					todo, err := decode(v)
+					todo, err := store.DecodeRecord(v)
 					if err == nil && todo.OwnerID == owner {
 						found = append(found, todo)
 					}

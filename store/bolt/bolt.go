@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-json-experiment/json"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -73,21 +72,6 @@ var (
 	bucketTodos  = []byte("todos")
 	bucketOwners = []byte("owners")
 )
-
-// record is the on-disk form of a todo. It is separate from store.Todo so that
-// renaming a field of the tools' JSON output cannot silently orphan stored data.
-// Records are JSON, read and written with encoding/json/v2 (the
-// go-json-experiment module: its own copy on Go 1.26, the standard library's
-// package on 1.27): the same bytes encoding/json (v1) wrote and reads, a test
-// holds both ways; a record decodes three times faster than with v1, with one
-// allocation instead of eight, which on get-todos was most of what listing
-// cost.
-type record struct {
-	ID        string    `json:"id"`
-	Content   string    `json:"content"`
-	Owner     string    `json:"owner"`
-	CreatedAt time.Time `json:"createdAt"`
-}
 
 // Open opens or creates the database file at path (its directory must exist).
 func Open(path string, opts Options) (*Store, error) {
@@ -241,22 +225,6 @@ func put(todos, owners *bbolt.Bucket, todo store.Todo, val []byte) error {
 		return err
 	}
 	return owners.Put(ownerKey(todo.OwnerID, todo.ID), []byte{})
-}
-
-func encode(todo store.Todo) ([]byte, error) {
-	val, err := json.Marshal(record{ID: todo.ID, Content: todo.Content, Owner: todo.OwnerID, CreatedAt: todo.CreatedAt})
-	if err != nil {
-		return nil, fmt.Errorf("encode todo: %w", err)
-	}
-	return val, nil
-}
-
-func decode(v []byte) (store.Todo, error) {
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
-		return store.Todo{}, fmt.Errorf("decode todo: %w", err)
-	}
-	return store.Todo{ID: r.ID, Content: r.Content, OwnerID: r.Owner, CreatedAt: r.CreatedAt}, nil
 }
 
 func validateTenantID(tenant, id string) error {

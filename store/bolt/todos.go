@@ -26,7 +26,7 @@ func (s *Store) Create(ctx context.Context, tenant, owner, content string) (stor
 		return store.Todo{}, err
 	}
 	// Encoded outside the transaction: batched writers share one writer lock.
-	val, err := encode(todo)
+	val, err := store.EncodeRecord(todo)
 	if err != nil {
 		return store.Todo{}, err
 	}
@@ -78,7 +78,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (store.Todo, error) 
 		if v == nil {
 			return notFound(tenant, id)
 		}
-		todo, err = decode(v)
+		todo, err = store.DecodeRecord(v)
 		return err
 	})
 	return todo, err
@@ -131,7 +131,7 @@ func (s *Store) List(ctx context.Context, tenant string, opts store.ListOptions)
 					page.NextCursor = store.EncodeCursor(page.Todos[limit-1].ID)
 					break
 				}
-				todo, err := decode(v)
+				todo, err := store.DecodeRecord(v)
 				if err != nil {
 					return err
 				}
@@ -157,7 +157,7 @@ func (s *Store) List(ctx context.Context, tenant string, opts store.ListOptions)
 			if v == nil {
 				return fmt.Errorf("tenant %q: owner index lists todo %s, which does not exist", tenant, id)
 			}
-			todo, err := decode(v)
+			todo, err := store.DecodeRecord(v)
 			if err != nil {
 				return err
 			}
@@ -207,7 +207,7 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 			opErr = notFound(tenant, id)
 			return nil
 		}
-		todo, err := decode(v)
+		todo, err := store.DecodeRecord(v)
 		if err != nil {
 			return err
 		}

@@ -1,11 +1,9 @@
-package bolt
+package store
 
 import (
 	stdjson "encoding/json"
 	"testing"
 	"time"
-
-	"github.com/todo-gateway/todo-gateway/store"
 )
 
 // Files written before records moved to encoding/json/v2 (go-json-experiment) hold
@@ -23,14 +21,14 @@ func TestRecordsCompatibleWithEncodingJSON(t *testing.T) {
 	}
 	created := time.Date(2026, 12, 2, 4, 38, 40, 123456789, time.UTC)
 	for _, content := range contents {
-		todo := store.Todo{ID: "01KBCDEFGHJKMNPQRSTVWXYZ12", Content: content, OwnerID: "alice", CreatedAt: created}
+		todo := Todo{ID: "01KBCDEFGHJKMNPQRSTVWXYZ12", Content: content, OwnerID: "alice", CreatedAt: created}
 
 		// What encoding/json wrote, this package reads.
 		old, err := stdjson.Marshal(record{ID: todo.ID, Content: todo.Content, Owner: todo.OwnerID, CreatedAt: todo.CreatedAt})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decode(old)
+		got, err := DecodeRecord(old)
 		if err != nil {
 			t.Fatalf("decode %s: %v", old, err)
 		}
@@ -39,7 +37,7 @@ func TestRecordsCompatibleWithEncodingJSON(t *testing.T) {
 		}
 
 		// What this package writes, encoding/json reads.
-		val, err := encode(todo)
+		val, err := EncodeRecord(todo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,8 +54,8 @@ func TestRecordsCompatibleWithEncodingJSON(t *testing.T) {
 // A record that is not one fails to decode with an error, never a zero todo.
 func TestDecodeRefusesDamagedRecords(t *testing.T) {
 	for _, v := range []string{``, `{`, `[]`, `{"id":1}`, `{"createdAt":"yesterday"}`, "{\"content\":\"\xff\"}"} {
-		if got, err := decode([]byte(v)); err == nil {
-			t.Errorf("decode(%q): got %+v, want an error", v, got)
+		if got, err := DecodeRecord([]byte(v)); err == nil {
+			t.Errorf("DecodeRecord(%q): got %+v, want an error", v, got)
 		}
 	}
 }
