@@ -55,13 +55,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // Config is a tenant's "provider" block: which authorization server issues
-// its tokens and how to verify them.
+// its tokens and how to verify them. Settings.WithDefaults fills what is
+// omitted and Settings.Validate says what is wrong.
 type Config struct {
 	Type   Kind   `json:"type"`
 	Issuer string `json:"issuer"`
 	// AllowHTTPIssuer permits a plain-http issuer on a non-loopback host.
 	AllowHTTPIssuer bool `json:"allow_http_issuer,omitempty"`
-	// Token selects JWT, introspection or auto; the default depends on Type.
+	// Token selects JWT, introspection or auto; default auto with an
+	// Introspection block, else jwt.
 	Token TokenMode `json:"token,omitempty"`
 	// Algorithms allowed for JWT signatures (RS*, PS*, ES*, EdDSA); default:
 	// the provider's discovered list within those families.
@@ -70,7 +72,8 @@ type Config struct {
 	JWTTypes []string `json:"jwt_types,omitempty"`
 	// Leeway for exp, nbf and iat; default 60s, at most 5m.
 	Leeway *Duration `json:"leeway,omitempty"`
-	// JWKSMinRefresh bounds refetches of the JWKS on an unknown kid; default 10s.
+	// JWKSMinRefresh bounds refetches of the JWKS on an unknown kid; default
+	// 10s, at least 1s.
 	JWKSMinRefresh *Duration `json:"jwks_min_refresh,omitempty"`
 	// Metadata overrides endpoints for providers that publish no metadata.
 	Metadata *MetadataOverride `json:"metadata,omitempty"`
@@ -94,7 +97,8 @@ type IntrospectionConfig struct {
 	ClientSecret string `json:"client_secret,omitempty"`
 	// AuthMethod is "basic" (default) or "form".
 	AuthMethod string `json:"auth_method,omitempty"`
-	// CacheTTL bounds how long an active answer is reused; default 60s.
+	// CacheTTL bounds how long an active answer is reused; default 60s, at
+	// most 10m.
 	CacheTTL *Duration `json:"cache_ttl,omitempty"`
 	// AllowMissingIssuer / AllowMissingAudience accept answers without iss / aud.
 	AllowMissingIssuer   bool `json:"allow_missing_issuer,omitempty"`
@@ -110,7 +114,8 @@ const (
 	AudienceScope    AudienceStrategy = "scope"    // no aud; scopes carry Prefix
 )
 
-// Audience is a tenant's "audience" block.
+// Audience is a tenant's "audience" block; the strategy defaults to
+// resource.
 type Audience struct {
 	Strategy AudienceStrategy `json:"strategy"`
 	Values   []string         `json:"values,omitempty"`
@@ -128,7 +133,6 @@ type Claims struct {
 	ClientID []string `json:"client_id,omitempty"`
 }
 
-// ScopeMap maps each internal permission to the provider's scope string.
-// Defaults: create:todos, read:todos, delete:todos; under the scope strategy,
-// Prefix + the permission name (todo-api:create).
+// ScopeMap maps each internal permission to the provider's scope string;
+// a permission left out gets its default (see DefaultScopeMap).
 type ScopeMap map[Permission]string

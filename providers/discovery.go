@@ -1,9 +1,11 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -42,7 +44,7 @@ const (
 )
 
 // DiscoveryURLs lists, in the order they are tried, where the metadata of
-// issuer is looked for:
+// issuer is looked for (kindTable gives the order per kind):
 //
 //   - logto: <issuer>/.well-known/openid-configuration (Logto serves only that);
 //   - oidc: that first, then the path-inserted forms
@@ -54,27 +56,21 @@ const (
 //     inserting it).
 //
 // For an issuer without a path, inserted and appended forms coincide and are
-// listed once.
+// listed once. An unknown kind or an unparsable issuer has none.
 func DiscoveryURLs(k Kind, issuer string) []string {
+	kind, known := ruleOf(k)
 	u, err := url.Parse(issuer)
-	if err != nil {
+	if !known || err != nil {
 		return nil
 	}
 	origin := u.Scheme + "://" + u.Host
 	path := strings.TrimSuffix(u.EscapedPath(), "/")
-	appended := func(wk string) string { return origin + path + wk }
-	inserted := func(wk string) string { return origin + wk + path }
-	var urls []string
-	switch k {
-	case KindLogto:
-		urls = []string{appended(wellKnownOpenID)}
-	case KindOAuth:
-		urls = []string{inserted(wellKnownOAuth), inserted(wellKnownOpenID), appended(wellKnownOpenID), appended(wellKnownOAuth)}
-	default:
-		urls = []string{appended(wellKnownOpenID), inserted(wellKnownOpenID), inserted(wellKnownOAuth)}
-	}
 	var out []string
-	for _, s := range urls {
+	for _, loc := range kind.discovery {
+		s := origin + path + loc.suffix
+		if loc.inserted {
+			s = origin + loc.suffix + path
+		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
@@ -90,15 +86,15 @@ type DiscoveryAttempt struct {
 	Issuer string // the issuer the document names, if one was read
 }
 
-// discover tries the metadata URLs in order and returns the first document
-// whose issuer equals the configured one. With all set it reads every URL
-// (for the probe) instead of stopping at the first match.
-func discover(ctx context.Context, p *Provider, all bool) (md *Metadata, source string, attempts []DiscoveryAttempt, err error) {
+// discover tries the metadata URLs of a kind's issuer in order and returns
+// the first document whose issuer equals the configured one. With all set
+// it reads every URL (for the probe) instead of stopping at the first match.
+func discover(ctx context.Context, client *http.Client, kind Kind, issuer string, all bool) (md *Metadata, source string, attempts []DiscoveryAttempt, err error) {
 	var errs []error
 	var mismatch error
-	for _, u := range DiscoveryURLs(p.kind, p.issuer) {
+	for _, u := range DiscoveryURLs(kind, issuer) {
 		var doc Metadata
-		_, ferr := getJSON(ctx, p.client, u, "application/json", &doc)
+		_, ferr := getJSON(ctx, client, u, "application/json", &doc)
 		a := DiscoveryAttempt{URL: u, Issuer: doc.Issuer}
 		var se *StatusError
 		switch {
@@ -111,8 +107,8 @@ func discover(ctx context.Context, p *Provider, all bool) (md *Metadata, source 
 		case ferr != nil:
 			a.Error = ferr.Error()
 			errs = append(errs, ferr)
-		case doc.Issuer != p.issuer:
-			e := &IssuerMismatchError{URL: u, Configured: p.issuer, Discovered: doc.Issuer}
+		case doc.Issuer != issuer:
+			e := &IssuerMismatchError{URL: u, Configured: issuer, Discovered: doc.Issuer}
 			a.Error = e.Error()
 			if mismatch == nil {
 				mismatch = e
@@ -154,7 +150,18 @@ type endpoints struct {
 // while the issuer is unreachable, and refreshes them daily in the
 // background.
 type discovery struct {
-	p        *Provider
+	deps   *deps
+	kind   Kind
+	issuer string
+	// mode says which endpoints must be found.
+	mode     TokenMode
+	override MetadataOverride
+	// algs is the tenant's explicit allow-list; nil means "what discovery
+	// says" (see allowedAlgs).
+	algs []string
+	// minRefresh is handed to every key set (jwks_min_refresh).
+	minRefresh time.Duration
+
 	cur      atomic.Pointer[endpoints]
 	mu       sync.Mutex
 	bo       backoff
@@ -162,9 +169,9 @@ type discovery struct {
 }
 
 func (d *discovery) get(ctx context.Context) (*endpoints, error) {
-	now := d.p.now()
+	now := d.deps.now()
 	if ep := d.cur.Load(); ep != nil {
-		if ep.md != nil && now.Sub(ep.fetchedAt) > d.p.tuning.metadataTTL {
+		if ep.md != nil && now.Sub(ep.fetchedAt) > d.deps.tuning.metadataTTL {
 			d.mu.Lock()
 			if d.inflight == nil && !d.bo.waiting(now) {
 				d.startLocked()
@@ -216,30 +223,30 @@ func discoveryError(err error) *Error {
 func (d *discovery) startLocked() *call {
 	// The whole fallback chain shares one budget: each URL has its own
 	// requestTimeout, and a dead host fails fast on connect.
-	c := d.p.bg.startCall(3*requestTimeout, func(ctx context.Context) error {
+	c := d.deps.bg.startCall(3*requestTimeout, func(ctx context.Context) error {
 		ep, err := d.resolve(ctx)
-		now := d.p.now()
+		now := d.deps.now()
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.inflight = nil
 		if err != nil {
-			d.bo.fail(now, err, d.p.tuning)
+			d.bo.fail(now, err, d.deps.tuning)
 			if d.cur.Load() != nil {
-				d.p.log.Warn("metadata refresh failed; keeping the previous metadata", "error", err)
+				d.deps.log.Warn("metadata refresh failed; keeping the previous metadata", "error", err)
 			} else {
-				d.p.log.Warn("authorization server discovery failed", "error", err, "retry_at", d.bo.retryAt)
+				d.deps.log.Warn("authorization server discovery failed", "error", err, "retry_at", d.bo.retryAt)
 			}
 			return err
 		}
 		if d.bo.failures > 0 {
-			d.p.log.Info("authorization server reachable again", "metadata", ep.source)
+			d.deps.log.Info("authorization server reachable again", "metadata", ep.source)
 		}
 		d.bo.succeed()
 		// Keep the cached keys across a metadata refresh that names the
 		// same JWKS.
 		if old := d.cur.Load(); old != nil && old.jwks != nil && ep.jwks != nil && old.jwks.url == ep.jwks.url {
 			ep.jwks = old.jwks
-			ep.verifier = d.p.newOIDCVerifier(ep.jwks, ep.algs)
+			ep.verifier = d.newOIDCVerifier(ep.jwks, ep.algs)
 		}
 		d.cur.Store(ep)
 		return nil
@@ -251,57 +258,52 @@ func (d *discovery) startLocked() *call {
 // resolve builds endpoints from the override and, when the override does
 // not cover everything the token mode needs, from discovered metadata.
 func (d *discovery) resolve(ctx context.Context) (*endpoints, error) {
-	p := d.p
-	ov := p.override
-	needJWKS := p.mode != TokenIntrospection
-	needIntro := p.mode != TokenJWT
-	ep := &endpoints{fetchedAt: p.now(), source: "configuration"}
+	ov := d.override
+	needJWKS := d.mode != TokenIntrospection
+	needIntro := d.mode != TokenJWT
+	ep := &endpoints{fetchedAt: d.deps.now(), source: "configuration"}
 	if (!needJWKS || ov.JWKSURI != "") && (!needIntro || ov.IntrospectionEndpoint != "") {
 		ep.introspection = ov.IntrospectionEndpoint
-		ep.algs = p.allowedAlgs(nil)
+		ep.algs = allowedAlgs(d.algs, nil)
 		if ov.JWKSURI != "" {
-			ep.jwks = newKeySet(p, ov.JWKSURI)
-			ep.verifier = p.newOIDCVerifier(ep.jwks, ep.algs)
+			ep.jwks = d.newKeySet(ov.JWKSURI)
+			ep.verifier = d.newOIDCVerifier(ep.jwks, ep.algs)
 		}
 		return ep, nil
 	}
-	md, source, _, err := discover(ctx, p, false)
+	md, source, _, err := discover(ctx, d.deps.client, d.kind, d.issuer, false)
 	if err != nil {
 		return nil, err
 	}
 	ep.md, ep.source = md, source
-	jwksURI := cmpOr(ov.JWKSURI, md.JWKSURI)
-	ep.introspection = cmpOr(ov.IntrospectionEndpoint, md.IntrospectionEndpoint)
+	jwksURI := cmp.Or(ov.JWKSURI, md.JWKSURI)
+	ep.introspection = cmp.Or(ov.IntrospectionEndpoint, md.IntrospectionEndpoint)
+	// The configured endpoints passed Validate; the discovered ones must
+	// not downgrade the issuer's transport either.
 	for _, u := range []string{jwksURI, ep.introspection} {
 		if u == "" {
 			continue
 		}
-		if err := checkEndpoint(u, p.issuer); err != nil {
-			return nil, internal("authorization server metadata names an unusable endpoint", err)
+		if _, probs := checkServerURL(u, urlRules{allowHTTP: true, allowQuery: true, issuer: d.issuer}); len(probs) > 0 {
+			return nil, internal("authorization server metadata names an unusable endpoint",
+				fmt.Errorf("endpoint %q %s", u, strings.Join(probs, "; ")))
 		}
 	}
-	ep.algs = p.allowedAlgs(md.IDTokenSigningAlgValuesSupported)
+	ep.algs = allowedAlgs(d.algs, md.IDTokenSigningAlgValuesSupported)
 	if jwksURI != "" {
-		ep.jwks = newKeySet(p, jwksURI)
-		ep.verifier = p.newOIDCVerifier(ep.jwks, ep.algs)
+		ep.jwks = d.newKeySet(jwksURI)
+		ep.verifier = d.newOIDCVerifier(ep.jwks, ep.algs)
 	}
 	return ep, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // allowedAlgs is the tenant's list if set; else the discovered list within
 // the asymmetric families; else (RFC 8414 servers publish none) every
 // asymmetric algorithm. Key type and the JWK's own alg still pin each
 // signature to one family, so the wide default cannot mix families up.
-func (p *Provider) allowedAlgs(discovered []string) []string {
-	if len(p.algs) > 0 {
-		return p.algs
+func allowedAlgs(configured, discovered []string) []string {
+	if len(configured) > 0 {
+		return configured
 	}
 	var out []string
 	for _, a := range discovered {
@@ -318,14 +320,18 @@ func (p *Provider) allowedAlgs(discovered []string) []string {
 	return out
 }
 
-func (p *Provider) newOIDCVerifier(ks *keySet, algs []string) *oidc.IDTokenVerifier {
-	return oidc.NewVerifier(p.issuer, ks, &oidc.Config{
+func (d *discovery) newKeySet(url string) *keySet {
+	return &keySet{url: url, issuer: d.issuer, minRefresh: d.minRefresh, deps: d.deps}
+}
+
+func (d *discovery) newOIDCVerifier(ks *keySet, algs []string) *oidc.IDTokenVerifier {
+	return oidc.NewVerifier(d.issuer, ks, &oidc.Config{
 		// Audience strategies are richer than "aud contains the client id",
 		// and exp/nbf need our leeway (go-oidc has none for exp and a fixed
 		// 5 minutes for nbf); both are checked in claims.go.
 		SkipClientIDCheck:    true,
 		SkipExpiryCheck:      true,
 		SupportedSigningAlgs: algs,
-		Now:                  p.now,
+		Now:                  d.deps.now,
 	})
 }

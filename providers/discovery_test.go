@@ -70,7 +70,7 @@ func TestDiscoveryFallbacks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := newClock()
-			iss := newIssuer(t, clk, providertest.WithPath("/tenant/t1"), providertest.WithDiscovery(tt.served))
+			iss := newIssuer(t, clk, providertest.WithPath("/tenant/oidc"), providertest.WithDiscovery(tt.served))
 			p := newProvider(t, iss, settings(iss, tt.kind), clk)
 			_, err := p.Verify(context.Background(), iss.Mint(iss.Claims("u", testResource, "")))
 			if tt.wantErr == "" {

@@ -16,12 +16,20 @@
 // Opaque tokens go to RFC 7662 introspection (introspect.go), whose
 // answers pass the same claim checks.
 //
-// Files, one concern each: provider.go (settings, defaults, New, Verify),
+// Files, one concern each: config.go (the configuration blocks), settings.go
+// (Settings and their defaults), kinds.go (the one table of what differs
+// between logto, oidc and oauth), validate.go (every rule on the settings,
+// reported at once: "check" and "serve" run the same), provider.go (New,
+// Close, what a Provider shares with its parts), client.go (the outbound
+// HTTP client), verify.go (Verify and the bearer token syntax),
 // discovery.go, jwks.go, jwt.go, introspect.go, claims.go, cache.go,
 // fetch.go (bounded HTTP, single flight, backoff), errors.go (the reasons),
-// probe.go (the capability report), trace.go (the optional record of every
-// check a Verify makes, behind "todo-gateway token"). providertest is an in-process
-// authorization server for tests.
+// verifier.go (the Verifier interface, Principal and Error), status.go,
+// metrics.go, probe.go (the capability report, which needs no verifier),
+// verdict.go (the rules judging a probe), quirks.go (what hosted providers
+// are known to put in their tokens), trace.go (the optional record of every
+// check a Verify makes, behind "todo-gateway token"). providertest is an
+// in-process authorization server for tests.
 //
 // Benchmarks: go test -run '^$' -bench . -benchmem ./providers/
 package providers

@@ -34,8 +34,10 @@ import (
 // A keySet belongs to one Provider and one issuer: keys are never shared
 // across tenants, so one issuer's key can never verify another's token.
 type keySet struct {
-	url string
-	p   *Provider
+	url        string
+	issuer     string        // labels metrics
+	minRefresh time.Duration // jwks_min_refresh
+	deps       *deps
 
 	mu         sync.Mutex
 	keys       []jose.JSONWebKey // usable public signing keys
@@ -55,8 +57,6 @@ var (
 	errUnknownKey   = errors.New("no key in the JWKS matches the token's kid")
 	errBadSignature = errors.New("signature does not verify with the matching key")
 )
-
-func newKeySet(p *Provider, url string) *keySet { return &keySet{url: url, p: p} }
 
 // stateKey carries the pre-parsed JWS into VerifySignature and the keySet's
 // verdict back out: go-oidc flattens KeySet errors into strings, and the
@@ -148,7 +148,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, tr *Tr
 		if tr != nil {
 			refetch := "the JWKS was refetched and still has no such key"
 			if attempt == 0 {
-				refetch = "no refetch: the JWKS was fetched less than jwks_min_refresh (" + ks.p.minRefresh.String() + ") ago"
+				refetch = "no refetch: the JWKS was fetched less than jwks_min_refresh (" + ks.minRefresh.String() + ") ago"
 			}
 			tr.failWith(stepKey, err, "no "+h.Algorithm+" key with "+kidText(h.KeyID)+" among "+kids(keys)+"; "+refetch)
 		}
@@ -169,9 +169,9 @@ func (ks *keySet) failing() error {
 // current returns usable keys, loading them on first use and starting a
 // background refresh once they are past their freshness.
 func (ks *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
-	now := ks.p.now()
+	now := ks.deps.now()
 	ks.mu.Lock()
-	if ks.loaded && now.Before(ks.freshUntil.Add(ks.p.tuning.maxStale)) {
+	if ks.loaded && now.Before(ks.freshUntil.Add(ks.deps.tuning.maxStale)) {
 		keys := ks.keys
 		if !now.Before(ks.freshUntil) && ks.inflight == nil && !ks.bo.waiting(now) {
 			ks.startLocked(now)
@@ -204,11 +204,11 @@ func (ks *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
 // unless a fetch started less than minRefresh ago. It joins a fetch already
 // running. It reports whether fresh keys are worth another look.
 func (ks *keySet) refreshForMiss(ctx context.Context) bool {
-	now := ks.p.now()
+	now := ks.deps.now()
 	ks.mu.Lock()
 	c := ks.inflight
 	if c == nil {
-		if now.Sub(ks.lastMiss) < ks.p.minRefresh || ks.bo.waiting(now) {
+		if now.Sub(ks.lastMiss) < ks.minRefresh || ks.bo.waiting(now) {
 			ks.mu.Unlock()
 			return false
 		}
@@ -220,24 +220,24 @@ func (ks *keySet) refreshForMiss(ctx context.Context) bool {
 }
 
 func (ks *keySet) startLocked(now time.Time) *call {
-	c := ks.p.bg.startCall(requestTimeout, func(ctx context.Context) error {
+	c := ks.deps.bg.startCall(requestTimeout, func(ctx context.Context) error {
 		keys, ttl, err := ks.fetch(ctx)
-		ks.p.metrics.jwksFetch(ks.p.issuer, err)
-		now := ks.p.now()
+		ks.deps.metrics.jwksFetch(ks.issuer, err)
+		now := ks.deps.now()
 		ks.mu.Lock()
 		defer ks.mu.Unlock()
 		ks.inflight = nil
 		if err != nil {
-			ks.bo.fail(now, err, ks.p.tuning)
+			ks.bo.fail(now, err, ks.deps.tuning)
 			if ks.loaded {
-				ks.p.log.Warn("JWKS refresh failed; serving cached keys", "url", ks.url, "error", err)
+				ks.deps.log.Warn("JWKS refresh failed; serving cached keys", "url", ks.url, "error", err)
 			} else {
-				ks.p.log.Warn("JWKS fetch failed", "url", ks.url, "error", err)
+				ks.deps.log.Warn("JWKS fetch failed", "url", ks.url, "error", err)
 			}
 			return err
 		}
 		if ks.bo.failures > 0 {
-			ks.p.log.Info("JWKS reachable again", "url", ks.url)
+			ks.deps.log.Info("JWKS reachable again", "url", ks.url)
 		}
 		ks.bo.succeed()
 		ks.keys, ks.loaded = keys, true
@@ -252,7 +252,7 @@ func (ks *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, time.Duration, 
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	hdr, err := getJSON(ctx, ks.p.client, ks.url, "application/jwk-set+json, application/json", &doc)
+	hdr, err := getJSON(ctx, ks.deps.client, ks.url, "application/jwk-set+json, application/json", &doc)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -260,7 +260,7 @@ func (ks *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, time.Duration, 
 	if len(keys) == 0 {
 		return nil, 0, fmt.Errorf("JWKS at %s has no usable signing keys (%d skipped)", ks.url, skipped)
 	}
-	return keys, cacheTTL(hdr, ks.p.tuning), nil
+	return keys, cacheTTL(hdr, ks.deps.tuning), nil
 }
 
 // parseJWKS keeps the public signing keys and skips the rest one by one, so
@@ -332,11 +332,4 @@ func cacheTTL(h http.Header, t tuning) time.Duration {
 		}
 	}
 	return min(max(ttl, t.jwksMinTTL), t.jwksMaxTTL)
-}
-
-// keyInfo summarises the cached keys (for the probe).
-func (ks *keySet) snapshot() []jose.JSONWebKey {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	return ks.keys
 }

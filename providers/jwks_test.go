@@ -276,7 +276,10 @@ func TestJWKSKeyHygiene(t *testing.T) {
 	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, ""), providertest.Alg(jose.ES256)))
 	_, err := p.Verify(context.Background(), iss.Mint(iss.Claims("u", testResource, ""), providertest.Alg(jose.EdDSA)))
 	checkErr(t, err, ClassInvalidToken, reasonUnknownKey)
-	for _, k := range p.disc.cur.Load().jwks.snapshot() {
+	ks := p.disc.cur.Load().jwks
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	for _, k := range ks.keys {
 		if k.KeyID == "oct-1" || k.KeyID == edKID {
 			t.Fatalf("got key %q in the usable set, want it skipped", k.KeyID)
 		}

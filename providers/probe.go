@@ -1,11 +1,13 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"time"
 
@@ -53,9 +55,6 @@ type ProbeReport struct {
 	TenantScopes                  []string // the scopes the tenant's permissions map to
 	MissingScopes                 []string // tenant scopes absent from scopes_supported
 	TenantScopesInScopesSupported bool
-
-	// Problems are findings worth a look (no metadata, no keys, ...).
-	Problems []string
 }
 
 // Endpoints are the endpoint URLs a metadata document publishes.
@@ -80,36 +79,39 @@ type KeyInfo struct {
 	Usable bool   // a public signing key the verifier would use
 }
 
-// Probe builds a provider from s, probes it and closes it. It fails only for
-// settings New refuses; unreachable servers are reported in the result.
+// Probe reads every discovery URL of s's issuer and its JWKS, within
+// ProbeTimeout, and reports what the server offers; Verdicts judges it.
+// It builds no verifier and uses no cache, so it shows the server as it is
+// now, and it needs no secret: it never calls introspection. Of the
+// options, only the HTTP client and the clock apply. It fails only for
+// settings Validate refuses (as an *InvalidSettingsError); unreachable
+// servers are reported in the result.
 func Probe(ctx context.Context, s Settings, opts ...Option) (*ProbeReport, error) {
-	p, err := New(s, opts...)
-	if err != nil {
-		return nil, err
+	if probs := s.Validate(); len(probs) > 0 {
+		return nil, &InvalidSettingsError{Tenant: s.Tenant, Problems: probs}
 	}
-	defer p.Close()
-	return p.Probe(ctx), nil
-}
+	s = s.WithDefaults()
+	o := newOptions(opts)
+	client := noDowngrade(o.client)
+	c := s.Config
+	var override MetadataOverride
+	if c.Metadata != nil {
+		override = *c.Metadata
+	}
 
-// Probe reads every discovery URL and the JWKS, within ProbeTimeout. It
-// uses none of the verifier's caches, so it shows the server as it is now.
-func (p *Provider) Probe(ctx context.Context) *ProbeReport {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
-	r := &ProbeReport{Tenant: p.tenant, Kind: p.kind, Issuer: p.issuer, Started: p.now()}
+	r := &ProbeReport{Tenant: s.Tenant, Kind: c.Type, Issuer: c.Issuer, Started: o.now()}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
 
 	for _, perm := range Permissions {
-		if sc := p.scopes[perm]; sc != "" {
-			r.TenantScopes = append(r.TenantScopes, sc)
-		}
+		r.TenantScopes = append(r.TenantScopes, s.Scopes[perm])
 	}
 
-	md, source, attempts, err := discover(ctx, p, true)
+	md, source, attempts, err := discover(ctx, client, c.Type, c.Issuer, true)
 	r.Discovery = attempts
 	if err != nil {
-		r.Problems = append(r.Problems, err.Error())
 		md = &Metadata{}
 	} else {
 		r.MetadataURL = source
@@ -118,8 +120,8 @@ func (p *Provider) Probe(ctx context.Context) *ProbeReport {
 	r.Endpoints = Endpoints{
 		Authorization: md.AuthorizationEndpoint,
 		Token:         md.TokenEndpoint,
-		JWKS:          cmpOr(p.override.JWKSURI, md.JWKSURI),
-		Introspection: cmpOr(p.override.IntrospectionEndpoint, md.IntrospectionEndpoint),
+		JWKS:          cmp.Or(override.JWKSURI, md.JWKSURI),
+		Introspection: cmp.Or(override.IntrospectionEndpoint, md.IntrospectionEndpoint),
 		Revocation:    md.RevocationEndpoint,
 		Registration:  md.RegistrationEndpoint,
 		Userinfo:      md.UserinfoEndpoint,
@@ -133,7 +135,7 @@ func (p *Provider) Probe(ctx context.Context) *ProbeReport {
 	r.IntrospectionAuthMethods = md.IntrospectionEndpointAuthMethodsSupported
 	r.ClientIDMetadataDocument = md.ClientIDMetadataDocumentSupported
 	r.DynamicRegistration = md.RegistrationEndpoint != ""
-	r.AllowedAlgs = p.allowedAlgs(md.IDTokenSigningAlgValuesSupported)
+	r.AllowedAlgs = allowedAlgs(c.Algorithms, md.IDTokenSigningAlgValuesSupported)
 	r.ScopesSupported = md.ScopesSupported
 	for _, sc := range r.TenantScopes {
 		if !slices.Contains(md.ScopesSupported, sc) {
@@ -141,32 +143,22 @@ func (p *Provider) Probe(ctx context.Context) *ProbeReport {
 		}
 	}
 	r.TenantScopesInScopesSupported = len(r.TenantScopes) > 0 && len(r.MissingScopes) == 0
-	if err == nil && !r.PKCES256 {
-		r.Problems = append(r.Problems, "metadata does not list S256 in code_challenge_methods_supported")
-	}
 
 	r.JWKSURL = r.Endpoints.JWKS
-	switch {
-	case r.JWKSURL == "" && p.mode != TokenIntrospection:
-		r.Problems = append(r.Problems, "no jwks_uri: JWT access tokens cannot be verified")
-	case r.JWKSURL != "":
-		r.Keys, err = probeKeys(ctx, p, r.JWKSURL)
+	if r.JWKSURL != "" {
+		r.Keys, err = probeKeys(ctx, client, r.JWKSURL)
 		if err != nil {
 			r.KeysError = err.Error()
-			r.Problems = append(r.Problems, "JWKS: "+err.Error())
 		}
 	}
-	if r.Endpoints.Introspection == "" && p.mode != TokenJWT {
-		r.Problems = append(r.Problems, "no introspection endpoint: opaque tokens cannot be verified")
-	}
-	return r
+	return r, nil
 }
 
-func probeKeys(ctx context.Context, p *Provider, url string) ([]KeyInfo, error) {
+func probeKeys(ctx context.Context, client *http.Client, url string) ([]KeyInfo, error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if _, err := getJSON(ctx, p.client, url, "application/jwk-set+json, application/json", &doc); err != nil {
+	if _, err := getJSON(ctx, client, url, "application/jwk-set+json, application/json", &doc); err != nil {
 		return nil, err
 	}
 	var out []KeyInfo

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +18,7 @@ func TestProbeReportsCapabilities(t *testing.T) {
 	iss := newIssuer(t, clk, providertest.WithPath("/as"),
 		providertest.WithDiscovery(providertest.OAuthInserted, providertest.OpenIDAppended))
 	s := settings(iss, KindOAuth)
-	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), WithClock(clk.Now), WithLogger(quietLogger))
+	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +71,8 @@ func TestProbeReportsCapabilities(t *testing.T) {
 	if !r.TenantScopesInScopesSupported || len(r.MissingScopes) != 0 {
 		t.Errorf("got scopes listed %v missing %q, want all listed", r.TenantScopesInScopesSupported, r.MissingScopes)
 	}
-	if len(r.Problems) != 0 {
-		t.Errorf("got problems %q, want none", r.Problems)
+	if vs := Verdicts(s, r); len(vs) != 0 {
+		t.Errorf("got verdicts %+v, want none", vs)
 	}
 }
 
@@ -84,7 +85,7 @@ func TestProbeFindsMissingScopesAndMismatch(t *testing.T) {
 	})
 	s := settings(iss, KindOIDC)
 	s.Audience = Audience{Strategy: AudienceScope, Prefix: "todo-api:"}
-	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), WithLogger(quietLogger))
+	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +98,8 @@ func TestProbeFindsMissingScopesAndMismatch(t *testing.T) {
 	if want := []string{"todo-api:create", "todo-api:read", "todo-api:delete"}; !slices.Equal(r.MissingScopes, want) || r.TenantScopesInScopesSupported {
 		t.Errorf("got missing %q, want %q", r.MissingScopes, want)
 	}
-	if len(r.Problems) == 0 {
-		t.Error("got no problems, want the issuer mismatch reported")
+	if !hasRule(Verdicts(s, r), RuleIssuerMismatch) {
+		t.Errorf("got verdicts %+v, want the issuer mismatch reported", Verdicts(s, r))
 	}
 }
 
@@ -109,14 +110,49 @@ func TestProbeIsBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	r, err := Probe(ctx, settings(iss, KindOAuth), WithHTTPClient(iss.Client()), WithLogger(quietLogger))
+	s := settings(iss, KindOAuth)
+	r, err := Probe(ctx, s, WithHTTPClient(iss.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("got a probe of %v against a hanging server, want it to stop at the caller's deadline", d)
 	}
-	if r.IssuerMatch || len(r.Problems) == 0 {
-		t.Fatalf("got %+v, want a failed probe with problems", r)
+	if r.IssuerMatch || !hasRule(Verdicts(s, r), RuleDiscovery) {
+		t.Fatalf("got %+v, want a failed probe and a discovery verdict", r)
 	}
+}
+
+// TestProbeNeedsNoSecret: the probe describes an introspection tenant's
+// server even where serve could not read the secret, since it never calls
+// introspection.
+func TestProbeNeedsNoSecret(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	s := introspectionTenant(iss, nil)
+	nothing := WithSecretResolver(SecretResolver{LookupEnv: func(string) (string, bool) { return "", false }})
+	if _, err := New(s, nothing); err == nil {
+		t.Fatal("New: got a verifier without its secret, want an error")
+	}
+	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), nothing)
+	if err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+	if !r.IssuerMatch || r.Endpoints.Introspection == "" || iss.Hits(providertest.Introspection) != 0 {
+		t.Errorf("got match %v introspection %q and %d introspection calls, want the server described without a call",
+			r.IssuerMatch, r.Endpoints.Introspection, iss.Hits(providertest.Introspection))
+	}
+}
+
+func TestProbeRefusesInvalidSettings(t *testing.T) {
+	s := Settings{Tenant: "t", Resource: testResource, Config: Config{Type: KindOIDC, Issuer: "ftp://as.example"}}
+	_, err := Probe(context.Background(), s)
+	var ise *InvalidSettingsError
+	if !errors.As(err, &ise) || len(ise.Problems) != 1 || ise.Problems[0].Path != "provider.issuer" {
+		t.Fatalf("got %v, want the issuer problem", err)
+	}
+}
+
+func hasRule(vs []Verdict, rule string) bool {
+	return slices.ContainsFunc(vs, func(v Verdict) bool { return v.Rule == rule })
 }

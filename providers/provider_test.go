@@ -2,7 +2,9 @@ package providers
 
 import (
 	"context"
+	"errors"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -240,9 +242,39 @@ func TestWithDefaults(t *testing.T) {
 			}
 			return ""
 		}},
-		{"leeway capped", Settings{Config: Config{Type: KindOIDC, Leeway: durationPtr(time.Hour)}}, func(s Settings) string {
-			if time.Duration(*s.Config.Leeway) != 5*time.Minute {
+		// The operator configured introspection to have it used, whatever
+		// the kind (tenants once defaulted oidc to jwt and refused the file).
+		{"oidc with introspection is auto", Settings{Config: Config{Type: KindOIDC, Introspection: &IntrospectionConfig{}}}, func(s Settings) string {
+			in := s.Config.Introspection
+			if s.Config.Token != TokenAuto || in.AuthMethod != "basic" || time.Duration(*in.CacheTTL) != time.Minute {
+				return "introspection defaults"
+			}
+			return ""
+		}},
+		{"explicit jwt with introspection stays jwt", Settings{Config: Config{Type: KindOIDC, Token: TokenJWT, Introspection: &IntrospectionConfig{}}}, func(s Settings) string {
+			if s.Config.Token != TokenJWT {
+				return "token mode"
+			}
+			return ""
+		}},
+		// Out-of-range values are kept for Validate to refuse, never
+		// clamped into something the operator did not write.
+		{"leeway kept as written", Settings{Config: Config{Type: KindOIDC, Leeway: durationPtr(time.Hour)}}, func(s Settings) string {
+			if time.Duration(*s.Config.Leeway) != time.Hour {
 				return "leeway " + time.Duration(*s.Config.Leeway).String()
+			}
+			return ""
+		}},
+		{"explicit empty scope and unknown permission kept", Settings{Config: Config{Type: KindOIDC}, Scopes: ScopeMap{PermRead: "", "write": "w"}}, func(s Settings) string {
+			want := ScopeMap{PermCreate: "create:todos", PermRead: "", PermDelete: "delete:todos", "write": "w"}
+			if !maps.Equal(s.Scopes, want) {
+				return "scope map"
+			}
+			return ""
+		}},
+		{"unknown kind gets no kind defaults", Settings{Config: Config{Type: "saml"}}, func(s Settings) string {
+			if s.Config.Token != "" || s.Config.JWTTypes != nil || s.Claims.Scopes != nil {
+				return "kind defaults"
 			}
 			return ""
 		}},
@@ -280,56 +312,91 @@ func TestWithDefaults(t *testing.T) {
 			if problem := tt.want(got); problem != "" {
 				t.Fatalf("got %+v: wrong %s", got, problem)
 			}
+			if again := got.WithDefaults(); !reflect.DeepEqual(again, got) {
+				t.Fatalf("WithDefaults twice: got %+v, want %+v", again, got)
+			}
 		})
 	}
 }
 
-func TestNewRefusesUnsafeSettings(t *testing.T) {
-	base := func() Settings {
-		return Settings{Tenant: "t", Resource: testResource, Config: Config{Type: KindOIDC, Issuer: "https://as.example"}}
+// TestWithDefaultsCopies: the result shares no slice or map with its
+// input, so a caller's later edits cannot reach a running verifier.
+func TestWithDefaultsCopies(t *testing.T) {
+	in := Settings{
+		Config:   Config{Type: KindOIDC, Algorithms: []string{"RS256"}, JWTTypes: []string{"JWT"}, Introspection: &IntrospectionConfig{ClientID: "gw"}},
+		Audience: Audience{Strategy: AudienceValues, Values: []string{"api"}},
+		Claims:   Claims{Scopes: []string{"scp"}, ClientID: []string{"azp"}},
+		Scopes:   ScopeMap{PermRead: "r"},
 	}
-	env := SecretResolver{LookupEnv: func(string) (string, bool) { return "", false }}
+	out := in.WithDefaults()
+	in.Config.Algorithms[0], in.Config.JWTTypes[0], in.Config.Introspection.ClientID = "x", "x", "x"
+	in.Audience.Values[0], in.Claims.Scopes[0], in.Claims.ClientID[0], in.Scopes[PermRead] = "x", "x", "x", "x"
+	if out.Config.Algorithms[0] != "RS256" || out.Config.JWTTypes[0] != "JWT" || out.Config.Introspection.ClientID != "gw" ||
+		out.Audience.Values[0] != "api" || out.Claims.Scopes[0] != "scp" || out.Claims.ClientID[0] != "azp" || out.Scopes[PermRead] != "r" {
+		t.Fatalf("got %+v after editing the input, want the defaults' own copies", out)
+	}
+}
+
+// TestNewRefusesWhatValidateReports: New's refusal is exactly Validate's
+// problems; the rules themselves are in validate_test.go.
+func TestNewRefusesWhatValidateReports(t *testing.T) {
+	s := Settings{Tenant: "t", Resource: testResource, Config: Config{Type: KindOIDC, Issuer: "http://as.example",
+		Algorithms: []string{"none"}, Introspection: &IntrospectionConfig{ClientID: "gw", ClientSecret: "s3cr3t"}}}
+	_, err := New(s)
+	var ise *InvalidSettingsError
+	if !errors.As(err, &ise) {
+		t.Fatalf("got %v, want an *InvalidSettingsError", err)
+	}
+	if want := s.Validate(); ise.Tenant != "t" || len(want) != 4 || !slices.Equal(ise.Problems, want) {
+		t.Fatalf("got tenant %q problems %v, want t and Validate's 4: %v", ise.Tenant, ise.Problems, want)
+	}
+	wantMsg := `tenant "t": provider.issuer: must use https (http is accepted only for a loopback host or with "allow_http_issuer": true); ` +
+		`provider.introspection.client_secret: inline secrets are not allowed; use client_secret_env or client_secret_file; ` +
+		`provider.introspection: set client_secret_env or client_secret_file; ` +
+		`provider.algorithms[0]: "none" is never allowed: tokens must be signed`
+	if err.Error() != wantMsg {
+		t.Errorf("got message\n%s\nwant\n%s", err, wantMsg)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("error %q leaks the secret", err)
+	}
+}
+
+// TestNewReadsTheSecret: what only New checks, because it needs the
+// environment.
+func TestNewReadsTheSecret(t *testing.T) {
+	base := func() Settings {
+		return Settings{Tenant: "t", Resource: testResource, Config: Config{Type: KindOAuth, Issuer: "https://as.example", Token: TokenIntrospection}}
+	}
+	resolver := WithSecretResolver(SecretResolver{
+		LookupEnv: func(name string) (string, bool) { return "", name == "EMPTY" },
+		ReadFile: func(path string) ([]byte, error) {
+			if path == "/run/empty" {
+				return []byte("\n"), nil
+			}
+			return nil, os.ErrNotExist
+		},
+	})
 	tests := []struct {
-		name   string
-		edit   func(*Settings)
-		wantIn string
+		name string
+		in   IntrospectionConfig
+		want string
 	}{
-		{"unknown type", func(s *Settings) { s.Config.Type = "saml" }, "provider type"},
-		{"relative issuer", func(s *Settings) { s.Config.Issuer = "as.example" }, "absolute"},
-		{"http issuer", func(s *Settings) { s.Config.Issuer = "http://as.example" }, "plain http"},
-		{"issuer with query", func(s *Settings) { s.Config.Issuer = "https://as.example/?x=1" }, "query"},
-		{"HS256 allowed", func(s *Settings) { s.Config.Algorithms = []string{"HS256"} }, "HS256"},
-		{"none allowed", func(s *Settings) { s.Config.Algorithms = []string{"none"} }, "none"},
-		{"resource strategy without resource", func(s *Settings) { s.Resource = "" }, "resource URL"},
-		{"audience strategy without values", func(s *Settings) { s.Audience.Strategy = AudienceValues }, "audience values"},
-		{"scope strategy without prefix", func(s *Settings) { s.Audience.Strategy = AudienceScope }, "prefix"},
-		{"scope map without the prefix", func(s *Settings) {
-			s.Audience = Audience{Strategy: AudienceScope, Prefix: "api:"}
-			s.Scopes = ScopeMap{PermRead: "read:todos"}
-		}, "lacks the prefix"},
-		{"inline secret", func(s *Settings) {
-			s.Config.Introspection = &IntrospectionConfig{ClientID: "gw", ClientSecret: "s3cr3t"}
-		}, "inline client_secret"},
-		{"missing env secret", func(s *Settings) {
-			s.Config.Introspection = &IntrospectionConfig{ClientID: "gw", ClientSecretEnv: "NOPE"}
-		}, "NOPE is not set"},
-		{"bad auth method", func(s *Settings) {
-			s.Config.Introspection = &IntrospectionConfig{ClientID: "gw", AuthMethod: "jwt"}
-		}, "auth_method"},
-		{"http jwks override on https issuer", func(s *Settings) {
-			s.Config.Metadata = &MetadataOverride{JWKSURI: "http://as.example/jwks"}
-		}, "uses http"},
+		{"unset variable", IntrospectionConfig{ClientID: "gw", ClientSecretEnv: "NOPE"}, `tenant "t": introspection: environment variable NOPE is not set`},
+		{"empty variable", IntrospectionConfig{ClientID: "gw", ClientSecretEnv: "EMPTY"}, `tenant "t": introspection: environment variable EMPTY is not set`},
+		{"missing file", IntrospectionConfig{ClientID: "gw", ClientSecretFile: "/run/nope"}, `tenant "t": introspection: cannot read client_secret_file: file does not exist`},
+		{"empty file", IntrospectionConfig{ClientID: "gw", ClientSecretFile: "/run/empty"}, `tenant "t": introspection: client_secret_file /run/empty is empty`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := base()
-			tt.edit(&s)
-			_, err := New(s, WithSecretResolver(env))
-			if err == nil || !strings.Contains(err.Error(), tt.wantIn) {
-				t.Fatalf("got error %v, want one mentioning %q", err, tt.wantIn)
+			s.Config.Introspection = &tt.in
+			if probs := s.Validate(); len(probs) != 0 {
+				t.Fatalf("Validate: got %v, want nothing (the environment is New's business)", probs)
 			}
-			if strings.Contains(err.Error(), "s3cr3t") {
-				t.Fatalf("error %q leaks the secret", err)
+			_, err := New(s, resolver)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("got %v, want %s", err, tt.want)
 			}
 		})
 	}
@@ -407,23 +474,16 @@ func TestCloseWaitsForBackgroundWork(t *testing.T) {
 	}
 }
 
-func TestProviderAccessors(t *testing.T) {
-	s := Settings{Tenant: "t", Resource: testResource, Config: Config{Type: KindOAuth, Issuer: "https://as.example"},
-		Audience: Audience{Strategy: AudienceScope, Prefix: "todo:"}}
-	p, err := New(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if got := p.Scope(PermCreate); got != "todo:create" {
-		t.Errorf("got scope %q, want todo:create", got)
-	}
-	m := p.ScopeMap()
-	m[PermCreate] = "changed"
-	if p.Scope(PermCreate) != "todo:create" {
-		t.Error("ScopeMap returned the provider's own map, want a copy")
-	}
-	if p.Tenant() != "t" || p.Issuer() != "https://as.example" || p.Resource() != testResource {
-		t.Errorf("got %q %q %q", p.Tenant(), p.Issuer(), p.Resource())
+// TestNewKeepsItsOwnSettings: a caller editing its settings after New
+// changes nothing in the verifier.
+func TestNewKeepsItsOwnSettings(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	s := settings(iss, KindOIDC)
+	s.Scopes = ScopeMap{PermRead: "read:todos"}
+	p := newProvider(t, iss, s, clk)
+	s.Scopes[PermRead] = "changed"
+	if pr := mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, "read:todos"))); !pr.Has(PermRead) {
+		t.Fatalf("got permissions %v, want read granted by the scope map New was given", pr.Permissions)
 	}
 }

@@ -227,7 +227,7 @@ func (ks *keySet) traceKeys(tr *Trace, keys []jose.JSONWebKey, attempt int) {
 	if len(keys) == 1 {
 		what = "signing key"
 	}
-	detail := fmt.Sprintf("%d %s from %s, fetched %s", len(keys), what, ks.url, at(fetched, ks.p.now()))
+	detail := fmt.Sprintf("%d %s from %s, fetched %s", len(keys), what, ks.url, at(fetched, ks.deps.now()))
 	if attempt > 0 {
 		detail = "no cached key verified the token, so the JWKS was refetched: " + detail
 	}
@@ -274,7 +274,7 @@ func (p *Provider) describePermissions(scopes []string, perms map[Permission]boo
 func (p *Provider) describeAlgs(ep *endpoints) string {
 	list := strings.Join(ep.algs, ", ")
 	switch {
-	case len(p.algs) > 0:
+	case len(p.disc.algs) > 0:
 		return "the tenant allows " + list
 	case ep.md != nil && len(ep.md.IDTokenSigningAlgValuesSupported) > 0:
 		return "the issuer advertises " + list

@@ -127,7 +127,7 @@ func providersUsageError(stderr io.Writer, msg string) int {
 // provResult is one column: a tenant, what its server answered, and the
 // verdicts.
 type provResult struct {
-	settings providers.Settings // with defaults, as serve would use them
+	settings providers.Settings // with defaults, as serve uses them
 	report   *providers.ProbeReport
 	verdicts []providers.Verdict
 }
@@ -152,33 +152,30 @@ func probeProviders(ctx context.Context, ts []*tenants.Tenant, timeout time.Dura
 	return out
 }
 
-// provQuiet keeps provider logs (discovery warnings) out of the report: every
-// finding is in the output already.
+// provQuiet keeps provider logs out of the report: every finding is in the
+// output already.
 var provQuiet = slog.New(slog.DiscardHandler)
 
 func probeProvider(ctx context.Context, t *tenants.Tenant) provResult {
+	// Loading applied the defaults: these are the settings serve verifies with.
 	s := t.ProviderSettings()
-	res := provResult{settings: s.WithDefaults()}
+	res := provResult{settings: s}
 	// New is exactly what serve calls, so its refusal is the refusal serve
 	// would log; it makes no network call.
-	p, err := providers.New(s, providers.WithLogger(provQuiet))
-	if err == nil {
-		res.report = p.Probe(ctx)
-		p.Close()
-	} else {
+	if p, err := providers.New(s, providers.WithLogger(provQuiet)); err != nil {
 		res.verdicts = append(res.verdicts, providers.Verdict{Rule: ruleVerifierSetup, Severity: providers.SeverityError,
 			Message: fmt.Sprintf("serve cannot build this tenant's verifier (%v), so it would answer 503 to every token", err)})
-		// Describe the server anyway. The probe never calls introspection,
-		// so a placeholder stands in for the secret that could not be read.
-		placeholder := providers.SecretResolver{
-			LookupEnv: func(string) (string, bool) { return "unused-by-the-probe", true },
-			ReadFile:  func(string) ([]byte, error) { return []byte("unused-by-the-probe"), nil },
-		}
-		res.report, _ = providers.Probe(ctx, s, providers.WithLogger(provQuiet), providers.WithSecretResolver(placeholder))
+	} else {
+		p.Close()
 	}
-	if res.report != nil {
-		res.verdicts = append(res.verdicts, providers.Verdicts(s, res.report)...)
+	// The probe needs no verifier and no secret, so it describes the server
+	// even when the verifier cannot be built.
+	report, err := providers.Probe(ctx, s)
+	if err != nil {
+		return res // New has refused these settings too, and said so above
 	}
+	res.report = report
+	res.verdicts = append(res.verdicts, providers.Verdicts(s, report)...)
 	return res
 }
 
@@ -233,7 +230,6 @@ type provProbeJSON struct {
 	ScopesSupported          []string            `json:"scopes_supported"`
 	TenantScopes             []string            `json:"tenant_scopes"`
 	MissingScopes            []string            `json:"missing_scopes"`
-	Problems                 []string            `json:"problems"`
 }
 
 type provDiscoveryJSON struct {
@@ -312,7 +308,6 @@ func writeProvidersJSON(w io.Writer, results []provResult) error {
 				ScopesSupported:          provList(r.ScopesSupported),
 				TenantScopes:             provList(r.TenantScopes),
 				MissingScopes:            provList(r.MissingScopes),
-				Problems:                 provList(r.Problems),
 				Discovery:                []provDiscoveryJSON{},
 			}
 			for _, a := range r.Discovery {

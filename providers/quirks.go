@@ -1,0 +1,67 @@
+package providers
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// issuerQuirk is what the gateway knows about a hosted provider's access
+// tokens, recognised from the issuer alone.
+type issuerQuirk struct {
+	name               string
+	resourceIndicators bool   // honours RFC 8707 resource, putting it in aud
+	noAudience         bool   // access tokens carry no aud at all
+	apiScopesUnlisted  bool   // scopes_supported lists only OpenID scopes, never an API's
+	instead            string // which strategy to use, and with what
+}
+
+// recogniseIssuer recognises the hosted providers known to ignore resource
+// indicators, from their documented behaviour. Host patterns are the
+// providers' documented issuer shapes; a custom domain is simply not
+// recognised, which costs a warning, never a false error.
+func recogniseIssuer(issuer string) (issuerQuirk, bool) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return issuerQuirk{}, false
+	}
+	host := strings.ToLower(u.Hostname())
+	hasSuffix := func(suffixes ...string) bool {
+		return slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(host, s) })
+	}
+	switch {
+	case hasSuffix(".auth0.com"):
+		return issuerQuirk{name: "Auth0", apiScopesUnlisted: true,
+			instead: "it sets aud to the API identifier, and issues opaque tokens unless the client sends audience=; use the audience strategy with the API identifier"}, true
+	case hasSuffix(".okta.com", ".oktapreview.com", ".okta-emea.com"):
+		return issuerQuirk{name: "Okta",
+			instead: "a custom authorization server sets aud to its configured audience (api://default by default); use the audience strategy with that value"}, true
+	case host == "login.microsoftonline.com" || host == "sts.windows.net" || host == "login.microsoftonline.us" ||
+		host == "login.chinacloudapi.cn" || hasSuffix(".ciamlogin.com"):
+		return issuerQuirk{name: "Microsoft Entra ID", apiScopesUnlisted: true,
+			instead: "it rejects the resource parameter with v2 scopes (AADSTS9010010) and sets aud to the API's client ID (v2 tokens) or App ID URI (v1); use the audience strategy with those values, clients asking for scope <App ID URI>/.default"}, true
+	case strings.HasPrefix(host, "cognito-idp.") && strings.HasSuffix(host, ".amazonaws.com"):
+		return issuerQuirk{name: "Amazon Cognito", noAudience: true, apiScopesUnlisted: true,
+			instead: "its access tokens have no aud (the client is in client_id); use the scope strategy with the resource server's scope prefix (such as todo-api/)"}, true
+	case strings.Contains(u.Path, "/realms/"):
+		return issuerQuirk{name: "Keycloak",
+			instead: "unless the experimental resource-indicators feature is on, aud is account or absent; add an audience mapper to the client scope and use the audience strategy with its value"}, true
+	case strings.Contains(u.Path, "/application/o/"):
+		return issuerQuirk{name: "authentik",
+			instead: "it sets aud to the OAuth client ID; use the audience strategy with the client ID"}, true
+	}
+	return issuerQuirk{}, false
+}
+
+// unlistedAPIScopes explains why a provider's scopes_supported cannot be
+// expected to list the tenant's scopes, or returns "" when it should.
+func unlistedAPIScopes(c Config, q issuerQuirk, known bool) string {
+	kind, _ := ruleOf(c.Type)
+	switch {
+	case kind.scopesUnlisted != "":
+		return kind.scopesUnlisted
+	case known && q.apiScopesUnlisted:
+		return q.name + " lists only OpenID scopes there, not an API's"
+	}
+	return ""
+}

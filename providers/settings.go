@@ -1,0 +1,140 @@
+package providers
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// Settings is everything a tenant's verifier is built from: the tenant's
+// "provider", "audience", "claims" and "scopes" blocks, and the resource URL
+// the resource audience strategy checks. This package alone defaults
+// (WithDefaults) and validates (Validate) them; the tenants package only
+// prefixes the problems with the tenant's JSON path, so that "check" and
+// "serve" can never disagree.
+type Settings struct {
+	Tenant   string // tenant id, copied into every Principal
+	Resource string // the tenant's canonical resource URL (RFC 8707 audience)
+	Config   Config // the tenant's "provider" block
+	Audience Audience
+	Claims   Claims
+	Scopes   ScopeMap
+}
+
+// Defaults and bounds of the settings; Validate enforces the bounds.
+const (
+	defaultLeeway         = 60 * time.Second
+	maxLeeway             = 5 * time.Minute
+	defaultJWKSMinRefresh = 10 * time.Second
+	// minJWKSMinRefresh is what stops forged kids from turning into a flood
+	// of JWKS fetches.
+	minJWKSMinRefresh    = time.Second
+	defaultIntrospectTTL = 60 * time.Second
+	// maxIntrospectTTL bounds the introspection cache: past it, a revoked
+	// token would stay usable for longer than operators expect.
+	maxIntrospectTTL  = 10 * time.Minute
+	defaultAuthMethod = "basic"
+)
+
+// defaultClientIDClaims are the claims naming the client, in order: the
+// RFC 9068 claim, then what OpenID providers (azp) and Okta (cid) use.
+var defaultClientIDClaims = []string{"client_id", "azp", "cid"}
+
+// WithDefaults returns s with every field the operator left out given its
+// default. It only fills what is absent and never corrects a value that is
+// present, so that Validate sees every mistake instead of a silent fix:
+//
+//   - token mode: auto when an introspection block is present (for every
+//     kind: the operator configured introspection to have it used), else
+//     the kind's default (kindTable);
+//   - jwt_types and claims.scopes: the kind's defaults (kindTable);
+//   - claims.subject "sub"; claims.client_id client_id, azp, cid;
+//   - leeway 60s; jwks_min_refresh 10s;
+//   - introspection auth_method "basic", cache_ttl 60s;
+//   - audience strategy "resource" (RFC 8707: aud must name this resource);
+//   - each permission missing from the scope map: see DefaultScopeMap.
+//
+// An unknown provider type gets no kind-dependent default; Validate reports
+// the type. Slices and maps in the result are copies, so callers may keep
+// mutating s; WithDefaults is idempotent.
+func (s Settings) WithDefaults() Settings {
+	kind, known := ruleOf(s.Config.Type)
+
+	c := s.Config
+	if c.Token == "" {
+		switch {
+		case c.Introspection != nil:
+			c.Token = TokenAuto
+		case known:
+			c.Token = kind.token
+		}
+	}
+	c.JWTTypes = orDefault(c.JWTTypes, kind.jwtTypes)
+	c.Algorithms = slices.Clone(c.Algorithms)
+	if c.Leeway == nil {
+		c.Leeway = durationPtr(defaultLeeway)
+	}
+	if c.JWKSMinRefresh == nil {
+		c.JWKSMinRefresh = durationPtr(defaultJWKSMinRefresh)
+	}
+	if c.Introspection != nil {
+		in := *c.Introspection
+		if in.AuthMethod == "" {
+			in.AuthMethod = defaultAuthMethod
+		}
+		if in.CacheTTL == nil {
+			in.CacheTTL = durationPtr(defaultIntrospectTTL)
+		}
+		c.Introspection = &in
+	}
+	s.Config = c
+
+	if s.Audience.Strategy == "" {
+		s.Audience.Strategy = AudienceResource
+	}
+	s.Audience.Values = slices.Clone(s.Audience.Values)
+
+	s.Claims.Scopes = orDefault(s.Claims.Scopes, kind.scopeClaims)
+	if s.Claims.Subject == "" {
+		s.Claims.Subject = "sub"
+	}
+	s.Claims.ClientID = orDefault(s.Claims.ClientID, defaultClientIDClaims)
+
+	// Unknown permissions are kept for Validate to report.
+	scopes := maps.Clone(s.Scopes)
+	if scopes == nil {
+		scopes = make(ScopeMap, len(Permissions))
+	}
+	for perm, scope := range DefaultScopeMap(s.Audience) {
+		if _, set := scopes[perm]; !set {
+			scopes[perm] = scope
+		}
+	}
+	s.Scopes = scopes
+	return s
+}
+
+// orDefault returns a copy of list, or of def when list is empty.
+func orDefault(list, def []string) []string {
+	if len(list) == 0 {
+		return slices.Clone(def)
+	}
+	return slices.Clone(list)
+}
+
+// DefaultScopeMap is the permission → scope mapping of a tenant that sets
+// none: create:todos, read:todos, delete:todos, or under the scope strategy
+// the prefix followed by the permission name (todo-api:create).
+func DefaultScopeMap(a Audience) ScopeMap {
+	m := make(ScopeMap, len(Permissions))
+	for _, perm := range Permissions {
+		if a.Strategy == AudienceScope {
+			m[perm] = a.Prefix + string(perm)
+		} else {
+			m[perm] = string(perm) + ":todos"
+		}
+	}
+	return m
+}
+
+func durationPtr(d time.Duration) *Duration { v := Duration(d); return &v }

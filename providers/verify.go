@@ -1,0 +1,121 @@
+package providers
+
+import (
+	"context"
+	"crypto/sha256"
+	"slices"
+	"strings"
+	"time"
+)
+
+// MaxTokenBytes bounds a bearer token: anything larger is rejected before
+// it is parsed, so a huge header cannot buy CPU time.
+const MaxTokenBytes = 16 << 10
+
+// verifiedCacheMaxTTL bounds how long a verified JWT is answered from the
+// cache, so that a key the issuer withdraws stops working within minutes
+// even for long-lived tokens.
+const verifiedCacheMaxTTL = 10 * time.Minute
+
+// Verify checks a raw bearer token and returns who it speaks for. Errors are
+// always *Error: ClassInvalidToken for a token that must be refused,
+// ClassUnavailable while the authorization server cannot be reached, and
+// ClassInternal for a misconfiguration.
+//
+// With a Trace in ctx (WithTrace), every check is recorded as it is made.
+func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
+	tr := traceFrom(ctx)
+	if err := checkSyntax(raw); err != nil {
+		return nil, tr.fail(stepToken, err)
+	}
+	var key [32]byte
+	if p.verified != nil {
+		key = sha256.Sum256([]byte(raw))
+		// A traced call verifies from scratch: a cache hit would explain
+		// nothing.
+		if tr == nil {
+			if pr, ok := p.verified.get(key, p.now()); ok {
+				return pr.clone(), nil
+			}
+		}
+	}
+	var (
+		pr  *Principal
+		err error
+	)
+	switch p.mode {
+	case TokenIntrospection:
+		tr.add(stepToken, true, "token mode introspection: the authorization server is asked")
+		pr, err = p.introspect(ctx, raw, tr)
+	case TokenAuto:
+		if jws := parseCompactJWS(raw); jws != nil {
+			tr.add(stepToken, true, "token mode auto: a compact JWS, so verified as a JWT")
+			pr, err = p.verifyJWT(ctx, raw, jws, tr)
+		} else {
+			tr.add(stepToken, true, "token mode auto: not a compact JWS, so the authorization server is asked")
+			pr, err = p.introspect(ctx, raw, tr)
+		}
+	default:
+		tr.add(stepToken, true, "token mode jwt: verified as a JWT against the issuer's keys")
+		pr, err = p.verifyJWT(ctx, raw, nil, tr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.verified != nil && pr.Kind == TokenKindJWT {
+		p.verified.put(key, pr.clone(), earliest(pr.Expiry, p.now().Add(verifiedCacheMaxTTL)))
+	}
+	return pr, nil
+}
+
+func (pr *Principal) clone() *Principal {
+	c := *pr
+	c.Scopes = slices.Clone(pr.Scopes)
+	c.Audience = slices.Clone(pr.Audience)
+	c.Permissions = make(map[Permission]bool, len(pr.Permissions))
+	for k, v := range pr.Permissions {
+		c.Permissions[k] = v
+	}
+	return &c
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// checkSyntax rejects what cannot be a bearer token before any parsing:
+// empty, oversized, or not RFC 6750's b64token.
+func checkSyntax(raw string) error {
+	switch {
+	case len(raw) > MaxTokenBytes:
+		return invalid(reasonTooLarge, nil)
+	case strings.TrimSpace(raw) == "":
+		return invalid(reasonEmpty, nil)
+	case !ValidTokenSyntax(raw):
+		return invalid(reasonBadChars, nil)
+	}
+	return nil
+}
+
+// ValidTokenSyntax reports whether s is an RFC 6750 §2.1 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+// It checks the syntax only, not the length (see MaxTokenBytes).
+func ValidTokenSyntax(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := range len(body) {
+		c := body[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
