@@ -6,18 +6,20 @@
 // Loading is two passes. The first checks the shape of the document (syntax,
 // unknown or duplicate fields, JSON types) and names every problem by its JSON
 // path; only a document with the right shape reaches the second pass, which
-// checks meaning (URLs, strategies, secrets, uniqueness). Defaults are applied
-// last, so validation sees what the operator wrote, not what we filled in.
+// checks meaning (URLs, strategies, secrets, uniqueness). A tenant's provider
+// settings are package providers' to default and validate, exactly as serve
+// builds its verifier from them (providers.Settings); this package prefixes
+// their problems with the tenant's JSON path. The defaults of everything
+// else are applied last, so validation sees what the operator wrote.
 package tenants
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"net/url"
 	"os"
 	"reflect"
+	"slices"
 
 	"github.com/todo-gateway/todo-gateway/providers"
 )
@@ -102,19 +104,12 @@ type Tenant struct {
 	// depend on the provider type and belong to package providers.
 	Claims providers.Claims `json:"claims"`
 	// Scopes maps the permissions create, read and delete to the provider's
-	// scope strings. Permissions left out get the default: create:todos,
-	// read:todos, delete:todos, or, under the "scope" audience strategy, the
-	// prefix followed by the permission name (todo-api:create).
+	// scope strings; once loaded, every permission is in the map, those
+	// left out with their default (providers.DefaultScopeMap).
 	Scopes providers.ScopeMap `json:"scopes,omitempty"`
 
 	// res caches the parsed resource; set when defaults are applied.
 	res resource
-}
-
-// URL returns a copy of the parsed canonical resource URL.
-func (t *Tenant) URL() *url.URL {
-	u := *t.location().url
-	return &u
 }
 
 // Host returns the host part of the resource as the registry matches it:
@@ -133,19 +128,11 @@ func (t *Tenant) location() resource {
 		return t.res
 	}
 	r, _ := parseResource(t.Resource)
-	if r.url == nil {
-		r.url = &url.URL{}
-	}
 	return r
 }
 
 // Scope returns the provider's scope string for a permission.
-func (t *Tenant) Scope(p providers.Permission) string {
-	if s, ok := t.Scopes[p]; ok {
-		return s
-	}
-	return defaultScope(t.Audience, p)
-}
+func (t *Tenant) Scope(p providers.Permission) string { return t.Scopes[p] }
 
 // ScopeList returns the tenant's scope strings in the order of
 // providers.Permissions (create, read, delete), each once: the list for
@@ -153,38 +140,11 @@ func (t *Tenant) Scope(p providers.Permission) string {
 func (t *Tenant) ScopeList() []string {
 	out := make([]string, 0, len(providers.Permissions))
 	for _, p := range providers.Permissions {
-		s := t.Scope(p)
-		if !contains(out, s) {
+		if s := t.Scope(p); !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func defaultScope(a providers.Audience, p providers.Permission) string {
-	if a.Strategy == providers.AudienceScope {
-		return a.Prefix + string(p)
-	}
-	return string(p) + ":todos"
-}
-
-// defaultTokenMode is the mode used when "token" is omitted. An oauth server
-// with an introspection client most likely issues opaque tokens, but may
-// issue JWTs too, so auto; the OIDC kinds issue JWT access tokens.
-func defaultTokenMode(p providers.Config) providers.TokenMode {
-	if p.Type == providers.KindOAuth && p.Introspection != nil {
-		return providers.TokenAuto
-	}
-	return providers.TokenJWT
 }
 
 // Load reads and parses a configuration file; errors are prefixed with the
@@ -226,8 +186,8 @@ func Parse(data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
-// applyDefaults fills what the operator left out. It runs after validation
-// because some defaults (scopes, token mode) depend on validated fields.
+// applyDefaults fills what the operator left out. It runs after validation,
+// which has seen the provider settings with the same defaults.
 func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -244,26 +204,18 @@ func (c *Config) applyDefaults() {
 		if t.ResourceName == "" {
 			t.ResourceName = t.ID
 		}
-		if t.Provider.Token == "" {
-			t.Provider.Token = defaultTokenMode(t.Provider)
-		}
-		// A new map: the caller's map may be shared with another Config.
-		scopes := make(providers.ScopeMap, len(providers.Permissions))
-		for _, p := range providers.Permissions {
-			scopes[p] = t.Scope(p)
-		}
-		t.Scopes = scopes
+		// The settings serve verifies with, in fresh slices and maps: the
+		// caller's may be shared with another Config.
+		s := t.ProviderSettings().WithDefaults()
+		t.Provider, t.Audience, t.Claims, t.Scopes = s.Config, s.Audience, s.Claims, s.Scopes
 		t.res, _ = parseResource(t.Resource)
 	}
 }
 
-// clone copies c deeply enough that applyDefaults on the copy cannot touch c.
+// clone copies c deeply enough that applyDefaults on the copy cannot touch
+// c: it replaces the tenants' slices and maps rather than writing into them.
 func (c *Config) clone() *Config {
 	n := *c
-	n.Tenants = make([]Tenant, len(c.Tenants))
-	for i, t := range c.Tenants {
-		t.Scopes = maps.Clone(t.Scopes)
-		n.Tenants[i] = t
-	}
+	n.Tenants = slices.Clone(c.Tenants)
 	return &n
 }

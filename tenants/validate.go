@@ -2,7 +2,6 @@ package tenants
 
 import (
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -10,9 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/todo-gateway/todo-gateway/providers"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -54,22 +50,9 @@ func (e *ValidationError) Error() string {
 }
 
 var (
-	idPattern     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	envVarPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	hostPattern   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+	idPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	hostPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
-
-// allowedAlgorithms are the asymmetric JWS algorithms: a resource server
-// holds only public keys, so HMAC ("HS*") could only work with a shared
-// secret, and "none" is no signature at all.
-var allowedAlgorithms = []string{
-	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-	"ES256", "ES384", "ES512", "EdDSA",
-}
-
-var scopeClaims = []string{"scope", "scp", "scopes", "permissions", "roles"}
-
-const maxLeeway = 5 * time.Minute
 
 type validator struct {
 	problems []Problem
@@ -172,231 +155,15 @@ func (v *validator) tenantFields(p string, t *Tenant) resource {
 			v.add(p+".resource_documentation", "must be an absolute http or https URL")
 		}
 	}
-	v.provider(p+".provider", t.Provider)
-	v.audience(p+".audience", t.Audience)
-	v.scopes(p+".scopes", t.Scopes, t.Audience)
-	v.claims(p+".claims", t.Claims)
+	// The provider settings are package providers' to judge, exactly as
+	// serve's providers.New will; only the path prefix is ours. A problem
+	// already reported here (a missing resource is both ours and the
+	// resource audience strategy's) is reported once.
+	for _, pp := range t.ProviderSettings().Validate() {
+		prob := Problem{Path: p + "." + pp.Path, Tenant: t.ID, Message: pp.Message}
+		if !slices.Contains(v.problems, prob) {
+			v.problems = append(v.problems, prob)
+		}
+	}
 	return loc
-}
-
-func (v *validator) provider(p string, c providers.Config) {
-	switch c.Type {
-	case providers.KindLogto, providers.KindOIDC, providers.KindOAuth:
-	case "":
-		v.add(p+".type", "required (one of logto, oidc, oauth)")
-	default:
-		v.add(p+".type", "unknown type %q (one of logto, oidc, oauth)", c.Type)
-	}
-
-	if c.Issuer == "" {
-		v.add(p+".issuer", "required")
-	} else if u := v.serverURL(p+".issuer", c.Issuer, c.AllowHTTPIssuer); u != nil {
-		// Not canonicalised, unlike resources: the issuer must equal the
-		// provider's own spelling byte for byte (Auth0's trailing slash).
-		if c.Type == providers.KindLogto && !strings.HasSuffix(u.Path, "/oidc") {
-			v.add(p+".issuer", `a logto issuer ends in "/oidc", such as "https://acme.logto.app/oidc"`)
-		}
-	}
-
-	mode := c.Token
-	switch mode {
-	case providers.TokenJWT, providers.TokenIntrospection, providers.TokenAuto:
-	case "":
-		mode = defaultTokenMode(c)
-	default:
-		v.add(p+".token", "unknown token mode %q (one of jwt, introspection, auto)", c.Token)
-		mode = ""
-	}
-	switch {
-	case c.Introspection == nil && (mode == providers.TokenIntrospection || mode == providers.TokenAuto):
-		v.add(p+".introspection", "required when token is %q: the gateway's client_id and secret reference", mode)
-	case c.Introspection != nil && mode == providers.TokenJWT:
-		// An ignored block is almost always a mistake: fail rather than run
-		// without the verification the operator believes is configured.
-		why := ""
-		if c.Token == "" {
-			why = fmt.Sprintf(" (the default for %s)", c.Type)
-		}
-		v.add(p+".introspection", `is set but token is "jwt"%s: set "token" to "introspection" or "auto", or remove this block`, why)
-	}
-	if c.Introspection != nil {
-		v.introspection(p+".introspection", *c.Introspection)
-	}
-
-	for i, alg := range c.Algorithms {
-		ap := fmt.Sprintf("%s.algorithms[%d]", p, i)
-		switch {
-		case slices.Contains(allowedAlgorithms, alg):
-		case strings.EqualFold(alg, "none"):
-			v.add(ap, "%q is never allowed: tokens must be signed", alg)
-		case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			v.add(ap, "%q is not allowed: HMAC needs a shared secret, and a resource server verifies with public keys", alg)
-		default:
-			v.add(ap, "unknown algorithm %q (allowed: %s)", alg, strings.Join(allowedAlgorithms, ", "))
-		}
-	}
-	for i, typ := range c.JWTTypes {
-		if strings.TrimSpace(typ) == "" {
-			v.add(fmt.Sprintf("%s.jwt_types[%d]", p, i), "must not be empty")
-		}
-	}
-	if c.Leeway != nil {
-		if d := time.Duration(*c.Leeway); d < 0 || d > maxLeeway {
-			v.add(p+".leeway", "must be between 0s and %s", maxLeeway)
-		}
-	}
-	if c.JWKSMinRefresh != nil && time.Duration(*c.JWKSMinRefresh) < time.Second {
-		// The floor is the point: it is what stops forged kids from turning
-		// into a flood of JWKS fetches.
-		v.add(p+".jwks_min_refresh", "must be at least 1s")
-	}
-	if m := c.Metadata; m != nil {
-		if m.JWKSURI != "" {
-			v.serverURL(p+".metadata.jwks_uri", m.JWKSURI, c.AllowHTTPIssuer)
-		}
-		if m.IntrospectionEndpoint != "" {
-			v.serverURL(p+".metadata.introspection_endpoint", m.IntrospectionEndpoint, c.AllowHTTPIssuer)
-		}
-	}
-}
-
-// serverURL checks a URL of the authorization server: absolute, no userinfo,
-// query or fragment (RFC 8414 §2 for the issuer), and https unless the host
-// is loopback or plain http was explicitly allowed. It returns the parsed URL
-// when the URL is usable for further checks.
-func (v *validator) serverURL(p, raw string, allowHTTP bool) *url.URL {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Opaque != "" || u.Host == "" {
-		v.add(p, "must be an absolute https URL")
-		return nil
-	}
-	if u.User != nil {
-		v.add(p, "must not contain user information")
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		v.add(p, "must not have a query")
-	}
-	if strings.Contains(raw, "#") {
-		v.add(p, "must not have a fragment")
-	}
-	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
-		v.add(p, `must use https (http is accepted only for a loopback host or with "allow_http_issuer": true)`)
-	}
-	return u
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
-
-func (v *validator) introspection(p string, c providers.IntrospectionConfig) {
-	if c.ClientID == "" {
-		v.add(p+".client_id", "required")
-	}
-	if c.ClientSecret != "" {
-		v.add(p+".client_secret", "inline secrets are not allowed; use client_secret_env or client_secret_file")
-	}
-	switch {
-	case c.ClientSecretEnv != "" && c.ClientSecretFile != "":
-		v.add(p, "set only one of client_secret_env and client_secret_file")
-	case c.ClientSecretEnv == "" && c.ClientSecretFile == "":
-		v.add(p, "set client_secret_env or client_secret_file")
-	case c.ClientSecretEnv != "" && !envVarPattern.MatchString(c.ClientSecretEnv):
-		v.add(p+".client_secret_env", `must be an environment variable name (letters, digits and "_", not starting with a digit)`)
-	}
-	switch c.AuthMethod {
-	case "", "basic", "form":
-	default:
-		v.add(p+".auth_method", "unknown auth method %q (one of basic, form)", c.AuthMethod)
-	}
-	if c.CacheTTL != nil && *c.CacheTTL < 0 {
-		v.add(p+".cache_ttl", "must not be negative")
-	}
-}
-
-func (v *validator) audience(p string, a providers.Audience) {
-	switch a.Strategy {
-	case providers.AudienceResource, providers.AudienceValues, providers.AudienceScope:
-	case "":
-		v.add(p+".strategy", "required (one of resource, audience, scope)")
-	default:
-		v.add(p+".strategy", "unknown strategy %q (one of resource, audience, scope)", a.Strategy)
-	}
-	// Values or a prefix under the wrong strategy would be silently ignored;
-	// say so instead, the operator expected them to matter.
-	if a.Strategy == providers.AudienceValues {
-		if len(a.Values) == 0 {
-			v.add(p+".values", `required with strategy "audience": the accepted "aud" values`)
-		}
-		for i, val := range a.Values {
-			if val == "" {
-				v.add(fmt.Sprintf("%s.values[%d]", p, i), "must not be empty")
-			}
-		}
-	} else if a.Values != nil {
-		v.add(p+".values", `only used with strategy "audience"`)
-	}
-	if a.Strategy == providers.AudienceScope {
-		switch {
-		case a.Prefix == "":
-			v.add(p+".prefix", `required with strategy "scope", such as "todo-api:"`)
-		case !isScopeToken(a.Prefix):
-			v.add(p+".prefix", "must be printable ASCII without spaces, quotes or backslashes (it starts every scope)")
-		}
-	} else if a.Prefix != "" {
-		v.add(p+".prefix", `only used with strategy "scope"`)
-	}
-}
-
-func (v *validator) scopes(p string, m providers.ScopeMap, a providers.Audience) {
-	for _, perm := range slices.Sorted(maps.Keys(m)) {
-		if !slices.Contains(providers.Permissions, perm) {
-			v.add(p, "unknown permission %q (one of create, read, delete)", perm)
-		}
-	}
-	for _, perm := range providers.Permissions {
-		s, ok := m[perm]
-		if !ok {
-			continue
-		}
-		sp := p + "." + string(perm)
-		switch {
-		case s == "":
-			v.add(sp, "must not be empty (omit it for the default)")
-		case !isScopeToken(s):
-			// A scope travels in a space-separated list and inside a quoted
-			// WWW-Authenticate parameter (RFC 6749 §3.3, RFC 6750 §3).
-			v.add(sp, "must be one scope: printable ASCII without spaces, quotes or backslashes")
-		case a.Strategy == providers.AudienceScope && a.Prefix != "" && !strings.HasPrefix(s, a.Prefix):
-			v.add(sp, "must start with the audience prefix %q", a.Prefix)
-		}
-	}
-}
-
-// isScopeToken reports whether s is a scope-token of RFC 6749 §3.3.
-func isScopeToken(s string) bool {
-	for i := range len(s) {
-		c := s[i]
-		if c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-func (v *validator) claims(p string, c providers.Claims) {
-	for i, name := range c.Scopes {
-		if !slices.Contains(scopeClaims, name) {
-			v.add(fmt.Sprintf("%s.scopes[%d]", p, i), "unknown scope claim %q (one of %s)", name, strings.Join(scopeClaims, ", "))
-		}
-	}
-	for i, name := range c.ClientID {
-		if name == "" {
-			v.add(fmt.Sprintf("%s.client_id[%d]", p, i), "must not be empty")
-		}
-	}
 }
