@@ -3,6 +3,8 @@ package mcp
 import (
 	"net/http"
 	"strings"
+
+	"github.com/todo-gateway/todo-gateway/providers"
 )
 
 // bearerToken extracts the access token from the request. Only the
@@ -33,28 +35,9 @@ func bearerToken(r *http.Request) (token string, ch *challenge) {
 		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
 			description: "the Authorization header has no token after Bearer"}
 	}
-	if !isToken68(token) {
+	if !providers.ValidTokenSyntax(token) {
 		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
 			description: "the bearer token contains characters a token cannot have"}
 	}
 	return token, nil
-}
-
-// isToken68 checks RFC 6750's b64token syntax:
-// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-func isToken68(s string) bool {
-	trimmed := strings.TrimRight(s, "=")
-	if trimmed == "" {
-		return false
-	}
-	for i := 0; i < len(trimmed); i++ {
-		c := trimmed[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/':
-		default:
-			return false
-		}
-	}
-	return true
 }
