@@ -298,22 +298,31 @@ func parseJWKS(raw []json.RawMessage) (keys []jose.JSONWebKey, skipped int) {
 func keyFitsAlg(key any, alg string) bool {
 	switch k := key.(type) {
 	case *rsa.PublicKey:
-		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+		return keyTypeFitsAlg("RSA", "", alg)
 	case *ecdsa.PublicKey:
-		switch alg {
-		case "ES256":
-			return k.Curve.Params().Name == "P-256"
-		case "ES384":
-			return k.Curve.Params().Name == "P-384"
-		case "ES512":
-			return k.Curve.Params().Name == "P-521"
-		}
-		return false
+		return keyTypeFitsAlg("EC", k.Curve.Params().Name, alg)
 	case ed25519.PublicKey:
-		return alg == string(jose.EdDSA)
+		return keyTypeFitsAlg("OKP", "Ed25519", alg)
 	}
 	return false
 }
+
+// keyTypeFitsAlg reports whether a JWK of type kty (and curve crv) can
+// verify signatures of alg (RFC 7518 §3.1, RFC 8037 §3.1).
+func keyTypeFitsAlg(kty, crv, alg string) bool {
+	switch kty {
+	case "RSA":
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case "EC":
+		return ecCurveAlgs[crv] == alg
+	case "OKP":
+		return crv == "Ed25519" && alg == string(jose.EdDSA)
+	}
+	return false
+}
+
+// ecCurveAlgs pins each ECDSA algorithm to its one curve.
+var ecCurveAlgs = map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 
 // cacheTTL reads Cache-Control max-age, clamped so that a "no-cache" JWKS
 // (Zitadel) is not refetched per request and a year-long max-age does not

@@ -285,29 +285,18 @@ func keyVerdicts(c Config, r *ProbeReport, sev Severity, consequence string) []V
 }
 
 // KeyAlgorithms lists the algorithms a JWKS key can verify: its alg when it
-// names one, else every algorithm of its key type (and curve).
+// names one, else every allowed algorithm of its key type (and curve).
 func KeyAlgorithms(k KeyInfo) []string {
 	if k.Alg != "" {
 		return []string{k.Alg}
 	}
-	switch k.Type {
-	case "RSA":
-		return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
-	case "EC":
-		switch k.Curve {
-		case "P-256":
-			return []string{"ES256"}
-		case "P-384":
-			return []string{"ES384"}
-		case "P-521":
-			return []string{"ES512"}
-		}
-	case "OKP":
-		if k.Curve == "Ed25519" {
-			return []string{"EdDSA"}
+	var out []string
+	for _, a := range allAsymmetricAlgs {
+		if keyTypeFitsAlg(k.Type, k.Curve, string(a)) {
+			out = append(out, string(a))
 		}
 	}
-	return nil
+	return out
 }
 
 // providerAlgs is what the provider signs with, as far as its keys say: a
