@@ -57,26 +57,28 @@ type ProbeReport struct {
 	TenantScopesInScopesSupported bool
 }
 
-// Endpoints are the endpoint URLs a metadata document publishes.
+// Endpoints are the endpoint URLs a metadata document publishes. The JSON
+// names are those of the providers command's report.
 type Endpoints struct {
-	Authorization string
-	Token         string
-	JWKS          string
-	Introspection string
-	Revocation    string
-	Registration  string
-	Userinfo      string
+	Authorization string `json:"authorization"`
+	Token         string `json:"token"`
+	JWKS          string `json:"jwks"`
+	Introspection string `json:"introspection"`
+	Revocation    string `json:"revocation"`
+	Registration  string `json:"registration"`
+	Userinfo      string `json:"userinfo"`
 }
 
-// KeyInfo describes one JWKS entry, usable or not.
+// KeyInfo describes one JWKS entry, usable or not. The JSON names are the
+// JWK's own (RFC 7517), as the providers command reports them.
 type KeyInfo struct {
-	KID    string
-	Alg    string
-	Use    string
-	Type   string // kty
-	Curve  string // crv, for EC and OKP keys
-	Bits   int    // RSA modulus size
-	Usable bool   // a public signing key the verifier would use
+	KID    string `json:"kid"`
+	Alg    string `json:"alg"`
+	Use    string `json:"use"`
+	Type   string `json:"kty"`
+	Curve  string `json:"crv,omitempty"` // for EC and OKP keys
+	Bits   int    `json:"bits,omitempty"`
+	Usable bool   `json:"usable"` // a public signing key the verifier would use
 }
 
 // Probe reads every discovery URL of s's issuer and its JWKS, within

@@ -8,8 +8,10 @@ import (
 	"github.com/todo-gateway/todo-gateway/providers"
 )
 
-// The JSON output has its own types so that its field names stay stable
-// whatever the Go fields of ProbeReport become.
+// The JSON report has a shape of its own (durations in milliseconds, lists
+// never null, the JWKS in one object, the discovery attempts labelled), made
+// of the providers types that carry their JSON names (Audience, Verdict,
+// Endpoints, KeyInfo). Its field names are a promise: the test pins them.
 type provDocJSON struct {
 	OK      bool             `json:"ok"` // every tenant can work
 	Tenants []provTenantJSON `json:"tenants"`
@@ -31,7 +33,7 @@ type provProbeJSON struct {
 	Discovery                []provDiscoveryJSON `json:"discovery"`
 	MetadataURL              string              `json:"metadata_url"`
 	IssuerMatch              bool                `json:"issuer_match"`
-	Endpoints                provEndpointsJSON   `json:"endpoints"`
+	Endpoints                providers.Endpoints `json:"endpoints"`
 	PKCES256                 bool                `json:"pkce_s256"`
 	CodeChallengeMethods     []string            `json:"code_challenge_methods"`
 	GrantTypes               []string            `json:"grant_types"`
@@ -57,37 +59,17 @@ type provDiscoveryJSON struct {
 	Used     bool   `json:"used"`
 }
 
-type provEndpointsJSON struct {
-	Authorization string `json:"authorization"`
-	Token         string `json:"token"`
-	JWKS          string `json:"jwks"`
-	Introspection string `json:"introspection"`
-	Revocation    string `json:"revocation"`
-	Registration  string `json:"registration"`
-	Userinfo      string `json:"userinfo"`
-}
-
 type provJWKSJSON struct {
-	URL   string        `json:"url"`
-	Error string        `json:"error,omitempty"`
-	Keys  []provKeyJSON `json:"keys"`
-}
-
-type provKeyJSON struct {
-	KID    string `json:"kid"`
-	Alg    string `json:"alg"`
-	Use    string `json:"use"`
-	Kty    string `json:"kty"`
-	Crv    string `json:"crv,omitempty"`
-	Bits   int    `json:"bits,omitempty"`
-	Usable bool   `json:"usable"`
+	URL   string              `json:"url"`
+	Error string              `json:"error,omitempty"`
+	Keys  []providers.KeyInfo `json:"keys"`
 }
 
 // provList makes absent lists [] rather than null, so consumers need no null
 // checks.
-func provList(s []string) []string {
+func provList[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }
@@ -109,7 +91,7 @@ func writeProvidersJSON(w io.Writer, results []provResult) error {
 		if r := res.report; r != nil {
 			pj := &provProbeJSON{
 				DurationMS: r.Duration.Milliseconds(), MetadataURL: r.MetadataURL, IssuerMatch: r.IssuerMatch,
-				Endpoints:                provEndpointsJSON(r.Endpoints),
+				Endpoints:                r.Endpoints,
 				PKCES256:                 r.PKCES256,
 				CodeChallengeMethods:     provList(r.CodeChallengeMethods),
 				GrantTypes:               provList(r.GrantTypes),
@@ -120,7 +102,7 @@ func writeProvidersJSON(w io.Writer, results []provResult) error {
 				IntrospectionAuthMethods: provList(r.IntrospectionAuthMethods),
 				DynamicRegistration:      r.DynamicRegistration,
 				ClientIDMetadataDocument: r.ClientIDMetadataDocument,
-				JWKS:                     provJWKSJSON{URL: r.JWKSURL, Error: r.KeysError, Keys: []provKeyJSON{}},
+				JWKS:                     provJWKSJSON{URL: r.JWKSURL, Error: r.KeysError, Keys: provList(r.Keys)},
 				ScopesSupported:          provList(r.ScopesSupported),
 				TenantScopes:             provList(r.TenantScopes),
 				MissingScopes:            provList(r.MissingScopes),
@@ -129,9 +111,6 @@ func writeProvidersJSON(w io.Writer, results []provResult) error {
 			for _, a := range r.Discovery {
 				pj.Discovery = append(pj.Discovery, provDiscoveryJSON{URL: a.URL, Document: provDocumentKind(a.URL),
 					Status: a.Status, Issuer: a.Issuer, Error: a.Error, Used: a.URL == r.MetadataURL})
-			}
-			for _, k := range r.Keys {
-				pj.JWKS.Keys = append(pj.JWKS.Keys, provKeyJSON{KID: k.KID, Alg: k.Alg, Use: k.Use, Kty: k.Type, Crv: k.Curve, Bits: k.Bits, Usable: k.Usable})
 			}
 			tj.Probe = pj
 		}
