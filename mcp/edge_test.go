@@ -1,7 +1,6 @@
 package mcp_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,7 +35,7 @@ func TestProtectedResourceMetadata(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, OPTIONS" || !strings.Contains(body, `"error":"method_not_allowed"`) {
 		t.Errorf("POST to the metadata: %d Allow %q %s, want 405 allowing GET, HEAD, OPTIONS", resp.StatusCode, resp.Header.Get("Allow"), body)
 	}
-	resp, body = send(t, newRequest(t, http.MethodHead, b.URL+"/.well-known/oauth-protected-resource/acme", nil))
+	resp, body = send(t, request(t, http.MethodHead, b.URL+"/.well-known/oauth-protected-resource/acme", ""))
 	if resp.StatusCode != http.StatusOK || body != "" || resp.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("HEAD of the metadata: %d %q %q, want 200 JSON without a body", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
@@ -152,7 +151,7 @@ func TestChallenges(t *testing.T) {
 		if h := resp.Header.Get("WWW-Authenticate"); h != "" {
 			t.Errorf("a 500 carries a challenge: %s", h)
 		}
-		if logs := b.logs.String(); !strings.Contains(logs, "token verification failed") || !strings.Contains(logs, "secret internal detail") {
+		if logs := b.logs(t); !strings.Contains(logs, "token verification failed") || !strings.Contains(logs, "secret internal detail") {
 			t.Errorf("the operator is not told the cause:\n%s", logs)
 		}
 	})
@@ -181,7 +180,7 @@ func TestHTTPHygiene(t *testing.T) {
 
 	t.Run("GET is 405", func(t *testing.T) {
 		for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodPatch} {
-			resp, body := send(t, newRequest(t, method, acme, nil))
+			resp, body := send(t, request(t, method, acme, ""))
 			if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST, DELETE, OPTIONS" || !strings.Contains(body, `"error":"method_not_allowed"`) {
 				t.Errorf("%s: %d Allow %q %s, want 405", method, resp.StatusCode, resp.Header.Get("Allow"), body)
 			}
@@ -195,10 +194,8 @@ func TestHTTPHygiene(t *testing.T) {
 	})
 	t.Run("a Host that is no tenant's is 404", func(t *testing.T) {
 		// A DNS-rebinding page reaches the port under its own name.
-		req := newRequest(t, http.MethodPost, acme, strings.NewReader(toolsList))
-		req.Host = "evil.example:" + strings.TrimPrefix(b.URL, "http://127.0.0.1:")
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if resp, body := send(t, req); resp.StatusCode != http.StatusNotFound {
+		evil := "evil.example:" + strings.TrimPrefix(b.URL, "http://127.0.0.1:")
+		if resp, body := post(t, acme, tok, toolsList, "Host", evil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("foreign Host: %d %s, want 404", resp.StatusCode, body)
 		}
 	})
@@ -209,9 +206,7 @@ func TestHTTPHygiene(t *testing.T) {
 			t.Errorf("oversized with Content-Length: %d %q %s, want 413 without a challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 		}
 		// Chunked: no Content-Length, the limit still holds.
-		req := newRequest(t, http.MethodPost, acme, io.MultiReader(strings.NewReader(big)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tok)
+		req := request(t, http.MethodPost, acme, big, "Content-Type", "application/json", "Authorization", bearer(tok))
 		req.ContentLength = -1
 		if resp, _ := send(t, req); resp.StatusCode != http.StatusRequestEntityTooLarge {
 			t.Errorf("oversized chunked: %d, want 413", resp.StatusCode)
@@ -221,7 +216,7 @@ func TestHTTPHygiene(t *testing.T) {
 		if resp, body := post(t, acme, tok, toolsList); resp.StatusCode != http.StatusOK {
 			t.Fatalf("tools/list: %d %s", resp.StatusCode, body)
 		}
-		logs := b.logs.String()
+		logs := b.logs(t)
 		if strings.Contains(logs, tok) || strings.Contains(logs, tok[:40]) {
 			t.Fatal("a token reached the log")
 		}
@@ -277,10 +272,7 @@ func TestOrigins(t *testing.T) {
 		}
 	})
 	t.Run("preflight", func(t *testing.T) {
-		req := newRequest(t, http.MethodOptions, acme, nil)
-		req.Header.Set("Origin", "http://localhost:6274")
-		req.Header.Set("Access-Control-Request-Method", "POST")
-		resp, _ := send(t, req)
+		resp, _ := send(t, request(t, http.MethodOptions, acme, "", "Origin", "http://localhost:6274", "Access-Control-Request-Method", "POST"))
 		h := resp.Header
 		if resp.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "http://localhost:6274" ||
 			h.Get("Access-Control-Allow-Methods") != "POST, DELETE, OPTIONS" || h.Get("Access-Control-Max-Age") == "" {
@@ -291,16 +283,12 @@ func TestOrigins(t *testing.T) {
 				t.Errorf("preflight does not allow the %s header: %q", name, h.Get("Access-Control-Allow-Headers"))
 			}
 		}
-		req = newRequest(t, http.MethodOptions, acme, nil)
-		req.Header.Set("Origin", "http://evil.example")
-		if resp, _ := send(t, req); resp.StatusCode != http.StatusForbidden {
+		if resp, _ := send(t, request(t, http.MethodOptions, acme, "", "Origin", "http://evil.example")); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("preflight from a foreign origin: %d, want 403", resp.StatusCode)
 		}
 	})
 	t.Run("the metadata is public to every origin", func(t *testing.T) {
-		req := newRequest(t, http.MethodOptions, b.URL+"/.well-known/oauth-protected-resource/acme", nil)
-		req.Header.Set("Origin", "http://evil.example")
-		resp, _ := send(t, req)
+		resp, _ := send(t, request(t, http.MethodOptions, b.URL+"/.well-known/oauth-protected-resource/acme", "", "Origin", "http://evil.example"))
 		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
 			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "GET") {
 			t.Errorf("metadata preflight: %d %v", resp.StatusCode, resp.Header)
@@ -360,11 +348,7 @@ func TestTenantIsolation(t *testing.T) {
 		`resource_metadata="`+b.URL+`/.well-known/oauth-protected-resource/umbrella"`)
 
 	// hooli is on acme's issuer, but it is another resource.
-	req := newRequest(t, http.MethodPost, b.URL+"/", strings.NewReader(toolsList))
-	req.Host = strings.TrimPrefix(b.resources["hooli"], "http://")
-	req.Header.Set("Authorization", "Bearer "+acmeToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, body = send(t, req)
+	resp, body = post(t, b.URL+"/", acmeToken, toolsList, "Host", strings.TrimPrefix(b.resources["hooli"], "http://"))
 	wantChallenge(t, resp, body, http.StatusUnauthorized, `error="invalid_token"`,
 		`resource_metadata="`+b.resources["hooli"]+`/.well-known/oauth-protected-resource"`)
 
@@ -385,12 +369,7 @@ func TestHostTenant(t *testing.T) {
 			t.Errorf("Host %s: %d %s", h, resp.StatusCode, body)
 		}
 	}
-	req := newRequest(t, http.MethodPost, b.URL+"/", strings.NewReader(toolCall(mcp.ToolCreateTodo)))
-	req.Host = host
-	req.Header.Set("Authorization", "Bearer "+b.token("hooli", "u", userPerms...))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if resp, body := send(t, req); resp.StatusCode != http.StatusOK || !strings.Contains(body, `\"ownerId\":\"u\"`) {
+	if resp, body := post(t, b.URL+"/", b.token("hooli", "u", userPerms...), toolCall(mcp.ToolCreateTodo), "Host", host); resp.StatusCode != http.StatusOK || !strings.Contains(body, `\"ownerId\":\"u\"`) {
 		t.Errorf("create-todo at the host tenant: %d %s", resp.StatusCode, body)
 	}
 	// Without the Host, the root of the listener is no tenant.

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -42,7 +43,7 @@ type edgeBed struct {
 	gw        *mcp.Gateway
 	store     *bolt.Store
 	reg       *prometheus.Registry
-	logs      *lockedBuffer
+	logPath   string            // the edge's JSON log
 	resources map[string]string // tenant id → resource URL
 
 	mu     sync.Mutex
@@ -84,10 +85,16 @@ func newEdgeBed(t *testing.T, tweak func(*mcp.Options)) *edgeBed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &edgeBed{store: st, reg: prometheus.NewRegistry(), logs: &lockedBuffer{}, tokens: map[string]grant{}}
+	b := &edgeBed{store: st, reg: prometheus.NewRegistry(), logPath: filepath.Join(t.TempDir(), "edge.log"), tokens: map[string]grant{}}
+	// A file, so that the lines concurrent requests write can be read at
+	// any time (the handler writes each line whole).
+	logFile, err := os.Create(b.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := mcp.Options{
 		NewVerifier: b.newVerifier,
-		Logger:      slog.New(slog.NewJSONHandler(b.logs, nil)),
+		Logger:      slog.New(slog.NewJSONHandler(logFile, nil)),
 		Metrics:     mcp.NewMetrics(b.reg),
 	}
 	if tweak != nil {
@@ -102,8 +109,9 @@ func newEdgeBed(t *testing.T, tweak func(*mcp.Options)) *edgeBed {
 			t.Errorf("closing the edge: %v", err)
 		}
 		st.Close()
+		logFile.Close()
 		if t.Failed() {
-			t.Logf("edge log:\n%s", b.logs.String())
+			t.Logf("edge log:\n%s", b.logs(t))
 		}
 	})
 
@@ -128,6 +136,16 @@ func newEdgeBed(t *testing.T, tweak func(*mcp.Options)) *edgeBed {
 		t.Fatalf("Apply: %v", err)
 	}
 	return b
+}
+
+// logs is what the edge has logged so far.
+func (b *edgeBed) logs(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(b.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 // newVerifier is the bed's mcp.NewVerifier: a fakeVerifier for the tenant.
@@ -221,39 +239,52 @@ func send(t *testing.T, req *http.Request) (*http.Response, string) {
 	return resp, string(body)
 }
 
-func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+// request builds a request with body (none when "") and the header pairs
+// given (name, value, …); the pair "Host", h sends h as the Host header, and
+// a pair with the value "" is left out.
+func request(t *testing.T, method, url, body string, header ...string) *http.Request {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, r)
 	if err != nil {
 		t.Fatal(err)
 	}
+	for i := 0; i+1 < len(header); i += 2 {
+		switch name, value := header[i], header[i+1]; {
+		case value == "":
+		case name == "Host":
+			req.Host = value
+		default:
+			req.Header.Set(name, value)
+		}
+	}
 	return req
+}
+
+// bearer is the Authorization header value for token, or "" for none.
+func bearer(token string) string {
+	if token == "" {
+		return ""
+	}
+	return "Bearer " + token
 }
 
 // post sends a JSON-RPC body as an MCP client does, with token as the
 // bearer unless it is "", and then the header pairs given (name, value, …).
 func post(t *testing.T, url, token, body string, header ...string) (*http.Response, string) {
 	t.Helper()
-	req := newRequest(t, http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	return send(t, req)
+	header = append([]string{"Content-Type", "application/json", "Accept", "application/json, text/event-stream",
+		"Authorization", bearer(token)}, header...)
+	return send(t, request(t, http.MethodPost, url, body, header...))
 }
 
 // get sends a GET, with the Host header host unless it is "".
 func get(t *testing.T, url, host string) (*http.Response, string) {
 	t.Helper()
-	req := newRequest(t, http.MethodGet, url, nil)
-	if host != "" {
-		req.Host = host
-	}
-	return send(t, req)
+	return send(t, request(t, http.MethodGet, url, "", "Host", host))
 }
 
 // wantChallenge checks the status, that WWW-Authenticate contains each of
@@ -279,24 +310,6 @@ const toolsList = `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
 
 func toolCall(name string) string {
 	return `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"` + name + `","arguments":{"content":"x"}}}`
-}
-
-// lockedBuffer collects the edge's log lines from concurrent requests.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // --- MCP, through mcp-go's client ---
