@@ -15,25 +15,124 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
-// testbed is the real gateway on a loopback port with one test issuer per
-// provider shape and the bbolt store in a temporary directory.
-type testbed struct {
-	base    string // http://127.0.0.1:PORT
-	gw      *gateway
-	logto   *providertest.Issuer // Logto-shaped: /oidc, ES384, at+jwt
-	oidc    *providertest.Issuer // generic OIDC: audience strategy, permissions claim
-	oauth   *providertest.Issuer // pure OAuth: RFC 8414, introspection, scope prefix
-	logtoB  *providertest.Issuer // a second Logto-shaped issuer for tenant isolation
-	logBuf  *lockedBuffer
-	tenants map[string]string // id → resource URL
+// The binary's tests share one test bed: testConfig writes the configuration
+// of the tenants they need, each on its test issuer, and startBed starts the
+// gateway on it exactly as serve does, on a free loopback port. The HTTP
+// edge's own behaviour is tested without the binary, in package mcp.
+
+// bedTenant is one tenant of a test configuration.
+type bedTenant struct {
+	id string
+	// host, when set, puts the tenant at the root of http://host:PORT, the
+	// bed's port; otherwise the tenant is at base/id.
+	host string
+	// fields are the tenant's JSON members after id and resource: provider,
+	// audience, claims…
+	fields string
+}
+
+// onIssuer is tenant id of the provider kind ("logto", "oidc", "oauth") on
+// issuer, with the resource audience strategy.
+func onIssuer(id, kind, issuer string) bedTenant {
+	return bedTenant{id: id, fields: fmt.Sprintf(`"provider": {"type": %q, "issuer": %q}, "audience": {"strategy": "resource"}`, kind, issuer)}
+}
+
+// onIssuers is n oidc tenants t0 … t<n-1>, tenant i on issuers[i % len(issuers)].
+func onIssuers(n int, issuers ...string) []bedTenant {
+	out := make([]bedTenant, n)
+	for i := range out {
+		out[i] = onIssuer(fmt.Sprintf("t%d", i), "oidc", issuers[i%len(issuers)])
+	}
+	return out
+}
+
+// testConfig builds the configuration of ts served at base
+// (http://127.0.0.1:PORT): the store in a fresh temporary directory, the
+// admin listener on a free loopback port.
+func testConfig(t testing.TB, base string, ts ...bedTenant) *tenants.Config {
+	t.Helper()
+	port := base[strings.LastIndex(base, ":")+1:]
+	docs := make([]string, len(ts))
+	for i, tn := range ts {
+		resource := base + "/" + tn.id
+		if tn.host != "" {
+			resource = "http://" + tn.host + ":" + port
+		}
+		docs[i] = fmt.Sprintf(`{"id": %q, "resource": %q, %s}`, tn.id, resource, tn.fields)
+	}
+	doc := fmt.Sprintf(`{"admin": {"listen": "127.0.0.1:0"}, "store": {"driver": "bbolt", "bbolt": {"path": %q}}, "tenants": [%s]}`,
+		filepath.Join(t.TempDir(), "todos.db"), strings.Join(docs, ",\n"))
+	cfg, err := tenants.Parse([]byte(doc))
+	if err != nil {
+		t.Fatalf("test configuration: %v\n%s", err, doc)
+	}
+	return cfg
+}
+
+func listen(t testing.TB) (net.Listener, string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, "http://" + ln.Addr().String()
+}
+
+// bedSpec says what startBed starts.
+type bedSpec struct {
+	tenants []bedTenant
+	// edit, when set, changes the configuration before the start.
+	edit func(*tenants.Config)
+	// log receives the gateway's JSON log; default a buffer that is shown
+	// when the test fails.
+	log io.Writer
+}
+
+// gatewayBed is the gateway started by startBed.
+type gatewayBed struct {
+	base      string // http://127.0.0.1:PORT
+	gw        *gateway
+	logs      *lockedBuffer     // the log, unless bedSpec.log was given
+	resources map[string]string // tenant id → resource URL
+}
+
+// startBed starts the gateway on spec's configuration and shuts it down
+// when the test ends.
+func startBed(t testing.TB, spec bedSpec) *gatewayBed {
+	t.Helper()
+	ln, base := listen(t)
+	cfg := testConfig(t, base, spec.tenants...)
+	b := &gatewayBed{base: base, resources: map[string]string{}}
+	for _, tn := range cfg.Tenants {
+		b.resources[tn.ID] = tn.Resource
+	}
+	if spec.edit != nil {
+		spec.edit(cfg)
+	}
+	if spec.log == nil {
+		b.logs = &lockedBuffer{}
+		spec.log = b.logs
+	}
+	gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.NewJSONHandler(spec.log, nil)), ln)
+	if err != nil {
+		t.Fatalf("startGateway: %v", err)
+	}
+	b.gw = gw
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := gw.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if t.Failed() && b.logs != nil {
+			t.Logf("gateway log:\n%s", b.logs.String())
+		}
+	})
+	return b
 }
 
 const (
@@ -41,94 +140,58 @@ const (
 	userScopes    = "create:todos"
 )
 
-func newTestbed(t *testing.T) *testbed {
-	t.Helper()
-	tb := &testbed{
-		logto:  providertest.New(t, providertest.WithPath("/oidc"), providertest.WithKeys(jose.ES384)),
-		oidc:   providertest.New(t, providertest.WithKeys(jose.RS256)),
-		oauth:  providertest.New(t, providertest.WithDiscovery(providertest.OAuthInserted), providertest.WithKeys(jose.ES256)),
-		logtoB: providertest.New(t, providertest.WithPath("/oidc"), providertest.WithKeys(jose.ES384)),
-		logBuf: &lockedBuffer{},
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.base = "http://" + ln.Addr().String()
-	t.Setenv("TEST_INTROSPECTION_SECRET", "gateway-secret")
-	tb.tenants = map[string]string{
-		"acme":     tb.base + "/acme",
-		"umbrella": tb.base + "/umbrella",
-		"globex":   tb.base + "/globex",
-		"initech":  tb.base + "/initech",
-		"hooli":    "http://hooli.localhost:" + portOf(ln),
-	}
-	cfgJSON := fmt.Sprintf(`{
-  "listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"},
-  "store": {"path": %q},
-  "tenants": [
-    {"id": "acme", "resource": %q, "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
-    {"id": "umbrella", "resource": %q, "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
-    {"id": "globex", "resource": %q, "provider": {"type": "oidc", "issuer": %q},
-     "audience": {"strategy": "audience", "values": ["todo-api"]}, "claims": {"scopes": ["permissions", "scope"]}},
-    {"id": "initech", "resource": %q,
-     "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
-                  "introspection": {"client_id": "gateway", "client_secret_env": "TEST_INTROSPECTION_SECRET"}},
-     "audience": {"strategy": "scope", "prefix": "todo-api:"}},
-    {"id": "hooli", "resource": %q, "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}}
-  ]}`,
-		filepath.Join(t.TempDir(), "todos.db"),
-		tb.tenants["acme"], tb.logto.Issuer(),
-		tb.tenants["umbrella"], tb.logtoB.Issuer(),
-		tb.tenants["globex"], tb.oidc.Issuer(),
-		tb.tenants["initech"], tb.oauth.Issuer(),
-		tb.tenants["hooli"], tb.logto.Issuer(),
-	)
-	cfg, err := tenants.Parse([]byte(cfgJSON))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	log := slog.New(slog.NewJSONHandler(tb.logBuf, nil))
-	gw, err := startGateway(context.Background(), cfg, "test", log, ln)
-	if err != nil {
-		t.Fatalf("startGateway: %v", err)
-	}
-	tb.gw = gw
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := gw.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", tb.logBuf.String())
-		}
-	})
-	return tb
+// shapesBed is the gateway with one test issuer per provider shape:
+// acme (Logto: /oidc, ES384, at+jwt), umbrella (a second Logto), globex
+// (generic OIDC: audience strategy, permissions claim), initech (pure OAuth:
+// RFC 8414, introspection, scope prefix) and hooli (a host tenant on acme's
+// issuer).
+type shapesBed struct {
+	*gatewayBed
+	logto, logtoB, oidc, oauth *providertest.Issuer
 }
 
-func portOf(ln net.Listener) string { return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port) }
+func startShapesBed(t *testing.T) *shapesBed {
+	t.Helper()
+	s := &shapesBed{
+		logto:  providertest.New(t, providertest.WithPath("/oidc"), providertest.WithKeys(jose.ES384)),
+		logtoB: providertest.New(t, providertest.WithPath("/oidc"), providertest.WithKeys(jose.ES384)),
+		oidc:   providertest.New(t, providertest.WithKeys(jose.RS256)),
+		oauth:  providertest.New(t, providertest.WithDiscovery(providertest.OAuthInserted), providertest.WithKeys(jose.ES256)),
+	}
+	t.Setenv("TEST_INTROSPECTION_SECRET", "gateway-secret")
+	s.gatewayBed = startBed(t, bedSpec{tenants: []bedTenant{
+		onIssuer("acme", "logto", s.logto.Issuer()),
+		onIssuer("umbrella", "logto", s.logtoB.Issuer()),
+		{id: "globex", fields: fmt.Sprintf(`"provider": {"type": "oidc", "issuer": %q},
+			"audience": {"strategy": "audience", "values": ["todo-api"]}, "claims": {"scopes": ["permissions", "scope"]}`, s.oidc.Issuer())},
+		{id: "initech", fields: fmt.Sprintf(`"provider": {"type": "oauth", "issuer": %q, "token": "introspection",
+			"introspection": {"client_id": "gateway", "client_secret_env": "TEST_INTROSPECTION_SECRET"}},
+			"audience": {"strategy": "scope", "prefix": "todo-api:"}`, s.oauth.Issuer())},
+		{id: "hooli", host: "hooli.localhost", fields: onIssuer("", "logto", s.logto.Issuer()).fields},
+	}})
+	return s
+}
 
 // token mints a valid access token for a tenant, as its provider would.
-func (tb *testbed) token(t *testing.T, tenant, sub, scopes string) string {
+func (s *shapesBed) token(t *testing.T, tenant, sub, scopes string) string {
 	t.Helper()
 	switch tenant {
 	case "acme", "hooli":
-		return tb.logto.Mint(tb.logto.Claims(sub, tb.tenants[tenant], scopes), providertest.Alg(jose.ES384))
+		return s.logto.Mint(s.logto.Claims(sub, s.resources[tenant], scopes), providertest.Alg(jose.ES384))
 	case "umbrella":
-		return tb.logtoB.Mint(tb.logtoB.Claims(sub, tb.tenants[tenant], scopes), providertest.Alg(jose.ES384))
+		return s.logtoB.Mint(s.logtoB.Claims(sub, s.resources[tenant], scopes), providertest.Alg(jose.ES384))
 	case "globex":
-		c := tb.oidc.Claims(sub, "todo-api", "")
+		c := s.oidc.Claims(sub, "todo-api", "")
 		c["permissions"] = strings.Fields(scopes)
-		return tb.oidc.Mint(c, providertest.Typ("JWT"))
+		return s.oidc.Mint(c, providertest.Typ("JWT"))
 	case "initech":
 		var prefixed []string
-		for _, s := range strings.Fields(scopes) {
-			perm, _, _ := strings.Cut(s, ":")
+		for _, sc := range strings.Fields(scopes) {
+			perm, _, _ := strings.Cut(sc, ":")
 			prefixed = append(prefixed, "todo-api:"+perm)
 		}
-		return tb.oauth.MintOpaque(map[string]any{
-			"active": true, "iss": tb.oauth.Issuer(), "sub": sub, "client_id": "mcp-client",
+		return s.oauth.MintOpaque(map[string]any{
+			"active": true, "iss": s.oauth.Issuer(), "sub": sub, "client_id": "mcp-client",
 			"scope": strings.Join(prefixed, " "), "exp": time.Now().Add(time.Hour).Unix(),
 		})
 	}
@@ -136,216 +199,60 @@ func (tb *testbed) token(t *testing.T, tenant, sub, scopes string) string {
 	return ""
 }
 
-// connect opens an MCP session as the holder of token; version "" lets the
-// client negotiate (2026-07-28), otherwise the handshake is pinned.
-func (tb *testbed) connect(t *testing.T, resource, token, version string) *client.Client {
+// callTool calls a tool with one stateless JSON-RPC request, as the
+// 2026-07-28 protocol allows, and returns the result's text and whether it
+// is a tool error.
+func callTool(t *testing.T, url, token, tool string, args map[string]any) (string, bool) {
 	t.Helper()
-	tr, err := transport.NewStreamableHTTP(resource, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
-	if err != nil {
-		t.Fatal(err)
+	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+		"params": map[string]any{"name": tool, "arguments": args}})
+	resp := post(t, url, token, string(req), nil)
+	body := readAll(t, resp)
+	var rpc struct {
+		Result struct {
+			Content []struct{ Text string } `json:"content"`
+			IsError bool                    `json:"isError"`
+		} `json:"result"`
 	}
-	var opts []client.ClientOption
-	if version != "" {
-		opts = append(opts, client.WithProtocolVersion(version))
+	if err := json.Unmarshal([]byte(body), &rpc); resp.StatusCode != http.StatusOK || err != nil || len(rpc.Result.Content) != 1 {
+		t.Fatalf("%s at %s: %d %s", tool, url, resp.StatusCode, body)
 	}
-	c := client.NewClient(tr, opts...)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	res, err := c.Initialize(ctx, mcpgo.InitializeRequest{Params: mcpgo.InitializeParams{
-		ProtocolVersion: version, ClientInfo: mcpgo.Implementation{Name: "gateway-test", Version: "1"}}})
-	if err != nil {
-		t.Fatalf("initialize %s: %v", resource, err)
-	}
-	want := version
-	if want == "" {
-		want = mcpgo.LATEST_PROTOCOL_VERSION
-	}
-	if res.ProtocolVersion != want {
-		t.Fatalf("negotiated protocol %q, want %q", res.ProtocolVersion, want)
-	}
-	return c
+	return rpc.Result.Content[0].Text, rpc.Result.IsError
 }
 
-// call runs a tool and returns its text and whether it was a tool error.
-func call(t *testing.T, c *client.Client, tool string, args map[string]any) (string, bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := c.CallTool(ctx, mcpgo.CallToolRequest{Params: mcpgo.CallToolParams{Name: tool, Arguments: args}})
-	if err != nil {
-		t.Fatalf("%s: %v", tool, err)
-	}
-	if len(res.Content) != 1 {
-		t.Fatalf("%s: %d content items, want 1", tool, len(res.Content))
-	}
-	text, ok := res.Content[0].(mcpgo.TextContent)
-	if !ok {
-		t.Fatalf("%s: content %T, want text", tool, res.Content[0])
-	}
-	if !res.IsError && res.StructuredContent == nil {
-		t.Fatalf("%s: no structuredContent", tool)
-	}
-	return text.Text, res.IsError
-}
-
-type todo struct {
-	ID        string    `json:"id"`
-	Content   string    `json:"content"`
-	OwnerID   string    `json:"ownerId"`
-	CreatedAt time.Time `json:"createdAt"`
-}
-
-func createTodo(t *testing.T, c *client.Client, content string) todo {
-	t.Helper()
-	text, isErr := call(t, c, "create-todo", map[string]any{"content": content})
-	if isErr {
-		t.Fatalf("create-todo failed: %s", text)
-	}
-	var td todo
-	if err := json.Unmarshal([]byte(text), &td); err != nil {
-		t.Fatalf("create-todo result %q: %v", text, err)
-	}
-	return td
-}
-
-func listTodos(t *testing.T, c *client.Client) []todo {
-	t.Helper()
-	text, isErr := call(t, c, "get-todos", nil)
-	if isErr {
-		t.Fatalf("get-todos failed: %s", text)
-	}
-	var out struct {
-		Todos []todo `json:"todos"`
-	}
-	if err := json.Unmarshal([]byte(text), &out); err != nil {
-		t.Fatalf("get-todos result %q: %v", text, err)
-	}
-	return out.Todos
-}
-
-func ids(todos []todo) []string {
-	var out []string
-	for _, td := range todos {
-		out = append(out, td.ID)
-	}
-	return out
-}
-
-// The tutorial's checkpoint, on one tenant per provider shape and for both
-// protocol generations: User (create only) sees and deletes only their own
-// todos; Admin (all three) sees and deletes everyone's.
-func TestTutorialRoles(t *testing.T) {
-	tb := newTestbed(t)
+// The tutorial's roles end to end: each provider shape's real tokens carry
+// the role's permissions through the running binary. User (create only)
+// sees and deletes only their own todos; Admin sees and deletes everyone's.
+// (Every protocol generation and tool answer is tested in package mcp.)
+func TestTutorialRolesEndToEnd(t *testing.T) {
+	s := startShapesBed(t)
 	for _, tenant := range []string{"acme", "globex", "initech"} {
-		for _, version := range []string{"", mcpgo.ProtocolVersion20251125, mcpgo.ProtocolVersion20250618} {
-			t.Run(tenant+"/"+version, func(t *testing.T) {
-				resource := tb.tenants[tenant]
-				adminSub, userSub := "admin-"+version, "user-"+version
-				admin := tb.connect(t, resource, tb.token(t, tenant, adminSub, allTodoScopes), version)
-				user := tb.connect(t, resource, tb.token(t, tenant, userSub, userScopes), version)
-
-				adminTodo := createTodo(t, admin, "admin's todo")
-				userTodo := createTodo(t, user, "user's todo")
-				if userTodo.OwnerID != userSub || userTodo.Content != "user's todo" || userTodo.ID == "" || userTodo.CreatedAt.IsZero() {
-					t.Fatalf("created %+v, want owner %q and the content back", userTodo, userSub)
+		t.Run(tenant, func(t *testing.T) {
+			url := s.resources[tenant]
+			admin, user := s.token(t, tenant, "admin", allTodoScopes), s.token(t, tenant, "user", userScopes)
+			var created [2]struct{ ID, OwnerID string }
+			for i, tok := range []string{admin, user} {
+				text, isErr := callTool(t, url, tok, "create-todo", map[string]any{"content": "x"})
+				if err := json.Unmarshal([]byte(text), &created[i]); isErr || err != nil {
+					t.Fatalf("create-todo: %s", text)
 				}
-
-				if got := ids(listTodos(t, user)); len(got) != 1 || got[0] != userTodo.ID {
-					t.Errorf("user sees %v, want only their own %s", got, userTodo.ID)
-				}
-				text, isErr := call(t, user, "delete-todo", map[string]any{"id": adminTodo.ID})
-				if !isErr || !strings.Contains(text, "Failed to delete todo") {
-					t.Errorf("user deleting admin's todo: %q (error %v), want Failed to delete todo", text, isErr)
-				}
-				text, isErr = call(t, user, "delete-todo", map[string]any{"id": "no-such-id"})
-				if !isErr || !strings.Contains(text, "Failed to delete todo") {
-					t.Errorf("deleting an unknown id: %q, want the same Failed to delete todo", text)
-				}
-
-				seen := map[string]bool{}
-				for _, id := range ids(listTodos(t, admin)) {
-					seen[id] = true
-				}
-				if !seen[adminTodo.ID] || !seen[userTodo.ID] {
-					t.Errorf("admin sees %v, want both %s and %s", seen, adminTodo.ID, userTodo.ID)
-				}
-				text, isErr = call(t, admin, "delete-todo", map[string]any{"id": userTodo.ID})
-				if isErr || !strings.Contains(text, "Todo "+userTodo.ID+" deleted") {
-					t.Errorf("admin deleting user's todo: %q (error %v)", text, isErr)
-				}
-				text, isErr = call(t, admin, "delete-todo", map[string]any{"id": adminTodo.ID})
-				if isErr {
-					t.Errorf("admin deleting own todo: %q", text)
-				}
-				if got := listTodos(t, admin); len(got) != 0 {
-					t.Errorf("after deleting both, admin sees %v", ids(got))
-				}
-			})
-		}
-	}
-}
-
-// A user deletes their own todo without the delete scope.
-func TestOwnerDeletesOwnTodo(t *testing.T) {
-	tb := newTestbed(t)
-	user := tb.connect(t, tb.tenants["acme"], tb.token(t, "acme", "user", userScopes), "")
-	td := createTodo(t, user, "mine")
-	text, isErr := call(t, user, "delete-todo", map[string]any{"id": td.ID})
-	if isErr {
-		t.Fatalf("owner delete: %s", text)
-	}
-	var res struct {
-		Message string `json:"message"`
-		Details todo   `json:"details"`
-	}
-	if err := json.Unmarshal([]byte(text), &res); err != nil || res.Details.ID != td.ID {
-		t.Fatalf("delete result %q: %v", text, err)
-	}
-}
-
-// Tenants are isolated: a token minted for A is refused at B, and A's todos
-// never show at B even for the same subject.
-func TestTenantIsolation(t *testing.T) {
-	tb := newTestbed(t)
-	acmeToken := tb.token(t, "acme", "same-sub", allTodoScopes)
-	acme := tb.connect(t, tb.tenants["acme"], acmeToken, "")
-	createTodo(t, acme, "acme secret")
-
-	// umbrella trusts another issuer: acme's token fails there.
-	resp := post(t, tb.tenants["umbrella"], acmeToken, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil)
-	wantChallenge(t, resp, http.StatusUnauthorized, `error="invalid_token"`)
-
-	// hooli trusts acme's issuer, but the audience is hooli's resource.
-	req, _ := http.NewRequest(http.MethodPost, tb.base+"/", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`))
-	req.Host = "hooli.localhost:" + strings.TrimPrefix(tb.base, "http://127.0.0.1:")
-	req.Header.Set("Authorization", "Bearer "+acmeToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp = do(t, req)
-	wantChallenge(t, resp, http.StatusUnauthorized, `error="invalid_token"`)
-
-	umbrella := tb.connect(t, tb.tenants["umbrella"], tb.token(t, "umbrella", "same-sub", allTodoScopes), "")
-	if got := listTodos(t, umbrella); len(got) != 0 {
-		t.Errorf("umbrella sees %v, want nothing of acme's", ids(got))
-	}
-}
-
-// A host-based tenant (resource at the root of its host) is found through
-// the Host header, case and default port folded.
-func TestHostTenant(t *testing.T) {
-	tb := newTestbed(t)
-	port := strings.TrimPrefix(tb.base, "http://127.0.0.1:")
-	for _, host := range []string{"hooli.localhost:" + port, "HOOLI.localhost:" + port} {
-		req, _ := http.NewRequest(http.MethodGet, tb.base+"/.well-known/oauth-protected-resource", nil)
-		req.Host = host
-		resp := do(t, req)
-		body := readAll(t, resp)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"resource":"`+tb.tenants["hooli"]+`"`) {
-			t.Errorf("Host %s: %d %s", host, resp.StatusCode, body)
-		}
+			}
+			if created[1].OwnerID != "user" {
+				t.Errorf("the user's todo is owned by %q", created[1].OwnerID)
+			}
+			if text, _ := callTool(t, url, user, "get-todos", nil); strings.Contains(text, created[0].ID) || !strings.Contains(text, created[1].ID) {
+				t.Errorf("user lists %s, want only their own todo", text)
+			}
+			if text, isErr := callTool(t, url, user, "delete-todo", map[string]any{"id": created[0].ID}); !isErr {
+				t.Errorf("user deleted admin's todo: %s", text)
+			}
+			if text, _ := callTool(t, url, admin, "get-todos", nil); !strings.Contains(text, created[0].ID) || !strings.Contains(text, created[1].ID) {
+				t.Errorf("admin lists %s, want both todos", text)
+			}
+			if text, isErr := callTool(t, url, admin, "delete-todo", map[string]any{"id": created[1].ID}); isErr {
+				t.Errorf("admin could not delete the user's todo: %s", text)
+			}
+		})
 	}
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,19 +18,13 @@ import (
 // get-todos and create-todo through the whole gateway.
 func BenchmarkHandler(b *testing.B) {
 	iss := providertest.New(b)
-	ln, base := listen(b)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(b, base, iss.Issuer(), 1), "test",
-		slog.New(slog.NewJSONHandler(io.Discard, nil)), ln)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer gw.Shutdown(context.Background())
-	resource := base + "/t0"
+	gb := startBed(b, bedSpec{tenants: onIssuers(1, iss.Issuer()), log: io.Discard})
+	resource := gb.resources["t0"]
 	reader := iss.Mint(iss.Claims("bench-reader", resource, userScopes))
-	h := gw.server.Handler
+	h := gb.gw.server.Handler
 	serve := func(h http.Handler, body string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, resource, strings.NewReader(body))
-		req.Host = strings.TrimPrefix(base, "http://")
+		req.Host = strings.TrimPrefix(gb.base, "http://")
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
 		req.Header.Set("Authorization", "Bearer "+reader)

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,14 +38,7 @@ func TestLoad(t *testing.T) {
 	}
 
 	iss := providertest.New(t)
-	ln, base := listen(t)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 1), "test",
-		slog.New(slog.NewJSONHandler(io.Discard, nil)), ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(context.Background())
-	resource := base + "/t0"
+	resource := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), log: io.Discard}).resources["t0"]
 	// The reader lists only its own ten todos (no read scope), so the body
 	// get-todos answers stays the same size while the writer adds todos.
 	reader := iss.Mint(iss.Claims("bench-reader", resource, userScopes))

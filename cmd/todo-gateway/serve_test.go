@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -17,44 +16,14 @@ import (
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
-// manyTenantsConfig is n path tenants on one issuer.
-func manyTenantsConfig(t testing.TB, base, issuer string, n int) *tenants.Config {
-	var b strings.Builder
-	fmt.Fprintf(&b, `{"admin": {"listen": "127.0.0.1:0"}, "store": {"path": %q}, "tenants": [`, filepath.Join(t.TempDir(), "todos.db"))
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		fmt.Fprintf(&b, `{"id": "t%d", "resource": "%s/t%d", "provider": {"type": "oidc", "issuer": %q}, "audience": {"strategy": "resource"}}`,
-			i, base, i, issuer)
-	}
-	b.WriteString("]}")
-	cfg, err := tenants.Parse([]byte(b.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-func listen(t testing.TB) (net.Listener, string) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln, "http://" + ln.Addr().String()
-}
-
 // Starting makes no call to any issuer: a tenant whose issuer is down must
 // not keep the others from serving, so discovery waits for the first token.
 func TestStartContactsNoIssuer(t *testing.T) {
 	iss := providertest.New(t)
-	ln, base := listen(t)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 50), "test", slog.New(slog.DiscardHandler), ln)
-	if err != nil {
-		t.Fatal(err)
+	b := startBed(t, bedSpec{tenants: onIssuers(50, iss.Issuer())})
+	if resp := post(t, b.resources["t7"], "", toolsList, nil); resp.StatusCode != http.StatusUnauthorized { // a 401 needs no issuer either
+		t.Errorf("without a token: %d %s, want 401", resp.StatusCode, readAll(t, resp))
 	}
-	defer gw.Shutdown(context.Background())
-	readAll(t, post(t, base+"/t7", "", toolsList, nil)) // a 401 needs no issuer either
 	if n := iss.MetadataHits() + iss.Hits(providertest.JWKS); n != 0 {
 		t.Errorf("issuer contacted %d times before any token arrived", n)
 	}
@@ -64,12 +33,9 @@ func TestStartContactsNoIssuer(t *testing.T) {
 // waits on a slow issuer.
 func TestGracefulShutdown(t *testing.T) {
 	iss := providertest.New(t)
-	ln, base := listen(t)
-	gw, err := startGateway(context.Background(), manyTenantsConfig(t, base, iss.Issuer(), 1), "test", slog.New(slog.DiscardHandler), ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := iss.Mint(iss.Claims("u", base+"/t0", allTodoScopes))
+	b := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer())})
+	url := b.resources["t0"]
+	tok := iss.Mint(iss.Claims("u", url, allTodoScopes))
 	iss.SetDelay(500 * time.Millisecond)
 
 	type result struct {
@@ -78,7 +44,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, base+"/t0", strings.NewReader(toolsList))
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(toolsList))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := httpClient.Do(req)
@@ -93,34 +59,38 @@ func TestGracefulShutdown(t *testing.T) {
 	time.Sleep(150 * time.Millisecond) // the request is now waiting on the issuer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := gw.Shutdown(ctx); err != nil {
+	if err := b.gw.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	r := <-done
 	if r.err != nil || r.status != http.StatusOK {
 		t.Fatalf("in-flight request: status %d, err %v; want 200", r.status, r.err)
 	}
-	if _, err := httpClient.Get(base + "/t0"); err == nil {
+	if _, err := httpClient.Get(url); err == nil {
 		t.Error("the gateway still accepts connections after shutdown")
 	}
 }
 
-// An origin listed in http.allowed_origins may call; others may not.
-func TestAllowedOriginsFromConfig(t *testing.T) {
+// The http block reaches the edge: an origin listed in
+// http.allowed_origins may call, others may not, and http.body_limit is the
+// body limit.
+func TestHTTPSettingsFromConfig(t *testing.T) {
 	iss := providertest.New(t)
-	ln, base := listen(t)
-	cfg := manyTenantsConfig(t, base, iss.Issuer(), 1)
-	cfg.HTTP.AllowedOrigins = []string{"http://localhost:6274"}
-	gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Shutdown(context.Background())
+	b := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), edit: func(cfg *tenants.Config) {
+		cfg.HTTP.AllowedOrigins = []string{"http://localhost:6274"}
+		cfg.HTTP.BodyLimit = 2048
+	}})
+	url := b.resources["t0"]
 	for origin, want := range map[string]int{"http://localhost:6274": http.StatusUnauthorized, "http://localhost:9999": http.StatusForbidden} {
-		resp := post(t, base+"/t0", "", toolsList, map[string]string{"Origin": origin})
+		resp := post(t, url, "", toolsList, map[string]string{"Origin": origin})
 		if readAll(t, resp); resp.StatusCode != want {
 			t.Errorf("Origin %s: %d, want %d", origin, resp.StatusCode, want)
 		}
+	}
+	tok := iss.Mint(iss.Claims("u", url, allTodoScopes))
+	resp := post(t, url, tok, strings.Repeat(" ", 2048)+toolsList, nil)
+	if body := readAll(t, resp); resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "2048") {
+		t.Errorf("a body over http.body_limit: %d %s, want 413", resp.StatusCode, body)
 	}
 }
 
@@ -148,7 +118,7 @@ func BenchmarkStart(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				ln, base := listen(b)
-				cfg := manyTenantsConfig(b, base, "http://127.0.0.1:9/", n)
+				cfg := testConfig(b, base, onIssuers(n, "http://127.0.0.1:9/")...)
 				b.StartTimer()
 				gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln)
 				if err != nil {
@@ -169,7 +139,7 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 	taken, _ := listen(t)
 	defer taken.Close()
 	ln, base := listen(t)
-	cfg := manyTenantsConfig(t, base, "http://127.0.0.1:9/", 1)
+	cfg := testConfig(t, base, onIssuers(1, "http://127.0.0.1:9/")...)
 	cfg.Admin.Listen = taken.Addr().String()
 	if _, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln); err == nil || !strings.Contains(err.Error(), "admin listener") {
 		t.Fatalf("start with a taken admin port: %v, want an admin listener error", err)
