@@ -1,7 +1,7 @@
 // Package tenants is the gateway's tenant configuration: the JSON file
 // format, its strict loading, a validation that reports every problem at
-// once, and the Registry through which the HTTP layer finds the tenant of a
-// request in an immutable Snapshot.
+// once, the immutable Snapshot in which the HTTP edge finds the tenant of a
+// request, and the Source the configuration is read from.
 //
 // Loading is two passes. The first checks the shape of the document (syntax,
 // unknown or duplicate fields, JSON types) and names every problem by its JSON
@@ -15,9 +15,9 @@ package tenants
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 
@@ -150,15 +150,8 @@ func (t *Tenant) ScopeList() []string {
 // Load reads and parses a configuration file; errors are prefixed with the
 // file name. See Parse.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
+	cfg, _, err := Read(context.Background(), FileSource{Path: path})
+	return cfg, err
 }
 
 // Parse decodes, validates and completes a configuration. Its errors are a
