@@ -39,6 +39,10 @@ var (
 	ErrDenied = errors.New("condition refused")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrUnavailable: the backend could not answer in time (etcd without a
+	// quorum, a cluster out of reach). A write that fails so may or may not
+	// have happened; the caller may retry later.
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // ListOptions selects a page of a tenant's todos, oldest first.

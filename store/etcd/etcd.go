@@ -1,0 +1,456 @@
+// Package etcd keeps todos in an etcd cluster, so that many gateway
+// instances share one data set. Every key lives under a deployment prefix:
+//
+//	t/<tenant>                  tenant marker (EnsureTenants)
+//	i/<tenant>/<id>             the todo's record
+//	o/<tenant>/<owner> NUL <id> the same record, in the owner index
+//
+// Todos are immutable, so the two copies of a record cannot diverge, and a
+// page of one owner's todos is one range read. Tenant ids have no "/" and
+// owners no NUL (store.ValidateKey), so no prefix overlaps another.
+//
+// Reads are linearizable (etcd's default): a todo created through one
+// instance is listed at once through any other. Writes are acknowledged
+// once a quorum has them. etcd's client does not retry a write on a
+// connection it already used, so a timeout, a leader change or a reset
+// connection leaves a write ambiguous: it may have committed. Create
+// resolves that by retrying with the same id and recognising its own
+// record; Delete by reading again.
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/namespace"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/todo-gateway/todo-gateway/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultWriteTimeout   = 15 * time.Second
+	// maxTxnOps is etcd's default limit of operations in one transaction.
+	maxTxnOps = 128
+)
+
+// Options tune a Store. Zero values take the defaults.
+type Options struct {
+	// RequestTimeout bounds one request to etcd.
+	RequestTimeout time.Duration
+	// WriteTimeout bounds a write with its retries after ambiguous failures
+	// (a leader election takes a second or two). The retries go on for this
+	// long even when the caller's context ends, because the caller could not
+	// tell whether the write happened otherwise.
+	WriteTimeout time.Duration
+}
+
+// Store is a store.Store on etcd.
+type Store struct {
+	kv      clientv3.KV
+	release func() error // closes what Open opened
+	opts    Options
+	gate    store.Gate
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New serves the store from kv with every key under prefix. It does not
+// own kv's client: Close leaves it open.
+func New(kv clientv3.KV, prefix string, opts Options) *Store {
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	return &Store{kv: namespace.NewKV(kv, prefix), opts: opts, release: func() error { return nil }}
+}
+
+// Open connects to the cluster cfg names and serves the store under
+// prefix. Close closes the connection.
+func Open(cfg clientv3.Config, prefix string, opts Options) (*Store, error) {
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Endpoints, err)
+	}
+	s := New(cli.KV, prefix, opts)
+	s.release = cli.Close
+	return s, nil
+}
+
+// Close waits for calls in progress, then closes the connection Open made.
+func (s *Store) Close() error { return s.gate.Close(s.release) }
+
+// Ping reads one key with a linearizable read: it answers only while the
+// cluster has a quorum.
+func (s *Store) Ping(ctx context.Context) error {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	_, err = s.kv.Get(ctx, "t/", clientv3.WithPrefix(), clientv3.WithLimit(1), clientv3.WithKeysOnly())
+	return s.failure("ping", err)
+}
+
+func tenantKey(tenant string) string { return "t/" + tenant }
+func idPrefix(tenant string) string  { return "i/" + tenant + "/" }
+func idKey(tenant, id string) string { return idPrefix(tenant) + id }
+func ownerPrefix(tenant, owner string) string {
+	return "o/" + tenant + "/" + owner + "\x00"
+}
+func ownerKey(tenant, owner, id string) string { return ownerPrefix(tenant, owner) + id }
+
+// EnsureTenants puts the markers of the tenants that lack one, at most
+// maxTxnOps to a transaction. Putting a marker again changes nothing, and
+// no data is ever deleted.
+func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	for _, tenant := range tenants {
+		if err := store.ValidateKey("tenant", tenant); err != nil {
+			return err
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	resp, err := s.kv.Get(rctx, "t/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	cancel()
+	if err != nil {
+		return s.failure("ensure tenants", err)
+	}
+	have := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		have[string(kv.Key)] = true
+	}
+	var puts []clientv3.Op
+	for _, tenant := range tenants {
+		if k := tenantKey(tenant); !have[k] {
+			have[k] = true
+			puts = append(puts, clientv3.OpPut(k, ""))
+		}
+	}
+	for len(puts) > 0 {
+		n := min(len(puts), maxTxnOps)
+		// Idempotent, so an ambiguous failure is simply retried.
+		err := s.retry(ctx, func(ctx context.Context) (bool, error) {
+			_, err := s.kv.Txn(ctx).Then(puts[:n]...).Commit()
+			return err == nil, err
+		})
+		if err != nil {
+			return s.failure("ensure tenants", err)
+		}
+		puts = puts[n:]
+	}
+	return nil
+}
+
+// Create stores a new todo: one transaction that requires the tenant's
+// marker and a new id, and writes the record under both keys.
+func (s *Store) Create(ctx context.Context, tenant, owner, content string) (store.Todo, error) {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
+		return store.Todo{}, err
+	}
+	defer leave()
+	if err := store.ValidateKey("tenant", tenant); err != nil {
+		return store.Todo{}, err
+	}
+	todo, err := store.NewTodo(owner, content)
+	if err != nil {
+		return store.Todo{}, err
+	}
+	val, err := store.EncodeRecord(todo)
+	if err != nil {
+		return store.Todo{}, err
+	}
+	tk, ik, ok := tenantKey(tenant), idKey(tenant, todo.ID), ownerKey(tenant, owner, todo.ID)
+	var opErr error
+	err = s.retry(ctx, func(ctx context.Context) (bool, error) {
+		resp, err := s.kv.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(tk), ">", 0), clientv3.Compare(clientv3.CreateRevision(ik), "=", 0)).
+			Then(clientv3.OpPut(ik, string(val)), clientv3.OpPut(ok, string(val))).
+			Else(clientv3.OpGet(tk), clientv3.OpGet(ik)).
+			Commit()
+		if err != nil {
+			return false, err
+		}
+		if resp.Succeeded {
+			return true, nil
+		}
+		marker, existing := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+		switch {
+		case len(existing) == 1 && string(existing[0].Value) == string(val):
+			// An earlier attempt committed and only its answer was lost.
+			return true, nil
+		case len(existing) == 1:
+			// 80 random bits make this practically impossible; never overwrite.
+			opErr = fmt.Errorf("todo id %s already exists", todo.ID)
+		case len(marker) == 0:
+			opErr = fmt.Errorf("tenant %q: %w", tenant, store.ErrUnknownTenant)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return store.Todo{}, s.failure("create todo", err)
+	}
+	if opErr != nil {
+		return store.Todo{}, opErr
+	}
+	return todo, nil
+}
+
+// Get returns one todo.
+func (s *Store) Get(ctx context.Context, tenant, id string) (store.Todo, error) {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
+		return store.Todo{}, err
+	}
+	defer leave()
+	if err := validateTenantID(tenant, id); err != nil {
+		return store.Todo{}, err
+	}
+	resp, err := s.read(ctx, clientv3.OpGet(tenantKey(tenant)), clientv3.OpGet(idKey(tenant, id)))
+	if err != nil {
+		return store.Todo{}, s.failure("get todo", err)
+	}
+	if len(resp[0].Kvs) == 0 {
+		return store.Todo{}, fmt.Errorf("tenant %q: %w", tenant, store.ErrUnknownTenant)
+	}
+	if len(resp[1].Kvs) == 0 {
+		return store.Todo{}, notFound(tenant, id)
+	}
+	return store.DecodeRecord(resp[1].Kvs[0].Value)
+}
+
+// List returns a page of the tenant's todos, or of one owner's, in id
+// order: one range read in the id or the owner index, from just after the
+// cursor's id.
+func (s *Store) List(ctx context.Context, tenant string, opts store.ListOptions) (store.Page, error) {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
+		return store.Page{}, err
+	}
+	defer leave()
+	if err := store.ValidateKey("tenant", tenant); err != nil {
+		return store.Page{}, err
+	}
+	prefix := idPrefix(tenant)
+	if opts.Owner != "" {
+		if err := store.ValidateKey("owner", opts.Owner); err != nil {
+			return store.Page{}, err
+		}
+		prefix = ownerPrefix(tenant, opts.Owner)
+	}
+	limit, err := opts.PageSize()
+	if err != nil {
+		return store.Page{}, err
+	}
+	after, err := store.DecodeCursor(opts.Cursor)
+	if err != nil {
+		return store.Page{}, err
+	}
+	start := prefix
+	if after != "" {
+		start = prefix + after + "\x00" // strictly after the cursor's id
+	}
+	resp, err := s.read(ctx, clientv3.OpGet(tenantKey(tenant)),
+		clientv3.OpGet(start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(prefix)), clientv3.WithLimit(int64(limit))))
+	if err != nil {
+		return store.Page{}, s.failure("list todos", err)
+	}
+	if len(resp[0].Kvs) == 0 {
+		return store.Page{}, fmt.Errorf("tenant %q: %w", tenant, store.ErrUnknownTenant)
+	}
+	page := store.Page{Todos: make([]store.Todo, 0, len(resp[1].Kvs))}
+	for _, kv := range resp[1].Kvs {
+		todo, err := store.DecodeRecord(kv.Value)
+		if err != nil {
+			return store.Page{}, fmt.Errorf("tenant %q, key %q: %w", tenant, kv.Key, err)
+		}
+		page.Todos = append(page.Todos, todo)
+	}
+	if resp[1].More && len(page.Todos) > 0 {
+		page.NextCursor = store.EncodeCursor(page.Todos[len(page.Todos)-1].ID)
+	}
+	return page, nil
+}
+
+// Delete reads the todo, asks allow, and deletes both keys only if the
+// record is unchanged since the read (its ModRevision); otherwise it reads
+// and decides again. Of concurrent deletes of one todo exactly one succeeds:
+// the others find it gone. After an ambiguous failure it reads again: a todo
+// that is gone then was deleted, by this call or, if one raced it in that
+// moment, by another.
+func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.Todo) bool) (store.Todo, error) {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
+		return store.Todo{}, err
+	}
+	defer leave()
+	if err := validateTenantID(tenant, id); err != nil {
+		return store.Todo{}, err
+	}
+	if allow == nil {
+		return store.Todo{}, fmt.Errorf("%w: delete without a condition", store.ErrInvalid)
+	}
+	tk, ik := tenantKey(tenant), idKey(tenant, id)
+	var (
+		deleted store.Todo
+		opErr   error
+		// ambiguous is set once a delete attempt failed in a way that may
+		// have deleted the todo; deleted then holds that todo.
+		ambiguous bool
+	)
+	err = s.retry(ctx, func(ctx context.Context) (bool, error) {
+		opErr = nil
+		resp, err := s.kv.Txn(ctx).Then(clientv3.OpGet(tk), clientv3.OpGet(ik)).Commit()
+		if err != nil {
+			return false, err
+		}
+		marker, rec := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+		switch {
+		case len(marker) == 0:
+			opErr = fmt.Errorf("tenant %q: %w", tenant, store.ErrUnknownTenant)
+			return true, nil
+		case len(rec) == 0 && ambiguous:
+			return true, nil // deleted holds the todo of the ambiguous attempt
+		case len(rec) == 0:
+			opErr = notFound(tenant, id)
+			return true, nil
+		}
+		todo, err := store.DecodeRecord(rec[0].Value)
+		if err != nil {
+			return true, fmt.Errorf("tenant %q, todo %s: %w", tenant, id, err)
+		}
+		if !allow(todo) {
+			opErr = fmt.Errorf("delete todo %s: %w", id, store.ErrDenied)
+			return true, nil
+		}
+		del, err := s.kv.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(ik), "=", rec[0].ModRevision)).
+			Then(clientv3.OpDelete(ik), clientv3.OpDelete(ownerKey(tenant, todo.OwnerID, id))).
+			Commit()
+		if err != nil {
+			ambiguous = true
+			deleted = todo
+			return false, err
+		}
+		if !del.Succeeded {
+			// Changed or deleted since the read: read and decide again.
+			return false, errConflict
+		}
+		deleted = todo
+		return true, nil
+	})
+	if err != nil {
+		return store.Todo{}, s.failure("delete todo", err)
+	}
+	if opErr != nil {
+		return store.Todo{}, opErr
+	}
+	return deleted, nil
+}
+
+// read runs read operations in one linearizable transaction, so that the
+// tenant's marker and the data are seen at one revision.
+func (s *Store) read(ctx context.Context, ops ...clientv3.Op) ([]*clientv3.GetResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
+	defer cancel()
+	resp, err := s.kv.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*clientv3.GetResponse, len(resp.Responses))
+	for i, r := range resp.Responses {
+		out[i] = (*clientv3.GetResponse)(r.GetResponseRange())
+	}
+	return out, nil
+}
+
+// errConflict is a conditional write that lost to another writer; it is
+// retried at once.
+var errConflict = errors.New("changed by another writer")
+
+// retry runs attempt until it reports done, or its error is not worth
+// retrying, or WriteTimeout has passed. Each attempt has RequestTimeout.
+// The retries run on a context detached from the caller's cancellation:
+// an attempt that failed ambiguously must be resolved even if the caller
+// gave up, or a committed write could be reported as failed.
+func (s *Store) retry(ctx context.Context, attempt func(ctx context.Context) (done bool, err error)) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.WriteTimeout)
+	defer cancel()
+	backoff := 25 * time.Millisecond
+	for {
+		actx, acancel := context.WithTimeout(wctx, s.opts.RequestTimeout)
+		done, err := attempt(actx)
+		acancel()
+		if done {
+			return err
+		}
+		if !retryable(err) {
+			return err
+		}
+		if errors.Is(err, errConflict) && wctx.Err() == nil {
+			continue
+		}
+		select {
+		case <-wctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// retryable reports whether a failed request may succeed if sent again:
+// the cluster was unreachable, electing a leader or too slow, or the
+// connection broke. Refusals (bad request, permission denied, no space)
+// would only fail again.
+func retryable(err error) bool {
+	if errors.Is(err, errConflict) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Unknown, codes.Aborted, codes.Canceled, codes.Internal:
+		return true
+	}
+	return false
+}
+
+// failure wraps an etcd error. One that persisted through the retries
+// because the cluster could not answer is store.ErrUnavailable, so the
+// caller can tell its client to retry.
+func (s *Store) failure(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrUnknownTenant), errors.Is(err, store.ErrInvalid):
+		return err
+	case retryable(err):
+		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func validateTenantID(tenant, id string) error {
+	if err := store.ValidateKey("tenant", tenant); err != nil {
+		return err
+	}
+	return store.ValidateKey("id", id)
+}
+
+func notFound(tenant, id string) error {
+	return fmt.Errorf("todo %q in tenant %q: %w", id, tenant, store.ErrNotFound)
+}
