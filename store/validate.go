@@ -45,32 +45,65 @@ func ValidateKey(what, value string) error {
 	return nil
 }
 
-// NewTodo validates a Create call's input and returns the record to store,
-// with a fresh id and a CreatedAt equal to the id's time, so that id order and
-// CreatedAt order agree.
-func NewTodo(owner, content string) (Todo, error) {
+// NewTodo validates a Create call's input and returns the todo to store,
+// with a fresh id and a CreatedAt equal to the id's time (so that id order
+// and CreatedAt order agree), and its record (EncodeRecord).
+func NewTodo(tenant, owner, content string) (Todo, []byte, error) {
+	if err := ValidateKey("tenant", tenant); err != nil {
+		return Todo{}, nil, err
+	}
 	if err := ValidateKey("owner", owner); err != nil {
-		return Todo{}, err
+		return Todo{}, nil, err
 	}
 	if err := ValidateContent(content); err != nil {
-		return Todo{}, err
+		return Todo{}, nil, err
 	}
 	id := NewID()
 	created, err := IDTime(id)
 	if err != nil {
-		return Todo{}, err // cannot happen: NewID's output always parses
+		return Todo{}, nil, err // cannot happen: NewID's output always parses
 	}
-	return Todo{ID: id, Content: content, OwnerID: owner, CreatedAt: created}, nil
+	todo := Todo{ID: id, Content: content, OwnerID: owner, CreatedAt: created}
+	record, err := EncodeRecord(todo)
+	if err != nil {
+		return Todo{}, nil, err
+	}
+	return todo, record, nil
 }
 
-// PageSize resolves Limit: 0 is DefaultLimit; negative or above MaxLimit is
-// ErrInvalid.
-func (o ListOptions) PageSize() (int, error) {
+// ValidateTodoKey checks the tenant and id of a Get or Delete call.
+func ValidateTodoKey(tenant, id string) error {
+	if err := ValidateKey("tenant", tenant); err != nil {
+		return err
+	}
+	return ValidateKey("id", id)
+}
+
+// NotFound is the error of a todo that is not there.
+func NotFound(tenant, id string) error {
+	return fmt.Errorf("todo %q in tenant %q: %w", id, tenant, ErrNotFound)
+}
+
+// Resolve checks a List call's input: the tenant, the owner when set, the
+// page size (0 is DefaultLimit; negative or above MaxLimit is ErrInvalid)
+// and the cursor, returning the page size and the id to resume after.
+func (o ListOptions) Resolve(tenant string) (limit int, after string, err error) {
+	if err := ValidateKey("tenant", tenant); err != nil {
+		return 0, "", err
+	}
+	if o.Owner != "" {
+		if err := ValidateKey("owner", o.Owner); err != nil {
+			return 0, "", err
+		}
+	}
 	switch {
 	case o.Limit == 0:
-		return DefaultLimit, nil
+		limit = DefaultLimit
 	case o.Limit < 0 || o.Limit > MaxLimit:
-		return 0, fmt.Errorf("%w: limit %d is outside 1..%d", ErrInvalid, o.Limit, MaxLimit)
+		return 0, "", fmt.Errorf("%w: limit %d is outside 1..%d", ErrInvalid, o.Limit, MaxLimit)
+	default:
+		limit = o.Limit
 	}
-	return o.Limit, nil
+	after, err = DecodeCursor(o.Cursor)
+	return limit, after, err
 }

@@ -70,7 +70,7 @@ func TestValidateKey(t *testing.T) {
 }
 
 func TestNewTodo(t *testing.T) {
-	todo, err := NewTodo("alice", "buy milk")
+	todo, record, err := NewTodo("acme", "alice", "buy milk")
 	if err != nil {
 		t.Fatalf("NewTodo: %v", err)
 	}
@@ -78,28 +78,39 @@ func TestNewTodo(t *testing.T) {
 	if err != nil || !at.Equal(todo.CreatedAt) || todo.OwnerID != "alice" || todo.Content != "buy milk" {
 		t.Errorf("NewTodo = %+v (id time %v, %v); want owner alice, content buy milk, CreatedAt = id time", todo, at, err)
 	}
-	for _, in := range [][2]string{{"", "buy milk"}, {"alice", " "}} {
-		if got, err := NewTodo(in[0], in[1]); !errors.Is(err, ErrInvalid) {
-			t.Errorf("NewTodo(%q, %q) = %+v, %v; want ErrInvalid", in[0], in[1], got, err)
+	if back, err := DecodeRecord(record); err != nil || back != todo {
+		t.Errorf("the record decodes to %+v, %v; want %+v", back, err, todo)
+	}
+	for _, in := range [][3]string{{"acme", "", "buy milk"}, {"acme", "alice", " "}, {"", "alice", "buy milk"}} {
+		if got, _, err := NewTodo(in[0], in[1], in[2]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("NewTodo(%q, %q, %q) = %+v, %v; want ErrInvalid", in[0], in[1], in[2], got, err)
 		}
 	}
 }
 
-func TestPageSize(t *testing.T) {
+func TestResolve(t *testing.T) {
+	id := NewID()
 	tests := []struct {
-		limit, want int
-		wantErr     bool
+		opts      ListOptions
+		tenant    string
+		want      int
+		wantAfter string
+		wantErr   bool
 	}{
-		{0, DefaultLimit, false},
-		{1, 1, false},
-		{MaxLimit, MaxLimit, false},
-		{-1, 0, true},
-		{MaxLimit + 1, 0, true},
+		{ListOptions{}, "acme", DefaultLimit, "", false},
+		{ListOptions{Limit: 1}, "acme", 1, "", false},
+		{ListOptions{Limit: MaxLimit, Cursor: EncodeCursor(id)}, "acme", MaxLimit, id, false},
+		{ListOptions{Limit: -1}, "acme", 0, "", true},
+		{ListOptions{Limit: MaxLimit + 1}, "acme", 0, "", true},
+		{ListOptions{Cursor: "!"}, "acme", 0, "", true},
+		{ListOptions{Owner: "alice"}, "acme", DefaultLimit, "", false},
+		{ListOptions{Owner: "a\x00b"}, "acme", 0, "", true},
+		{ListOptions{}, "", 0, "", true},
 	}
 	for _, tc := range tests {
-		got, err := ListOptions{Limit: tc.limit}.PageSize()
-		if got != tc.want || errors.Is(err, ErrInvalid) != tc.wantErr {
-			t.Errorf("PageSize(limit %d) = %d, %v; want %d, error %v", tc.limit, got, err, tc.want, tc.wantErr)
+		limit, after, err := tc.opts.Resolve(tc.tenant)
+		if errors.Is(err, ErrInvalid) != tc.wantErr || (!tc.wantErr && (limit != tc.want || after != tc.wantAfter)) {
+			t.Errorf("Resolve(%+v, %q) = %d, %q, %v; want %d, %q, error %v", tc.opts, tc.tenant, limit, after, err, tc.want, tc.wantAfter, tc.wantErr)
 		}
 	}
 }

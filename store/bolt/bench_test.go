@@ -78,11 +78,7 @@ func BenchmarkCreate(b *testing.B) {
 		b.Run(fmt.Sprintf("baseline-update/writers=%d", writers), func(b *testing.B) {
 			s := openBench(b, Options{})
 			runWriters(b, writers, func(i int) error {
-				todo, err := store.NewTodo(fmt.Sprint("owner-", i%100), benchContent)
-				if err != nil {
-					return err
-				}
-				val, err := store.EncodeRecord(todo)
+				todo, val, err := store.NewTodo("acme", fmt.Sprint("owner-", i%100), benchContent)
 				if err != nil {
 					return err
 				}
@@ -144,11 +140,7 @@ func BenchmarkListOwner(b *testing.B) {
 				return err
 			}
 			for o := range owners {
-				todo, err := store.NewTodo(fmt.Sprint("owner-", o), fmt.Sprintf("%s (%d)", benchContent, round))
-				if err != nil {
-					return err
-				}
-				val, err := store.EncodeRecord(todo)
+				todo, val, err := store.NewTodo("acme", fmt.Sprint("owner-", o), fmt.Sprintf("%s (%d)", benchContent, round))
 				if err != nil {
 					return err
 				}

@@ -18,15 +18,8 @@ func (s *Store) Create(ctx context.Context, tenant, owner, content string) (stor
 		return store.Todo{}, err
 	}
 	defer leave()
-	if err := store.ValidateKey("tenant", tenant); err != nil {
-		return store.Todo{}, err
-	}
-	todo, err := store.NewTodo(owner, content)
-	if err != nil {
-		return store.Todo{}, err
-	}
 	// Encoded outside the transaction: batched writers share one writer lock.
-	val, err := store.EncodeRecord(todo)
+	todo, val, err := store.NewTodo(tenant, owner, content)
 	if err != nil {
 		return store.Todo{}, err
 	}
@@ -64,7 +57,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (store.Todo, error) 
 		return store.Todo{}, err
 	}
 	defer leave()
-	if err := validateTenantID(tenant, id); err != nil {
+	if err := store.ValidateTodoKey(tenant, id); err != nil {
 		return store.Todo{}, err
 	}
 
@@ -76,7 +69,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (store.Todo, error) 
 		}
 		v := todos.Get([]byte(id))
 		if v == nil {
-			return notFound(tenant, id)
+			return store.NotFound(tenant, id)
 		}
 		todo, err = store.DecodeRecord(v)
 		return err
@@ -91,19 +84,7 @@ func (s *Store) List(ctx context.Context, tenant string, opts store.ListOptions)
 		return store.Page{}, err
 	}
 	defer leave()
-	if err := store.ValidateKey("tenant", tenant); err != nil {
-		return store.Page{}, err
-	}
-	if opts.Owner != "" {
-		if err := store.ValidateKey("owner", opts.Owner); err != nil {
-			return store.Page{}, err
-		}
-	}
-	limit, err := opts.PageSize()
-	if err != nil {
-		return store.Page{}, err
-	}
-	after, err := store.DecodeCursor(opts.Cursor)
+	limit, after, err := opts.Resolve(tenant)
 	if err != nil {
 		return store.Page{}, err
 	}
@@ -178,7 +159,7 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 		return store.Todo{}, err
 	}
 	defer leave()
-	if err := validateTenantID(tenant, id); err != nil {
+	if err := store.ValidateTodoKey(tenant, id); err != nil {
 		return store.Todo{}, err
 	}
 	if allow == nil {
@@ -204,7 +185,7 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 		}
 		v := todos.Get(idKey)
 		if v == nil {
-			opErr = notFound(tenant, id)
+			opErr = store.NotFound(tenant, id)
 			return nil
 		}
 		todo, err := store.DecodeRecord(v)

@@ -164,14 +164,7 @@ func (s *Store) Create(ctx context.Context, tenant, owner, content string) (stor
 		return store.Todo{}, err
 	}
 	defer leave()
-	if err := store.ValidateKey("tenant", tenant); err != nil {
-		return store.Todo{}, err
-	}
-	todo, err := store.NewTodo(owner, content)
-	if err != nil {
-		return store.Todo{}, err
-	}
-	val, err := store.EncodeRecord(todo)
+	todo, val, err := store.NewTodo(tenant, owner, content)
 	if err != nil {
 		return store.Todo{}, err
 	}
@@ -218,7 +211,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (store.Todo, error) 
 		return store.Todo{}, err
 	}
 	defer leave()
-	if err := validateTenantID(tenant, id); err != nil {
+	if err := store.ValidateTodoKey(tenant, id); err != nil {
 		return store.Todo{}, err
 	}
 	resp, err := s.read(ctx, clientv3.OpGet(tenantKey(tenant)), clientv3.OpGet(idKey(tenant, id)))
@@ -229,7 +222,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (store.Todo, error) 
 		return store.Todo{}, fmt.Errorf("tenant %q: %w", tenant, store.ErrUnknownTenant)
 	}
 	if len(resp[1].Kvs) == 0 {
-		return store.Todo{}, notFound(tenant, id)
+		return store.Todo{}, store.NotFound(tenant, id)
 	}
 	return store.DecodeRecord(resp[1].Kvs[0].Value)
 }
@@ -243,23 +236,13 @@ func (s *Store) List(ctx context.Context, tenant string, opts store.ListOptions)
 		return store.Page{}, err
 	}
 	defer leave()
-	if err := store.ValidateKey("tenant", tenant); err != nil {
+	limit, after, err := opts.Resolve(tenant)
+	if err != nil {
 		return store.Page{}, err
 	}
 	prefix := idPrefix(tenant)
 	if opts.Owner != "" {
-		if err := store.ValidateKey("owner", opts.Owner); err != nil {
-			return store.Page{}, err
-		}
 		prefix = ownerPrefix(tenant, opts.Owner)
-	}
-	limit, err := opts.PageSize()
-	if err != nil {
-		return store.Page{}, err
-	}
-	after, err := store.DecodeCursor(opts.Cursor)
-	if err != nil {
-		return store.Page{}, err
 	}
 	start := prefix
 	if after != "" {
@@ -299,7 +282,7 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 		return store.Todo{}, err
 	}
 	defer leave()
-	if err := validateTenantID(tenant, id); err != nil {
+	if err := store.ValidateTodoKey(tenant, id); err != nil {
 		return store.Todo{}, err
 	}
 	if allow == nil {
@@ -327,7 +310,7 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 		case len(rec) == 0 && ambiguous:
 			return true, nil // deleted holds the todo of the ambiguous attempt
 		case len(rec) == 0:
-			opErr = notFound(tenant, id)
+			opErr = store.NotFound(tenant, id)
 			return true, nil
 		}
 		todo, err := store.DecodeRecord(rec[0].Value)
@@ -442,15 +425,4 @@ func (s *Store) failure(op string, err error) error {
 		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-func validateTenantID(tenant, id string) error {
-	if err := store.ValidateKey("tenant", tenant); err != nil {
-		return err
-	}
-	return store.ValidateKey("id", id)
-}
-
-func notFound(tenant, id string) error {
-	return fmt.Errorf("todo %q in tenant %q: %w", id, tenant, store.ErrNotFound)
 }
