@@ -53,23 +53,11 @@ func newIntrospector(client *http.Client, c IntrospectionConfig, sr SecretResolv
 			allowMissingIssuer: c.AllowMissingIssuer, allowMissingAudience: c.AllowMissingAudience},
 		cache: newLRU[introResult](defaultIntrospectCacheSize),
 	}
-	if c.ClientSecretEnv != "" {
-		v, ok := sr.LookupEnv(c.ClientSecretEnv)
-		if !ok || v == "" {
-			return nil, fmt.Errorf("environment variable %s is not set", c.ClientSecretEnv)
-		}
-		in.secret = v
-		return in, nil
-	}
-	b, err := sr.ReadFile(c.ClientSecretFile)
+	secret, err := sr.ReadSecret("client_secret", c.ClientSecretEnv, c.ClientSecretFile)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read client_secret_file: %v", err)
+		return nil, err
 	}
-	// Secret files usually end in a newline the secret does not contain.
-	in.secret = strings.TrimRight(string(b), "\r\n")
-	if in.secret == "" {
-		return nil, fmt.Errorf("client_secret_file %s is empty", c.ClientSecretFile)
-	}
+	in.secret = secret
 	return in, nil
 }
 

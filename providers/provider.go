@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,12 +70,6 @@ func newOptions(opts []Option) options {
 	}
 	if o.log == nil {
 		o.log = slog.Default()
-	}
-	if o.secrets.LookupEnv == nil {
-		o.secrets.LookupEnv = os.LookupEnv
-	}
-	if o.secrets.ReadFile == nil {
-		o.secrets.ReadFile = os.ReadFile
 	}
 	return o
 }

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -51,8 +50,6 @@ var (
 	scopeClaimNames = []string{"scope", "scp", "scopes", "permissions", "roles"}
 	authMethods     = []string{"basic", "form"}
 )
-
-var envVarPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate applies WithDefaults and reports every problem of the result at
 // once, in the order of the fields in the configuration file. It is the
@@ -169,13 +166,8 @@ func (v *validation) introspection(p string, c IntrospectionConfig) {
 	if c.ClientSecret != "" {
 		v.add(p+".client_secret", "inline secrets are not allowed; use client_secret_env or client_secret_file")
 	}
-	switch {
-	case c.ClientSecretEnv != "" && c.ClientSecretFile != "":
-		v.add(p, "set only one of client_secret_env and client_secret_file")
-	case c.ClientSecretEnv == "" && c.ClientSecretFile == "":
-		v.add(p, "set client_secret_env or client_secret_file")
-	case c.ClientSecretEnv != "" && !envVarPattern.MatchString(c.ClientSecretEnv):
-		v.add(p+".client_secret_env", `must be an environment variable name (letters, digits and "_", not starting with a digit)`)
+	for _, prob := range CheckSecretRef("client_secret", c.ClientSecretEnv, c.ClientSecretFile) {
+		v.add(joinPath(p, prob.Path), "%s", prob.Message)
 	}
 	if !slices.Contains(authMethods, c.AuthMethod) {
 		v.add(p+".auth_method", "unknown auth method %q (one of %s)", c.AuthMethod, strings.Join(authMethods, ", "))
@@ -328,4 +320,12 @@ func joinNames[T ~string](values []T) string {
 		names[i] = string(v)
 	}
 	return strings.Join(names, ", ")
+}
+
+// joinPath appends a relative path (possibly empty) to p.
+func joinPath(p, rel string) string {
+	if rel == "" {
+		return p
+	}
+	return p + "." + rel
 }
