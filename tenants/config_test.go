@@ -211,3 +211,16 @@ func TestStoreSpellings(t *testing.T) {
 		}
 	}
 }
+
+func TestEtcdDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`{"store": {"driver": "etcd", "etcd": {"endpoints": ["http://127.0.0.1:2379"]}}, "tenants": [{"id": "acme",
+		"resource": "http://localhost:3001/acme", "provider": {"type": "oidc", "issuer": "https://login.example/"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Store.Etcd
+	if cfg.Store.Bolt != nil || e == nil || e.Prefix != DefaultEtcdPrefix || time.Duration(*e.DialTimeout) != DefaultEtcdDialTimeout ||
+		time.Duration(*e.RequestTimeout) != DefaultEtcdRequestTimeout {
+		t.Errorf("got store %+v (etcd %+v), want the etcd block with its defaults and no bbolt block", cfg.Store, e)
+	}
+}

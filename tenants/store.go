@@ -1,6 +1,9 @@
 package tenants
 
 import (
+	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/todo-gateway/todo-gateway/providers"
@@ -10,6 +13,17 @@ import (
 const (
 	// DriverBolt is the local single-file store (one process per file).
 	DriverBolt = "bbolt"
+	// DriverEtcd is an etcd cluster that many gateway instances share.
+	DriverEtcd = "etcd"
+)
+
+// Defaults and bounds of the etcd block.
+const (
+	DefaultEtcdPrefix         = "todo-gateway/"
+	DefaultEtcdDialTimeout    = 5 * time.Second
+	DefaultEtcdRequestTimeout = 5 * time.Second
+	maxEtcdTimeout            = time.Minute
+	minEtcdRequestTimeout     = 100 * time.Millisecond
 )
 
 // DefaultStorePath is where the bbolt driver keeps its file by default.
@@ -26,11 +40,13 @@ const maxBatchDelay = time.Second
 //
 // It cannot change on reload.
 type StoreConfig struct {
-	// Driver is the backend; default and only value today: "bbolt".
+	// Driver is the backend: "bbolt" (default) or "etcd".
 	Driver string `json:"driver,omitempty"`
 	// Bolt is the bbolt driver's block; after defaults it is set whenever
 	// Driver is "bbolt".
 	Bolt *BoltConfig `json:"bbolt,omitempty"`
+	// Etcd is the etcd driver's block, required with Driver "etcd".
+	Etcd *EtcdConfig `json:"etcd,omitempty"`
 
 	// Path and BatchDelay are the bbolt settings as written before drivers
 	// had blocks of their own ("store": {"path": ...}). They are still
@@ -51,11 +67,63 @@ type BoltConfig struct {
 	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
 }
 
+// EtcdConfig is the "store.etcd" block.
+type EtcdConfig struct {
+	// Endpoints are the cluster members' client URLs
+	// ("https://etcd-0.etcd:2379"); at least one.
+	Endpoints []string `json:"endpoints"`
+	// Prefix is put before every key, so that deployments (or test runs)
+	// can share a cluster; it ends in "/". Default DefaultEtcdPrefix.
+	Prefix string `json:"prefix,omitempty"`
+	// DialTimeout bounds connecting; default 5s, at most 1m.
+	DialTimeout *providers.Duration `json:"dial_timeout,omitempty"`
+	// RequestTimeout bounds one request; default 5s, 100ms to 1m.
+	RequestTimeout *providers.Duration `json:"request_timeout,omitempty"`
+	// TLS, for https endpoints: the CA that signed the members'
+	// certificates (default: the system's), and a client certificate when
+	// the cluster requires one.
+	TLS *EtcdTLS `json:"tls,omitempty"`
+	// Username, with the password by reference, when the cluster has
+	// authentication on.
+	Username     string `json:"username,omitempty"`
+	PasswordEnv  string `json:"password_env,omitempty"`
+	PasswordFile string `json:"password_file,omitempty"`
+}
+
+// EtcdTLS is the "store.etcd.tls" block.
+type EtcdTLS struct {
+	CAFile   string `json:"ca_file,omitempty"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+}
+
+var drivers = []string{DriverBolt, DriverEtcd}
+
 func (v *validator) store(path string, s StoreConfig) {
-	if s.Driver != "" && s.Driver != DriverBolt {
-		v.add(path+".driver", "unknown driver %q (known: %s)", s.Driver, DriverBolt)
-		return
+	switch s.Driver {
+	case "", DriverBolt:
+		if s.Etcd != nil {
+			v.add(path+".etcd", `only used with driver "etcd"`)
+		}
+		v.bolt(path, s)
+	case DriverEtcd:
+		if s.Bolt != nil {
+			v.add(path+".bbolt", `only used with driver "bbolt"`)
+		}
+		if s.Path != "" || s.BatchDelay != nil {
+			v.add(path, `"path" and "batch_delay" are bbolt settings; driver "etcd" takes its settings from "etcd"`)
+		}
+		if s.Etcd == nil {
+			v.add(path+".etcd", `required with driver "etcd": at least its "endpoints"`)
+			return
+		}
+		v.etcd(path+".etcd", *s.Etcd)
+	default:
+		v.add(path+".driver", "unknown driver %q (known: %s)", s.Driver, strings.Join(drivers, ", "))
 	}
+}
+
+func (v *validator) bolt(path string, s StoreConfig) {
 	b, boltPath := s.Bolt, path+".bbolt"
 	if b == nil {
 		b, boltPath = &BoltConfig{Path: s.Path, BatchDelay: s.BatchDelay}, path
@@ -69,12 +137,71 @@ func (v *validator) store(path string, s StoreConfig) {
 	}
 }
 
+func (v *validator) etcd(path string, e EtcdConfig) {
+	if len(e.Endpoints) == 0 {
+		v.add(path+".endpoints", `required: the members' client URLs, such as "https://etcd-0.etcd:2379"`)
+	}
+	https := false
+	for i, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			v.add(fmt.Sprintf("%s.endpoints[%d]", path, i), `must be a client URL with a port and nothing after it, such as "https://etcd-0.etcd:2379"`)
+			continue
+		}
+		https = https || u.Scheme == "https"
+	}
+	switch {
+	case e.Prefix == "":
+	case !strings.HasSuffix(e.Prefix, "/"):
+		// Without it, deployment "todo" would read the keys of "todo-eu".
+		v.add(path+".prefix", `must end in "/" (such as "todo-gateway/prod/"), so that no deployment's keys start another's`)
+	case strings.IndexByte(e.Prefix, 0) >= 0:
+		v.add(path+".prefix", "must not contain a NUL byte")
+	}
+	v.timeout(path+".dial_timeout", e.DialTimeout, time.Millisecond)
+	v.timeout(path+".request_timeout", e.RequestTimeout, minEtcdRequestTimeout)
+	if t := e.TLS; t != nil {
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			v.add(path+".tls", "set cert_file and key_file together (a client certificate and its key)")
+		}
+		if !https {
+			v.add(path+".tls", "only used with https endpoints")
+		}
+	}
+	switch {
+	case e.Username == "" && (e.PasswordEnv != "" || e.PasswordFile != ""):
+		v.add(path+".username", "required with a password")
+	case e.Username != "":
+		for _, p := range providers.CheckSecretRef(path, "password", e.PasswordEnv, e.PasswordFile) {
+			v.add(p.Path, "%s", p.Message)
+		}
+	}
+}
+
+func (v *validator) timeout(path string, d *providers.Duration, least time.Duration) {
+	if d != nil && (time.Duration(*d) < least || time.Duration(*d) > maxEtcdTimeout) {
+		v.add(path, "must be between %s and %s", least, maxEtcdTimeout)
+	}
+}
+
 // applyDefaults fills the driver and its block.
 func (s *StoreConfig) applyDefaults() {
 	if s.Driver == "" {
 		s.Driver = DriverBolt
 	}
-	if s.Driver != DriverBolt {
+	if s.Driver == DriverEtcd {
+		e := *s.Etcd // a copy: the caller's block may be shared with another Config
+		if e.Prefix == "" {
+			e.Prefix = DefaultEtcdPrefix
+		}
+		if e.DialTimeout == nil {
+			e.DialTimeout = durationOf(DefaultEtcdDialTimeout)
+		}
+		if e.RequestTimeout == nil {
+			e.RequestTimeout = durationOf(DefaultEtcdRequestTimeout)
+		}
+		s.Etcd = &e
 		return
 	}
 	if s.Bolt == nil {
@@ -87,4 +214,9 @@ func (s *StoreConfig) applyDefaults() {
 	if s.Bolt.Path == "" {
 		s.Bolt.Path = DefaultStorePath
 	}
+}
+
+func durationOf(d time.Duration) *providers.Duration {
+	v := providers.Duration(d)
+	return &v
 }

@@ -6,6 +6,7 @@ import (
 )
 
 type obj = map[string]any
+type arr = []any
 
 var (
 	introspection = obj{"client_id": "gw", "client_secret_env": "ACME_SECRET"}
@@ -32,7 +33,39 @@ func TestValidationRules(t *testing.T) {
 		{"listen ipv6", []edit{set("listen", "[::1]:3001")}, "", ""},
 
 		// store
-		{"store unknown driver", []edit{set("store", obj{"driver": "etcd"})}, "store.driver", `unknown driver "etcd" (known: bbolt)`},
+		{"store unknown driver", []edit{set("store", obj{"driver": "redis"})}, "store.driver", `unknown driver "redis" (known: bbolt, etcd)`},
+		{"etcd ok", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379", "https://etcd-1.etcd:2379/"},
+			"prefix": "todo/prod/", "dial_timeout": "2s", "request_timeout": "1s", "tls": obj{"ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem"},
+			"username": "gw", "password_file": "/run/secrets/etcd"}})}, "", ""},
+		{"etcd without block", []edit{set("store", obj{"driver": "etcd"})}, "store.etcd", `required with driver "etcd": at least its "endpoints"`},
+		{"etcd without endpoints", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{}}})}, "store.etcd.endpoints",
+			`required: the members' client URLs, such as "https://etcd-0.etcd:2379"`},
+		{"etcd endpoint without port", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://etcd"}}})}, "store.etcd.endpoints[0]",
+			`must be a client URL with a port and nothing after it, such as "https://etcd-0.etcd:2379"`},
+		{"etcd endpoint not a URL", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"127.0.0.1:2379"}}})}, "store.etcd.endpoints[0]",
+			`must be a client URL with a port and nothing after it, such as "https://etcd-0.etcd:2379"`},
+		{"etcd prefix without slash", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}, "prefix": "todo"}})}, "store.etcd.prefix",
+			`must end in "/" (such as "todo-gateway/prod/"), so that no deployment's keys start another's`},
+		{"etcd request timeout too short", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}, "request_timeout": "1ms"}})},
+			"store.etcd.request_timeout", "must be between 100ms and 1m0s"},
+		{"etcd cert without key", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"https://127.0.0.1:2379"}, "tls": obj{"cert_file": "c.pem"}}})},
+			"store.etcd.tls", "set cert_file and key_file together (a client certificate and its key)"},
+		{"etcd tls over http", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}, "tls": obj{"ca_file": "ca.pem"}}})},
+			"store.etcd.tls", "only used with https endpoints"},
+		{"etcd password without user", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}, "password_env": "P"}})},
+			"store.etcd.username", "required with a password"},
+		{"etcd user without password", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}, "username": "gw"}})},
+			"store.etcd", "set password_env or password_file"},
+		{"etcd password env name", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}, "username": "gw", "password_env": "1X"}})},
+			"store.etcd.password_env", `must be an environment variable name (letters, digits and "_", not starting with a digit)`},
+		{"etcd inline password", []edit{set("store", obj{"driver": "etcd", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}, "password": "x"}})},
+			"store.etcd", `unknown field "password"`},
+		{"etcd with bbolt settings", []edit{set("store", obj{"driver": "etcd", "batch_delay": "1ms", "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}}})}, "store",
+			`"path" and "batch_delay" are bbolt settings; driver "etcd" takes its settings from "etcd"`},
+		{"etcd with bbolt block", []edit{set("store", obj{"driver": "etcd", "bbolt": obj{}, "etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}}})}, "store.bbolt",
+			`only used with driver "bbolt"`},
+		{"bbolt with etcd block", []edit{set("store", obj{"etcd": obj{"endpoints": arr{"http://127.0.0.1:2379"}}})}, "store.etcd",
+			`only used with driver "etcd"`},
 		{"store batch delay too long", []edit{set("store", obj{"batch_delay": "2s"})}, "store.batch_delay", "must be between 0s and 1s"},
 		{"store batch delay negative", []edit{set("store", obj{"batch_delay": "-1ms"})}, "store.batch_delay", "must be between 0s and 1s"},
 		{"store bbolt, older spelling", []edit{set("store", obj{"driver": "bbolt", "path": "/var/lib/todos.db", "batch_delay": "5ms"})}, "", ""},
@@ -179,7 +212,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 	)
 	want := []Problem{
 		{"listen", "", `must be host:port, such as "127.0.0.1:3001"`},
-		{"store.driver", "", `unknown driver "sqlite" (known: bbolt)`},
+		{"store.driver", "", `unknown driver "sqlite" (known: bbolt, etcd)`},
 		{"tenants[0].resource", "acme", `not canonical: write "http://localhost:3001/acme"`},
 		{"tenants[0].provider.issuer", "acme", `a logto issuer ends in "/oidc", such as "https://acme.logto.app/oidc"`},
 		{"tenants[1].id", "Globex", `must be 1 to 63 characters from a-z, 0-9 and "-", starting with a letter or digit (it names the tenant's storage)`},
@@ -208,7 +241,7 @@ func TestEveryProblemAtOnce(t *testing.T) {
 	}
 	for i, wantLine := range []string{
 		`listen: must be host:port, such as "127.0.0.1:3001"`,
-		`store.driver: unknown driver "sqlite" (known: bbolt)`,
+		`store.driver: unknown driver "sqlite" (known: bbolt, etcd)`,
 		`tenants[0] (id "acme").resource: not canonical: write "http://localhost:3001/acme"`,
 	} {
 		if lines[i] != wantLine {
