@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/todo-gateway/todo-gateway/providers"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	HTTP HTTPConfig `json:"http"`
 	// Admin is the private listener of /healthz, /readyz, /status, /metrics.
 	Admin AdminConfig `json:"admin"`
+	// Shutdown says how the process stops on SIGTERM; it cannot change on
+	// reload.
+	Shutdown ShutdownConfig `json:"shutdown"`
 	// Tenants in the order they are listed; at least one is required.
 	Tenants []Tenant `json:"tenants"`
 }
@@ -65,6 +69,28 @@ type AdminConfig struct {
 	// default DefaultAdminListen (loopback: they reveal internals).
 	Listen string `json:"listen,omitempty"`
 }
+
+// ShutdownConfig is the "shutdown" block. On SIGTERM (or SIGINT) the
+// gateway first drains: /readyz answers 503 so that load balancers stop
+// sending it new requests, while it still serves every request it gets.
+// Then it stops accepting connections and lets requests in flight finish
+// within the grace period, then closes the store.
+type ShutdownConfig struct {
+	// Drain is how long /readyz answers 503 before the listener closes;
+	// default 0s (one instance, nothing to drain to), at most 5m. Set it a
+	// little above the load balancer's health-check interval times its
+	// unhealthy threshold.
+	Drain *providers.Duration `json:"drain,omitempty"`
+	// Grace bounds how long requests in flight may take to finish; default
+	// 10s, 1s to 5m.
+	Grace *providers.Duration `json:"grace,omitempty"`
+}
+
+// Bounds of ShutdownConfig.
+const (
+	DefaultShutdownGrace = 10 * time.Second
+	maxShutdownWait      = 5 * time.Minute
+)
 
 // Limits of HTTPConfig.BodyLimit.
 const (
@@ -191,6 +217,12 @@ func (c *Config) applyDefaults() {
 	}
 	if c.HTTP.BodyLimit == 0 {
 		c.HTTP.BodyLimit = DefaultBodyLimit
+	}
+	if c.Shutdown.Drain == nil {
+		c.Shutdown.Drain = durationOf(0)
+	}
+	if c.Shutdown.Grace == nil {
+		c.Shutdown.Grace = durationOf(DefaultShutdownGrace)
 	}
 	for i := range c.Tenants {
 		t := &c.Tenants[i]

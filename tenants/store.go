@@ -130,11 +130,7 @@ func (v *validator) bolt(path string, s StoreConfig) {
 	} else if s.Path != "" || s.BatchDelay != nil {
 		v.add(path, `set the bbolt settings in "bbolt" only ("path" and "batch_delay" directly in "store" are the older spelling of the same settings)`)
 	}
-	if b.BatchDelay != nil {
-		if d := time.Duration(*b.BatchDelay); d < 0 || d > maxBatchDelay {
-			v.add(boltPath+".batch_delay", "must be between 0s and %s", maxBatchDelay)
-		}
-	}
+	v.between(boltPath+".batch_delay", b.BatchDelay, 0, maxBatchDelay)
 }
 
 func (v *validator) etcd(path string, e EtcdConfig) {
@@ -159,8 +155,8 @@ func (v *validator) etcd(path string, e EtcdConfig) {
 	case strings.IndexByte(e.Prefix, 0) >= 0:
 		v.add(path+".prefix", "must not contain a NUL byte")
 	}
-	v.timeout(path+".dial_timeout", e.DialTimeout, time.Millisecond)
-	v.timeout(path+".request_timeout", e.RequestTimeout, minEtcdRequestTimeout)
+	v.between(path+".dial_timeout", e.DialTimeout, time.Millisecond, maxEtcdTimeout)
+	v.between(path+".request_timeout", e.RequestTimeout, minEtcdRequestTimeout, maxEtcdTimeout)
 	if t := e.TLS; t != nil {
 		if (t.CertFile == "") != (t.KeyFile == "") {
 			v.add(path+".tls", "set cert_file and key_file together (a client certificate and its key)")
@@ -179,9 +175,10 @@ func (v *validator) etcd(path string, e EtcdConfig) {
 	}
 }
 
-func (v *validator) timeout(path string, d *providers.Duration, least time.Duration) {
-	if d != nil && (time.Duration(*d) < least || time.Duration(*d) > maxEtcdTimeout) {
-		v.add(path, "must be between %s and %s", least, maxEtcdTimeout)
+// between checks an optional duration against its bounds.
+func (v *validator) between(path string, d *providers.Duration, least, most time.Duration) {
+	if d != nil && (time.Duration(*d) < least || time.Duration(*d) > most) {
+		v.add(path, "must be between %s and %s", least, most)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -72,6 +73,8 @@ func (c *Config) validate() []Problem {
 	}
 	v.store("store", c.Store)
 	v.http("http", c.HTTP)
+	v.between("shutdown.drain", c.Shutdown.Drain, 0, maxShutdownWait)
+	v.between("shutdown.grace", c.Shutdown.Grace, time.Second, maxShutdownWait)
 	if len(c.Tenants) == 0 {
 		v.add("tenants", "at least one tenant is required")
 	}

@@ -76,6 +76,11 @@ func TestValidationRules(t *testing.T) {
 			`set the bbolt settings in "bbolt" only ("path" and "batch_delay" directly in "store" are the older spelling of the same settings)`},
 		{"store bbolt block unknown field", []edit{set("store", obj{"bbolt": obj{"file": "b.db"}})}, "store.bbolt", `unknown field "file"`},
 
+		// shutdown
+		{"shutdown ok", []edit{set("shutdown", obj{"drain": "5s", "grace": "30s"})}, "", ""},
+		{"shutdown drain too long", []edit{set("shutdown", obj{"drain": "10m"})}, "shutdown.drain", "must be between 0s and 5m0s"},
+		{"shutdown grace zero", []edit{set("shutdown", obj{"grace": "0s"})}, "shutdown.grace", "must be between 1s and 5m0s"},
+
 		// admin
 		{"admin listen bad", []edit{set("admin", obj{"listen": "nowhere"})}, "admin.listen", `must be host:port, such as "127.0.0.1:3001"`},
 		{"admin listen same as public", []edit{set("listen", "127.0.0.1:4000"), set("admin", obj{"listen": "127.0.0.1:4000"})}, "admin.listen",
