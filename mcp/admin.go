@@ -10,8 +10,9 @@ import (
 	"github.com/todo-gateway/todo-gateway/providers"
 )
 
-// readyTimeout bounds a readiness check so a stuck store cannot hang probes.
-const readyTimeout = 2 * time.Second
+// storeCheckTimeout bounds the store check of /status, so a store that
+// cannot answer cannot hang the operator's view of it.
+const storeCheckTimeout = 2 * time.Second
 
 // tenantStatus is one tenant in the status document.
 type tenantStatus struct {
@@ -32,7 +33,35 @@ type statusDocument struct {
 	// Config is the version (SHA-256 of the bytes) of the configuration
 	// being served: instances showing the same one serve the same tenants.
 	Config  string         `json:"config"`
+	Store   *storeStatus   `json:"store,omitempty"`
 	Tenants []tenantStatus `json:"tenants"`
+}
+
+// storeStatus is the store as /status shows it.
+type storeStatus struct {
+	Backend string `json:"backend"`
+	OK      bool   `json:"ok"`
+	Error   string `json:"error,omitempty"`
+}
+
+// AdminOptions is what the operator's endpoints report besides the edge's
+// generation.
+type AdminOptions struct {
+	// Draining reports that the process is shutting down; /readyz then
+	// answers 503 so that load balancers stop sending it requests, while
+	// the edge still serves those that arrive.
+	Draining func() bool
+	// StoreCheck tells whether the store answers (a linearizable read on
+	// etcd). /status shows it; /readyz deliberately does not use it: every
+	// instance shares one etcd cluster, so a store outage would make every
+	// instance unready at once and a load balancer would then drop the
+	// answers that need no store (metadata, 401 challenges) along with the
+	// tool calls, which tell their clients to retry instead.
+	StoreCheck func(context.Context) error
+	// StoreName describes the store in /status ("bbolt data/todos.db").
+	StoreName string
+	// Metrics serves /metrics.
+	Metrics http.Handler
 }
 
 // status describes the generation for /status.
@@ -55,11 +84,17 @@ func (gen *Generation) status() statusDocument {
 }
 
 // NewAdmin serves the operator's endpoints: /healthz (the process answers),
-// /readyz (ready reports no error and tenants are loaded), /status (the
-// configuration version, each tenant and its provider) and /metrics. They
-// reveal internals, so they belong on a private listener, never on the
-// public MCP one.
-func NewAdmin(gw *Gateway, ready func(context.Context) error, metrics http.Handler) http.Handler {
+// /readyz (tenants are loaded and the process is not draining), /status
+// (the configuration version, the store, each tenant and its provider) and
+// /metrics. They reveal internals, so they belong on a private listener,
+// never on the public MCP one.
+func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
+	if opts.Draining == nil {
+		opts.Draining = func() bool { return false }
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = http.NotFoundHandler()
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = func(err error, c echo.Context) {
@@ -72,19 +107,26 @@ func NewAdmin(gw *Gateway, ready func(context.Context) error, metrics http.Handl
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
-		defer cancel()
 		if gen := gw.Current(); gen == nil || gen.Len() == 0 {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no tenants loaded"})
 		}
-		if err := ready(ctx); err != nil {
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "store: " + err.Error()})
+		if opts.Draining() {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "draining: shutting down"})
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 	e.GET("/status", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, gw.Current().status())
+		doc := gw.Current().status()
+		if opts.StoreCheck != nil {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), storeCheckTimeout)
+			defer cancel()
+			doc.Store = &storeStatus{Backend: opts.StoreName, OK: true}
+			if err := opts.StoreCheck(ctx); err != nil {
+				doc.Store.OK, doc.Store.Error = false, err.Error()
+			}
+		}
+		return c.JSON(http.StatusOK, doc)
 	})
-	e.GET("/metrics", echo.WrapHandler(metrics))
+	e.GET("/metrics", echo.WrapHandler(opts.Metrics))
 	return e
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,15 +17,17 @@ import (
 	"github.com/todo-gateway/todo-gateway/store/bolt"
 )
 
-// serveAdmin serves mcp.NewAdmin for b's edge with ready as the readiness
-// check and b's metrics.
-func serveAdmin(t *testing.T, gw *mcp.Gateway, ready func(context.Context) error, b *edgeBed) string {
+// serveAdmin serves mcp.NewAdmin for b's edge with the store check and
+// draining flag given, and b's metrics.
+func serveAdmin(t *testing.T, gw *mcp.Gateway, check func(context.Context) error, draining *atomic.Bool, b *edgeBed) string {
 	t.Helper()
 	var metrics http.Handler = http.NotFoundHandler()
 	if b != nil {
 		metrics = promhttp.HandlerFor(b.reg, promhttp.HandlerOpts{})
 	}
-	srv := httptest.NewServer(mcp.NewAdmin(gw, ready, metrics))
+	srv := httptest.NewServer(mcp.NewAdmin(gw, mcp.AdminOptions{
+		Draining: draining.Load, StoreCheck: check, StoreName: "bbolt test.db", Metrics: metrics,
+	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -34,7 +37,8 @@ func serveAdmin(t *testing.T, gw *mcp.Gateway, ready func(context.Context) error
 func TestAdminEndpoints(t *testing.T) {
 	b := newEdgeBed(t, brokenTenant("umbrella", "environment variable UMBRELLA_SECRET is not set"))
 	var storeErr error
-	admin := serveAdmin(t, b.gw, func(context.Context) error { return storeErr }, b)
+	var draining atomic.Bool
+	admin := serveAdmin(t, b.gw, func(context.Context) error { return storeErr }, &draining, b)
 
 	if resp, body := get(t, admin+"/healthz", ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, `"ok"`) {
 		t.Errorf("healthz: %d %s", resp.StatusCode, body)
@@ -45,6 +49,9 @@ func TestAdminEndpoints(t *testing.T) {
 	resp, body := get(t, admin+"/status", "")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"config":"test"`) {
 		t.Errorf("status lacks the configuration version: %d %s", resp.StatusCode, body)
+	}
+	if !strings.Contains(body, `"store":{"backend":"bbolt test.db","ok":true}`) {
+		t.Errorf("status does not show the store answering: %s", body)
 	}
 	for _, id := range []string{"acme", "globex", "initech", "umbrella", "hooli"} {
 		if !strings.Contains(body, `"id":"`+id+`"`) {
@@ -74,9 +81,19 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 
-	storeErr = errors.New("disk on fire")
-	if resp, body := get(t, admin+"/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "store: disk on fire") {
-		t.Errorf("readyz with a failing store: %d %s, want 503 naming the store", resp.StatusCode, body)
+	// A store that cannot answer shows in /status and leaves the instance
+	// ready: every instance shares the store, so failing readiness would
+	// take them all out at once, metadata and challenges included.
+	storeErr = errors.New("etcd: no quorum")
+	if resp, body := get(t, admin+"/status", ""); !strings.Contains(body, `"store":{"backend":"bbolt test.db","ok":false,"error":"etcd: no quorum"}`) {
+		t.Errorf("status with a failing store: %d %s, want the store's error", resp.StatusCode, body)
+	}
+	if resp, body := get(t, admin+"/readyz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("readyz with a failing store: %d %s, want 200", resp.StatusCode, body)
+	}
+	draining.Store(true)
+	if resp, body := get(t, admin+"/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
+		t.Errorf("readyz while draining: %d %s, want 503 draining", resp.StatusCode, body)
 	}
 	if resp, body := get(t, admin+"/nope", ""); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, `"error":"not_found"`) {
 		t.Errorf("unknown admin path: %d %s", resp.StatusCode, body)
@@ -98,11 +115,12 @@ func TestAdminBeforeTheFirstApply(t *testing.T) {
 	defer st.Close()
 	gw := mcp.New(st, mcp.Options{Logger: slog.New(slog.DiscardHandler)})
 	defer gw.Close(context.Background())
-	admin := serveAdmin(t, gw, st.Ping, nil)
+	admin := serveAdmin(t, gw, st.Ping, &atomic.Bool{}, nil)
 	if resp, body := get(t, admin+"/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "no tenants loaded") {
 		t.Errorf("readyz before Apply: %d %s, want 503 no tenants loaded", resp.StatusCode, body)
 	}
-	if resp, body := get(t, admin+"/status", ""); resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != `{"config":"","tenants":[]}` {
+	if resp, body := get(t, admin+"/status", ""); resp.StatusCode != http.StatusOK ||
+		strings.TrimSpace(body) != `{"config":"","store":{"backend":"bbolt test.db","ok":true},"tenants":[]}` {
 		t.Errorf("status before Apply: %d %s", resp.StatusCode, body)
 	}
 	edge := httptest.NewServer(gw)

@@ -47,12 +47,19 @@ type storeAnswer struct {
 	// showText lets the tool pass the error's own message to the caller
 	// (it names what to fix and holds nothing internal).
 	showText bool
+	// retry, for a failure the client should simply retry, is what the
+	// tool tells it instead of a generic error.
+	retry string
 }
 
 var storeAnswers = []storeAnswer{
-	{store.ErrInvalid, "invalid", true, true},
-	{store.ErrNotFound, "not_found", true, false},
-	{store.ErrDenied, "denied", true, false},
+	{err: store.ErrInvalid, outcome: "invalid", refusal: true, showText: true},
+	{err: store.ErrNotFound, outcome: "not_found", refusal: true},
+	{err: store.ErrDenied, outcome: "denied", refusal: true},
+	// The write may or may not have happened: said plainly, so that a
+	// client retrying a create knows it may find two.
+	{err: store.ErrUnavailable, outcome: "unavailable",
+		retry: "the todo store is unavailable right now; retry in a few seconds (a create or delete that failed this way may or may not have happened)"},
 }
 
 var storeFailure = storeAnswer{outcome: "error"}

@@ -244,13 +244,18 @@ func (tt *todoTools) delete(ctx context.Context, req mcpgo.CallToolRequest, p *p
 
 // failure turns a store error into a tool error. Invalid input is the
 // caller's to fix and its message is safe; anything else is logged with the
-// request id and answered generically, so internals never reach the client.
+// request id and answered generically, so internals never reach the client,
+// except that a store which cannot answer says so and asks for a retry.
 func (tt *todoTools) failure(ctx context.Context, tool string, err error, generic string) *mcpgo.CallToolResult {
-	if storeAnswerFor(err).showText {
+	answer := storeAnswerFor(err)
+	if answer.showText {
 		return mcpgo.NewToolResultError(err.Error())
 	}
 	rid := RequestIDFrom(ctx)
 	tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", err)
+	if answer.retry != "" {
+		return mcpgo.NewToolResultError(answer.retry + " (request " + rid + ")")
+	}
 	if generic != "" {
 		return errorJSON(generic)
 	}

@@ -3,6 +3,8 @@ package mcp
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
 )
 
 // A panicking tool answers a generic tool error naming the request id and
@@ -44,5 +47,33 @@ func TestToolWithoutPrincipalIsRefused(t *testing.T) {
 	res, err := h(context.Background(), mcpgo.CallToolRequest{})
 	if ran || err != nil || !res.IsError {
 		t.Errorf("without a principal: ran %v, result %v, err %v; want refused", ran, res, err)
+	}
+}
+
+// A store that cannot answer is answered as retryable, saying that the
+// write may or may not have happened, with the request id; the cause is
+// logged. Other failures stay generic.
+func TestStoreUnavailableAsksForARetry(t *testing.T) {
+	var logs bytes.Buffer
+	tt := &todoTools{tenant: "acme", log: slog.New(slog.NewJSONHandler(&logs, nil))}
+	ctx := withRequestID(context.Background(), "req-7")
+	err := fmt.Errorf("create todo: %w: %w", store.ErrUnavailable, errors.New("etcdserver: request timed out"))
+	for _, generic := range []string{"", deleteFailed} {
+		res := tt.failure(ctx, ToolCreateTodo, err, generic)
+		text := res.Content[0].(mcpgo.TextContent).Text
+		if !res.IsError || !strings.Contains(text, "unavailable right now; retry") || !strings.Contains(text, "may or may not have happened") ||
+			!strings.Contains(text, "req-7") || strings.Contains(text, "etcdserver") {
+			t.Errorf("got %q, want a retryable answer with the request id and without the cause", text)
+		}
+	}
+	if !strings.Contains(logs.String(), "etcdserver: request timed out") {
+		t.Errorf("the cause is not logged: %s", logs.String())
+	}
+	res := tt.failure(ctx, ToolCreateTodo, errors.New("disk I/O error"), "")
+	if text := res.Content[0].(mcpgo.TextContent).Text; strings.Contains(text, "retry") || strings.Contains(text, "disk") {
+		t.Errorf("another failure answered %q, want the generic internal error", text)
+	}
+	if got := StoreOutcome(err); got != "unavailable" {
+		t.Errorf("StoreOutcome got %q, want unavailable", got)
 	}
 }

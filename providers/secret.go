@@ -16,16 +16,15 @@ import (
 var envVarPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // CheckSecretRef reports what is wrong with the reference to the secret
-// called name (fields name+"_env" and name+"_file"). A problem of the pair
-// has the empty path; one of a field, the field's name.
-func CheckSecretRef(name, env, file string) []Problem {
+// called name: fields name+"_env" and name+"_file" of the block at path.
+func CheckSecretRef(path, name, env, file string) []Problem {
 	switch {
 	case env != "" && file != "":
-		return []Problem{{Message: fmt.Sprintf("set only one of %s_env and %s_file", name, name)}}
+		return []Problem{{Path: path, Message: fmt.Sprintf("set only one of %s_env and %s_file", name, name)}}
 	case env == "" && file == "":
-		return []Problem{{Message: fmt.Sprintf("set %s_env or %s_file", name, name)}}
+		return []Problem{{Path: path, Message: fmt.Sprintf("set %s_env or %s_file", name, name)}}
 	case env != "" && !envVarPattern.MatchString(env):
-		return []Problem{{Path: name + "_env", Message: `must be an environment variable name (letters, digits and "_", not starting with a digit)`}}
+		return []Problem{{Path: path + "." + name + "_env", Message: `must be an environment variable name (letters, digits and "_", not starting with a digit)`}}
 	}
 	return nil
 }

@@ -166,9 +166,7 @@ func (v *validation) introspection(p string, c IntrospectionConfig) {
 	if c.ClientSecret != "" {
 		v.add(p+".client_secret", "inline secrets are not allowed; use client_secret_env or client_secret_file")
 	}
-	for _, prob := range CheckSecretRef("client_secret", c.ClientSecretEnv, c.ClientSecretFile) {
-		v.add(joinPath(p, prob.Path), "%s", prob.Message)
-	}
+	v.problems = append(v.problems, CheckSecretRef(p, "client_secret", c.ClientSecretEnv, c.ClientSecretFile)...)
 	if !slices.Contains(authMethods, c.AuthMethod) {
 		v.add(p+".auth_method", "unknown auth method %q (one of %s)", c.AuthMethod, strings.Join(authMethods, ", "))
 	}
@@ -320,12 +318,4 @@ func joinNames[T ~string](values []T) string {
 		names[i] = string(v)
 	}
 	return strings.Join(names, ", ")
-}
-
-// joinPath appends a relative path (possibly empty) to p.
-func joinPath(p, rel string) string {
-	if rel == "" {
-		return p
-	}
-	return p + "." + rel
 }

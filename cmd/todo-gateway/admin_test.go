@@ -68,10 +68,17 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 
-	// A closed store is not ready.
+	if code, body = get(t, admin+"/metrics"); !strings.Contains(body, "todo_gateway_store_up 1") {
+		t.Errorf("metrics do not show the store up: %d", code)
+	}
+	// A store that cannot answer shows in /status and the metric; /readyz
+	// leaves the instance in rotation (see mcp.AdminOptions.StoreCheck).
 	b.gw.store.Close()
-	if code, body := get(t, admin+"/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("readyz with the store closed: %d %s, want 503", code, body)
+	if code, body := get(t, admin+"/status"); !strings.Contains(body, `"ok":false,"error":"store closed"`) {
+		t.Errorf("status with the store closed: %d %s, want the store's error", code, body)
+	}
+	if _, body := get(t, admin+"/metrics"); !strings.Contains(body, "todo_gateway_store_up 0") {
+		t.Error("metrics do not show the store down")
 	}
 }
 

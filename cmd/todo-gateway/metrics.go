@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -43,4 +44,23 @@ func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, pro
 
 func (m *metrics) observeStore(op string, d time.Duration, err error) {
 	m.store.WithLabelValues(op, mcp.StoreOutcome(err)).Observe(d.Seconds())
+}
+
+// storeCheckTimeout bounds the store check behind todo_gateway_store_up, so
+// that a store which cannot answer cannot hang a scrape.
+const storeCheckTimeout = 2 * time.Second
+
+// watchStore exports whether the store answers, checked at each scrape.
+func (m *metrics) watchStore(check func(context.Context) error) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "todo_gateway_store_up",
+		Help: "1 when the store answered a check at scrape time (on etcd, a linearizable read: the cluster has a quorum), else 0.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), storeCheckTimeout)
+		defer cancel()
+		if check(ctx) != nil {
+			return 0
+		}
+		return 1
+	}))
 }

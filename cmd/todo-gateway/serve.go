@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,10 +22,6 @@ import (
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
-
-// shutdownGrace bounds how long in-flight requests may take to finish after
-// SIGINT/SIGTERM.
-const shutdownGrace = 10 * time.Second
 
 func serveFlags() (*flag.FlagSet, *string, *string) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -43,9 +40,13 @@ its protected resource metadata at the RFC 9728 location. Without --config it
 runs on the embedded example configuration (tenants.example.json).
 
 It contacts no authorization server at start: each tenant discovers its
-issuer on the first token. Logs are JSON lines on stderr. SIGINT or SIGTERM
-stops accepting connections, lets requests in flight finish (at most 10s),
-then closes the store.
+issuer on the first token. Logs are JSON lines on stderr.
+
+SIGINT or SIGTERM first drains for shutdown.drain (default 0s): /readyz
+answers 503 so that load balancers stop sending requests, which are still
+served. Then it stops accepting connections, lets requests in flight finish
+(at most shutdown.grace, default 10s) and closes the store. A second signal
+ends the process at once.
 
 Flags:
 `)
@@ -89,10 +90,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "todo-gateway listening on http://%s with %d tenants\n", gw.Addr(), gw.edge.Current().Len())
 	<-ctx.Done()
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := gw.Shutdown(shutdownCtx); err != nil {
+	// From here a second SIGINT or SIGTERM ends the process at once.
+	stop()
+	if err := gw.Stop(); err != nil {
 		log.Error("shutdown", "err", err)
 		return exitFail
 	}
@@ -121,7 +121,9 @@ type gateway struct {
 	admin         *http.Server
 	adminListener net.Listener
 	adminDone     chan error
-	log           *slog.Logger
+	// draining is set once shutdown has begun: /readyz answers 503.
+	draining *atomic.Bool
+	log      *slog.Logger
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -173,10 +175,15 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
+	prom.watchStore(st.ready)
+	draining := &atomic.Bool{}
 	g = &gateway{
+		draining:      draining,
 		adminListener: adminLn,
 		admin: &http.Server{
-			Handler:           mcp.NewAdmin(edge, st.ready, prom.handler()),
+			Handler: mcp.NewAdmin(edge, mcp.AdminOptions{
+				Draining: draining.Load, StoreCheck: st.ready, StoreName: st.description, Metrics: prom.handler(),
+			}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
@@ -222,6 +229,22 @@ func (g *gateway) AdminAddr() string { return g.adminListener.Addr().String() }
 
 // Addr is the address actually listened on (useful with port 0).
 func (g *gateway) Addr() string { return g.listener.Addr().String() }
+
+// Stop is the whole shutdown on a signal: drain (report not ready for
+// shutdown.drain while serving as usual, so that load balancers move
+// traffic away), then Shutdown within shutdown.grace.
+func (g *gateway) Stop() error {
+	g.draining.Store(true)
+	if drain := time.Duration(*g.cfg.Shutdown.Drain); drain > 0 {
+		g.log.Info("draining: /readyz answers 503 while requests are still served", "drain", drain.String())
+		time.Sleep(drain)
+	}
+	grace := time.Duration(*g.cfg.Shutdown.Grace)
+	g.log.Info("shutting down", "grace", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return g.Shutdown(ctx)
+}
 
 // Shutdown stops accepting, waits for requests in flight within ctx, closes
 // the tenants' MCP servers and verifiers (retired ones included), and closes

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -68,6 +69,40 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := httpClient.Get(url); err == nil {
 		t.Error("the gateway still accepts connections after shutdown")
+	}
+}
+
+// On a signal the gateway drains first: /readyz answers 503 for
+// shutdown.drain while MCP requests are still answered, then it stops.
+func TestStopDrainsFirst(t *testing.T) {
+	iss := providertest.New(t)
+	b := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), edit: func(cfg *tenants.Config) {
+		drain := providers.Duration(time.Second)
+		cfg.Shutdown.Drain = &drain
+	}})
+	url, admin := b.resources["t0"], "http://"+b.gw.AdminAddr()
+	tok := iss.Mint(iss.Claims("u", url, allTodoScopes))
+	stopped := make(chan error, 1)
+	go func() { stopped <- b.gw.Stop() }()
+	eventually(t, "readyz answers 503", func() bool { code, _ := get(t, admin+"/readyz"); return code == http.StatusServiceUnavailable })
+	if code, body := get(t, admin+"/readyz"); !strings.Contains(body, "draining") {
+		t.Errorf("readyz while draining: %d %s", code, body)
+	}
+	for range 5 {
+		if code := status(t, url, tok, toolsList); code != http.StatusOK {
+			t.Errorf("a request while draining got %d, want 200", code)
+		}
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) before the drain period ended", err)
+	default:
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, err := httpClient.Get(url); err == nil {
+		t.Error("the gateway still accepts connections after Stop")
 	}
 }
 
