@@ -1,7 +1,8 @@
 // Package store keeps the todos of every tenant. It defines the record, the
-// Store interface its callers (the MCP tools) need, and the sentinel errors
-// every backend returns; backends live in subpackages (store/bolt) and all
-// pass the same conformance suite (store/storetest).
+// Store interface its callers (the MCP tools, "store copy") need, and the
+// sentinel errors every backend returns; backends live in subpackages
+// (store/bolt, store/etcd) and all pass the same conformance suite
+// (store/storetest).
 package store
 
 import (
@@ -37,6 +38,9 @@ var (
 	ErrUnknownTenant = errors.New("unknown tenant")
 	// ErrDenied: a conditional delete's condition refused; the record is kept.
 	ErrDenied = errors.New("condition refused")
+	// ErrConflict: Import met a todo whose id the tenant already has with a
+	// different record; the stored record is kept.
+	ErrConflict = errors.New("a different todo has that id")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
 	// ErrUnavailable: the backend could not answer in time (etcd without a
@@ -94,4 +98,30 @@ type Store interface {
 	// Close waits for calls in progress and releases the backend; later calls,
 	// Close included, return ErrClosed.
 	Close() error
+
+	// Tenants and Import are for moving data between stores ("store copy"),
+	// not for the request path: a store's tenants are what it holds, not
+	// what the configuration names, because a tenant removed from the
+	// configuration keeps its data (and must be copied with the rest).
+
+	// Tenants returns the id of every tenant the store has a space for,
+	// sorted by byte order.
+	Tenants(ctx context.Context) ([]string, error)
+	// Import stores todos as they are, keeping their ids, owners and
+	// creation times, and returns how many it added. It is idempotent, so
+	// an interrupted copy is resumed by running it again: a todo whose id
+	// is absent is stored; one whose id holds the same todo is skipped; one
+	// whose id holds a different todo is refused with ErrConflict naming
+	// the id, and the stored one is kept. The input is checked as Create's
+	// is (PrepareImport) before anything is written: ids must be todo ids,
+	// each CreatedAt the time of its id (so id order and CreatedAt order
+	// keep agreeing), each id once; a refused input is ErrInvalid. The
+	// tenant must exist (ErrUnknownTenant). An empty todos writes nothing
+	// and returns 0, nil, whether or not the tenant exists.
+	//
+	// A call is not atomic in every backend (etcd writes it in several
+	// transactions): after an error some of its todos may be stored (added
+	// counts those it knows of), none overwritten. Running the call again
+	// completes it.
+	Import(ctx context.Context, tenant string, todos []Todo) (added int, err error)
 }

@@ -226,14 +226,3 @@ func put(todos, owners *bbolt.Bucket, todo store.Todo, val []byte) error {
 	}
 	return owners.Put(ownerKey(todo.OwnerID, todo.ID), []byte{})
 }
-
-func validateTenantID(tenant, id string) error {
-	if err := store.ValidateKey("tenant", tenant); err != nil {
-		return err
-	}
-	return store.ValidateKey("id", id)
-}
-
-func notFound(tenant, id string) error {
-	return fmt.Errorf("todo %q in tenant %q: %w", id, tenant, store.ErrNotFound)
-}

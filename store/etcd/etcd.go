@@ -15,7 +15,7 @@
 // connection it already used, so a timeout, a leader change or a reset
 // connection leaves a write ambiguous: it may have committed. Create
 // resolves that by retrying with the same id and recognising its own
-// record; Delete by reading again.
+// record, Import (import.go) likewise; Delete by reading again.
 package etcd
 
 import (

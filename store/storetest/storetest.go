@@ -7,7 +7,8 @@
 //
 // The runner and shared helpers are here; the cases are in records.go
 // (create, get, bad input, tenants), list.go (pages and cursors) and
-// lifecycle.go (concurrency, delete, cancellation, close and reopen).
+// lifecycle.go (concurrency, delete, cancellation, close and reopen) and
+// import.go (Tenants and Import, what "store copy" moves data with).
 package storetest
 
 import (
@@ -70,6 +71,12 @@ func Run(t *testing.T, f Factory) {
 		{"Reopen", testReopen},
 		{"Closed", testClosed},
 		{"CloseWhileBusy", testCloseWhileBusy},
+		{"Tenants", testTenants},
+		{"Import", testImport},
+		{"ImportConflict", testImportConflict},
+		{"ImportBadInput", testImportBadInput},
+		{"ImportMany", testImportMany},
+		{"ConcurrentImport", testConcurrentImport},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
