@@ -1,0 +1,82 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/todo-gateway/todo-gateway/store"
+)
+
+// Writes that may have committed without saying so are resolved here: the
+// retry loop, which errors are worth retrying, and how a failure that
+// persisted is reported.
+
+// errConflict is a conditional write that lost to another writer; it is
+// retried at once.
+var errConflict = errors.New("changed by another writer")
+
+// retry runs attempt until it reports done, or its error is not worth
+// retrying, or WriteTimeout has passed. Each attempt has RequestTimeout.
+// The retries run on a context detached from the caller's cancellation:
+// an attempt that failed ambiguously must be resolved even if the caller
+// gave up, or a committed write could be reported as failed.
+func (s *Store) retry(ctx context.Context, attempt func(ctx context.Context) (done bool, err error)) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.WriteTimeout)
+	defer cancel()
+	backoff := 25 * time.Millisecond
+	for {
+		actx, acancel := context.WithTimeout(wctx, s.opts.RequestTimeout)
+		done, err := attempt(actx)
+		acancel()
+		if done {
+			return err
+		}
+		if !retryable(err) {
+			return err
+		}
+		if errors.Is(err, errConflict) && wctx.Err() == nil {
+			continue
+		}
+		select {
+		case <-wctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// retryable reports whether a failed request may succeed if sent again:
+// the cluster was unreachable, electing a leader or too slow, or the
+// connection broke. Refusals (bad request, permission denied, no space)
+// would only fail again.
+func retryable(err error) bool {
+	if errors.Is(err, errConflict) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Unknown, codes.Aborted, codes.Canceled, codes.Internal:
+		return true
+	}
+	return false
+}
+
+// failure wraps an etcd error. One that persisted through the retries
+// because the cluster could not answer is store.ErrUnavailable, so the
+// caller can tell its client to retry.
+func (s *Store) failure(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrUnknownTenant), errors.Is(err, store.ErrInvalid):
+		return err
+	case retryable(err):
+		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
