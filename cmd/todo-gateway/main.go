@@ -39,6 +39,7 @@ func commands() []command {
 		{"check", "validate a configuration file and report every problem", runCheck, checkUsage},
 		{"providers", "probe every tenant's authorization server and compare them side by side", runProviders, providersUsage},
 		{"serve", "run the gateway (default configuration: the embedded example)", runServe, serveUsage},
+		{"store", "copy every tenant's todos from one store to another (store copy)", runStore, storeUsage},
 		{"token", "explain how a tenant verifies a token (read from stdin)", runToken, tokenUsage},
 	}
 }
