@@ -71,6 +71,10 @@ func runStore(args []string, stdout, stderr io.Writer) int {
 	case "copy":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		// The first signal stops the copy after the page in progress; from
+		// then on the default handling is back, so a second one ends the
+		// process at once (say while etcd retries a write for 15s).
+		context.AfterFunc(ctx, stop)
 		return storeCopy(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help":
 		storeUsage(stdout)
@@ -79,8 +83,10 @@ func runStore(args []string, stdout, stderr io.Writer) int {
 	return usageError(stderr, "store", storeUsage, fmt.Sprintf("unknown subcommand %q (known: copy)", args[0]))
 }
 
-// storeCopy is "store copy" with its context given: a signal ends the copy
-// after the page in progress, which is then complete in the destination.
+// storeCopy is "store copy" with its context given. When ctx ends the copy
+// stops between pages (bbolt imports a page in one transaction) or between
+// the transactions of one (etcd); what was imported stays, and a second run
+// resumes.
 func storeCopy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, fromPath, toPath := storeCopyFlags()
 	if code, done := parseFlags(fs, args, storeUsage, stdout, stderr); done {
@@ -245,28 +251,19 @@ func copyTodos(ctx context.Context, from, to store.Store, configured map[string]
 // copyTenant copies one tenant, page by page, and says how many todos it
 // read and how many the destination did not have.
 func copyTenant(ctx context.Context, from, to store.Store, tenant string, out io.Writer) (read, added int, err error) {
-	opts := store.ListOptions{Limit: store.MaxLimit}
-	for pages := 1; ; pages++ {
-		if err := ctx.Err(); err != nil {
-			return read, added, err
-		}
-		page, err := from.List(ctx, tenant, opts)
+	pages := 0
+	err = eachPage(ctx, from, tenant, func(todos []store.Todo) error {
+		n, err := to.Import(ctx, tenant, todos)
+		read, added, pages = read+len(todos), added+n, pages+1
 		if err != nil {
-			return read, added, fmt.Errorf("reading the source: %w", err)
-		}
-		n, err := to.Import(ctx, tenant, page.Todos)
-		read, added = read+len(page.Todos), added+n
-		if err != nil {
-			return read, added, fmt.Errorf("writing the destination: %w", err)
-		}
-		if page.NextCursor == "" {
-			return read, added, nil
+			return fmt.Errorf("writing the destination: %w", err)
 		}
 		if pages%progressEvery == 0 {
 			fmt.Fprintf(out, "%s: %d todos read so far\n", tenant, read)
 		}
-		opts.Cursor = page.NextCursor
-	}
+		return nil
+	})
+	return read, added, err
 }
 
 // compareCounts prints the todos of each tenant in both stores, counted
@@ -307,15 +304,31 @@ func compareCounts(ctx context.Context, from, to store.Store, ids []string, out 
 // count pages through a tenant's todos; the Store has no cheaper count.
 func count(ctx context.Context, s store.Store, tenant string) (int, error) {
 	n := 0
+	err := eachPage(ctx, s, tenant, func(todos []store.Todo) error {
+		n += len(todos)
+		return nil
+	})
+	return n, err
+}
+
+// eachPage calls fn with each page of a tenant's todos, oldest first,
+// store.MaxLimit at a time, until fn fails or ctx ends (checked between
+// pages, so that an interruption leaves whole pages behind).
+func eachPage(ctx context.Context, s store.Store, tenant string, fn func([]store.Todo) error) error {
 	opts := store.ListOptions{Limit: store.MaxLimit}
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		page, err := s.List(ctx, tenant, opts)
 		if err != nil {
-			return n, err
+			return fmt.Errorf("reading the todos: %w", err)
 		}
-		n += len(page.Todos)
+		if err := fn(page.Todos); err != nil {
+			return err
+		}
 		if page.NextCursor == "" {
-			return n, nil
+			return nil
 		}
 		opts.Cursor = page.NextCursor
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
 	"github.com/todo-gateway/todo-gateway/store/etcd/etcdtest"
+	"github.com/todo-gateway/todo-gateway/store/storetest"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -57,10 +58,7 @@ func (d todosByTenant) total() int {
 func seed(t *testing.T, path string) todosByTenant {
 	t.Helper()
 	ctx := context.Background()
-	s, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openBolt(t, path)
 	defer s.Close()
 	if err := s.EnsureTenants(ctx, append(slices.Clone(copyTenants), "retired")...); err != nil {
 		t.Fatal(err)
@@ -69,7 +67,7 @@ func seed(t *testing.T, path string) todosByTenant {
 	// them in one transaction; Create would pay an fsync for each.
 	bulk := make([]store.Todo, 2345)
 	for i := range bulk {
-		bulk[i] = newImportable(t, fmt.Sprint("owner-", i%7), fmt.Sprint("todo ", i))
+		bulk[i] = storetest.Importable(t, fmt.Sprint("owner-", i%7), fmt.Sprint("todo ", i))
 	}
 	if _, err := s.Import(ctx, "acme", bulk); err != nil {
 		t.Fatal(err)
@@ -90,14 +88,15 @@ func seed(t *testing.T, path string) todosByTenant {
 	return dumpStore(t, s)
 }
 
-func newImportable(t *testing.T, owner, content string) store.Todo {
+// openBolt opens a bbolt file as the gateway would, for a test to fill or
+// hold; the test closes it before a copy runs.
+func openBolt(t *testing.T, path string) *bolt.Store {
 	t.Helper()
-	id := store.NewID()
-	at, err := store.IDTime(id)
+	s, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store.Todo{ID: id, Content: content, OwnerID: owner, CreatedAt: at}
+	return s
 }
 
 // dumpStore reads every todo of every tenant.
@@ -111,16 +110,12 @@ func dumpStore(t *testing.T, s store.Store) todosByTenant {
 	d := todosByTenant{}
 	for _, tenant := range ids {
 		d[tenant] = []store.Todo{}
-		opts := store.ListOptions{Limit: store.MaxLimit}
-		for {
-			page, err := s.List(ctx, tenant, opts)
-			if err != nil {
-				t.Fatalf("List(%s): %v", tenant, err)
-			}
-			d[tenant] = append(d[tenant], page.Todos...)
-			if opts.Cursor = page.NextCursor; opts.Cursor == "" {
-				break
-			}
+		err := eachPage(ctx, s, tenant, func(todos []store.Todo) error {
+			d[tenant] = append(d[tenant], todos...)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("tenant %s: %v", tenant, err)
 		}
 	}
 	return d
@@ -239,17 +234,11 @@ func TestStoreCopyResumesAfterInterruption(t *testing.T) {
 	want := seed(t, filepath.Join(dir, "from.db"))
 	fromFile, toFile := boltFile(t, filepath.Join(dir, "from.db")), boltFile(t, filepath.Join(dir, "to.db"))
 
-	from, err := bolt.Open(filepath.Join(dir, "from.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	to, err := bolt.Open(filepath.Join(dir, "to.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	from := openBolt(t, filepath.Join(dir, "from.db"))
+	to := openBolt(t, filepath.Join(dir, "to.db"))
 	ctx, cancel := context.WithCancel(context.Background())
 	var progress strings.Builder
-	_, err = copyTodos(ctx, from, cancelAfterImport{to, cancel}, nil, &progress)
+	_, err := copyTodos(ctx, from, cancelAfterImport{to, cancel}, nil, &progress)
 	if err == nil || ctx.Err() == nil {
 		t.Fatalf("interrupted copy: got %v, want the context's end", err)
 	}
@@ -270,10 +259,7 @@ func TestStoreCopyResumesAfterInterruption(t *testing.T) {
 func TestStoreCopyOntoHalf(t *testing.T) {
 	dir := t.TempDir()
 	want := seed(t, filepath.Join(dir, "from.db"))
-	to, err := bolt.Open(filepath.Join(dir, "to.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	to := openBolt(t, filepath.Join(dir, "to.db"))
 	if err := to.EnsureTenants(context.Background(), "acme", "retired"); err != nil {
 		t.Fatal(err)
 	}
@@ -301,10 +287,7 @@ func TestStoreCopyHeldFile(t *testing.T) {
 		t.Run(held, func(t *testing.T) {
 			// bbolt's lock is flock(2), which a second open in this process
 			// meets just as another process's would.
-			s, err := bolt.Open(filepath.Join(dir, held), bolt.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := openBolt(t, filepath.Join(dir, held))
 			defer s.Close()
 			_, stderr := copyCLI(t, exitFail, fromFile, toFile)
 			flagName := map[string]string{"from.db": "--from", "to.db": "--to"}[held]
@@ -321,13 +304,10 @@ func TestStoreCopyConflictAndDifference(t *testing.T) {
 	dir := t.TempDir()
 	want := seed(t, filepath.Join(dir, "from.db"))
 	fromFile, toFile := boltFile(t, filepath.Join(dir, "from.db")), boltFile(t, filepath.Join(dir, "to.db"))
-	to, err := bolt.Open(filepath.Join(dir, "to.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	to := openBolt(t, filepath.Join(dir, "to.db"))
 	forged := want["globex"][1]
 	forged.Content = "not the original"
-	extra := newImportable(t, "dave", "only in the destination")
+	extra := storetest.Importable(t, "dave", "only in the destination")
 	if err := to.EnsureTenants(context.Background(), "globex", "initech"); err != nil {
 		t.Fatal(err)
 	}
@@ -344,10 +324,7 @@ func TestStoreCopyConflictAndDifference(t *testing.T) {
 		t.Errorf("after the refused copy, globex holds %v; want the forged todo kept", got)
 	}
 
-	to, err = bolt.Open(filepath.Join(dir, "to.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	to = openBolt(t, filepath.Join(dir, "to.db"))
 	if _, err := to.Delete(context.Background(), "globex", forged.ID, func(store.Todo) bool { return true }); err != nil {
 		t.Fatal(err)
 	}
@@ -407,5 +384,35 @@ func TestStoreCopyRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "none.db")); !os.IsNotExist(err) {
 		t.Errorf("a missing source file was created: %v", err)
+	}
+}
+
+// A tenant of many pages says how far the copy is every progressEvery
+// pages.
+func TestStoreCopyProgress(t *testing.T) {
+	dir := t.TempDir()
+	from, to := openBolt(t, filepath.Join(dir, "from.db")), openBolt(t, filepath.Join(dir, "to.db"))
+	defer from.Close()
+	defer to.Close()
+	todos := make([]store.Todo, progressEvery*store.MaxLimit+1)
+	for i := range todos {
+		todos[i] = storetest.Importable(t, "alice", fmt.Sprint("todo ", i))
+	}
+	ctx := context.Background()
+	for _, s := range []store.Store{from, to} {
+		if err := s.EnsureTenants(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := from.Import(ctx, "acme", todos); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	read, added, err := copyTenant(ctx, from, to, "acme", &out)
+	if err != nil || read != len(todos) || added != len(todos) {
+		t.Fatalf("copyTenant: got %d read, %d added, %v; want %d, %d, nil", read, added, err, len(todos), len(todos))
+	}
+	if want := fmt.Sprintf("acme: %d todos read so far\n", progressEvery*store.MaxLimit); out.String() != want {
+		t.Errorf("progress: got %q, want %q", out.String(), want)
 	}
 }

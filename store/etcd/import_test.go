@@ -8,21 +8,8 @@ import (
 
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/etcd"
+	"github.com/todo-gateway/todo-gateway/store/storetest"
 )
-
-func importable(t *testing.T, n int) []store.Todo {
-	t.Helper()
-	todos := make([]store.Todo, n)
-	for i := range todos {
-		id := store.NewID()
-		at, err := store.IDTime(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		todos[i] = store.Todo{ID: id, Content: fmt.Sprint("todo ", i), OwnerID: "alice", CreatedAt: at}
-	}
-	return todos
-}
 
 // An import whose transaction committed but whose answer was lost is
 // retried and recognised: every todo once, in both indexes, and counted as
@@ -48,7 +35,10 @@ func TestImportAmbiguousCommit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, plain, kv := faultStore(t, etcd.Options{})
-			todos := importable(t, 100)
+			todos := make([]store.Todo, 100)
+			for i := range todos {
+				todos[i] = storetest.Importable(t, "alice", fmt.Sprint("todo ", i))
+			}
 			if _, err := plain.Import(context.Background(), "acme", todos[:tc.present]); err != nil {
 				t.Fatal(err)
 			}

@@ -16,9 +16,9 @@ import (
 
 // The cases of Tenants and Import, what "store copy" moves data with.
 
-// importable is a todo as another store would hold it: a fresh id, and
-// CreatedAt its time.
-func importable(t *testing.T, owner, content string) store.Todo {
+// Importable is a todo as another store would hold it, for Import: a fresh
+// id, and CreatedAt its time.
+func Importable(t testing.TB, owner, content string) store.Todo {
 	t.Helper()
 	id := store.NewID()
 	at, err := store.IDTime(id)
@@ -78,7 +78,7 @@ func testImport(t *testing.T, f Factory) {
 		{"alice", strings.Repeat("x", store.MaxContentBytes)},
 		{"bøb", strings.Repeat("é", store.MaxContentBytes/2)},
 	} {
-		todos = append(todos, importable(t, tc.owner, tc.content))
+		todos = append(todos, Importable(t, tc.owner, tc.content))
 	}
 	// A CreatedAt in another zone is the same instant; it is stored in UTC,
 	// as Create stores it.
@@ -119,7 +119,7 @@ func testImport(t *testing.T, f Factory) {
 func testImportConflict(t *testing.T, f Factory) {
 	s := open(t, f)
 	ctx := context.Background()
-	kept := importable(t, "alice", "the original")
+	kept := Importable(t, "alice", "the original")
 	mustImport(t, s, acme, []store.Todo{kept}, 1)
 
 	for _, tc := range []struct {
@@ -132,7 +132,7 @@ func testImportConflict(t *testing.T, f Factory) {
 		t.Run(tc.name, func(t *testing.T) {
 			other := kept
 			tc.edit(&other)
-			fresh := importable(t, "bob", "new")
+			fresh := Importable(t, "bob", "new")
 			added, err := s.Import(ctx, acme, []store.Todo{fresh, other})
 			if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), kept.ID) {
 				t.Errorf("Import: got %d, %v; want ErrConflict naming %s", added, err, kept.ID)
@@ -157,9 +157,9 @@ func testImportConflict(t *testing.T, f Factory) {
 func testImportBadInput(t *testing.T, f Factory) {
 	s := open(t, f)
 	ctx := context.Background()
-	good := importable(t, "alice", "fine")
+	good := Importable(t, "alice", "fine")
 	bad := func(edit func(*store.Todo)) store.Todo {
-		td := importable(t, "alice", "buy milk")
+		td := Importable(t, "alice", "buy milk")
 		edit(&td)
 		return td
 	}
@@ -215,7 +215,7 @@ func testImportMany(t *testing.T, f Factory) {
 		if i < 20 {
 			content = strings.Repeat("\x01", store.MaxContentBytes)
 		}
-		todos[i] = importable(t, fmt.Sprint("owner-", i%7), content)
+		todos[i] = Importable(t, fmt.Sprint("owner-", i%7), content)
 	}
 	mustImport(t, s, acme, todos, len(todos))
 	checkTodos(t, "List", listAll(t, s, acme, "", store.MaxLimit), todos)
@@ -229,7 +229,7 @@ func testConcurrentImport(t *testing.T, f Factory) {
 	s := open(t, f)
 	todos := make([]store.Todo, 200)
 	for i := range todos {
-		todos[i] = importable(t, fmt.Sprint("owner-", i%3), fmt.Sprint("todo ", i))
+		todos[i] = Importable(t, fmt.Sprint("owner-", i%3), fmt.Sprint("todo ", i))
 	}
 	var total atomic.Int64
 	var wg sync.WaitGroup

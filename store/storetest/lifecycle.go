@@ -136,7 +136,7 @@ func testCanceledContext(t *testing.T, f Factory) {
 		{"List", func() error { _, err := s.List(ctx, acme, store.ListOptions{}); return err }},
 		{"Delete", func() error { _, err := s.Delete(ctx, acme, todo.ID, always); return err }},
 		{"Tenants", func() error { _, err := s.Tenants(ctx); return err }},
-		{"Import", func() error { _, err := s.Import(ctx, acme, []store.Todo{importable(t, "alice", "x")}); return err }},
+		{"Import", func() error { _, err := s.Import(ctx, acme, []store.Todo{Importable(t, "alice", "x")}); return err }},
 	}
 	for _, tc := range calls {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,7 +201,7 @@ func testClosed(t *testing.T, f Factory) {
 		{"List", func() error { _, err := s.List(ctx, acme, store.ListOptions{}); return err }},
 		{"Delete", func() error { _, err := s.Delete(ctx, acme, todo.ID, always); return err }},
 		{"Tenants", func() error { _, err := s.Tenants(ctx); return err }},
-		{"Import", func() error { _, err := s.Import(ctx, acme, []store.Todo{importable(t, "alice", "x")}); return err }},
+		{"Import", func() error { _, err := s.Import(ctx, acme, []store.Todo{Importable(t, "alice", "x")}); return err }},
 		{"Close", s.Close},
 	}
 	for _, tc := range calls {
