@@ -16,7 +16,7 @@ import (
 // reports every operation once, with its error.
 func TestTimed(t *testing.T) {
 	storetest.Run(t, storetest.Factory{
-		Open: func(t *testing.T) store.Store {
+		Open: func(t testing.TB) store.Store {
 			s, err := bolt.Open(filepath.Join(t.TempDir(), "todos.db"), bolt.Options{})
 			if err != nil {
 				t.Fatal(err)

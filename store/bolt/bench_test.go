@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/todo-gateway/todo-gateway/store"
+	"github.com/todo-gateway/todo-gateway/store/storetest"
 )
 
 // Each benchmark has a baseline measured in the same run, so results are read
@@ -35,32 +34,16 @@ func openBench(b *testing.B, opts Options) *Store {
 	return s
 }
 
-// runWriters shares b.N operations among writers goroutines and reports the
-// throughput and the mean latency of one operation.
-func runWriters(b *testing.B, writers int, op func(i int) error) {
-	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for range writers {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				if err := op(int(i)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	secs := b.Elapsed().Seconds()
-	b.ReportMetric(float64(b.N)/secs, "ops/s")
-	b.ReportMetric(secs*1e6*float64(min(writers, b.N))/float64(b.N), "µs-latency")
+// BenchmarkStore runs the benchmarks every backend runs (store/storetest),
+// beside etcd's in "make bench".
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, storetest.Factory{Open: func(t testing.TB) store.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "todos.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}})
 }
 
 // BenchmarkCreate measures Create with 1 and 32 concurrent writers, each
@@ -70,14 +53,14 @@ func BenchmarkCreate(b *testing.B) {
 		b.Run(fmt.Sprintf("store/writers=%d", writers), func(b *testing.B) {
 			s := openBench(b, Options{})
 			ctx := context.Background()
-			runWriters(b, writers, func(i int) error {
+			storetest.RunWriters(b, writers, func(i int) error {
 				_, err := s.Create(ctx, "acme", fmt.Sprint("owner-", i%100), benchContent)
 				return err
 			})
 		})
 		b.Run(fmt.Sprintf("baseline-update/writers=%d", writers), func(b *testing.B) {
 			s := openBench(b, Options{})
-			runWriters(b, writers, func(i int) error {
+			storetest.RunWriters(b, writers, func(i int) error {
 				todo, val, err := store.NewTodo("acme", fmt.Sprint("owner-", i%100), benchContent)
 				if err != nil {
 					return err
@@ -113,7 +96,7 @@ func BenchmarkBatchDelay(b *testing.B) {
 				b.Run(fmt.Sprintf("writers=%d/delay=%v/maxbatch=%d", writers, max(delay, 0), size), func(b *testing.B) {
 					s := openBench(b, Options{BatchDelay: delay, MaxBatchSize: size})
 					ctx := context.Background()
-					runWriters(b, writers, func(i int) error {
+					storetest.RunWriters(b, writers, func(i int) error {
 						_, err := s.Create(ctx, "acme", fmt.Sprint("owner-", i%100), benchContent)
 						return err
 					})

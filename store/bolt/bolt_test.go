@@ -20,10 +20,10 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Factory{
-		Open: func(t *testing.T) store.Store {
+		Open: func(t testing.TB) store.Store {
 			return mustOpen(t, filepath.Join(t.TempDir(), "todos.db"), bolt.Options{})
 		},
-		Reopen: func(t *testing.T, old store.Store) store.Store {
+		Reopen: func(t testing.TB, old store.Store) store.Store {
 			return mustOpen(t, old.(*bolt.Store).Path(), bolt.Options{})
 		},
 	})

@@ -65,8 +65,8 @@ func TestConformance(t *testing.T) {
 		return s
 	}
 	storetest.Run(t, storetest.Factory{
-		Open: func(t *testing.T) store.Store { return open(newPrefix()) },
-		Reopen: func(t *testing.T, old store.Store) store.Store {
+		Open: func(t testing.TB) store.Store { return open(newPrefix()) },
+		Reopen: func(t testing.TB, old store.Store) store.Store {
 			mu.Lock()
 			prefix := prefixOf[old]
 			mu.Unlock()

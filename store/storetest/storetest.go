@@ -28,10 +28,10 @@ type Factory struct {
 	// Open returns a store on fresh, empty storage. Subtests run in parallel,
 	// so Open is called concurrently and each call needs its own storage.
 	// The suite closes the store.
-	Open func(t *testing.T) store.Store
+	Open func(t testing.TB) store.Store
 	// Reopen returns a new store on the storage of old, which the suite has
 	// closed: what a restart sees. Nil skips the durability test.
-	Reopen func(t *testing.T, old store.Store) store.Store
+	Reopen func(t testing.TB, old store.Store) store.Store
 }
 
 // Tenants every subtest's store has; "nope" is never ensured.

@@ -7,7 +7,9 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -42,6 +44,75 @@ func Start(dir string) (*Member, error) {
 		return nil, errors.New("embedded etcd was not ready within 30s")
 	}
 	return &Member{etcd: e, Endpoint: "http://" + e.Clients[0].Addr().String()}, nil
+}
+
+// StartCluster starts n members in this process, with their data under
+// dir, and waits until they all serve. Their ports are picked free first
+// (a member must know its peers' URLs before it starts).
+func StartCluster(dir string, n int) ([]*Member, error) {
+	peers := make([]url.URL, n)
+	var initial []string
+	for i := range peers {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		peers[i] = url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", port)}
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i].String()))
+	}
+	var (
+		started []*embed.Etcd
+		errs    = make(chan error, n)
+	)
+	stopAll := func() {
+		for _, e := range started {
+			e.Close()
+		}
+	}
+	for i := range peers {
+		cfg := embed.NewConfig()
+		cfg.Name = fmt.Sprintf("m%d", i)
+		cfg.Dir = fmt.Sprintf("%s/m%d", dir, i)
+		client := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peers[i]}, []url.URL{peers[i]}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+		cfg.InitialCluster = strings.Join(initial, ",")
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			stopAll()
+			return nil, fmt.Errorf("start embedded etcd member %d: %w", i, err)
+		}
+		started = append(started, e)
+	}
+	members := make([]*Member, n)
+	for i, e := range started {
+		go func() {
+			select {
+			case <-e.Server.ReadyNotify():
+				errs <- nil
+			case <-time.After(30 * time.Second):
+				errs <- errors.New("an embedded etcd member was not ready within 30s")
+			}
+		}()
+		members[i] = &Member{etcd: e, Endpoint: "http://" + e.Clients[0].Addr().String()}
+	}
+	for range started {
+		if err := <-errs; err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	return members, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Client connects to the member.
