@@ -56,6 +56,16 @@ func onIssuers(n int, issuers ...string) []bedTenant {
 // admin listener on a free loopback port.
 func testConfig(t testing.TB, base string, ts ...bedTenant) *tenants.Config {
 	t.Helper()
+	return testConfigOn(t, base, "", ts...)
+}
+
+// testConfigOn is testConfig with the store block given as JSON; "" is a
+// bbolt file in a temporary directory.
+func testConfigOn(t testing.TB, base, store string, ts ...bedTenant) *tenants.Config {
+	t.Helper()
+	if store == "" {
+		store = fmt.Sprintf(`{"driver": "bbolt", "bbolt": {"path": %q}}`, filepath.Join(t.TempDir(), "todos.db"))
+	}
 	port := base[strings.LastIndex(base, ":")+1:]
 	docs := make([]string, len(ts))
 	for i, tn := range ts {
@@ -65,8 +75,7 @@ func testConfig(t testing.TB, base string, ts ...bedTenant) *tenants.Config {
 		}
 		docs[i] = fmt.Sprintf(`{"id": %q, "resource": %q, %s}`, tn.id, resource, tn.fields)
 	}
-	doc := fmt.Sprintf(`{"admin": {"listen": "127.0.0.1:0"}, "store": {"driver": "bbolt", "bbolt": {"path": %q}}, "tenants": [%s]}`,
-		filepath.Join(t.TempDir(), "todos.db"), strings.Join(docs, ",\n"))
+	doc := fmt.Sprintf(`{"admin": {"listen": "127.0.0.1:0"}, "store": %s, "tenants": [%s]}`, store, strings.Join(docs, ",\n"))
 	cfg, err := tenants.Parse([]byte(doc))
 	if err != nil {
 		t.Fatalf("test configuration: %v\n%s", err, doc)
@@ -85,6 +94,9 @@ func listen(t testing.TB) (net.Listener, string) {
 // bedSpec says what startBed starts.
 type bedSpec struct {
 	tenants []bedTenant
+	// store, when set, is the store block as JSON (default: bbolt in a
+	// temporary directory).
+	store string
 	// edit, when set, changes the configuration before the start.
 	edit func(*tenants.Config)
 	// log receives the gateway's JSON log; default a buffer that is shown
@@ -105,7 +117,7 @@ type gatewayBed struct {
 func startBed(t testing.TB, spec bedSpec) *gatewayBed {
 	t.Helper()
 	ln, base := listen(t)
-	cfg := testConfig(t, base, spec.tenants...)
+	cfg := testConfigOn(t, base, spec.store, spec.tenants...)
 	b := &gatewayBed{base: base, resources: map[string]string{}}
 	for _, tn := range cfg.Tenants {
 		b.resources[tn.ID] = tn.Resource

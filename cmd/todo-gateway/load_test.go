@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -27,6 +29,11 @@ import (
 // and p99 and the ratios. It is a test
 // rather than a benchmark because Go benchmarks report neither percentiles
 // nor concurrency; it runs only when TODO_GATEWAY_LOAD is set.
+//
+// With ETCD_BIN set (make bench sets it when etcd is installed) a second
+// gateway on the etcd driver, on one etcd member started from ETCD_BIN,
+// joins the same rounds: get-todos and create-todo on etcd against the same
+// on bbolt.
 func TestLoad(t *testing.T) {
 	if os.Getenv("TODO_GATEWAY_LOAD") == "" {
 		t.Skip("set TODO_GATEWAY_LOAD=1 (make bench) to run the load test")
@@ -38,20 +45,8 @@ func TestLoad(t *testing.T) {
 	}
 
 	iss := providertest.New(t)
-	resource := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), log: io.Discard}).resources["t0"]
-	// The reader lists only its own ten todos (no read scope), so the body
-	// get-todos answers stays the same size while the writer adds todos.
-	reader := iss.Mint(iss.Claims("bench-reader", resource, userScopes))
-	writer := iss.Mint(iss.Claims("bench-writer", resource, userScopes))
-	for i := range 10 {
-		readAll(t, post(t, resource, reader, createBody(i), nil))
-	}
-	listBody := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`
-	resp := post(t, resource, reader, listBody, nil)
-	sample := readAll(t, resp)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(sample, `"todos"`) {
-		t.Fatalf("get-todos warm-up: %d %s", resp.StatusCode, sample)
-	}
+	g := loadGateway(t, iss, "")
+	resource, reader, writer, sample := g.resource, g.reader, g.writer, g.sample
 
 	// The baseline: a bare echo handler, no middleware, same body size.
 	e := echo.New()
@@ -66,17 +61,25 @@ func TestLoad(t *testing.T) {
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}, Timeout: 10 * time.Second}
 	list := func(int) string { return listBody }
-	const baseline, mcpGo, getTodos, createTodo = 0, 1, 2, 3
-	targets := []struct {
+	const baseline, mcpGo, getTodos, createTodo, getEtcd, createEtcd = 0, 1, 2, 3, 4, 5
+	type target struct {
 		name  string
 		url   string
 		token string
 		body  func(i int) string
-	}{
+	}
+	targets := []target{
 		baseline:   {"bare echo handler (baseline)", bare.URL, reader, list},
 		mcpGo:      {"mcp-go alone (reference)", alone.URL, reader, list},
 		getTodos:   {"get-todos", resource, reader, list},
 		createTodo: {"create-todo (fsync)", resource, writer, createBody},
+	}
+	if bin := os.Getenv("ETCD_BIN"); bin != "" {
+		endpoint := startEtcdProcess(t, bin)
+		e := loadGateway(t, iss, fmt.Sprintf(`{"driver": "etcd", "etcd": {"endpoints": [%q]}}`, endpoint))
+		targets = append(targets,
+			target{"get-todos (etcd)", e.resource, e.reader, list},
+			target{"create-todo (etcd)", e.resource, e.writer, createBody})
 	}
 	// Targets take turns in short rounds (a quarter of a second each), so
 	// that whatever else the machine does during the run weighs on all of
@@ -128,6 +131,10 @@ func TestLoad(t *testing.T) {
 			ratio = percentOf(getTodos, baseline) + " of the bare handler (target >= 35%); " + percentOf(getTodos, mcpGo) + " of mcp-go alone"
 		case createTodo:
 			ratio = percentOf(createTodo, getTodos) + " of get-todos (target >= 40%)"
+		case getEtcd:
+			ratio = percentOf(getEtcd, getTodos) + " of get-todos on bbolt"
+		case createEtcd:
+			ratio = percentOf(createEtcd, createTodo) + " of create-todo on bbolt"
 		}
 		fmt.Fprintf(&out, "%-28s %10.0f %9s %9s %8d %s\n", targets[i].name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors, ratio)
 	}
@@ -137,6 +144,76 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%s: %d requests failed", targets[i].name, r.errors)
 		}
 	}
+}
+
+const listBody = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`
+
+// loadTarget is a gateway of the load test with one tenant, a reader who
+// owns ten todos and lists only those (no read scope, so the body get-todos
+// answers stays the same size while the writer adds todos), and that
+// answer as a sample.
+type loadTarget struct {
+	resource, reader, writer, sample string
+}
+
+// loadGateway starts it on the store block given as JSON ("": bbolt).
+func loadGateway(t *testing.T, iss *providertest.Issuer, store string) loadTarget {
+	t.Helper()
+	g := loadTarget{resource: startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), store: store, log: io.Discard}).resources["t0"]}
+	g.reader = iss.Mint(iss.Claims("bench-reader", g.resource, userScopes))
+	g.writer = iss.Mint(iss.Claims("bench-writer", g.resource, userScopes))
+	for i := range 10 {
+		readAll(t, post(t, g.resource, g.reader, createBody(i), nil))
+	}
+	resp := post(t, g.resource, g.reader, listBody, nil)
+	g.sample = readAll(t, resp)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(g.sample, `"todos"`) {
+		t.Fatalf("get-todos warm-up: %d %s", resp.StatusCode, g.sample)
+	}
+	return g
+}
+
+// startEtcdProcess runs one etcd member from bin on free loopback ports with
+// its data in a temporary directory, waits until it answers, and stops it
+// (by its PID) when the test ends. It returns the client URL.
+func startEtcdProcess(t *testing.T, bin string) string {
+	t.Helper()
+	client, peer := "http://"+freeAddr(t), "http://"+freeAddr(t)
+	cmd := exec.Command(bin, "--name", "bench", "--data-dir", t.TempDir(),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "bench="+peer, "--log-level", "error")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start etcd: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(client + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return client
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd at %s did not become healthy: %v", client, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // roundRatios gives the median, lowest and highest of target a's requests/s
