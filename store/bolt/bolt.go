@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -186,9 +187,19 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 func (s *Store) write(fn func(*bbolt.Tx) error) error {
 	defer s.writers.Add(-1)
 	if s.writers.Add(1) == 1 {
-		return s.db.Update(fn)
+		return diskFull(s.db.Update(fn))
 	}
-	return s.db.Batch(fn)
+	return diskFull(s.db.Batch(fn))
+}
+
+// diskFull marks a commit that failed because the disk or the quota is
+// full as store.ErrUnavailable: nothing was written, and the client can
+// retry once the operator has made room.
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
 }
 
 // tenantBuckets returns the tenant's buckets, or ErrUnknownTenant.
