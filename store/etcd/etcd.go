@@ -344,11 +344,17 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 }
 
 // read runs read operations in one linearizable transaction, so that the
-// tenant's marker and the data are seen at one revision.
+// tenant's marker and the data are seen at one revision. Reads are safe to
+// repeat, so one the cluster could not answer (a leader election, a broken
+// connection) is tried again within RequestTimeout, on the caller's context:
+// a reader then sees a slower answer instead of an error.
 func (s *Store) read(ctx context.Context, ops ...clientv3.Op) ([]*clientv3.GetResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	defer cancel()
-	resp, err := s.kv.Txn(ctx).Then(ops...).Commit()
+	var resp *clientv3.TxnResponse
+	err := s.retryWithin(ctx, s.opts.RequestTimeout, func(ctx context.Context) (bool, error) {
+		var err error
+		resp, err = s.kv.Txn(ctx).Then(ops...).Commit()
+		return err == nil, err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -287,3 +287,31 @@ func TestDeleteAmbiguousCommit(t *testing.T) {
 		})
 	}
 }
+
+// A read the cluster could not answer (a leader election, a reset
+// connection) is tried again within the request timeout: the reader gets
+// its answer, not an error.
+func TestReadsRetried(t *testing.T) {
+	s, plain, kv := faultStore(t, etcd.Options{}, failBefore, failBefore)
+	todo, err := plain.Create(context.Background(), "acme", "alice", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.List(context.Background(), "acme", store.ListOptions{})
+	if err != nil || len(page.Todos) != 1 || page.Todos[0].ID != todo.ID {
+		t.Fatalf("List after two lost answers: got %+v, %v; want the todo", page, err)
+	}
+	if kv.commits != 3 {
+		t.Errorf("got %d reads, want 3 (two lost, one answered)", kv.commits)
+	}
+	// Within the request timeout only: a cluster that never answers is an
+	// error, and a retryable one.
+	plan := make([]fault, 1000)
+	for i := range plan {
+		plan[i] = failBefore
+	}
+	slow, _, _ := faultStore(t, etcd.Options{RequestTimeout: 200 * time.Millisecond}, plan...)
+	if _, err := slow.Get(context.Background(), "acme", todo.ID); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Get with no answer: got %v, want ErrUnavailable", err)
+	}
+}

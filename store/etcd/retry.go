@@ -20,17 +20,22 @@ import (
 // retried at once.
 var errConflict = errors.New("changed by another writer")
 
-// retry runs attempt until it reports done, or its error is not worth
-// retrying, or WriteTimeout has passed. Each attempt has RequestTimeout.
-// The retries run on a context detached from the caller's cancellation:
-// an attempt that failed ambiguously must be resolved even if the caller
-// gave up, or a committed write could be reported as failed.
+// retry runs a write's attempts until one reports done, or its error is
+// not worth retrying, or WriteTimeout has passed; each attempt has
+// RequestTimeout. The retries run on a context detached from the caller's
+// cancellation: an attempt that failed ambiguously must be resolved even if
+// the caller gave up, or a committed write could be reported as failed.
 func (s *Store) retry(ctx context.Context, attempt func(ctx context.Context) (done bool, err error)) error {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.WriteTimeout)
+	return s.retryWithin(context.WithoutCancel(ctx), s.opts.WriteTimeout, attempt)
+}
+
+// retryWithin runs attempt until done, a refusal, or limit has passed on ctx.
+func (s *Store) retryWithin(ctx context.Context, limit time.Duration, attempt func(ctx context.Context) (done bool, err error)) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	backoff := 25 * time.Millisecond
 	for {
-		actx, acancel := context.WithTimeout(wctx, s.opts.RequestTimeout)
+		actx, acancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		done, err := attempt(actx)
 		acancel()
 		if done {
@@ -39,11 +44,11 @@ func (s *Store) retry(ctx context.Context, attempt func(ctx context.Context) (do
 		if !retryable(err) {
 			return err
 		}
-		if errors.Is(err, errConflict) && wctx.Err() == nil {
+		if errors.Is(err, errConflict) && ctx.Err() == nil {
 			continue
 		}
 		select {
-		case <-wctx.Done():
+		case <-ctx.Done():
 			return err
 		case <-time.After(backoff):
 		}
