@@ -28,11 +28,13 @@ build:
 run:
 	$(GO) run ./cmd/todo-gateway serve
 
-# Go micro-benchmarks (store, registry, verification, start-up), then the
-# HTTP load test with its ratios against a bare handler.
+# Go micro-benchmarks (store on bbolt and on etcd with 1 and 3 embedded
+# members, registry, verification, start-up), then the HTTP load test with
+# its ratios against a bare handler; with etcd installed, the load test also
+# runs a gateway on the etcd driver in the same rounds.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store/... ./tenants/... ./providers/... ./cmd/...
-	TODO_GATEWAY_LOAD=1 $(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/todo-gateway
+	TODO_GATEWAY_LOAD=1 ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/todo-gateway
 
 # End-to-end tests against real peers (node-oidc-provider as the
 # authorization server, the MCP TypeScript SDK as the client): builds the
