@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -134,75 +133,131 @@ func discover(ctx context.Context, client *http.Client, kind Kind, issuer string
 	}
 }
 
-// endpoints is what verification needs once discovery has succeeded. It is
+// resolved is where an issuer's endpoints are: from its metadata, or from
+// the configured override alone. It is shared by the issuer's tenants and
 // immutable; a metadata refresh swaps in a new one.
-type endpoints struct {
+type resolved struct {
 	md            *Metadata // nil when the override made discovery unnecessary
 	source        string
 	fetchedAt     time.Time
-	algs          []string
 	jwks          *keySet
-	verifier      *oidc.IDTokenVerifier
 	introspection string
 }
 
-// discovery resolves a Provider's endpoints lazily, once, with backoff
-// while the issuer is unreachable, and refreshes them daily in the
-// background.
-type discovery struct {
-	deps   *deps
-	kind   Kind
-	issuer string
-	// mode says which endpoints must be found.
-	mode     TokenMode
-	override MetadataOverride
-	// algs is the tenant's explicit allow-list; nil means "what discovery
-	// says" (see allowedAlgs).
-	algs []string
-	// minRefresh is handed to every key set (jwks_min_refresh).
-	minRefresh time.Duration
+// endpoints is what one tenant's verification needs once discovery has
+// succeeded: the issuer's shared endpoints and keys, with the tenant's own
+// algorithm allow-list and a verifier held to it. It is immutable; a new
+// resolved gets a new one.
+type endpoints struct {
+	*resolved
+	algs     []string
+	verifier *oidc.IDTokenVerifier
+}
 
-	cur      atomic.Pointer[endpoints]
-	mu       sync.Mutex
-	bo       backoff
-	inflight *call
+// discovery is a tenant's view of its issuer's endpoints. What is fetched
+// (metadata, keys) is the issuer's and shared; what is decided about a
+// token (which algorithms it may use) stays the tenant's.
+type discovery struct {
+	iss *issuer
+	// mode says which endpoints must be found.
+	mode TokenMode
+	// algs is the tenant's explicit allow-list; nil means "what discovery
+	// says" (see allowedAlgs). A tenant's list narrows what the shared keys
+	// verify for it, never for the others.
+	algs []string
+
+	cur atomic.Pointer[endpoints]
 }
 
 func (d *discovery) get(ctx context.Context) (*endpoints, error) {
-	now := d.deps.now()
-	if ep := d.cur.Load(); ep != nil {
-		if ep.md != nil && now.Sub(ep.fetchedAt) > d.deps.tuning.metadataTTL {
-			d.mu.Lock()
-			if d.inflight == nil && !d.bo.waiting(now) {
-				d.startLocked()
-			}
-			d.mu.Unlock()
+	r := d.iss.configuredFor(d.mode)
+	if r == nil {
+		var err error
+		if r, err = d.iss.metadata(ctx); err != nil {
+			return nil, err
 		}
+	}
+	if ep := d.cur.Load(); ep != nil && ep.resolved == r {
 		return ep, nil
 	}
-	d.mu.Lock()
-	c := d.inflight
-	if c == nil {
-		if ep := d.cur.Load(); ep != nil {
-			d.mu.Unlock()
-			return ep, nil
+	// First use, or the issuer's metadata was refreshed: concurrent callers
+	// may both build one, and either is right.
+	ep := &endpoints{resolved: r}
+	var advertised []string
+	if r.md != nil {
+		advertised = r.md.IDTokenSigningAlgValuesSupported
+	}
+	ep.algs = allowedAlgs(d.algs, advertised)
+	if r.jwks != nil {
+		ep.verifier = d.iss.newOIDCVerifier(r.jwks, ep.algs)
+	}
+	d.cur.Store(ep)
+	return ep, nil
+}
+
+// configuredFor returns the override alone when it covers everything a
+// token mode needs (so no discovery is made), else nil.
+func (is *issuer) configuredFor(mode TokenMode) *resolved {
+	ov := is.key.override
+	needJWKS := mode != TokenIntrospection
+	needIntro := mode != TokenJWT
+	if (needJWKS && ov.JWKSURI == "") || (needIntro && ov.IntrospectionEndpoint == "") {
+		return nil
+	}
+	if r := is.configured.Load(); r != nil {
+		return r
+	}
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if r := is.configured.Load(); r != nil {
+		return r
+	}
+	r := &resolved{fetchedAt: is.deps.now(), source: "configuration", introspection: ov.IntrospectionEndpoint}
+	if ov.JWKSURI != "" {
+		r.jwks = is.keySetLocked(ov.JWKSURI)
+	}
+	is.configured.Store(r)
+	return r
+}
+
+// metadata returns the issuer's discovered endpoints, discovering them
+// once (single flight across all its tenants), with backoff while the
+// issuer is unreachable, and refreshing them daily in the background.
+func (is *issuer) metadata(ctx context.Context) (*resolved, error) {
+	now := is.deps.now()
+	if r := is.cur.Load(); r != nil {
+		if now.Sub(r.fetchedAt) > is.deps.tuning.metadataTTL {
+			is.mu.Lock()
+			if is.inflight == nil && !is.bo.waiting(now) {
+				is.startLocked()
+			}
+			is.mu.Unlock()
 		}
-		if d.bo.waiting(now) {
-			err := d.bo.lastErr
-			d.mu.Unlock()
+		return r, nil
+	}
+	is.mu.Lock()
+	c := is.inflight
+	if c == nil {
+		if r := is.cur.Load(); r != nil {
+			is.mu.Unlock()
+			return r, nil
+		}
+		if is.bo.waiting(now) {
+			err := is.bo.lastErr
+			is.mu.Unlock()
 			return nil, discoveryError(err)
 		}
-		c = d.startLocked()
+		c = is.startLocked()
 	}
-	d.mu.Unlock()
+	is.mu.Unlock()
 	if err := c.wait(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil, unavailable(reasonCancelled, err)
 		}
 		return nil, discoveryError(err)
 	}
-	if ep := d.cur.Load(); ep != nil {
-		return ep, nil
+	if r := is.cur.Load(); r != nil {
+		return r, nil
 	}
 	return nil, unavailable(reasonIssuerDown, errors.New("metadata vanished after discovery"))
 }
@@ -220,81 +275,64 @@ func discoveryError(err error) *Error {
 	}
 }
 
-func (d *discovery) startLocked() *call {
+func (is *issuer) startLocked() *call {
 	// The whole fallback chain shares one budget: each URL has its own
 	// requestTimeout, and a dead host fails fast on connect.
-	c := d.deps.bg.startCall(3*requestTimeout, func(ctx context.Context) error {
-		ep, err := d.resolve(ctx)
-		now := d.deps.now()
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		d.inflight = nil
+	c := is.deps.bg.startCall(3*requestTimeout, func(ctx context.Context) error {
+		r, jwksURI, err := is.resolve(ctx)
+		is.deps.metrics.discoveryFetch(is.key.issuer, err)
+		now := is.deps.now()
+		is.mu.Lock()
+		defer is.mu.Unlock()
+		is.inflight = nil
 		if err != nil {
-			d.bo.fail(now, err, d.deps.tuning)
-			if d.cur.Load() != nil {
-				d.deps.log.Warn("metadata refresh failed; keeping the previous metadata", "error", err)
+			is.bo.fail(now, err, is.deps.tuning)
+			if is.cur.Load() != nil {
+				is.deps.log.Warn("metadata refresh failed; keeping the previous metadata", "error", err)
 			} else {
-				d.deps.log.Warn("authorization server discovery failed", "error", err, "retry_at", d.bo.retryAt)
+				is.deps.log.Warn("authorization server discovery failed", "error", err, "retry_at", is.bo.retryAt)
 			}
 			return err
 		}
-		if d.bo.failures > 0 {
-			d.deps.log.Info("authorization server reachable again", "metadata", ep.source)
+		if is.bo.failures > 0 {
+			is.deps.log.Info("authorization server reachable again", "metadata", r.source)
 		}
-		d.bo.succeed()
-		// Keep the cached keys across a metadata refresh that names the
-		// same JWKS.
-		if old := d.cur.Load(); old != nil && old.jwks != nil && ep.jwks != nil && old.jwks.url == ep.jwks.url {
-			ep.jwks = old.jwks
-			ep.verifier = d.newOIDCVerifier(ep.jwks, ep.algs)
+		is.bo.succeed()
+		// A refresh that names the same JWKS keeps the cached keys.
+		if jwksURI != "" {
+			r.jwks = is.keySetLocked(jwksURI)
 		}
-		d.cur.Store(ep)
+		is.cur.Store(r)
 		return nil
 	})
-	d.inflight = c
+	is.inflight = c
 	return c
 }
 
-// resolve builds endpoints from the override and, when the override does
-// not cover everything the token mode needs, from discovered metadata.
-func (d *discovery) resolve(ctx context.Context) (*endpoints, error) {
-	ov := d.override
-	needJWKS := d.mode != TokenIntrospection
-	needIntro := d.mode != TokenJWT
-	ep := &endpoints{fetchedAt: d.deps.now(), source: "configuration"}
-	if (!needJWKS || ov.JWKSURI != "") && (!needIntro || ov.IntrospectionEndpoint != "") {
-		ep.introspection = ov.IntrospectionEndpoint
-		ep.algs = allowedAlgs(d.algs, nil)
-		if ov.JWKSURI != "" {
-			ep.jwks = d.newKeySet(ov.JWKSURI)
-			ep.verifier = d.newOIDCVerifier(ep.jwks, ep.algs)
-		}
-		return ep, nil
-	}
-	md, source, _, err := discover(ctx, d.deps.client, d.kind, d.issuer, false)
+// resolve discovers the metadata and combines it with the override, which
+// wins endpoint by endpoint. The key set is attached by the caller, under
+// the lock that guards it.
+func (is *issuer) resolve(ctx context.Context) (r *resolved, jwksURI string, err error) {
+	md, source, _, err := discover(ctx, is.deps.client, is.key.kind, is.key.issuer, false)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	ep.md, ep.source = md, source
-	jwksURI := cmp.Or(ov.JWKSURI, md.JWKSURI)
-	ep.introspection = cmp.Or(ov.IntrospectionEndpoint, md.IntrospectionEndpoint)
+	ov := is.key.override
+	r = &resolved{md: md, source: source, fetchedAt: is.deps.now()}
+	jwksURI = cmp.Or(ov.JWKSURI, md.JWKSURI)
+	r.introspection = cmp.Or(ov.IntrospectionEndpoint, md.IntrospectionEndpoint)
 	// The configured endpoints passed Validate; the discovered ones must
 	// not downgrade the issuer's transport either.
-	for _, u := range []string{jwksURI, ep.introspection} {
+	for _, u := range []string{jwksURI, r.introspection} {
 		if u == "" {
 			continue
 		}
-		if _, probs := checkServerURL(u, urlRules{allowHTTP: true, allowQuery: true, issuer: d.issuer}); len(probs) > 0 {
-			return nil, internal("authorization server metadata names an unusable endpoint",
+		if _, probs := checkServerURL(u, urlRules{allowHTTP: true, allowQuery: true, issuer: is.key.issuer}); len(probs) > 0 {
+			return nil, "", internal("authorization server metadata names an unusable endpoint",
 				fmt.Errorf("endpoint %q %s", u, strings.Join(probs, "; ")))
 		}
 	}
-	ep.algs = allowedAlgs(d.algs, md.IDTokenSigningAlgValuesSupported)
-	if jwksURI != "" {
-		ep.jwks = d.newKeySet(jwksURI)
-		ep.verifier = d.newOIDCVerifier(ep.jwks, ep.algs)
-	}
-	return ep, nil
+	return r, jwksURI, nil
 }
 
 // allowedAlgs is the tenant's list if set; else the discovered list within
@@ -320,18 +358,14 @@ func allowedAlgs(configured, discovered []string) []string {
 	return out
 }
 
-func (d *discovery) newKeySet(url string) *keySet {
-	return &keySet{url: url, issuer: d.issuer, minRefresh: d.minRefresh, deps: d.deps}
-}
-
-func (d *discovery) newOIDCVerifier(ks *keySet, algs []string) *oidc.IDTokenVerifier {
-	return oidc.NewVerifier(d.issuer, ks, &oidc.Config{
+func (is *issuer) newOIDCVerifier(ks *keySet, algs []string) *oidc.IDTokenVerifier {
+	return oidc.NewVerifier(is.key.issuer, ks, &oidc.Config{
 		// Audience strategies are richer than "aud contains the client id",
 		// and exp/nbf need our leeway (go-oidc has none for exp and a fixed
 		// 5 minutes for nbf); both are checked in claims.go.
 		SkipClientIDCheck:    true,
 		SkipExpiryCheck:      true,
 		SupportedSigningAlgs: algs,
-		Now:                  d.deps.now,
+		Now:                  is.deps.now,
 	})
 }

@@ -153,9 +153,9 @@ func TestBackoffGrows(t *testing.T) {
 	for range 5 {
 		_, err := p.Verify(context.Background(), tok)
 		checkErr(t, err, ClassUnavailable, reasonIssuerDown)
-		p.disc.mu.Lock()
-		waits = append(waits, p.disc.bo.retryAt.Sub(clk.Now()))
-		p.disc.mu.Unlock()
+		p.disc.iss.mu.Lock()
+		waits = append(waits, p.disc.iss.bo.retryAt.Sub(clk.Now()))
+		p.disc.iss.mu.Unlock()
 		clk.Advance(waits[len(waits)-1])
 	}
 	for i := 1; i < len(waits); i++ {
@@ -234,7 +234,7 @@ func TestMetadataRefreshKeepsKeys(t *testing.T) {
 	iss := newIssuer(t, clk)
 	iss.SetJWKSCacheControl("max-age=86400") // keys outlive the metadata
 	p := newProvider(t, iss, settings(iss, KindOIDC), clk)
-	p.tuning.metadataTTL = time.Hour
+	p.disc.iss.deps.tuning.metadataTTL = time.Hour
 	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, "")))
 	clk.Advance(50 * time.Minute)
 	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, "")))
@@ -250,11 +250,12 @@ func TestMetadataRefreshKeepsKeys(t *testing.T) {
 	}
 }
 
-// waitIdle waits until the provider's background fetches are done.
+// waitIdle waits until the provider's background fetches, and its
+// issuer's, are done.
 func waitIdle(t testing.TB, p *Provider) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for p.bg.active.Load() != 0 {
+	for background(p) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("background fetches still running after 5s")
 		}

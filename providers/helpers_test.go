@@ -95,3 +95,9 @@ func mustVerify(t testing.TB, p *Provider, tok string) *Principal {
 	}
 	return pr
 }
+
+// background counts the goroutines running for p: its own (introspection)
+// and its issuer's (discovery and keys).
+func background(p *Provider) int32 {
+	return p.bg.active.Load() + p.disc.iss.deps.bg.active.Load()
+}

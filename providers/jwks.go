@@ -31,17 +31,24 @@ import (
 //   - a failed refresh keeps the old keys for up to maxStale
 //     (stale-if-error) and retries with backoff.
 //
-// A keySet belongs to one Provider and one issuer: keys are never shared
-// across tenants, so one issuer's key can never verify another's token.
+// A keySet belongs to one issuer and is shared by the tenants that trust it
+// (see Issuers), so these limits hold per issuer, not per tenant. Keys are
+// never shared across issuers, so one issuer's key can never verify
+// another's token; between tenants of one issuer, each still checks its own
+// audience, algorithms and claims.
 type keySet struct {
 	url        string
 	issuer     string        // labels metrics
 	minRefresh time.Duration // jwks_min_refresh
 	deps       *deps
 
-	mu         sync.Mutex
-	keys       []jose.JSONWebKey // usable public signing keys
-	loaded     bool
+	mu     sync.Mutex
+	keys   []jose.JSONWebKey // usable public signing keys
+	loaded bool
+	// gen counts successful fetches, so that a caller whose keys were
+	// replaced while it looked at them (another tenant's miss refetched)
+	// looks again instead of being refused by the rate limit.
+	gen        uint64
 	fetchedAt  time.Time
 	freshUntil time.Time
 	// lastMiss is when an unknown kid last forced a fetch. Only those
@@ -94,7 +101,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, tr *Tr
 	}
 	h := jws.Signatures[0].Header
 	for attempt := 0; ; attempt++ {
-		keys, err := ks.current(ctx)
+		keys, gen, err := ks.current(ctx)
 		if err != nil {
 			return nil, tr.fail(stepKeys, err)
 		}
@@ -130,7 +137,7 @@ func (ks *keySet) verify(ctx context.Context, jws *jose.JSONWebSignature, tr *Tr
 		// seen (a new kid, or a provider that reuses its kid for a new key).
 		// One refetch per minRefresh settles it without letting forgers turn
 		// the gateway into a JWKS fetch amplifier.
-		if attempt == 0 && ks.refreshForMiss(ctx) {
+		if attempt == 0 && ks.refreshForMiss(ctx, gen) {
 			continue
 		}
 		if matched {
@@ -166,46 +173,54 @@ func (ks *keySet) failing() error {
 	return nil
 }
 
-// current returns usable keys, loading them on first use and starting a
-// background refresh once they are past their freshness.
-func (ks *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
+// current returns usable keys and their generation, loading them on first
+// use and starting a background refresh once they are past their
+// freshness.
+func (ks *keySet) current(ctx context.Context) ([]jose.JSONWebKey, uint64, error) {
 	now := ks.deps.now()
 	ks.mu.Lock()
 	if ks.loaded && now.Before(ks.freshUntil.Add(ks.deps.tuning.maxStale)) {
-		keys := ks.keys
+		keys, gen := ks.keys, ks.gen
 		if !now.Before(ks.freshUntil) && ks.inflight == nil && !ks.bo.waiting(now) {
 			ks.startLocked(now)
 		}
 		ks.mu.Unlock()
-		return keys, nil
+		return keys, gen, nil
 	}
 	c := ks.inflight
 	if c == nil {
 		if ks.bo.waiting(now) {
 			err := ks.bo.lastErr
 			ks.mu.Unlock()
-			return nil, unavailable(reasonKeysDown, err)
+			return nil, 0, unavailable(reasonKeysDown, err)
 		}
 		c = ks.startLocked(now)
 	}
 	ks.mu.Unlock()
 	if err := c.wait(ctx); err != nil {
 		if ctx.Err() != nil {
-			return nil, unavailable(reasonCancelled, err)
+			return nil, 0, unavailable(reasonCancelled, err)
 		}
-		return nil, unavailable(reasonKeysDown, err)
+		return nil, 0, unavailable(reasonKeysDown, err)
 	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	return ks.keys, nil
+	return ks.keys, ks.gen, nil
 }
 
 // refreshForMiss refetches the JWKS for a token no cached key verifies,
 // unless a fetch started less than minRefresh ago. It joins a fetch already
-// running. It reports whether fresh keys are worth another look.
-func (ks *keySet) refreshForMiss(ctx context.Context) bool {
+// running. It reports whether fresh keys are worth another look: also when
+// keys newer than the caller's generation seen arrived meanwhile, so that
+// of many tenants seeing one rotated key at once, all find it after one
+// refetch.
+func (ks *keySet) refreshForMiss(ctx context.Context, seen uint64) bool {
 	now := ks.deps.now()
 	ks.mu.Lock()
+	if ks.gen != seen {
+		ks.mu.Unlock()
+		return true
+	}
 	c := ks.inflight
 	if c == nil {
 		if now.Sub(ks.lastMiss) < ks.minRefresh || ks.bo.waiting(now) {
@@ -241,6 +256,7 @@ func (ks *keySet) startLocked(now time.Time) *call {
 		}
 		ks.bo.succeed()
 		ks.keys, ks.loaded = keys, true
+		ks.gen++
 		ks.fetchedAt, ks.freshUntil = now, now.Add(ttl)
 		return nil
 	})

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // One value serves every tenant; the issuer label is bounded by the
 // configuration.
 type Metrics struct {
+	discovery     *prometheus.CounterVec
 	jwks          *prometheus.CounterVec
 	introspection *prometheus.CounterVec
 	introCache    *prometheus.CounterVec
@@ -14,9 +15,13 @@ type Metrics struct {
 // NewMetrics registers the providers' collectors with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		discovery: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_discovery_fetches_total",
+			Help: "Metadata discoveries (each the issuer's list of well-known URLs, tried in order) by issuer and result (ok, error); tenants sharing an issuer share them.",
+		}, []string{"issuer", "result"}),
 		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "todo_gateway_jwks_fetches_total",
-			Help: "JWKS fetches by issuer and result (ok, error).",
+			Help: "JWKS fetches by issuer and result (ok, error); tenants sharing an issuer share them.",
 		}, []string{"issuer", "result"}),
 		introspection: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "todo_gateway_introspection_requests_total",
@@ -27,12 +32,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Introspection cache lookups by issuer and result (hit, miss).",
 		}, []string{"issuer", "result"}),
 	}
-	reg.MustRegister(m.jwks, m.introspection, m.introCache)
+	reg.MustRegister(m.discovery, m.jwks, m.introspection, m.introCache)
 	return m
 }
 
-// WithMetrics makes the provider count its fetches and introspections in m.
+// WithMetrics makes the provider count its fetches and introspections in
+// m. Fetches are the issuer's (see Issuers), so each is counted once
+// whatever the number of tenants that share it.
 func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
+func (m *Metrics) discoveryFetch(issuer string, err error) {
+	if m != nil {
+		m.discovery.WithLabelValues(issuer, result(err)).Inc()
+	}
+}
 
 func (m *Metrics) jwksFetch(issuer string, err error) {
 	if m != nil {

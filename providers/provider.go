@@ -30,6 +30,7 @@ type options struct {
 	log           *slog.Logger
 	verifiedCache int
 	metrics       *Metrics
+	issuers       *Issuers
 }
 
 // Option adjusts how a Provider talks to the outside world.
@@ -78,8 +79,9 @@ func newOptions(opts []Option) options {
 // authorization server. It is safe for concurrent use. Nothing touches the
 // network until the first Verify.
 type Provider struct {
-	// deps is shared with the provider's discovery and key sets, which
-	// need it to reach the network and run in the background.
+	// deps is the tenant's own: its clock, metrics, introspection client,
+	// and the runner of its introspection calls. Discovery and keys use
+	// the issuer's (see Issuers).
 	*deps
 
 	tenant   string
@@ -95,10 +97,15 @@ type Provider struct {
 	disc     discovery
 	verified *lru[*Principal]
 	intro    *introspector // nil in token mode jwt
+
+	// closed makes Close idempotent: a second Close must not release a
+	// reference to the issuer that another tenant holds.
+	closed atomic.Bool
 }
 
-// deps is how a Provider's parts reach the outside world. Its fields never
-// change after New (tests shorten the tuning before the first Verify).
+// deps is how a Provider, or an issuer its tenants share, reaches the
+// outside world. Its fields never change after it is made (tests shorten
+// the tuning before the first Verify).
 type deps struct {
 	client *http.Client
 	now    func() time.Time
@@ -158,20 +165,10 @@ func New(s Settings, opts ...Option) (*Provider, error) {
 		claims:   s.Claims,
 		scopes:   s.Scopes,
 		leeway:   time.Duration(*c.Leeway),
-		disc: discovery{
-			deps:       d,
-			kind:       c.Type,
-			issuer:     c.Issuer,
-			mode:       c.Token,
-			algs:       c.Algorithms,
-			minRefresh: time.Duration(*c.JWKSMinRefresh),
-		},
+		disc:     discovery{mode: c.Token, algs: c.Algorithms},
 	}
 	for _, t := range c.JWTTypes {
 		p.jwtTypes = append(p.jwtTypes, normaliseType(t))
-	}
-	if c.Metadata != nil {
-		p.disc.override = *c.Metadata
 	}
 	if o.verifiedCache > 0 {
 		p.verified = newLRU[*Principal](o.verifiedCache)
@@ -184,18 +181,31 @@ func New(s Settings, opts ...Option) (*Provider, error) {
 		}
 		p.intro = in
 	}
+	// Last, so that a refused New holds no reference to the issuer.
+	reg := o.issuers
+	if reg == nil {
+		reg = NewIssuers()
+	}
+	p.disc.iss = reg.acquire(keyOf(c, o.client), s.Tenant, o)
 	return p, nil
 }
 
-// Close stops background refreshes and waits for them to finish. Verify
-// still works afterwards from what is cached, but fetches nothing new.
+// Close stops the tenant's background work, waits for it to finish and
+// releases the tenant's share of its issuer; the issuer's own refreshes
+// stop with the last Provider that uses it. Verify still works afterwards
+// from what is cached, and through the issuer while other tenants keep it.
 func (p *Provider) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
 	p.bg.close()
+	p.disc.iss.reg.release(p.disc.iss, p.tenant)
 	return nil
 }
 
-// bgRunner owns the goroutines a Provider starts (fetches that outlive the
-// request that triggered them), so Close can cancel and wait for them.
+// bgRunner owns the goroutines a Provider or an issuer starts (fetches that
+// outlive the request that triggered them), so that closing it can cancel
+// and wait for them.
 type bgRunner struct {
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -455,7 +455,7 @@ func TestCloseWaitsForBackgroundWork(t *testing.T) {
 	defer cancel()
 	_, err = p.Verify(ctx, iss.Mint(iss.Claims("u", testResource, "")))
 	checkErr(t, err, ClassUnavailable, reasonCancelled)
-	if got := p.bg.active.Load(); got != 1 {
+	if got := background(p); got != 1 {
 		t.Fatalf("got %d background fetches, want the 1 the caller left behind", got)
 	}
 	done := make(chan struct{})
@@ -465,7 +465,7 @@ func TestCloseWaitsForBackgroundWork(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return: a background fetch ignores cancellation")
 	}
-	if got := p.bg.active.Load(); got != 0 {
+	if got := background(p); got != 0 {
 		t.Fatalf("got %d background goroutines after Close, want 0", got)
 	}
 	_, err = p.Verify(context.Background(), iss.Mint(iss.Claims("u", testResource, "")))

@@ -3,9 +3,13 @@ package providers
 import "time"
 
 // Status is what a tenant's verifier knows of its authorization server, for
-// the gateway's status endpoint. It reflects traffic so far: a tenant that
-// has seen no token has discovered nothing yet, by design.
+// the gateway's status endpoint. It reflects traffic so far: an issuer none
+// of whose tenants has seen a token has discovered nothing yet, by design.
+// Every field is the issuer's (see Issuers), so tenants sharing an issuer
+// show the same values.
 type Status struct {
+	// IssuerID names the shared issuer state, as listed by Issuers.List.
+	IssuerID string `json:"issuer_id"`
 	// Discovered: the metadata (or the configured override) is in hand.
 	Discovered bool      `json:"discovered"`
 	MetadataAt time.Time `json:"metadata_fetched_at,omitzero"`
@@ -21,31 +25,37 @@ type Status struct {
 }
 
 // Status reports the provider's view of its authorization server.
-func (p *Provider) Status() Status {
-	s := Status{Reachable: true}
-	p.disc.mu.Lock()
-	if p.disc.bo.failures > 0 {
-		s.Reachable = false
-		if p.disc.bo.lastErr != nil {
-			s.LastError = p.disc.bo.lastErr.Error()
-		}
+func (p *Provider) Status() Status { return p.disc.iss.status() }
+
+func (is *issuer) status() Status {
+	s := Status{IssuerID: is.id, Reachable: true}
+	is.mu.Lock()
+	s.noteFailure(is.bo)
+	ks := is.jwks
+	is.mu.Unlock()
+	r := is.cur.Load()
+	if r == nil {
+		r = is.configured.Load()
 	}
-	p.disc.mu.Unlock()
-	ep := p.disc.cur.Load()
-	if ep == nil {
+	if r == nil {
 		return s
 	}
-	s.Discovered, s.MetadataAt = true, ep.fetchedAt
-	if ks := ep.jwks; ks != nil {
+	s.Discovered, s.MetadataAt = true, r.fetchedAt
+	if ks != nil {
 		ks.mu.Lock()
 		s.Keys, s.KeysAt = len(ks.keys), ks.fetchedAt
-		if ks.bo.failures > 0 {
-			s.Reachable = false
-			if ks.bo.lastErr != nil {
-				s.LastError = ks.bo.lastErr.Error()
-			}
-		}
+		s.noteFailure(ks.bo)
 		ks.mu.Unlock()
 	}
 	return s
+}
+
+// noteFailure records a resource that is failing and backing off.
+func (s *Status) noteFailure(bo backoff) {
+	if bo.failures > 0 {
+		s.Reachable = false
+		if bo.lastErr != nil {
+			s.LastError = bo.lastErr.Error()
+		}
+	}
 }
