@@ -8,7 +8,7 @@ GO ?= go
 export GOTOOLCHAIN ?= go1.27.3
 PKGS := ./...
 
-.PHONY: test vet fmt-check unit bench build run e2e e2e-deps demo cluster-test
+.PHONY: test vet fmt-check unit bench build run e2e e2e-deps demo cluster-test cluster
 
 test: fmt-check vet unit e2e cluster-test
 
@@ -69,3 +69,13 @@ cluster-test:
 demo: e2e-deps
 	$(GO) build -o $(E2E_BIN) ./cmd/todo-gateway
 	TODO_GATEWAY_BIN=$(E2E_BIN) $(NODE) e2e/demo.mjs
+
+# The demo as a cluster (e2e/cluster.mjs): 3 etcd members, 3 gateways on
+# them, a round-robin proxy (node, following each gateway's /readyz) in front
+# of the gateways on 127.0.0.1:3001, and the provider; prints what to connect
+# to and every PID and admin URL; Ctrl-C stops everything. Needs etcd 3.4+:
+# ETCD_BIN, or etcd on the PATH (Debian: apt-get install etcd-server).
+cluster: e2e-deps
+	@command -v "$${ETCD_BIN:-etcd}" >/dev/null 2>&1 || { echo "cluster: cannot find etcd ($${ETCD_BIN:-etcd}); install it (Debian: apt-get install -y etcd-server) or set ETCD_BIN to its path" >&2; exit 1; }
+	$(GO) build -o $(E2E_BIN) ./cmd/todo-gateway
+	TODO_GATEWAY_BIN=$(E2E_BIN) ETCD_BIN="$$(command -v "$${ETCD_BIN:-etcd}")" $(NODE) e2e/cluster.mjs

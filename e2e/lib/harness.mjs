@@ -225,26 +225,57 @@ export class Lab {
   }
 
   /**
-   * Writes the gateway configuration and starts the gateway binary on the
-   * lab's port. tenants are the configuration's tenant objects.
+   * Writes the gateway configuration and starts the gateway binary, by
+   * default on the lab's port with a bbolt file in the lab's directory.
+   * tenants are the configuration's tenant objects; port, adminPort, store
+   * and shutdown are for other set-ups (see writeGatewayConfig).
    */
-  async startGateway(tenants, { name = 'gateway', label } = {}) {
+  async startGateway(tenants, {
+    name = 'gateway', label, port = this.gatewayPort, adminPort = 0, store, shutdown,
+  } = {}) {
+    const file = this.writeGatewayConfig(tenants, { name, port, adminPort, store, shutdown });
+    return this.runGateway(file, { label: label ?? `${name} (port ${port})` });
+  }
+
+  /**
+   * Writes a gateway configuration file named name.json in the lab's
+   * directory and returns its path. port and adminPort are the listeners'
+   * (0: a free one, chosen by the gateway); store and shutdown are the
+   * configuration's blocks (default: bbolt in the lab's directory; the
+   * gateway's default shutdown).
+   */
+  writeGatewayConfig(tenants, { name = 'gateway', port = this.gatewayPort, adminPort = 0, store, shutdown } = {}) {
     const config = {
-      listen: `127.0.0.1:${this.gatewayPort}`,
+      listen: `127.0.0.1:${port}`,
       // Port 0: gateways of scenarios running side by side must not collide.
-      admin: { listen: '127.0.0.1:0' },
-      store: { driver: 'bbolt', bbolt: { path: join(this.dir, 'todos.db') } },
+      admin: { listen: `127.0.0.1:${adminPort}` },
+      store: store ?? { driver: 'bbolt', bbolt: { path: join(this.dir, 'todos.db') } },
+      ...(shutdown ? { shutdown } : {}),
       tenants,
     };
     const file = join(this.dir, `${name}.json`);
     writeFileSync(file, JSON.stringify(config, null, 2));
+    return file;
+  }
+
+  /**
+   * Starts the gateway binary on a configuration file and waits until it
+   * serves. Several instances may share one file whose listeners are on
+   * port 0 (make cluster): the returned process knows the addresses it got,
+   * as addr and admin (host:port), from its "serving" log line.
+   */
+  async runGateway(file, { label = 'gateway' } = {}) {
     const child = spawn(gatewayBinary(), ['serve', '--config', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: this.dir,
       env: { ...process.env, E2E_GATEWAY_SECRET: this.secrets.gateway },
     });
-    const proc = this.track(label ?? `${name} (port ${this.gatewayPort})`, child);
+    const proc = this.track(label, child);
     await proc.waitForLine(/todo-gateway listening on/);
+    // The log line comes on stderr, the one above on stdout: either may be first.
+    const serving = JSON.parse(await proc.waitForLine(/^\{.*"msg":"serving"/));
+    proc.addr = serving.addr;
+    proc.admin = serving.admin;
     return proc;
   }
 
