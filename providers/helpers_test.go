@@ -2,10 +2,13 @@ package providers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,4 +103,40 @@ func mustVerify(t testing.TB, p *Provider, tok string) *Principal {
 // and its issuer's (discovery and keys).
 func background(p *Provider) int32 {
 	return p.bg.active.Load() + p.disc.iss.deps.bg.active.Load()
+}
+
+// forgedKIDTokens returns n tokens for testResource with random kids. The
+// signatures are random bytes: with an unknown kid no key is ever tried,
+// and real signing would only slow the test down.
+func forgedKIDTokens(t *testing.T, iss *providertest.Issuer, n int) []string {
+	t.Helper()
+	payload := base64.RawURLEncoding.EncodeToString(mustJSON(t, iss.Claims("u", testResource, "")))
+	toks := make([]string, n)
+	for i := range toks {
+		hdr := base64.RawURLEncoding.EncodeToString(mustJSON(t, map[string]string{"alg": "ES256", "typ": "at+jwt", "kid": randomKID()}))
+		sig := make([]byte, 64)
+		rand.Read(sig)
+		toks[i] = hdr + "." + payload + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
+	return toks
+}
+
+// inParallel calls fn(0) to fn(n-1) from the given number of goroutines.
+// A bounded pool, not one goroutine per call: the race detector allows
+// 8128 at once, fewer than the tenants some tests build.
+func inParallel(n, workers int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -3,13 +3,11 @@ package providers
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,48 +17,35 @@ import (
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
 )
 
-// TestUnknownKidFlood is the JWKS amplification check: 10,000 forged
-// tokens with random kids, sent concurrently and spread over 10 seconds of
-// the provider's clock (1ms each, so slow machines measure the same
-// thing), must cost the authorization server at most 2 JWKS fetches.
+// TestUnknownKidFlood is the JWKS amplification check for one tenant (see
+// checkUnknownKidFlood).
 func TestUnknownKidFlood(t *testing.T) {
 	clk := newClock()
 	iss := newIssuer(t, clk)
 	p := newProvider(t, iss, settings(iss, KindOIDC), clk)
 	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, ""))) // keys loaded
+	checkUnknownKidFlood(t, clk, iss, func(int) *Provider { return p })
+}
 
+// checkUnknownKidFlood sends 10,000 forged tokens with random kids,
+// concurrently and spread over 10 seconds of the clock (1ms each, so slow
+// machines measure the same thing), token i to the provider at(i), whose
+// keys are loaded: the authorization server must see at most 2 JWKS
+// fetches in all.
+func checkUnknownKidFlood(t *testing.T, clk *clock, iss *providertest.Issuer, at func(i int) *Provider) {
+	t.Helper()
 	const n = 10000
-	// The signatures are random bytes: with an unknown kid no key is ever
-	// tried, and real signing would only slow the test down.
-	payload := base64.RawURLEncoding.EncodeToString(mustJSON(t, iss.Claims("u", testResource, "")))
-	toks := make([]string, n)
-	for i := range toks {
-		hdr := base64.RawURLEncoding.EncodeToString(mustJSON(t, map[string]string{"alg": "ES256", "typ": "at+jwt", "kid": randomKID()}))
-		sig := make([]byte, 64)
-		rand.Read(sig)
-		toks[i] = hdr + "." + payload + "." + base64.RawURLEncoding.EncodeToString(sig)
-	}
-
+	toks := forgedKIDTokens(t, iss, n)
 	start, clockStart := time.Now(), clk.Now()
-	var next, wrong atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= n {
-					return
-				}
-				clk.Advance(time.Millisecond)
-				_, err := p.Verify(context.Background(), toks[i])
-				var e *Error
-				if !errors.As(err, &e) || e.Reason != reasonUnknownKey {
-					wrong.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	var wrong atomic.Int64
+	inParallel(n, 64, func(i int) {
+		clk.Advance(time.Millisecond)
+		_, err := at(i).Verify(context.Background(), toks[i])
+		var e *Error
+		if !errors.As(err, &e) || e.Reason != reasonUnknownKey {
+			wrong.Add(1)
+		}
+	})
 	if span := clk.Now().Sub(clockStart); span != 10*time.Second {
 		t.Fatalf("got the tokens spread over %v, want 10s", span)
 	}
