@@ -6,7 +6,10 @@
 // New makes no network call; the first Verify discovers the server's
 // metadata (DiscoveryURLs gives the order per provider type), caches it,
 // and retries with backoff while the server is down. Until it answers,
-// Verify fails with ClassUnavailable, never ClassInvalidToken.
+// Verify fails with ClassUnavailable, never ClassInvalidToken. Metadata and
+// keys are the issuer's, not the tenant's: Providers built with one
+// Issuers registry share them with every tenant of the same issuer and
+// fetch settings (issuers.go).
 //
 // JWT access tokens (RFC 9068) are parsed by go-jose and checked by
 // go-oidc's verifier (algorithm allow-list, signature, exact issuer) over a
@@ -20,7 +23,8 @@
 // (Settings and their defaults), kinds.go (the one table of what differs
 // between logto, oidc and oauth), validate.go (every rule on the settings,
 // reported at once: "check" and "serve" run the same), provider.go (New,
-// Close, what a Provider shares with its parts), client.go (the outbound
+// Close, what a Provider shares with its parts), issuers.go (the registry
+// of what tenants of one issuer share), client.go (the outbound
 // HTTP client), verify.go (Verify and the bearer token syntax),
 // discovery.go, jwks.go, jwt.go, introspect.go, claims.go, cache.go,
 // fetch.go (bounded HTTP, single flight, backoff), errors.go (the reasons),

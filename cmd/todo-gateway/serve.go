@@ -153,7 +153,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 	}
 	undo = append(undo, st.Close)
 	edge := mcp.New(store.Timed(st, prom.observeStore), mcp.Options{
-		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers)),
+		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers), providers.WithIssuers(providers.NewIssuers())),
 		Logger:         log,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		BodyLimit:      cfg.HTTP.BodyLimit,
