@@ -56,6 +56,18 @@ func mintFor(iss *providertest.Issuer, n int, opts ...providertest.MintOption) [
 	return toks
 }
 
+// warmTenants builds n tenants of one issuer (an ES256 key: cheap to sign)
+// sharing a registry, and has each verify a token, so their keys are
+// loaded.
+func warmTenants(t *testing.T, n int) (*clock, *providertest.Issuer, []*Provider) {
+	t.Helper()
+	clk := newClock()
+	iss := newIssuer(t, clk, providertest.WithKeys(jose.ES256))
+	ps := tenantsOn(t, iss, clk, NewIssuers(), n)
+	verifyAll(t, ps, mintFor(iss, n))
+	return clk, iss, ps
+}
+
 // TestTenThousandTenantsShareOneIssuer is issue 12's measure: 10,000
 // tenants on one issuer, one token each, verified concurrently while the
 // issuer is slow enough for them to pile up, cost at most 2 discovery and 2
@@ -109,10 +121,7 @@ func TestTenThousandTenantsShareOneIssuer(t *testing.T) {
 // found by every tenant after one refetch, however many see it at once.
 func TestRotationReachesEveryTenantAtOnce(t *testing.T) {
 	const n = 200
-	clk := newClock()
-	iss := newIssuer(t, clk, providertest.WithKeys(jose.ES256))
-	ps := tenantsOn(t, iss, clk, NewIssuers(), n)
-	verifyAll(t, ps, mintFor(iss, n))
+	clk, iss, ps := warmTenants(t, n)
 	for i, wait := range []time.Duration{0, 11 * time.Second} {
 		// Right after the first fetch, and once the unknown-kid interval
 		// has passed since the last refetch.
@@ -130,10 +139,7 @@ func TestRotationReachesEveryTenantAtOnce(t *testing.T) {
 // refused by the unknown-kid rate limit that refetch just armed. (Verify
 // leaves that window too short for a test to hit it reliably.)
 func TestMissSeesKeysAnotherTenantFetched(t *testing.T) {
-	clk := newClock()
-	iss := newIssuer(t, clk, providertest.WithKeys(jose.ES256))
-	ps := tenantsOn(t, iss, clk, NewIssuers(), 2)
-	verifyAll(t, ps, mintFor(iss, 2))
+	_, iss, ps := warmTenants(t, 2)
 	ks := ps[0].disc.cur.Load().jwks
 	_, seen, err := ks.current(context.Background()) // tenant 0 reads the keys
 	if err != nil {
@@ -153,10 +159,7 @@ func TestMissSeesKeysAnotherTenantFetched(t *testing.T) {
 // tenants of one issuer costs what it costs one tenant.
 func TestUnknownKidLimitIsPerIssuer(t *testing.T) {
 	const n = 100
-	clk := newClock()
-	iss := newIssuer(t, clk, providertest.WithKeys(jose.ES256))
-	ps := tenantsOn(t, iss, clk, NewIssuers(), n)
-	verifyAll(t, ps, mintFor(iss, n))
+	clk, iss, ps := warmTenants(t, n)
 	checkUnknownKidFlood(t, clk, iss, func(i int) *Provider { return ps[i%n] })
 }
 
