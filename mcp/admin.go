@@ -32,9 +32,12 @@ type tenantStatus struct {
 type statusDocument struct {
 	// Config is the version (SHA-256 of the bytes) of the configuration
 	// being served: instances showing the same one serve the same tenants.
-	Config  string         `json:"config"`
-	Store   *storeStatus   `json:"store,omitempty"`
-	Tenants []tenantStatus `json:"tenants"`
+	Config string       `json:"config"`
+	Store  *storeStatus `json:"store,omitempty"`
+	// Issuers is each authorization server the tenants verify with, with
+	// how many tenants share its discovery document and key set.
+	Issuers []providers.IssuerStatus `json:"issuers,omitempty"`
+	Tenants []tenantStatus           `json:"tenants"`
 }
 
 // storeStatus is the store as /status shows it.
@@ -60,6 +63,8 @@ type AdminOptions struct {
 	StoreCheck func(context.Context) error
 	// StoreName describes the store in /status ("bbolt data/todos.db").
 	StoreName string
+	// Issuers lists the shared issuer state (providers.Issuers.List).
+	Issuers func() []providers.IssuerStatus
 	// Metrics serves /metrics.
 	Metrics http.Handler
 }
@@ -117,6 +122,9 @@ func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
 	})
 	e.GET("/status", func(c echo.Context) error {
 		doc := gw.Current().status()
+		if opts.Issuers != nil {
+			doc.Issuers = opts.Issuers()
+		}
 		if opts.StoreCheck != nil {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), storeCheckTimeout)
 			defer cancel()

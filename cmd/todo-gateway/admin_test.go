@@ -60,6 +60,10 @@ func TestAdminEndpoints(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `"id":"t0"`) || !strings.Contains(body, `"discovered":true`) || !strings.Contains(body, `"keys":1`) {
 		t.Errorf("status after a token: %d %s", code, body)
 	}
+	// Both tenants are on one issuer: one shared entry, counting them.
+	if !strings.Contains(body, `"issuers":[{"issuer":"`+iss.Issuer()+`","type":"oidc","tenants":2`) {
+		t.Errorf("status lacks the shared issuer with its 2 tenants: %s", body)
+	}
 
 	// Never on the public listener.
 	for _, path := range []string{"/metrics", "/healthz", "/status"} {

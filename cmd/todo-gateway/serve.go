@@ -152,8 +152,11 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 		return nil, err
 	}
 	undo = append(undo, st.Close)
+	// One registry for every generation: tenants on one issuer share its
+	// discovery document and key set, across reloads too.
+	issuers := providers.NewIssuers()
 	edge := mcp.New(store.Timed(st, prom.observeStore), mcp.Options{
-		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers), providers.WithIssuers(providers.NewIssuers())),
+		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers), providers.WithIssuers(issuers)),
 		Logger:         log,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		BodyLimit:      cfg.HTTP.BodyLimit,
@@ -182,7 +185,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 		adminListener: adminLn,
 		admin: &http.Server{
 			Handler: mcp.NewAdmin(edge, mcp.AdminOptions{
-				Draining: draining.Load, StoreCheck: st.ready, StoreName: st.description, Metrics: prom.handler(),
+				Draining: draining.Load, StoreCheck: st.ready, StoreName: st.description, Issuers: issuers.List, Metrics: prom.handler(),
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
