@@ -147,7 +147,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 		undo = append(undo, ln.Close)
 	}
 	prom := newMetrics()
-	st, err := openStore(cfg.Store)
+	st, err := openStore(cfg.Store, log)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,7 @@ type backend struct {
 
 // openStore opens the backend that the store block's driver names, from that
 // driver's own block. This switch is the one place a new driver is wired in.
-func openStore(cfg tenants.StoreConfig) (backend, error) {
+func openStore(cfg tenants.StoreConfig, log *slog.Logger) (backend, error) {
 	switch cfg.Driver {
 	case tenants.DriverBolt:
 		b := cfg.Bolt
@@ -55,7 +56,7 @@ func openStore(cfg tenants.StoreConfig) (backend, error) {
 		if err != nil {
 			return backend{}, err
 		}
-		st, err := etcd.Open(client, e.Prefix, etcd.Options{RequestTimeout: time.Duration(*e.RequestTimeout)})
+		st, err := etcd.Open(client, e.Prefix, etcd.Options{RequestTimeout: time.Duration(*e.RequestTimeout), Logger: log.With("store", "etcd")})
 		if err != nil {
 			return backend{}, err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -129,7 +130,7 @@ func dumpConfigured(t *testing.T, path string) todosByTenant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := openStore(cfg.Store)
+	b, err := openStore(cfg.Store, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ package etcd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -46,6 +47,9 @@ type Options struct {
 	// long even when the caller's context ends, because the caller could not
 	// tell whether the write happened otherwise.
 	WriteTimeout time.Duration
+	// Logger receives a warning when etcd does not answer and a request is
+	// retried; default: discarded.
+	Logger *slog.Logger
 }
 
 // Store is a store.Store on etcd.
@@ -66,6 +70,9 @@ func New(kv clientv3.KV, prefix string, opts Options) *Store {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Store{kv: namespace.NewKV(kv, prefix), opts: opts, release: func() error { return nil }}
 }

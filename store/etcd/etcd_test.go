@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -292,7 +294,8 @@ func TestDeleteAmbiguousCommit(t *testing.T) {
 // connection) is tried again within the request timeout: the reader gets
 // its answer, not an error.
 func TestReadsRetried(t *testing.T) {
-	s, plain, kv := faultStore(t, etcd.Options{}, failBefore, failBefore)
+	var logs strings.Builder
+	s, plain, kv := faultStore(t, etcd.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, failBefore, failBefore)
 	todo, err := plain.Create(context.Background(), "acme", "alice", "x")
 	if err != nil {
 		t.Fatal(err)
@@ -303,6 +306,10 @@ func TestReadsRetried(t *testing.T) {
 	}
 	if kv.commits != 3 {
 		t.Errorf("got %d reads, want 3 (two lost, one answered)", kv.commits)
+	}
+	// The stall is logged once, and its end.
+	if got := logs.String(); strings.Count(got, "etcd did not answer; retrying") != 1 || !strings.Contains(got, "etcd answered after retries") {
+		t.Errorf("got log %q, want one warning and the recovery", got)
 	}
 	// Within the request timeout only: a cluster that never answers is an
 	// error, and a retryable one.

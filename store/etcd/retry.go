@@ -34,11 +34,14 @@ func (s *Store) retryWithin(ctx context.Context, limit time.Duration, attempt fu
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	backoff := 25 * time.Millisecond
-	for {
+	for tries := 1; ; tries++ {
 		actx, acancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 		done, err := attempt(actx)
 		acancel()
 		if done {
+			if tries > 1 && err == nil {
+				s.opts.Logger.Info("etcd answered after retries", "attempts", tries)
+			}
 			return err
 		}
 		if !retryable(err) {
@@ -46,6 +49,11 @@ func (s *Store) retryWithin(ctx context.Context, limit time.Duration, attempt fu
 		}
 		if errors.Is(err, errConflict) && ctx.Err() == nil {
 			continue
+		}
+		if tries == 1 {
+			// While etcd elects a leader, requests stall for a second or
+			// two; without this line an operator would only see latency.
+			s.opts.Logger.Warn("etcd did not answer; retrying", "err", err.Error(), "for_at_most", limit.String())
 		}
 		select {
 		case <-ctx.Done():
