@@ -19,20 +19,32 @@ function assertUnavailable(r) {
 
 scenario('JWT tenants: provider stopped → 503 where keys are needed, started again → resumes', async (lab) => {
   const warm = lab.resource('acme');
+  const sharing = lab.resource('umbrella');
   const cold = lab.resource('globex');
-  let idp = await lab.startIdp({ shape: 'logto', resources: [warm, cold] });
-  await lab.startGateway([lab.logtoTenant('acme', idp), lab.logtoTenant('globex', idp)]);
+  let idp = await lab.startIdp({ shape: 'logto', resources: [warm, sharing, cold] });
+  // umbrella fetches from the issuer exactly as acme does, so the two share
+  // its discovery document and key set; globex's other jwks_min_refresh
+  // makes it fetch on its own.
+  await lab.startGateway([
+    lab.logtoTenant('acme', idp), lab.logtoTenant('umbrella', idp),
+    lab.logtoTenant('globex', idp, { jwks_min_refresh: '11s' }),
+  ]);
 
-  // acme has verified a token (it holds the keys); globex never has.
+  // acme has verified a token (the issuer's keys are held); globex never has.
   const warmToken = (await idp.clientCredentials(warm, 'create:todos read:todos')).access_token;
+  const sharingToken = (await idp.clientCredentials(sharing, 'create:todos read:todos')).access_token;
   const coldToken = (await idp.clientCredentials(cold, 'create:todos read:todos')).access_token;
   toolResult(await rpc(warm, warmToken, toolCall('create-todo', { content: 'warm' })));
 
   await idp.stop();
   // globex cannot discover the provider nor fetch its keys: 503, not 401.
   assertUnavailable(await rpc(cold, coldToken, toolCall('get-todos')));
-  // acme keeps serving with the keys it holds.
+  // acme keeps serving with the keys it holds, and so does umbrella, which
+  // never fetched them itself: keys are held per issuer, not per tenant.
   assert.equal(toolResult(await rpc(warm, warmToken, toolCall('get-todos'))).todos.length, 1);
+  assert.deepEqual(toolResult(await rpc(sharing, sharingToken, toolCall('get-todos'))).todos, []);
+  // Sharing keys shares no trust: acme's token is still refused at umbrella.
+  assert.equal((await rpc(sharing, warmToken, toolCall('get-todos'))).status, 401);
 
   idp = await idp.restart();
   // The same token now works, with no gateway restart (the gateway may be
