@@ -34,8 +34,12 @@ type tenantState struct {
 	verifier providers.Verifier
 	// problem says why the verifier could not be built ("" when it was); the
 	// verifier is then a stand-in that answers 503.
-	problem     string
-	mcp         *server.StreamableHTTPServer
+	problem string
+	mcp     *server.StreamableHTTPServer
+	// fast answers tools/call of the tenant's tools with the handlers of
+	// its mcp-go server, where mcp-go would answer the same (fastpath.go);
+	// nil sends everything to mcp.
+	fast        *fastTools
 	metadata    []byte
 	metadataURL string
 	// allScopes is the scope parameter of a 401: every scope the tenant knows.
@@ -129,9 +133,11 @@ func (g *Gateway) build(cfg *tenants.Config, version string, prev *Generation) (
 }
 
 func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
+	tools := newMCPServer(t.ID, g.store, g.log)
 	st := &tenantState{
 		tenant: t,
-		mcp: server.NewStreamableHTTPServer(newMCPServer(t.ID, g.store, g.log),
+		fast:   newFastTools(tools),
+		mcp: server.NewStreamableHTTPServer(tools,
 			server.WithStateLess(true),
 			server.WithDisableStreaming(true),
 			// Reached through Handle (serveMCP), which leaves CORS and the

@@ -86,7 +86,15 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	if err != nil {
 		return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read", plain: true})
 	}
-	if call, ok := peekCall(body); ok {
+	// A request the fast path answers is decoded once, there; the method
+	// and tool it reads are those peekCall would (FuzzFastPath).
+	var fc fastCall
+	fast := false
+	if r.Method == http.MethodPost {
+		fc, fast = ts.fast.parse(r.Header, body)
+	}
+	call, ok := peekFast(fc, fast, body)
+	if ok {
 		audit.method, audit.tool = call.Method, call.Tool
 		if err := checkHeaders(r.Header, call); err != nil {
 			return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error(), plain: true})
@@ -102,13 +110,18 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	audit.allow(g.log, r.Context())
 	g.opts.Metrics.decision(t.ID, "allow", "")
 
+	ctx := WithPrincipal(r.Context(), p)
+	if fast {
+		ts.fast.serve(c.Response(), ctx, r.Header, fc)
+		return nil
+	}
 	// mcp-go's transport-agnostic entry point takes the body already read
 	// and peeked, and the principal in the context its tools receive. The
 	// checks ServeHTTP would add (CORS, the loopback Host guard, metadata)
 	// are the gateway's own, above.
 	ts.mcp.Handle(unstreamed{c.Response()}, &server.HTTPRequest{
 		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
-		Context: WithPrincipal(r.Context(), p),
+		Context: ctx,
 	})
 	return nil
 }

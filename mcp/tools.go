@@ -140,6 +140,9 @@ type todoTools struct {
 }
 
 // newMCPServer builds the mcp-go server of one tenant with every tool.
+// The fast path (fastpath.go) calls the handlers registered here directly,
+// as mcp-go would with these options: a hook, tool middleware, filter or
+// schema validation added here must be mirrored there.
 func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPServer {
 	tt := &todoTools{tenant: tenant, store: st, log: log}
 	s := server.NewMCPServer("todo-gateway/"+tenant, "1.0.0",
