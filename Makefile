@@ -29,12 +29,21 @@ run:
 	$(GO) run ./cmd/todo-gateway serve
 
 # Go micro-benchmarks (store on bbolt and on etcd with 1 and 3 embedded
-# members, registry, verification, start-up), then the HTTP load test with
-# its ratios against a bare handler; with etcd installed, the load test also
-# runs a gateway on the etcd driver in the same rounds.
+# members, registry, verification, start-up), then the in-process HTTP load
+# test (a quick check; with etcd installed it also runs a gateway on the etcd
+# driver in the same rounds), then the measurement the README quotes
+# (bench/wrk_test.go): the gateway binary under wrk, interleaved with a bare
+# net/http handler and a bare mcp-go server, each a process of its own.
+# Installs wrk when missing (Debian: apt-get, as root or through sudo).
+BENCH_BIN := $(CURDIR)/bin/bench/todo-gateway
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store/... ./tenants/... ./providers/... ./cmd/...
 	TODO_GATEWAY_LOAD=1 ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/todo-gateway
+	@command -v wrk >/dev/null 2>&1 || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
+	$(GO) build -o $(BENCH_BIN) ./cmd/todo-gateway
+	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 15m -run '^TestWrk$$' -v ./bench
 
 # End-to-end tests against real peers (node-oidc-provider as the
 # authorization server, the MCP TypeScript SDK as the client): builds the

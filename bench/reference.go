@@ -1,0 +1,72 @@
+// Package bench holds what the gateway's speed is measured against, and the
+// measurement from outside (wrk_test.go, run by make bench): the reference
+// servers answer a get-todos request with the gateway's own answer, so that
+// what they cost is the floor of the HTTP stack (Bare) and of mcp-go
+// (MCPAlone), and what the gateway costs beyond them is its own.
+//
+// Nothing here is part of the gateway binary; only tests import it.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Bare is the ceiling of the HTTP stack: a net/http handler that decodes
+// the JSON-RPC request, as any JSON API would, and answers sample (a
+// get-todos response body of the gateway) byte for byte, as
+// application/json. No routing, middleware, MCP, token, store or log.
+func Bare(sample []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Method  string          `json:"method"`
+			Params  struct {
+				Name      string         `json:"name"`
+				Arguments map[string]any `json:"arguments"`
+			} `json:"params"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Method == "" {
+			http.Error(w, "not a JSON-RPC request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(sample)
+	})
+}
+
+// MCPAlone is the floor of the MCP library: a stateless mcp-go server,
+// configured as the gateway configures its own, whose get-todos answers the
+// result in sample (a get-todos response of the gateway) with nothing else:
+// no origin check, token, policy, store or logging. What it costs is
+// mcp-go's; what the gateway costs beyond it is the gateway's.
+func MCPAlone(sample []byte) (http.Handler, error) {
+	var resp struct {
+		Result struct {
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+			StructuredContent json.RawMessage `json:"structuredContent"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(sample, &resp); err != nil {
+		return nil, fmt.Errorf("not a get-todos result (%w): %s", err, sample)
+	}
+	if len(resp.Result.Content) != 1 {
+		return nil, errors.New("not a get-todos result (one text content expected): " + string(sample))
+	}
+	text, structured := resp.Result.Content[0].Text, resp.Result.StructuredContent
+	s := server.NewMCPServer("mcp-alone", "1.0.0", server.WithToolCapabilities(false))
+	s.AddTool(mcpgo.NewTool("get-todos"), func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		return &mcpgo.CallToolResult{Content: []mcpgo.Content{mcpgo.NewTextContent(text)}, RawStructuredContent: structured}, nil
+	})
+	return server.NewStreamableHTTPServer(s,
+		server.WithStateLess(true), server.WithDisableStreaming(true), server.WithDisableLocalhostProtection(true)), nil
+}

@@ -1,0 +1,555 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+)
+
+// TestWrk is the measurement `make bench` quotes: the gateway as it runs in
+// production, the real binary in a process of its own, under wrk (2
+// threads, 32 keep-alive connections), in interleaved rounds with, in the
+// same rounds:
+//
+//   - bare net/http: Bare, the ceiling of this HTTP stack;
+//   - bare mcp-go: MCPAlone, the floor of the MCP library;
+//   - get-todos through the gateway, a warm token, the caller's one todo;
+//   - create-todo through the gateway, every write fsynced.
+//
+// Each reference server is a process of its own too (this test binary run
+// again, see TestMain), so no server shares a Go runtime with another or
+// with the test; the test process only waits for wrk during the rounds.
+// wrk and the server it drives share the machine's cores, as any client on
+// the same machine would. It prints requests/s, p50 and p99 and the ratios;
+// timing never fails it, only errors do (non-2xx answers, socket errors,
+// store errors, a get-todos answer that changed).
+//
+// It runs when TODO_GATEWAY_WRK is set, with TODO_GATEWAY_BIN naming the
+// gateway binary to measure (make bench builds it) and wrk on the PATH (or
+// WRK naming it). TODO_GATEWAY_WRK_ROUNDS (default 10) and
+// TODO_GATEWAY_WRK_ROUND (whole seconds per target and round, default 2)
+// set the length.
+func TestWrk(t *testing.T) {
+	if os.Getenv("TODO_GATEWAY_WRK") == "" {
+		t.Skip("set TODO_GATEWAY_WRK=1 and TODO_GATEWAY_BIN (make bench) to measure with wrk")
+	}
+	bin := os.Getenv("TODO_GATEWAY_BIN")
+	if bin == "" {
+		t.Fatal("TODO_GATEWAY_BIN must name the gateway binary to measure (make bench builds it)")
+	}
+	wrk := os.Getenv("WRK")
+	if wrk == "" {
+		var err error
+		if wrk, err = exec.LookPath("wrk"); err != nil {
+			t.Fatal("wrk is not on the PATH (Debian: apt-get install -y wrk; make bench installs it)")
+		}
+	}
+	rounds, roundSecs := envInt(t, "TODO_GATEWAY_WRK_ROUNDS", 10), envInt(t, "TODO_GATEWAY_WRK_ROUND", 2)
+	dir := t.TempDir()
+	loadBefore := loadAverage()
+
+	// The gateway: one tenant on a test issuer, bbolt in dir. The issuer
+	// runs in this process; it serves discovery and the keys once, at the
+	// warm-up, and is idle during the rounds.
+	iss := providertest.New(t)
+	addr, admin := freeAddr(t), freeAddr(t)
+	resource := "http://" + addr + "/bench"
+	cfg, err := json.MarshalIndent(map[string]any{
+		"listen": addr,
+		"admin":  map[string]any{"listen": admin},
+		"store":  map[string]any{"driver": "bbolt", "bbolt": map[string]any{"path": filepath.Join(dir, "todos.db")}},
+		"tenants": []any{map[string]any{
+			"id": "bench", "resource": resource,
+			"provider": map[string]any{"type": "oidc", "issuer": iss.Issuer()},
+			"audience": map[string]any{"strategy": "resource"},
+		}},
+	}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "gateway.json")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Its JSON log (an access line per request) goes to a file, as a
+	// production log goes to a file or a pipe: the write is part of the cost.
+	startProcess(t, "gateway", exec.Command(bin, "serve", "--config", cfgPath), filepath.Join(dir, "gateway.log"))
+
+	// Warm-up: the first token brings discovery and the key set; the reader
+	// (create:todos only, so get-todos lists only the reader's own todos)
+	// creates the one todo it will list.
+	const userScopes = "create:todos"
+	reader := iss.Mint(iss.Claims("bench-reader", resource, userScopes))
+	writer := iss.Mint(iss.Claims("bench-writer", resource, userScopes))
+	if status, body := post(t, resource, reader, createBody); status != http.StatusOK || !strings.Contains(body, `"ownerId`) {
+		t.Fatalf("create-todo warm-up: %d %s", status, body)
+	}
+	status, sample := post(t, resource, reader, listBody)
+	if status != http.StatusOK || !strings.Contains(sample, `"todos"`) {
+		t.Fatalf("get-todos warm-up: %d %s", status, sample)
+	}
+	samplePath := filepath.Join(dir, "sample.json")
+	if err := os.WriteFile(samplePath, []byte(sample), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bare := startReference(t, "bare", samplePath, dir)
+	alone := startReference(t, "mcp-go", samplePath, dir)
+
+	// Every target answers what it should before it is measured: the
+	// references the gateway's get-todos answer (bare byte for byte).
+	if status, body := post(t, bare, "", listBody); status != http.StatusOK || body != sample {
+		t.Fatalf("bare net/http answers %d %s, want the gateway's get-todos answer %s", status, body, sample)
+	}
+	if status, body := post(t, alone, "", listBody); status != http.StatusOK || !sameJSON(body, sample) {
+		t.Fatalf("bare mcp-go answers %d %s, want the gateway's get-todos answer %s", status, body, sample)
+	}
+	if status, body := post(t, resource, writer, createBody); status != http.StatusOK || !strings.Contains(body, `"ownerId":"bench-writer"`) || strings.Contains(body, `"isError":true`) {
+		t.Fatalf("create-todo: %d %s", status, body)
+	}
+
+	const barei, alonei, listi, createi = 0, 1, 2, 3
+	targets := []*target{
+		barei:   {name: "bare net/http (ceiling)", short: "bare", url: bare, body: listBody},
+		alonei:  {name: "bare mcp-go (library floor)", short: "mcp-go", url: alone, body: listBody},
+		listi:   {name: "get-todos (gateway)", short: "get", url: resource, token: reader, body: listBody},
+		createi: {name: "create-todo (gateway, fsync)", short: "create", url: resource, token: writer, body: createBody},
+	}
+	for i, tg := range targets {
+		tg.script = filepath.Join(dir, fmt.Sprintf("target%d.lua", i))
+		if err := os.WriteFile(tg.script, []byte(luaScript(tg.body, tg.token)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fmt.Printf("\nwrk -t2 -c32 -d%ds --latency, %d interleaved rounds after one unmeasured round; %d cores shared by wrk and the server it drives; load average %s\n",
+		roundSecs, rounds, runtime.NumCPU(), loadBefore)
+	perRound := make([][]float64, rounds) // requests/s by round, then target
+	for r := -1; r < rounds; r++ {
+		var line strings.Builder
+		if r >= 0 {
+			perRound[r] = make([]float64, len(targets))
+			fmt.Fprintf(&line, "round %2d:", r+1)
+		}
+		for i, tg := range targets {
+			res, err := runWrk(wrk, tg.script, tg.url, roundSecs)
+			if err != nil {
+				t.Fatalf("%s: %v", tg.name, err)
+			}
+			if r < 0 { // the warm-up round: heaps and connections settle
+				continue
+			}
+			tg.rounds = append(tg.rounds, res)
+			perRound[r][i] = res.rps
+			fmt.Fprintf(&line, "  %s %.0f", tg.short, res.rps)
+		}
+		if r >= 0 {
+			fmt.Println(line.String())
+		}
+	}
+	loadAfter := loadAverage()
+	var logSize int64
+	if fi, err := os.Stat(filepath.Join(dir, "gateway.log")); err == nil {
+		logSize = fi.Size()
+	}
+
+	// The answers are still right after the run: get-todos lists the
+	// reader's one todo as at the start, and the store reported no error.
+	if status, body := post(t, resource, reader, listBody); status != http.StatusOK || body != sample {
+		t.Errorf("get-todos after the run: %d %s, want %s", status, body, sample)
+	}
+	storeOps := storeOutcomes(t, "http://"+admin+"/metrics")
+	for key, n := range storeOps {
+		if !strings.HasSuffix(key, "/ok") {
+			t.Errorf("the gateway's store answered %d %s", n, key)
+		}
+	}
+
+	fmt.Printf("\n%-30s %9s %9s %9s  %s\n", "target", "req/s", "p50", "p99", "ratio: whole run (median of rounds, range)")
+	ratio := func(a, b int) string {
+		median, lo, hi := roundRatios(perRound, a, b)
+		return fmt.Sprintf("%.1f%% (%.1f%%, %.1f-%.1f%%)", 100*targets[a].rps()/targets[b].rps(), median, lo, hi)
+	}
+	for i, tg := range targets {
+		var note string
+		switch i {
+		case barei:
+			note = "baseline"
+		case alonei:
+			note = ratio(alonei, barei) + " of bare net/http"
+		case listi:
+			note = ratio(listi, barei) + " of bare net/http (target >= 40%); " + ratio(listi, alonei) + " of bare mcp-go (target >= 100%)"
+		case createi:
+			note = ratio(createi, listi) + " of get-todos (target >= 40%)"
+		}
+		p50, p99 := tg.percentiles()
+		fmt.Printf("%-30s %9.0f %9s %9s  %s\n", tg.name, tg.rps(), fmtLatency(p50), fmtLatency(p99), note)
+	}
+	fmt.Printf("p50 and p99: the medians of the rounds' (wrk's latency distribution). Load average after: %s. The gateway wrote %.0f MB of log; its store operations: %v\n",
+		loadAfter, float64(logSize)/1e6, storeOps)
+	for _, tg := range targets {
+		var non2xx, socket int
+		for _, r := range tg.rounds {
+			non2xx, socket = non2xx+r.non2xx, socket+r.socketErrors
+		}
+		if non2xx+socket > 0 {
+			t.Errorf("%s: %d non-2xx answers and %d socket errors", tg.name, non2xx, socket)
+		}
+	}
+}
+
+const (
+	listBody   = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`
+	createBody = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"a todo from the benchmark"}}}`
+)
+
+// target is one thing wrk drives, and what it measured in each round.
+type target struct {
+	name   string
+	short  string // its name in the progress lines
+	url    string
+	token  string // "" for the references, which take none
+	body   string
+	script string // the wrk Lua script that sends body with token
+	rounds []wrkResult
+}
+
+// rps is the whole run's requests per second: every round's requests over
+// every round's time.
+func (tg *target) rps() float64 {
+	var n int
+	var secs float64
+	for _, r := range tg.rounds {
+		n, secs = n+r.requests, secs+r.seconds
+	}
+	return float64(n) / secs
+}
+
+// percentiles are the medians of the rounds' p50 and p99: wrk reports
+// percentiles, not latencies, so rounds cannot be merged.
+func (tg *target) percentiles() (p50, p99 time.Duration) {
+	var a, b []time.Duration
+	for _, r := range tg.rounds {
+		a, b = append(a, r.p50), append(b, r.p99)
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return a[len(a)/2], b[len(b)/2]
+}
+
+// luaScript makes every request of a wrk run a POST of body, with the
+// headers an MCP client sends and, when token is set, the bearer token.
+func luaScript(body, token string) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "wrk.method = \"POST\"\nwrk.body = [==[%s]==]\n", body)
+	s.WriteString("wrk.headers[\"Content-Type\"] = \"application/json\"\n")
+	s.WriteString("wrk.headers[\"Accept\"] = \"application/json, text/event-stream\"\n")
+	if token != "" {
+		fmt.Fprintf(&s, "wrk.headers[\"Authorization\"] = \"Bearer %s\"\n", token)
+	}
+	return s.String()
+}
+
+// wrkResult is what one wrk run reports.
+type wrkResult struct {
+	requests     int
+	seconds      float64
+	rps          float64
+	p50, p99     time.Duration
+	non2xx       int
+	socketErrors int
+}
+
+var (
+	wrkTotal   = regexp.MustCompile(`(?m)^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h),`)
+	wrkRate    = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
+	wrkPct     = regexp.MustCompile(`(?m)^\s*(50|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$`)
+	wrkNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+	wrkSockets = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// runWrk runs wrk with 2 threads and 32 connections for secs seconds.
+func runWrk(wrk, script, url string, secs int) (wrkResult, error) {
+	out, err := exec.Command(wrk, "-t2", "-c32", fmt.Sprintf("-d%ds", secs), "--latency", "-s", script, url).CombinedOutput()
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	return parseWrk(string(out))
+}
+
+func parseWrk(out string) (wrkResult, error) {
+	var r wrkResult
+	m := wrkTotal.FindStringSubmatch(out)
+	rate := wrkRate.FindStringSubmatch(out)
+	pcts := wrkPct.FindAllStringSubmatch(out, -1)
+	if m == nil || rate == nil || len(pcts) != 2 {
+		return r, fmt.Errorf("cannot read wrk's output:\n%s", out)
+	}
+	r.requests, _ = strconv.Atoi(m[1])
+	r.seconds = wrkDuration(m[2], m[3]).Seconds()
+	r.rps, _ = strconv.ParseFloat(rate[1], 64)
+	r.p50, r.p99 = wrkDuration(pcts[0][2], pcts[0][3]), wrkDuration(pcts[1][2], pcts[1][3])
+	if m := wrkNon2xx.FindStringSubmatch(out); m != nil {
+		r.non2xx, _ = strconv.Atoi(m[1])
+	}
+	if m := wrkSockets.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.Atoi(s)
+			r.socketErrors += n
+		}
+	}
+	if r.requests == 0 || r.seconds == 0 {
+		return r, fmt.Errorf("wrk completed no request:\n%s", out)
+	}
+	return r, nil
+}
+
+// wrkDuration reads one of wrk's times: a number and us, ms, s, m or h.
+func wrkDuration(num, unit string) time.Duration {
+	v, _ := strconv.ParseFloat(num, 64)
+	scale := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour}[unit]
+	return time.Duration(v * float64(scale))
+}
+
+func fmtLatency(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%dus", d.Microseconds())
+	}
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+// roundRatios gives the median, lowest and highest of target a's requests/s
+// as a percentage of target b's, over the rounds.
+func roundRatios(perRound [][]float64, a, b int) (median, lo, hi float64) {
+	ratios := make([]float64, len(perRound))
+	for r, rps := range perRound {
+		ratios[r] = 100 * rps[a] / rps[b]
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1]
+}
+
+// TestMain runs a reference server instead of the tests when
+// TODO_GATEWAY_WRK_SERVE names one ("bare" or "mcp-go"): TestWrk starts
+// each in a process of its own, this test binary again.
+func TestMain(m *testing.M) {
+	if kind := os.Getenv("TODO_GATEWAY_WRK_SERVE"); kind != "" {
+		if err := serveReference(kind, os.Getenv("TODO_GATEWAY_WRK_SAMPLE")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// serveReference serves the reference kind on a free loopback port, the
+// get-todos answer read from samplePath, until it is killed. It says where
+// on stdout, as the gateway does.
+func serveReference(kind, samplePath string) error {
+	sample, err := os.ReadFile(samplePath)
+	if err != nil {
+		return err
+	}
+	var h http.Handler
+	switch kind {
+	case "bare":
+		h = Bare(sample)
+	case "mcp-go":
+		if h, err = MCPAlone(sample); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("no reference server %q", kind)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s listening on http://%s\n", kind, ln.Addr())
+	return (&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}).Serve(ln)
+}
+
+// startReference starts the reference kind in a process of its own and
+// returns its URL.
+func startReference(t *testing.T, kind, samplePath, dir string) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "TODO_GATEWAY_WRK_SERVE="+kind, "TODO_GATEWAY_WRK_SAMPLE="+samplePath)
+	return startProcess(t, kind, cmd, filepath.Join(dir, kind+".log"))
+}
+
+// startProcess starts cmd with its stderr in logPath, waits for the line on
+// its stdout that says "listening on URL", and returns URL. The process is
+// killed, by its PID, when the test ends, and by the kernel if the test
+// binary dies first.
+func startProcess(t *testing.T, name string, cmd *exec.Cmd, logPath string) string {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close() // the child has its own copy
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, rest, ok := strings.Cut(sc.Text(), "listening on "); ok {
+				select {
+				case urls <- strings.Fields(rest)[0]:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case url := <-urls:
+		return url
+	case <-exited:
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("%s exited at start: %v\n%s", name, cmd.ProcessState, tail(log, 20))
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not say it was listening within 30s", name)
+	}
+	return ""
+}
+
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// post sends body as an MCP client would and returns the status and body.
+func post(t *testing.T, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func sameJSON(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	ja, _ := json.Marshal(x)
+	jb, _ := json.Marshal(y)
+	return bytes.Equal(ja, jb)
+}
+
+// storeOutcomes reads the gateway's store operation counts from its
+// metrics, keyed "op/outcome".
+func storeOutcomes(t *testing.T, url string) map[string]int {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	line := regexp.MustCompile(`^todo_gateway_store_operation_seconds_count\{op="([^"]+)",outcome="([^"]+)"\} (\d+)`)
+	out := map[string]int{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if m := line.FindStringSubmatch(sc.Text()); m != nil {
+			n, _ := strconv.Atoi(m[3])
+			out[m[1]+"/"+m[2]] += n
+		}
+	}
+	if len(out) == 0 {
+		t.Errorf("no store operation in the gateway's metrics at %s", url)
+	}
+	return out
+}
+
+// freeAddr is a loopback address whose port was free a moment ago: the
+// gateway's resource URL must name its port before it starts.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a whole number of at least 1", name, v)
+	}
+	return n
+}
+
+// loadAverage is the machine's 1, 5 and 15 minute load average.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
