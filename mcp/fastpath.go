@@ -19,7 +19,7 @@ import (
 // tools/call of one of its own tools, without mcp-go's generic JSON
 // handling: mcp-go decodes the body six times (once per concern: response
 // detection, protocol era twice, envelope, trace context, the call), sets
-// up a session with four channels and a notification goroutine per
+// up a session with seven channels and a notification goroutine per
 // request, and encodes the result through a map that its encoder then
 // reparses and compacts. That was half of serveMCP's CPU on get-todos.
 // Here the envelope is decoded once (instead of peekCall), the handler
