@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -60,6 +61,11 @@ var storeAnswers = []storeAnswer{
 	// client retrying a create knows it may find two.
 	{err: store.ErrUnavailable, outcome: "unavailable",
 		retry: "the todo store is unavailable right now; retry in a few seconds (a create or delete that failed this way may or may not have happened)"},
+	// The client went away (its connection closed) before the store was
+	// reached: nobody is left to answer, and nothing failed. Last, because
+	// an etcd timeout wraps both ErrUnavailable and DeadlineExceeded.
+	{err: context.Canceled, outcome: "canceled", refusal: true},
+	{err: context.DeadlineExceeded, outcome: "canceled", refusal: true},
 }
 
 var storeFailure = storeAnswer{outcome: "error"}

@@ -255,7 +255,9 @@ func (tt *todoTools) failure(ctx context.Context, tool string, err error, generi
 		return mcpgo.NewToolResultError(err.Error())
 	}
 	rid := RequestIDFrom(ctx)
-	tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", err)
+	if !answer.refusal { // a refusal is the request's doing, not a failure
+		tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", err)
+	}
 	if answer.retry != "" {
 		return mcpgo.NewToolResultError(answer.retry + " (request " + rid + ")")
 	}

@@ -76,4 +76,19 @@ func TestStoreUnavailableAsksForARetry(t *testing.T) {
 	if got := StoreOutcome(err); got != "unavailable" {
 		t.Errorf("StoreOutcome got %q, want unavailable", got)
 	}
+	// An etcd timeout is both unavailable and a deadline: unavailable wins.
+	timeout := fmt.Errorf("list todos: %w: %w", store.ErrUnavailable, context.DeadlineExceeded)
+	if got := StoreOutcome(timeout); got != "unavailable" {
+		t.Errorf("StoreOutcome of an etcd timeout got %q, want unavailable", got)
+	}
+	// A client that went away is neither a failure nor logged as one.
+	logs.Reset()
+	gone := fmt.Errorf("list todos: %w", context.Canceled)
+	if got := StoreOutcome(gone); got != "canceled" {
+		t.Errorf("StoreOutcome of a canceled call got %q, want canceled", got)
+	}
+	tt.failure(ctx, ToolGetTodos, gone, "")
+	if logs.Len() != 0 {
+		t.Errorf("a canceled call was logged as a failure: %s", logs.String())
+	}
 }
