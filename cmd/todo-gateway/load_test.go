@@ -26,7 +26,9 @@ import (
 // answering a body the size of a get-todos answer (the baseline), mcp-go
 // alone answering the same result (see mcpAlone), get-todos with a warm
 // token, and create-todo (every write fsynced). It prints requests/s, p50
-// and p99 and the ratios. It is a test
+// and p99 and the ratios, a quick check: its client shares the 2 cores with
+// the server, so its ratios flatter (bench/wrk_test.go measures from
+// outside and is the one quoted). It is a test
 // rather than a benchmark because Go benchmarks report neither percentiles
 // nor concurrency; it runs only when TODO_GATEWAY_LOAD is set.
 //
@@ -128,9 +130,9 @@ func TestLoad(t *testing.T) {
 		case mcpGo:
 			ratio = percentOf(mcpGo, baseline) + " of the bare handler"
 		case getTodos:
-			ratio = percentOf(getTodos, baseline) + " of the bare handler (target >= 35%); " + percentOf(getTodos, mcpGo) + " of mcp-go alone"
+			ratio = percentOf(getTodos, baseline) + " of the bare handler; " + percentOf(getTodos, mcpGo) + " of mcp-go alone"
 		case createTodo:
-			ratio = percentOf(createTodo, getTodos) + " of get-todos (target >= 40%)"
+			ratio = percentOf(createTodo, getTodos) + " of get-todos"
 		case getEtcd:
 			ratio = percentOf(getEtcd, getTodos) + " of get-todos on bbolt"
 		case createEtcd:
