@@ -66,12 +66,17 @@ e2e: e2e-deps
 # behind a round-robin proxy, clients creating, listing and deleting while
 # the etcd leader is SIGKILLed, a gateway SIGKILLed and restarted, another
 # SIGTERMed (drain); then the history is checked. About 35 s. Needs etcd
-# 3.4+ on the PATH (Debian: apt-get install etcd-server); without it the
-# target fails rather than skip, so that CI cannot pass without running it.
+# 3.4+ on the PATH: installed with apt-get (as root or through sudo) when
+# missing on a Debian machine; without it the target fails rather than
+# skip, so that CI cannot pass without running it.
 # CLUSTER_TEST_DIR=dir keeps every process's log and data there.
 CLUSTER_BIN := $(CURDIR)/bin/cluster/todo-gateway
 
 cluster-test:
+	@if ! command -v etcd >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y etcd-server || { $$sudo apt-get update && $$sudo apt-get install -y etcd-server; } || true; \
+	fi
 	@command -v etcd >/dev/null 2>&1 || { echo "cluster-test: no etcd on the PATH; install it (Debian: apt-get install -y etcd-server) or run the other targets" >&2; exit 1; }
 	$(GO) build -o $(CLUSTER_BIN) ./cmd/todo-gateway
 	TODO_GATEWAY_BIN=$(CLUSTER_BIN) ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -timeout 6m -v -run '^TestCluster$$' ./e2e/cluster
