@@ -190,7 +190,7 @@ func TestWrk(t *testing.T) {
 
 	fmt.Printf("\n%-30s %9s %9s %9s  %s\n", "target", "req/s", "p50", "p99", "ratio: whole run (median of rounds, range)")
 	ratio := func(a, b int) string {
-		median, lo, hi := roundRatios(perRound, a, b)
+		median, lo, hi := RoundRatios(perRound, a, b)
 		return fmt.Sprintf("%.1f%% (%.1f%%, %.1f-%.1f%%)", 100*targets[a].rps()/targets[b].rps(), median, lo, hi)
 	}
 	for i, tg := range targets {
@@ -339,17 +339,6 @@ func fmtLatency(d time.Duration) string {
 		return fmt.Sprintf("%dus", d.Microseconds())
 	}
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-}
-
-// roundRatios gives the median, lowest and highest of target a's requests/s
-// as a percentage of target b's, over the rounds.
-func roundRatios(perRound [][]float64, a, b int) (median, lo, hi float64) {
-	ratios := make([]float64, len(perRound))
-	for r, rps := range perRound {
-		ratios[r] = 100 * rps[a] / rps[b]
-	}
-	slices.Sort(ratios)
-	return ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1]
 }
 
 // TestMain runs a reference server instead of the tests when

@@ -92,9 +92,6 @@ func (gen *Generation) Len() int { return gen.snap.Len() }
 // Version is the version of the configuration the generation was built from.
 func (gen *Generation) Version() string { return gen.version }
 
-// Tenants returns the generation's tenants in config order.
-func (gen *Generation) Tenants() []*tenants.Tenant { return gen.snap.Tenants() }
-
 // lookup finds the state of the tenant whose resource is host + path.
 func (gen *Generation) lookup(host, path string) *tenantState {
 	i, ok := gen.snap.Index(host, path)

@@ -171,7 +171,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NewSnapshot: %v", err)
 	}
-	if ten, ok := snap.Lookup("localhost:3001", "/globex"); !ok || ten.ID != "globex" {
+	if ten, ok := lookup(snap, "localhost:3001", "/globex"); !ok || ten.ID != "globex" {
 		t.Errorf("Lookup globex: got %v %v, want globex", ten, ok)
 	}
 }

@@ -71,15 +71,6 @@ func (s *Snapshot) Index(host, path string) (int, bool) {
 	return i, ok
 }
 
-// Lookup is Index returning the tenant itself.
-func (s *Snapshot) Lookup(host, path string) (*Tenant, bool) {
-	i, ok := s.Index(host, path)
-	if !ok {
-		return nil, false
-	}
-	return s.tenants[i], true
-}
-
 // Tenant finds a tenant by id.
 func (s *Snapshot) Tenant(id string) (*Tenant, bool) {
 	i, ok := s.IndexOf(id)

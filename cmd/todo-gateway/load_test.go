@@ -18,6 +18,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/todo-gateway/todo-gateway/bench"
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
 )
 
@@ -121,7 +122,7 @@ func TestLoad(t *testing.T) {
 	fmt.Fprintf(&out, "\n%d connections, %s per target in %d interleaved rounds, %d cores shared by client and server\n", conns, duration, rounds, numCPU())
 	fmt.Fprintf(&out, "%-28s %10s %9s %9s %8s %s\n", "target", "req/s", "p50", "p99", "errors", "ratio")
 	percentOf := func(a, b int) string {
-		median, lo, hi := roundRatios(perRound, a, b)
+		median, lo, hi := bench.RoundRatios(perRound, a, b)
 		return fmt.Sprintf("%.1f%% (rounds: median %.1f%%, %.1f-%.1f%%)", 100*results[a].rps/results[b].rps, median, lo, hi)
 	}
 	for i, r := range results {
@@ -216,17 +217,6 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-// roundRatios gives the median, lowest and highest of target a's requests/s
-// as a percentage of target b's, over the rounds.
-func roundRatios(perRound [][]float64, a, b int) (median, lo, hi float64) {
-	ratios := make([]float64, len(perRound))
-	for r, rps := range perRound {
-		ratios[r] = 100 * rps[a] / rps[b]
-	}
-	slices.Sort(ratios)
-	return ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1]
 }
 
 func createBody(i int) string {
