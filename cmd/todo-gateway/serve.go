@@ -23,24 +23,34 @@ import (
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
-func serveFlags() (*flag.FlagSet, *string, *string) {
+type serveOptions struct {
+	config, listen string
+	log            logFlags
+}
+
+func serveFlags() (*flag.FlagSet, *serveOptions) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	config := fs.String("config", "", "the configuration `file` (JSON); default: the embedded tenants.example.json")
-	listen := fs.String("listen", "", "override the configuration's listen `address` (host:port; port 0 picks one)")
-	return fs, config, listen
+	o := &serveOptions{}
+	fs.StringVar(&o.config, "config", "", "the configuration `file` (JSON); default: the embedded tenants.example.json")
+	fs.StringVar(&o.listen, "listen", "", "override the configuration's listen `address` (host:port; port 0 picks one)")
+	o.log.register(fs)
+	return fs, o
 }
 
 func serveUsage(w io.Writer) {
-	fs, _, _ := serveFlags()
+	fs, _ := serveFlags()
 	fs.SetOutput(w)
-	fmt.Fprint(w, `Usage: todo-gateway serve [--config FILE] [--listen ADDR]
+	fmt.Fprint(w, `Usage: todo-gateway serve [--config FILE] [--listen ADDR] [--log-level LEVEL]
+                          [--log-format json|text] [--log-flush DURATION]
 
 Serve runs the gateway: every tenant's MCP endpoint at its resource URL and
 its protected resource metadata at the RFC 9728 location. Without --config it
 runs on the embedded example configuration (tenants.example.json).
 
 It contacts no authorization server at start: each tenant discovers its
-issuer on the first token. Logs are JSON lines on stderr.
+issuer on the first token. Logs are JSON lines on stderr (--log-format text
+for key=value lines). Info lines (access, audit) are written in batches, at
+the latest --log-flush after they were logged; warnings and errors at once.
 
 SIGINT or SIGTERM first drains for shutdown.drain (default 0s): /readyz
 answers 503 so that load balancers stop sending requests, which are still
@@ -54,7 +64,7 @@ Flags:
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
-	fs, config, listen := serveFlags()
+	fs, opts := serveFlags()
 	if code, done := parseFlags(fs, args, serveUsage, stdout, stderr); done {
 		return code
 	}
@@ -62,8 +72,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "serve", serveUsage, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
 
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	src := configSource(*config)
+	log, logs := newLogger(stderr, opts.log)
+	defer logs.Close()
+	src := configSource(opts.config)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, version, err := tenants.Read(ctx, src)
@@ -71,8 +82,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitFail
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	if opts.listen != "" {
+		cfg.Listen = opts.listen
 	}
 
 	gw, err := startGateway(ctx, cfg, version, log, nil)
@@ -80,7 +91,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return exitFail
 	}
-	if *config != "" {
+	if opts.config != "" {
 		if err := gw.watchConfig(ctx, src); err != nil {
 			log.Error("cannot watch the configuration; reload needs a restart", "err", err)
 		}
