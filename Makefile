@@ -22,8 +22,10 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
+# -buildvcs=auto: the VCS revision that `todo-gateway version` prints, even
+# where GOFLAGS turns stamping off.
 build:
-	$(GO) build -o bin/todo-gateway ./cmd/todo-gateway
+	$(GO) build -buildvcs=auto -o bin/todo-gateway ./cmd/todo-gateway
 
 run:
 	$(GO) run ./cmd/todo-gateway serve

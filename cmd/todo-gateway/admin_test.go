@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -46,6 +47,7 @@ func TestAdminEndpoints(t *testing.T) {
 	code, body = get(t, admin+"/metrics")
 	for _, want := range []string{
 		`todo_gateway_config_info{version="test"} 1`,
+		`todo_gateway_build_info{go_version="` + runtime.Version() + `",`,
 		`todo_gateway_store_operation_seconds_count{op="create",outcome="ok"} 1`,
 		`todo_gateway_jwks_fetches_total{issuer="` + iss.Issuer() + `",result="ok"} 1`,
 		`go_goroutines`,

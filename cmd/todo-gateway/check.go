@@ -26,7 +26,7 @@ is not, and 2 on a usage error.
 
 Flags:
 `)
-	fs.PrintDefaults()
+	printFlags(w, fs)
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {

@@ -21,7 +21,7 @@ type logFlags struct {
 func (l *logFlags) register(fs *flag.FlagSet) {
 	l.format, l.flush = "json", defaultLogFlush
 	fs.TextVar(&l.level, "log-level", slog.LevelInfo, "the lowest `level` logged: debug, info, warn or error")
-	fs.Func("log-format", "`json` (default) or text (logfmt-like key=value lines)", func(s string) error {
+	fs.Func("log-format", "the log `format`: json (default) or text (logfmt-like key=value lines)", func(s string) error {
 		switch s {
 		case "json", "text":
 			l.format = s

@@ -41,6 +41,7 @@ func commands() []command {
 		{"serve", "run the gateway (default configuration: the embedded example)", runServe, serveUsage},
 		{"store", "copy every tenant's todos from one store to another (store copy)", runStore, storeUsage},
 		{"token", "explain how a tenant verifies a token (read from stdin)", runToken, tokenUsage},
+		{"version", "print the version and VCS revision of this binary", runVersion, versionUsage},
 	}
 }
 
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "help":
 		return runHelp(rest, stdout, stderr)
+	case "-version", "--version":
+		return runVersion(rest, stdout, stderr)
 	}
 	c, ok := find(name)
 	if !ok {
@@ -107,6 +110,28 @@ Commands:
 
 Run "todo-gateway help <command>" for a command's flags.
 `)
+}
+
+// printFlags lists a command's flags as flag.PrintDefaults does, but with
+// the double dash that the usage lines and the README write (the flag
+// package accepts both).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		switch def := f.DefValue; {
+		case def == "" || def == "0" || def == "false" || def == "0s":
+		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
+			line += fmt.Sprintf(" (default %q)", def)
+		default:
+			line += " (default " + def + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
 }
 
 // parseFlags parses a subcommand's flags. --help prints the usage on stdout

@@ -37,6 +37,7 @@ func newMetrics() *metrics {
 		}, []string{"op", "outcome"}),
 	}
 	reg.MustRegister(m.store)
+	registerBuildInfo(reg, readBuild())
 	return m
 }
 

@@ -41,6 +41,7 @@ func providersUsage(w io.Writer) {
 	fs, _ := providersFlags()
 	fs.SetOutput(w)
 	fmt.Fprint(w, `Usage: todo-gateway providers --config FILE [--tenant ID] [--format table|markdown|json]
+                              [--timeout DURATION] [--parallel N] [--width N]
 
 Providers probes every tenant's authorization server (discovery documents,
 JWKS, endpoints, PKCE, client registration, scopes) and prints the tenants
@@ -53,7 +54,7 @@ verdict (or the file is invalid), and 2 on a usage error.
 
 Flags:
 `)
-	fs.PrintDefaults()
+	printFlags(w, fs)
 }
 
 func runProviders(args []string, stdout, stderr io.Writer) int {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,8 +25,8 @@ import (
 )
 
 type serveOptions struct {
-	config, listen string
-	log            logFlags
+	config, listen, admin string
+	log                   logFlags
 }
 
 func serveFlags() (*flag.FlagSet, *serveOptions) {
@@ -33,6 +34,7 @@ func serveFlags() (*flag.FlagSet, *serveOptions) {
 	o := &serveOptions{}
 	fs.StringVar(&o.config, "config", "", "the configuration `file` (JSON); default: the embedded tenants.example.json")
 	fs.StringVar(&o.listen, "listen", "", "override the configuration's listen `address` (host:port; port 0 picks one)")
+	fs.StringVar(&o.admin, "admin", "", "override admin.listen, the private `address` of /healthz, /readyz, /status and /metrics (host:port; port 0 picks one)")
 	o.log.register(fs)
 	return fs, o
 }
@@ -40,8 +42,8 @@ func serveFlags() (*flag.FlagSet, *serveOptions) {
 func serveUsage(w io.Writer) {
 	fs, _ := serveFlags()
 	fs.SetOutput(w)
-	fmt.Fprint(w, `Usage: todo-gateway serve [--config FILE] [--listen ADDR] [--log-level LEVEL]
-                          [--log-format json|text] [--log-flush DURATION]
+	fmt.Fprint(w, `Usage: todo-gateway serve [--config FILE] [--listen ADDR] [--admin ADDR]
+                          [--log-level LEVEL] [--log-format json|text] [--log-flush DURATION]
 
 Serve runs the gateway: every tenant's MCP endpoint at its resource URL and
 its protected resource metadata at the RFC 9728 location. Without --config it
@@ -60,7 +62,7 @@ ends the process at once.
 
 Flags:
 `)
-	fs.PrintDefaults()
+	printFlags(w, fs)
 }
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -84,6 +86,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	if opts.listen != "" {
 		cfg.Listen = opts.listen
+	}
+	if opts.admin != "" {
+		cfg.Admin.Listen = opts.admin
+	}
+	if cfg.Admin.Listen == cfg.Listen && !strings.HasSuffix(cfg.Listen, ":0") {
+		return usageError(stderr, "serve", serveUsage, "the admin address must differ from the listen address ("+cfg.Listen+"): the admin endpoints never share the public listener")
 	}
 
 	gw, err := startGateway(ctx, cfg, version, log, nil)

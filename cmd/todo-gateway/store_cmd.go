@@ -60,7 +60,7 @@ when both files name the same store).
 
 Flags:
 `)
-	fs.PrintDefaults()
+	printFlags(w, fs)
 }
 
 // runStore dispatches the store subcommands; copy is the only one.

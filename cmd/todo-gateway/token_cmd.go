@@ -57,7 +57,7 @@ unknown tenant, no token on stdin).
 
 Flags:
 `)
-	fs.PrintDefaults()
+	printFlags(w, fs)
 }
 
 func runToken(args []string, stdout, stderr io.Writer) int {
