@@ -42,6 +42,10 @@ try {
     idp,
     tenants,
     where: `the gateway http://127.0.0.1:${gatewayPort}`,
+    after: [
+      `Admin endpoints (private): http://${gateway.admin}/status  /metrics  /readyz  /healthz`,
+      '',
+    ],
     logs: quiet ? '' : 'Logs of the provider [idp] and the gateway [gateway] follow.',
   }));
 } catch (err) {

@@ -99,6 +99,14 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return exitFail
 	}
+	if opts.config == "" {
+		// The example is for trying the gateway out: its issuers are
+		// placeholders and a missing secret is expected, not an error.
+		log.Info("running on the embedded example configuration (tenants.example.json): its issuers are placeholders; run with --config FILE naming your own",
+			"tenants_without_verifier", problemStrings(gw.startProblems))
+	} else {
+		logProblems(log, gw.startProblems)
+	}
 	if opts.config != "" {
 		if err := gw.watchConfig(ctx, src); err != nil {
 			log.Error("cannot watch the configuration; reload needs a restart", "err", err)
@@ -129,13 +137,16 @@ func configSource(path string) tenants.Source {
 // gateway is the running program: store, tenants and HTTP server. Tests start
 // it on port 0 exactly as serve does.
 type gateway struct {
-	cfg      *tenants.Config // as loaded at start; reloads change only the tenants
-	reloader *reloader       // nil when running on the embedded configuration
-	edge     *mcp.Gateway
-	store    backend
-	server   *http.Server
-	listener net.Listener
-	done     chan error
+	cfg *tenants.Config // as loaded at start; reloads change only the tenants
+	// startProblems name the tenants whose verifier could not be built at
+	// start; the caller logs them.
+	startProblems []tenants.Problem
+	reloader      *reloader // nil when running on the embedded configuration
+	edge          *mcp.Gateway
+	store         backend
+	server        *http.Server
+	listener      net.Listener
+	done          chan error
 	// admin serves health, status and metrics on its own private listener.
 	admin         *http.Server
 	adminListener net.Listener
@@ -186,7 +197,6 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 	if err != nil {
 		return nil, err
 	}
-	logProblems(log, change.Problems)
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, err
@@ -209,13 +219,14 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
-		cfg:       cfg,
-		edge:      edge,
-		store:     st,
-		listener:  ln,
-		log:       log,
-		done:      make(chan error, 1),
-		adminDone: make(chan error, 1),
+		cfg:           cfg,
+		startProblems: change.Problems,
+		edge:          edge,
+		store:         st,
+		listener:      ln,
+		log:           log,
+		done:          make(chan error, 1),
+		adminDone:     make(chan error, 1),
 		server: &http.Server{
 			Handler:           edge,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -238,6 +249,14 @@ func logProblems(log *slog.Logger, problems []tenants.Problem) {
 	for _, p := range problems {
 		log.Error("tenant cannot verify tokens until its configuration is fixed", "problem", p.String())
 	}
+}
+
+func problemStrings(problems []tenants.Problem) []string {
+	out := make([]string, len(problems))
+	for i, p := range problems {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // watchConfig reloads the tenants from src on SIGHUP and when it changes.
