@@ -191,12 +191,49 @@ func suggest(key string, fields map[string]reflect.Type) string {
 	fold := func(s string) string {
 		return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s))
 	}
+	// The nearest known field by edit distance, if near enough to be a
+	// typo (at most one edit in three characters) and not a tie.
+	best, bestDist, tie := "", len(key)/3+1, false
 	for name := range fields {
-		if fold(name) == fold(key) {
-			return fmt.Sprintf(" (did you mean %q?)", name)
+		d := editDistance(fold(key), fold(name))
+		switch {
+		case d < bestDist:
+			best, bestDist, tie = name, d, false
+		case d == bestDist && best != "":
+			tie = true
 		}
 	}
-	return ""
+	if best == "" || tie {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the edit distance of two short strings, counting a
+// swap of two neighbouring characters as one edit, as typing makes it
+// (optimal string alignment).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 func kindOf(raw []byte) string {

@@ -20,7 +20,7 @@ func TestStrictDecoding(t *testing.T) {
 		{
 			"unknown nested field",
 			[]edit{set("tenants.0.provider.issuer_url", "https://x")},
-			[]Problem{{"tenants[0].provider", "acme", `unknown field "issuer_url"`}},
+			[]Problem{{"tenants[0].provider", "acme", `unknown field "issuer_url" (did you mean "issuer"?)`}},
 		},
 		{
 			"unknown field in introspection",
@@ -30,7 +30,26 @@ func TestStrictDecoding(t *testing.T) {
 		{
 			"unknown top-level field",
 			[]edit{set("tenant", []any{})},
-			[]Problem{{"", "", `unknown field "tenant"`}},
+			[]Problem{{"", "", `unknown field "tenant" (did you mean "tenants"?)`}},
+		},
+		{
+			"typos in every block are answered with the nearest field",
+			[]edit{
+				set("admni", obj{}), set("http", obj{"body_limt": 1}), set("shutdown", obj{"grcae": "1s"}),
+				set("store", obj{"drivr": "bbolt"}), set("tenants.0.provider.isuer", "x"),
+				set("tenants.0.audience", obj{"strategi": "resource"}), set("tenants.0.claims", obj{"subjekt": "sub"}),
+				set("tenants.0.provider.introspection", obj{"clinet_id": "gw"}),
+			},
+			[]Problem{
+				{"", "", `unknown field "admni" (did you mean "admin"?)`},
+				{"http", "", `unknown field "body_limt" (did you mean "body_limit"?)`},
+				{"shutdown", "", `unknown field "grcae" (did you mean "grace"?)`},
+				{"store", "", `unknown field "drivr" (did you mean "driver"?)`},
+				{"tenants[0].audience", "acme", `unknown field "strategi" (did you mean "strategy"?)`},
+				{"tenants[0].claims", "acme", `unknown field "subjekt" (did you mean "subject"?)`},
+				{"tenants[0].provider.introspection", "acme", `unknown field "clinet_id" (did you mean "client_id"?)`},
+				{"tenants[0].provider", "acme", `unknown field "isuer" (did you mean "issuer"?)`},
+			},
 		},
 		{
 			"unknown store field",
@@ -103,9 +122,9 @@ func TestStrictDecoding(t *testing.T) {
 			},
 			[]Problem{
 				{"listen", "", "must be a string, got number"},
-				{"tenants[0].audience", "acme", `unknown field "stratgy"`},
-				{"tenants[0].provider", "acme", `unknown field "issuer_url"`},
-				{"tenants[1].claims", "globex", `unknown field "scope"`},
+				{"tenants[0].audience", "acme", `unknown field "stratgy" (did you mean "strategy"?)`},
+				{"tenants[0].provider", "acme", `unknown field "issuer_url" (did you mean "issuer"?)`},
+				{"tenants[1].claims", "globex", `unknown field "scope" (did you mean "scopes"?)`},
 			},
 		},
 	}
@@ -166,7 +185,7 @@ func TestStrictDecodingRaw(t *testing.T) {
 			// document decodes, so no problem is a side effect of another.
 			"shape problems stop validation",
 			`{"tenants": [{"id": "acme", "resource": "nope", "provider": {"type": "logto", "isuer": "x"}}]}`,
-			[]Problem{{"tenants[0].provider", "acme", `unknown field "isuer"`}},
+			[]Problem{{"tenants[0].provider", "acme", `unknown field "isuer" (did you mean "issuer"?)`}},
 		},
 	}
 	for _, tc := range tests {
