@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,30 @@ type reloader struct {
 	// events which did not change the bytes cost one read and no log line.
 	// A version whose apply failed otherwise (the store) is tried again.
 	seen string
+	// restartPending lists the restart-only settings whose change was last
+	// reported, so that later reloads do not repeat the same warning.
+	restartPending []string
+}
+
+// restartOnly names the settings of cfg that differ from those the process
+// started with and take effect only on restart.
+func restartOnly(cfg, running *tenants.Config) []string {
+	var names []string
+	for _, s := range []struct {
+		name string
+		same bool
+	}{
+		{"listen", cfg.Listen == running.Listen},
+		{"admin", reflect.DeepEqual(cfg.Admin, running.Admin)},
+		{"store", reflect.DeepEqual(cfg.Store, running.Store)},
+		{"http", reflect.DeepEqual(cfg.HTTP, running.HTTP)},
+		{"shutdown", reflect.DeepEqual(cfg.Shutdown, running.Shutdown)},
+	} {
+		if !s.same {
+			names = append(names, s.name)
+		}
+	}
+	return names
 }
 
 // reload reads the source and applies it when its bytes changed since they
@@ -63,8 +88,11 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "err", err)
 		return err
 	}
-	if cfg.Listen != r.gw.cfg.Listen || !reflect.DeepEqual(cfg.Store, r.gw.cfg.Store) || !reflect.DeepEqual(cfg.HTTP, r.gw.cfg.HTTP) {
-		r.log.Warn("listen, store and http settings changed in the configuration take effect only on restart; tenants are reloaded")
+	if pending := restartOnly(cfg, r.gw.cfg); !slices.Equal(pending, r.restartPending) {
+		r.restartPending = pending
+		if len(pending) > 0 {
+			r.log.Warn("settings changed in the configuration take effect only on restart; the tenants are reloaded", "settings", pending)
+		}
 	}
 	change, err := r.gw.edge.Apply(ctx, cfg, version)
 	if err != nil {
@@ -74,8 +102,16 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 	r.seen = version
 	logProblems(r.log, change.Problems)
 	r.log.Info("tenants reloaded", "config", r.src.String(), "version", version, "tenants", r.gw.edge.Current().Len(),
-		"added", change.Added, "changed", change.Changed, "removed", change.Removed, "unchanged", change.Unchanged)
+		"added", orEmpty(change.Added), "changed", orEmpty(change.Changed), "removed", orEmpty(change.Removed), "unchanged", change.Unchanged)
 	return nil
+}
+
+// orEmpty logs no tenants as [], not null.
+func orEmpty(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
 }
 
 // watch reloads on SIGHUP and whenever the source says it may have changed,

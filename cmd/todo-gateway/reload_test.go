@@ -287,3 +287,29 @@ func jsonRequest(url, token, body string) *http.Request {
 	req.Header.Set("Authorization", "Bearer "+token)
 	return req
 }
+
+// A restart-only setting changed in the file is named once, not on every
+// later reload, and the reload line lists no tenants as [], not null.
+func TestReloadNamesRestartOnlySettingsOnce(t *testing.T) {
+	iss := providertest.New(t)
+	rb := newReloadBed(t, false, func(base string) []string { return []string{tenantJSON(base, "a", iss.Issuer())} })
+	writeDoc := func(tenantsJSON ...string) {
+		doc := fmt.Sprintf(`{"listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}, "store": {"bbolt": {"path": %q}}, "shutdown": {"grace": "3s"}, "tenants": [%s]}`,
+			rb.db, strings.Join(tenantsJSON, ","))
+		if err := os.WriteFile(rb.path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := rb.gw.reloader.reload(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeDoc(tenantJSON(rb.base, "a", iss.Issuer()))
+	writeDoc(tenantJSON(rb.base, "a", iss.Issuer()), tenantJSON(rb.base, "b", iss.Issuer()))
+	log := rb.log.String()
+	if n := strings.Count(log, `"settings":["shutdown"]`); n != 1 {
+		t.Errorf("the restart-only change was reported %d times, want once:\n%s", n, log)
+	}
+	if strings.Contains(log, `"changed":null`) || !strings.Contains(log, `"added":["b"],"changed":[]`) {
+		t.Errorf("the reload lines:\n%s", log)
+	}
+}
