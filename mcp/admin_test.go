@@ -67,6 +67,9 @@ func TestAdminEndpoints(t *testing.T) {
 
 	c := connect(t, b.resources["acme"], b.token("acme", "admin", adminPerms...), "")
 	createTodo(t, c, "counted")
+	if _, isError := call(t, c, "delete-todo", map[string]any{"id": "no-such-todo"}); !isError {
+		t.Error("deleting an unknown todo was not a tool error")
+	}
 	post(t, b.resources["acme"], "", toolsList)
 	resp, body = get(t, admin+"/metrics", "")
 	for _, want := range []string{
@@ -75,6 +78,7 @@ func TestAdminEndpoints(t *testing.T) {
 		`todo_gateway_authorization_decisions_total{decision="deny",reason="no_credentials",tenant="acme"} 1`,
 		`todo_gateway_token_verification_seconds_count{outcome="ok",tenant="acme"}`,
 		`todo_gateway_config_info{version="test"} 1`,
+		`todo_gateway_tool_errors_total{tenant="acme",tool="delete-todo"} 1`,
 	} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

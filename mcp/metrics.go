@@ -15,6 +15,7 @@ type Metrics struct {
 	decisions    *prometheus.CounterVec
 	verification *prometheus.HistogramVec
 	config       *prometheus.GaugeVec
+	toolErrors   *prometheus.CounterVec
 }
 
 // NewMetrics registers the edge's collectors with reg.
@@ -37,8 +38,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "todo_gateway_config_info",
 			Help: "The configuration being served: 1 for its version (the SHA-256 of the configuration bytes), which changes on every applied reload.",
 		}, []string{"version"}),
+		toolErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_tool_errors_total",
+			Help: "Tool calls answered with a tool error (HTTP 200, isError: invalid arguments, an unknown todo, a store failure), by tenant and tool.",
+		}, []string{"tenant", "tool"}),
 	}
-	reg.MustRegister(m.requests, m.decisions, m.verification, m.config)
+	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors)
 	return m
 }
 
@@ -50,6 +55,13 @@ func (m *Metrics) request(tenant, tool string, status int) {
 		tool = "other"
 	}
 	m.requests.WithLabelValues(tenant, tool, strconv.Itoa(status)).Inc()
+}
+
+func (m *Metrics) toolError(tenant, tool string) {
+	if m == nil {
+		return
+	}
+	m.toolErrors.WithLabelValues(tenant, tool).Inc()
 }
 
 func (m *Metrics) decision(tenant, decision, reason string) {

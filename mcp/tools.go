@@ -134,17 +134,18 @@ func toolNamed(name string) (*Tool, bool) {
 
 // todoTools serves the tools of one tenant.
 type todoTools struct {
-	tenant string
-	store  store.Store
-	log    *slog.Logger
+	tenant  string
+	store   store.Store
+	log     *slog.Logger
+	metrics *Metrics
 }
 
 // newMCPServer builds the mcp-go server of one tenant with every tool.
 // The fast path (fastpath.go) calls the handlers registered here directly,
 // as mcp-go would with these options: a hook, tool middleware, filter or
 // schema validation added here must be mirrored there.
-func newMCPServer(tenant string, st store.Store, log *slog.Logger) *server.MCPServer {
-	tt := &todoTools{tenant: tenant, store: st, log: log}
+func newMCPServer(tenant string, st store.Store, log *slog.Logger, m *Metrics) *server.MCPServer {
+	tt := &todoTools{tenant: tenant, store: st, log: log, metrics: m}
 	s := server.NewMCPServer("todo-gateway/"+tenant, "1.0.0",
 		server.WithToolCapabilities(false),
 		// No WithInputSchemaValidation: each handler checks its own
@@ -177,6 +178,11 @@ func (tt *todoTools) authenticated(name string, h func(context.Context, mcpgo.Ca
 		defer func() {
 			if v := recover(); v != nil {
 				res, err = tt.failure(ctx, name, fmt.Errorf("panic: %v", v), ""), nil
+			}
+			if res != nil && res.IsError {
+				// A tool error travels in an HTTP 200: without this counter
+				// it would look like a success in the metrics.
+				tt.metrics.toolError(tt.tenant, name)
 			}
 		}()
 		p := PrincipalFrom(ctx)
