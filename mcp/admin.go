@@ -2,7 +2,9 @@ package mcp
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -67,6 +69,10 @@ type AdminOptions struct {
 	Issuers func() []providers.IssuerStatus
 	// Metrics serves /metrics.
 	Metrics http.Handler
+	// Backup writes a consistent copy of the store for /backup (bbolt's
+	// Backup); nil for a store backed up by other means (etcd: etcdctl
+	// snapshot save).
+	Backup func(ctx context.Context, start func(size int64) io.Writer) (int64, error)
 }
 
 // status describes the generation for /status.
@@ -90,8 +96,8 @@ func (gen *Generation) status() statusDocument {
 
 // NewAdmin serves the operator's endpoints: /healthz (the process answers),
 // /readyz (tenants are loaded and the process is not draining), /status
-// (the configuration version, the store, each tenant and its provider) and
-// /metrics. They reveal internals, so they belong on a private listener,
+// (the configuration version, the store, each tenant and its provider),
+// /metrics and /backup (a consistent copy of a bbolt store). They reveal internals, so they belong on a private listener,
 // never on the public MCP one.
 func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
 	if opts.Draining == nil {
@@ -106,7 +112,7 @@ func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
 		if c.Response().Committed {
 			return
 		}
-		_ = jsonError(c, http.StatusNotFound, "not_found", "admin endpoints: /healthz, /readyz, /status, /metrics")
+		_ = jsonError(c, http.StatusNotFound, "not_found", "admin endpoints: /healthz, /readyz, /status, /metrics, /backup")
 	}
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -136,5 +142,25 @@ func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
 		return c.JSON(http.StatusOK, doc)
 	})
 	e.GET("/metrics", echo.WrapHandler(opts.Metrics))
+	e.GET("/backup", func(c echo.Context) error {
+		if opts.Backup == nil {
+			return jsonError(c, http.StatusNotImplemented, "not_implemented",
+				"this store is not backed up through the gateway: back up etcd with etcdctl snapshot save")
+		}
+		_, err := opts.Backup(c.Request().Context(), func(size int64) io.Writer {
+			h := c.Response().Header()
+			h.Set(echo.HeaderContentType, "application/octet-stream")
+			h.Set(echo.HeaderContentDisposition, `attachment; filename="todos.db"`)
+			h.Set(echo.HeaderContentLength, strconv.FormatInt(size, 10))
+			c.Response().WriteHeader(http.StatusOK)
+			return c.Response()
+		})
+		if err != nil && !c.Response().Committed {
+			return jsonError(c, http.StatusServiceUnavailable, "unavailable", "the backup could not be taken: "+err.Error())
+		}
+		// Once the copy has begun the status is sent: a failure part-way
+		// shows as a body shorter than its Content-Length.
+		return nil
+	})
 	return e
 }

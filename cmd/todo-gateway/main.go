@@ -39,7 +39,7 @@ func commands() []command {
 		{"check", "validate a configuration file and report every problem", runCheck, checkUsage},
 		{"providers", "probe every tenant's authorization server and compare them side by side", runProviders, providersUsage},
 		{"serve", "run the gateway (default configuration: the embedded example)", runServe, serveUsage},
-		{"store", "copy every tenant's todos from one store to another (store copy)", runStore, storeUsage},
+		{"store", "copy every tenant's todos to another store (store copy); back up a running bbolt store (store backup)", runStore, storeUsage},
 		{"token", "explain how a tenant verifies a token (read from stdin)", runToken, tokenUsage},
 		{"version", "print the version and VCS revision of this binary", runVersion, versionUsage},
 	}

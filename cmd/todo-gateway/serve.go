@@ -215,6 +215,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 		admin: &http.Server{
 			Handler: mcp.NewAdmin(edge, mcp.AdminOptions{
 				Draining: draining.Load, StoreCheck: st.ready, StoreName: st.description, Issuers: issuers.List, Metrics: prom.handler(),
+				Backup: st.backup,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -28,6 +29,9 @@ type backend struct {
 	// ready reports whether the backend can serve now (/readyz).
 	ready       func(context.Context) error
 	description string
+	// backup writes a consistent copy (bbolt); nil for etcd, which is
+	// backed up with etcdctl snapshot save.
+	backup func(ctx context.Context, start func(size int64) io.Writer) (int64, error)
 }
 
 // openStore opens the backend that the store block's driver names, from that
@@ -49,7 +53,7 @@ func openStore(cfg tenants.StoreConfig, log *slog.Logger) (backend, error) {
 		if err != nil {
 			return backend{}, err
 		}
-		return backend{Store: st, ready: st.Ping, description: "bbolt " + b.Path}, nil
+		return backend{Store: st, ready: st.Ping, description: "bbolt " + b.Path, backup: st.Backup}, nil
 	case tenants.DriverEtcd:
 		e := cfg.Etcd
 		client, err := etcdClientConfig(e)

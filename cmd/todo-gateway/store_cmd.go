@@ -35,6 +35,7 @@ func storeUsage(w io.Writer) {
 	fs, _, _ := storeCopyFlags()
 	fs.SetOutput(w)
 	fmt.Fprint(w, `Usage: todo-gateway store copy --from FILE --to FILE
+       todo-gateway store backup [--admin ADDR] --to FILE   (see store backup --help)
 
 Store copy copies the todos of every tenant from the store the --from
 configuration names (its "store" block) to the store the --to configuration
@@ -63,12 +64,16 @@ Flags:
 	printFlags(w, fs)
 }
 
-// runStore dispatches the store subcommands; copy is the only one.
+// runStore dispatches the store subcommands: copy and backup.
 func runStore(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return usageError(stderr, "store", storeUsage, "a subcommand is required: copy")
+		return usageError(stderr, "store", storeUsage, "a subcommand is required: copy or backup")
 	}
 	switch args[0] {
+	case "backup":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return storeBackup(ctx, args[1:], stdout, stderr)
 	case "copy":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -81,7 +86,7 @@ func runStore(args []string, stdout, stderr io.Writer) int {
 		storeUsage(stdout)
 		return exitOK
 	}
-	return usageError(stderr, "store", storeUsage, fmt.Sprintf("unknown subcommand %q (known: copy)", args[0]))
+	return usageError(stderr, "store", storeUsage, fmt.Sprintf("unknown subcommand %q (known: copy, backup)", args[0]))
 }
 
 // storeCopy is "store copy" with its context given. When ctx ends the copy
