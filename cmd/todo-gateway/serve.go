@@ -49,6 +49,13 @@ Serve runs the gateway: every tenant's MCP endpoint at its resource URL and
 its protected resource metadata at the RFC 9728 location. Without --config it
 runs on the embedded example configuration (tenants.example.json).
 
+With a bootstrap file ("tenants_from": "etcd" and an etcd store), the
+tenants come from the document pushed with "todo-gateway tenants push" to
+the store's etcd cluster: it is read at start (none: serve does not start),
+watched, and each new revision applied as a file reload is; the file gives
+only this instance's listen, admin, store, http and shutdown settings. See
+"todo-gateway help tenants".
+
 It contacts no authorization server at start: each tenant discovers its
 issuer on the first token. Logs are JSON lines on stderr (--log-format text
 for key=value lines). Info lines (access, audit) are written in batches, at
