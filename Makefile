@@ -88,7 +88,9 @@ e2e: e2e-deps
 # The cluster test (e2e/cluster): 3 etcd members and 3 gateway processes
 # behind a round-robin proxy, clients creating, listing and deleting while
 # the etcd leader is SIGKILLed, a gateway SIGKILLed and restarted, another
-# SIGTERMed (drain); then the history is checked. About 35 s. Needs etcd
+# SIGTERMed (drain); then the history is checked. Then (TestClusterTenantPush)
+# three gateways with tenants_from "etcd" while a tenant is pushed, added and
+# removed under load. About 50 s. Needs etcd
 # 3.4+ on the PATH: installed with apt-get (as root or through sudo) when
 # missing on a Debian machine; without it the target fails rather than
 # skip, so that CI cannot pass without running it.
@@ -102,7 +104,7 @@ cluster-test:
 	fi
 	@command -v etcd >/dev/null 2>&1 || { echo "cluster-test: no etcd on the PATH; install it (Debian: apt-get install -y etcd-server) or run the other targets" >&2; exit 1; }
 	$(GO) build -o $(CLUSTER_BIN) ./cmd/todo-gateway
-	TODO_GATEWAY_BIN=$(CLUSTER_BIN) ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -timeout 6m -v -run '^TestCluster$$' ./e2e/cluster
+	TODO_GATEWAY_BIN=$(CLUSTER_BIN) ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -timeout 6m -v -run '^TestCluster(TenantPush)?$$' ./e2e/cluster
 
 # The gateway with two tenants and a Logto-like provider on 127.0.0.1;
 # prints users, resource URLs and how to connect; Ctrl-C stops it.

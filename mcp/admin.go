@@ -34,8 +34,11 @@ type tenantStatus struct {
 type statusDocument struct {
 	// Config is the version (SHA-256 of the bytes) of the configuration
 	// being served: instances showing the same one serve the same tenants.
-	Config string       `json:"config"`
-	Store  *storeStatus `json:"store,omitempty"`
+	Config string `json:"config"`
+	// Revision is the etcd revision of that configuration (tenants_from
+	// "etcd"); absent for a file.
+	Revision int64        `json:"revision,omitempty"`
+	Store    *storeStatus `json:"store,omitempty"`
 	// Issuers is each authorization server the tenants verify with, with
 	// how many tenants share its discovery document and key set.
 	Issuers []providers.IssuerStatus `json:"issuers,omitempty"`
@@ -81,7 +84,7 @@ func (gen *Generation) status() statusDocument {
 	if gen == nil {
 		return out
 	}
-	out.Config = gen.version
+	out.Config, out.Revision = gen.version, gen.revision
 	for _, st := range gen.states {
 		t := st.tenant
 		ts := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer, Problem: st.problem}

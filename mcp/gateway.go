@@ -105,6 +105,12 @@ func (g *Gateway) Current() *Generation { return g.current.Load() }
 // generation serving, untouched. version names the configuration (its
 // hash) in /status and the config metric.
 func (g *Gateway) Apply(ctx context.Context, cfg *tenants.Config, version string) (Change, error) {
+	return g.ApplyRevision(ctx, cfg, version, 0)
+}
+
+// ApplyRevision is Apply for a configuration read from etcd at revision,
+// which /status and the config metrics show beside its version.
+func (g *Gateway) ApplyRevision(ctx context.Context, cfg *tenants.Config, version string, revision int64) (Change, error) {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
 	if g.closed {
@@ -115,13 +121,14 @@ func (g *Gateway) Apply(ctx context.Context, cfg *tenants.Config, version string
 	if err != nil {
 		return Change{}, err
 	}
+	next.revision = revision
 	fresh := next.replacedBy(prev) // built for next; closed again if next is not used
 	if err := g.store.EnsureTenants(ctx, next.snap.IDs()...); err != nil {
 		_ = closeStates(ctx, fresh)
 		return Change{}, fmt.Errorf("tenant storage: %w", err)
 	}
 	g.current.Store(next)
-	g.opts.Metrics.configApplied(version)
+	g.opts.Metrics.configApplied(version, revision)
 	g.retire(prev.replacedBy(next))
 	ch := diff(prev, next)
 	ch.Problems = problems

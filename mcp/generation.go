@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -26,6 +25,8 @@ type Generation struct {
 	// Version names the configuration this generation was built from (the
 	// hash of its source bytes), shown in /status and the config metric.
 	version string
+	// revision is the etcd revision of that configuration, 0 for a file.
+	revision int64
 }
 
 // tenantState is what the edge keeps for one tenant.
@@ -91,6 +92,10 @@ func (gen *Generation) Len() int { return gen.snap.Len() }
 
 // Version is the version of the configuration the generation was built from.
 func (gen *Generation) Version() string { return gen.version }
+
+// Revision is the etcd revision of the configuration the generation was
+// built from, or 0 when it came from a file.
+func (gen *Generation) Revision() int64 { return gen.revision }
 
 // lookup finds the state of the tenant whose resource is host + path.
 func (gen *Generation) lookup(host, path string) *tenantState {
@@ -167,7 +172,7 @@ func (gen *Generation) unchanged(t *tenants.Tenant) *tenantState {
 		return nil
 	}
 	old := gen.states[i]
-	if old.problem != "" || !reflect.DeepEqual(*old.tenant, *t) {
+	if old.problem != "" || !old.tenant.Same(t) {
 		return nil
 	}
 	return old

@@ -16,6 +16,7 @@ type Metrics struct {
 	verification *prometheus.HistogramVec
 	config       *prometheus.GaugeVec
 	toolErrors   *prometheus.CounterVec
+	revision     prometheus.Gauge
 }
 
 // NewMetrics registers the edge's collectors with reg.
@@ -42,8 +43,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "todo_gateway_tool_errors_total",
 			Help: "Tool calls answered with a tool error (HTTP 200, isError: invalid arguments, an unknown todo, a store failure), by tenant and tool.",
 		}, []string{"tenant", "tool"}),
+		revision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "todo_gateway_config_revision",
+			Help: "The etcd revision of the configuration being served (tenants_from \"etcd\"); 0 for a file. Instances that differ have not all applied the latest push.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors)
+	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors, m.revision)
 	return m
 }
 
@@ -78,11 +83,13 @@ func (m *Metrics) verified(tenant, outcome string, d time.Duration) {
 	m.verification.WithLabelValues(tenant, outcome).Observe(d.Seconds())
 }
 
-// configApplied makes version the one configuration the info metric shows.
-func (m *Metrics) configApplied(version string) {
+// configApplied makes version the one configuration the info metric shows,
+// and revision the revision metric's value.
+func (m *Metrics) configApplied(version string, revision int64) {
 	if m == nil {
 		return
 	}
 	m.config.Reset()
 	m.config.WithLabelValues(version).Set(1)
+	m.revision.Set(float64(revision))
 }

@@ -47,9 +47,20 @@ type Config struct {
 	// Shutdown says how the process stops on SIGTERM; it cannot change on
 	// reload.
 	Shutdown ShutdownConfig `json:"shutdown"`
-	// Tenants in the order they are listed; at least one is required.
+	// Tenants in the order they are listed; at least one is required,
+	// unless TenantsFrom says where else they come from.
 	Tenants []Tenant `json:"tenants"`
+	// TenantsFrom is where the tenants come from: "" for this document's
+	// own list, or "etcd" (TenantsFromEtcd) for the document pushed to the
+	// store's etcd cluster with "todo-gateway tenants push", which every
+	// instance watches. A file that says "etcd" is an instance's bootstrap:
+	// its listen, admin, store, http and shutdown settings are the
+	// instance's own, and it lists no tenants.
+	TenantsFrom string `json:"tenants_from,omitempty"`
 }
+
+// TenantsFromEtcd is Config.TenantsFrom for tenants kept in etcd.
+const TenantsFromEtcd = "etcd"
 
 // HTTPConfig is the "http" block.
 type HTTPConfig struct {
@@ -171,6 +182,52 @@ func (t *Tenant) ScopeList() []string {
 		}
 	}
 	return out
+}
+
+// Same reports whether t and o are configured identically (both loaded,
+// defaults applied): a reload keeps such a tenant's verifier, caches and
+// MCP server, and "tenants diff" does not count it as changed.
+func (t *Tenant) Same(o *Tenant) bool { return reflect.DeepEqual(*t, *o) }
+
+// TenantChanges are the tenant ids a configuration adds, changes and
+// removes relative to another, each in the order its configuration lists
+// them.
+type TenantChanges struct {
+	Added, Changed, Removed []string
+	Unchanged               int
+}
+
+// Changes compares the tenants of next with those of prev (nil: none).
+func Changes(prev, next *Config) TenantChanges {
+	var ch TenantChanges
+	old := map[string]*Tenant{}
+	if prev != nil {
+		for i := range prev.Tenants {
+			old[prev.Tenants[i].ID] = &prev.Tenants[i]
+		}
+	}
+	kept := map[string]bool{}
+	for i := range next.Tenants {
+		t := &next.Tenants[i]
+		o, ok := old[t.ID]
+		switch {
+		case !ok:
+			ch.Added = append(ch.Added, t.ID)
+		case !o.Same(t):
+			ch.Changed = append(ch.Changed, t.ID)
+		default:
+			ch.Unchanged++
+		}
+		kept[t.ID] = true
+	}
+	if prev != nil {
+		for _, t := range prev.Tenants {
+			if !kept[t.ID] {
+				ch.Removed = append(ch.Removed, t.ID)
+			}
+		}
+	}
+	return ch
 }
 
 // Load reads and parses a configuration file; errors are prefixed with the

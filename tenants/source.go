@@ -11,21 +11,35 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Source is where the configuration comes from: a file today, a key in
-// etcd next. The gateway reads it at start and again whenever Watch says it
-// may have changed, and applies what it reads only when its Version differs
-// from what it serves.
+// Source is where the configuration comes from: a file, or a key in etcd
+// (EtcdSource). The gateway reads it at start and again whenever Watch says
+// it may have changed, and applies what it reads only when its Version
+// differs from what it serves.
 type Source interface {
 	// String names the source in logs and messages.
 	String() string
 	// Read returns the configuration's bytes as they are now.
-	Read(ctx context.Context) ([]byte, error)
+	Read(ctx context.Context) (Document, error)
+	// Parse turns bytes read from the source into the configuration to
+	// serve (Parse for a file).
+	Parse(data []byte) (*Config, error)
 	// Watch calls changed whenever the bytes may have changed, until ctx
 	// ends; it may call it when nothing changed (the caller compares
 	// versions). It returns once watching has started, or an error if it
 	// cannot start. Errors while watching go to problem.
 	Watch(ctx context.Context, changed func(), problem func(error)) error
 }
+
+// Document is the configuration's bytes as read from a source.
+type Document struct {
+	Data []byte
+	// Revision is the etcd revision at which the document was written (its
+	// ModRevision), or 0 for a source without revisions (a file).
+	Revision int64
+}
+
+// Version is the hash that names the document's bytes.
+func (d Document) Version() string { return Version(d.Data) }
 
 // Version names configuration bytes: the hex SHA-256 of exactly these bytes.
 // Two instances showing the same version serve the same configuration.
@@ -47,7 +61,13 @@ type FileSource struct {
 func (f FileSource) String() string { return f.Path }
 
 // Read reads the file, following symlinks.
-func (f FileSource) Read(context.Context) ([]byte, error) { return os.ReadFile(f.Path) }
+func (f FileSource) Read(context.Context) (Document, error) {
+	data, err := os.ReadFile(f.Path)
+	return Document{Data: data}, err
+}
+
+// Parse parses the file's bytes.
+func (FileSource) Parse(data []byte) (*Config, error) { return Parse(data) }
 
 // Watch reports every event in the file's directory.
 func (f FileSource) Watch(ctx context.Context, changed func(), problem func(error)) error {
@@ -89,22 +109,23 @@ type StaticSource struct {
 	Data []byte
 }
 
-func (s StaticSource) String() string                       { return s.Name }
-func (s StaticSource) Read(context.Context) ([]byte, error) { return s.Data, nil }
+func (s StaticSource) String() string                         { return s.Name }
+func (s StaticSource) Read(context.Context) (Document, error) { return Document{Data: s.Data}, nil }
+func (StaticSource) Parse(data []byte) (*Config, error)       { return Parse(data) }
 
 // Watch has nothing to watch.
 func (StaticSource) Watch(context.Context, func(), func(error)) error { return nil }
 
-// Read reads and parses src, returning the configuration with its version.
-// Errors name the source.
-func Read(ctx context.Context, src Source) (*Config, string, error) {
-	data, err := src.Read(ctx)
+// Read reads and parses src, returning the configuration with the document
+// it came from. Errors name the source.
+func Read(ctx context.Context, src Source) (*Config, Document, error) {
+	doc, err := src.Read(ctx)
 	if err != nil {
-		return nil, "", err // os errors name the file already
+		return nil, Document{}, err // os and etcd source errors name their source already
 	}
-	cfg, err := Parse(data)
+	cfg, err := src.Parse(doc.Data)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", src, err)
+		return nil, Document{}, fmt.Errorf("%s: %w", src, err)
 	}
-	return cfg, Version(data), nil
+	return cfg, doc, nil
 }

@@ -75,8 +75,20 @@ func (c *Config) validate() []Problem {
 	v.http("http", c.HTTP)
 	v.between("shutdown.drain", c.Shutdown.Drain, 0, maxShutdownWait)
 	v.between("shutdown.grace", c.Shutdown.Grace, time.Second, maxShutdownWait)
-	if len(c.Tenants) == 0 {
-		v.add("tenants", "at least one tenant is required")
+	switch c.TenantsFrom {
+	case "":
+		if len(c.Tenants) == 0 {
+			v.add("tenants", "at least one tenant is required")
+		}
+	case TenantsFromEtcd:
+		if c.Store.Driver != DriverEtcd {
+			v.add("tenants_from", `"etcd" reads the tenants from the store's etcd cluster: it needs store.driver "etcd"`)
+		}
+		if len(c.Tenants) > 0 {
+			v.add("tenants", `with tenants_from "etcd" the tenants come from etcd: list them in the file you push with "todo-gateway tenants push", not here`)
+		}
+	default:
+		v.add("tenants_from", `unknown source %q: leave it out for the tenants listed here, or "etcd"`, c.TenantsFrom)
 	}
 	firstID := make(map[string]int)
 	firstLoc := make(map[string]int)

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 func checkFlags() (*flag.FlagSet, *string) {
@@ -44,6 +46,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	cfg := loadFile(*config, stderr)
 	if cfg == nil {
 		return exitFail
+	}
+	if cfg.TenantsFrom == tenants.TenantsFromEtcd {
+		fmt.Fprintf(stdout, "ok: a bootstrap; the tenants come from etcd (\"todo-gateway tenants list --config %s\" lists them)\n", *config)
+		return exitOK
 	}
 	noun := "tenants"
 	if len(cfg.Tenants) == 1 {

@@ -129,7 +129,7 @@ func startBed(t testing.TB, spec bedSpec) *gatewayBed {
 		b.logs = &lockedBuffer{}
 		spec.log = b.logs
 	}
-	gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.NewJSONHandler(spec.log, nil)), ln)
+	gw, err := startGateway(context.Background(), cfg, "test", 0, slog.New(slog.NewJSONHandler(spec.log, nil)), ln)
 	if err != nil {
 		t.Fatalf("startGateway: %v", err)
 	}

@@ -40,6 +40,7 @@ func commands() []command {
 		{"providers", "probe every tenant's authorization server and compare them side by side", runProviders, providersUsage},
 		{"serve", "run the gateway (default configuration: the embedded example)", runServe, serveUsage},
 		{"store", "copy every tenant's todos to another store (store copy); back up a running bbolt store (store backup)", runStore, storeUsage},
+		{"tenants", "list tenants; push, get, diff the tenants document in etcd; show which instances serve it", runTenants, tenantsUsage},
 		{"token", "explain how a tenant verifies a token (read from stdin)", runToken, tokenUsage},
 		{"version", "print the version and VCS revision of this binary", runVersion, versionUsage},
 	}
@@ -166,6 +167,13 @@ func loadFile(path string, stderr io.Writer) *tenants.Config {
 	if err == nil {
 		return cfg
 	}
+	printLoadError(path, err, stderr)
+	return nil
+}
+
+// printLoadError prints why a configuration file did not load: every
+// problem on a line of its own prefixed with the file.
+func printLoadError(path string, err error, stderr io.Writer) {
 	var ve *tenants.ValidationError
 	if errors.As(err, &ve) {
 		for _, p := range ve.Problems {
@@ -174,7 +182,6 @@ func loadFile(path string, stderr io.Writer) *tenants.Config {
 	} else {
 		fmt.Fprintln(stderr, err) // already names the file
 	}
-	return nil
 }
 
 // tenantIDList names a configuration's tenants, for messages about an

@@ -33,6 +33,11 @@ type reloader struct {
 	// events which did not change the bytes cost one read and no log line.
 	// A version whose apply failed otherwise (the store) is tried again.
 	seen string
+	// applied receives what the instance serves after each apply, when the
+	// source is etcd: the instance records it there for "tenants status".
+	applied chan tenants.Applied
+	// announced is closed once the record is removed at shutdown.
+	announced <-chan struct{}
 	// restartPending lists the restart-only settings whose change was last
 	// reported, so that later reloads do not repeat the same warning.
 	restartPending []string
@@ -67,16 +72,16 @@ func restartOnly(cfg, running *tenants.Config) []string {
 func (r *reloader) reload(ctx context.Context, force bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	data, err := r.src.Read(ctx)
+	doc, err := r.src.Read(ctx)
 	if err != nil {
 		r.log.Error("reload refused: cannot read the configuration; the running tenants keep serving", "config", r.src.String(), "err", err)
 		return err
 	}
-	version := tenants.Version(data)
+	version := doc.Version()
 	if !force && version == r.seen {
 		return nil
 	}
-	cfg, err := tenants.Parse(data)
+	cfg, err := r.src.Parse(doc.Data)
 	if err != nil {
 		r.seen = version // the same bytes will not parse next time either
 		var ve *tenants.ValidationError
@@ -85,7 +90,7 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 				r.log.Error("reload refused: configuration problem", "problem", p.String())
 			}
 		}
-		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "err", err)
+		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "revision", doc.Revision, "err", err)
 		return err
 	}
 	if pending := restartOnly(cfg, r.gw.cfg); !slices.Equal(pending, r.restartPending) {
@@ -94,14 +99,15 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 			r.log.Warn("settings changed in the configuration take effect only on restart; the tenants are reloaded", "settings", pending)
 		}
 	}
-	change, err := r.gw.edge.Apply(ctx, cfg, version)
+	change, err := r.gw.edge.ApplyRevision(ctx, cfg, version, doc.Revision)
 	if err != nil {
-		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "err", err)
+		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "revision", doc.Revision, "err", err)
 		return err
 	}
 	r.seen = version
+	r.announce()
 	logProblems(r.log, change.Problems)
-	r.log.Info("tenants reloaded", "config", r.src.String(), "version", version, "tenants", r.gw.edge.Current().Len(),
+	r.log.Info("tenants reloaded", "config", r.src.String(), "version", version, "revision", doc.Revision, "tenants", r.gw.edge.Current().Len(),
 		"added", orEmpty(change.Added), "changed", orEmpty(change.Changed), "removed", orEmpty(change.Removed), "unchanged", change.Unchanged)
 	return nil
 }
@@ -112,6 +118,27 @@ func orEmpty(ids []string) []string {
 		return []string{}
 	}
 	return ids
+}
+
+// announce sends what the instance now serves to the etcd record, replacing
+// a value not yet recorded.
+func (r *reloader) announce() {
+	if r.applied == nil {
+		return
+	}
+	gen := r.gw.edge.Current()
+	a := tenants.Applied{Instance: r.gw.instance(), Admin: r.gw.AdminAddr(), Revision: gen.Revision(), Version: gen.Version(), AppliedAt: time.Now().UTC()}
+	for {
+		select {
+		case r.applied <- a:
+			return
+		default:
+			select {
+			case <-r.applied: // drop the stale value
+			default:
+			}
+		}
+	}
 }
 
 // watch reloads on SIGHUP and whenever the source says it may have changed,
@@ -128,6 +155,12 @@ func (r *reloader) watch(ctx context.Context) error {
 	problem := func(err error) { r.log.Warn("watching the configuration", "config", r.src.String(), "err", err) }
 	if err := r.src.Watch(ctx, changed, problem); err != nil {
 		return err
+	}
+	if es, ok := r.src.(*tenants.EtcdSource); ok {
+		r.applied = make(chan tenants.Applied, 1)
+		r.announced = es.Announce(ctx, r.gw.instance(), r.applied,
+			func(err error) { r.log.Warn("etcd", "config", r.src.String(), "err", err) })
+		r.announce()
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -95,11 +95,11 @@ func newReloadBed(t *testing.T, configMap bool, tenantsJSON func(base string) []
 	rb.write(t, tenantsJSON(base)...)
 	src := tenants.FileSource{Path: rb.path}
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg, version, err := tenants.Read(ctx, src)
+	cfg, doc, err := tenants.Read(ctx, src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := startGateway(ctx, cfg, version, slog.New(slog.NewJSONHandler(rb.log, nil)), ln)
+	gw, err := startGateway(ctx, cfg, doc.Version(), doc.Revision, slog.New(slog.NewJSONHandler(rb.log, nil)), ln)
 	if err != nil {
 		t.Fatal(err)
 	}

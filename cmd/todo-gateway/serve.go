@@ -49,6 +49,13 @@ Serve runs the gateway: every tenant's MCP endpoint at its resource URL and
 its protected resource metadata at the RFC 9728 location. Without --config it
 runs on the embedded example configuration (tenants.example.json).
 
+With a bootstrap file ("tenants_from": "etcd" and an etcd store), the
+tenants come from the document pushed with "todo-gateway tenants push" to
+the store's etcd cluster: it is read at start (none: serve does not start),
+watched, and each new revision applied as a file reload is; the file gives
+only this instance's listen, admin, store, http and shutdown settings. See
+"todo-gateway help tenants".
+
 It contacts no authorization server at start: each tenant discovers its
 issuer on the first token. Logs are JSON lines on stderr (--log-format text
 for key=value lines). Info lines (access, audit) are written in batches, at
@@ -76,10 +83,17 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 
 	log, logs := newLogger(stderr, opts.log)
 	defer logs.Close()
-	src := configSource(opts.config)
+	src, err := configSource(opts.config)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, version, err := tenants.Read(ctx, src)
+	cfg, doc, err := tenants.Read(ctx, src)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail
@@ -94,7 +108,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, "serve", serveUsage, "the admin address must differ from the listen address ("+cfg.Listen+"): the admin endpoints never share the public listener")
 	}
 
-	gw, err := startGateway(ctx, cfg, version, log, nil)
+	gw, err := startGateway(ctx, cfg, doc.Version(), doc.Revision, log, nil)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
@@ -119,19 +133,28 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	// From here a second SIGINT or SIGTERM ends the process at once.
 	stop()
-	if err := gw.Stop(); err != nil {
+	err = gw.Stop()
+	gw.waitAnnounced()
+	if err != nil {
 		log.Error("shutdown", "err", err)
 		return exitFail
 	}
 	return exitOK
 }
 
-// configSource is the --config file, or the embedded example without one.
-func configSource(path string) tenants.Source {
+// configSource is the --config file; or, when that file is a bootstrap
+// (tenants_from "etcd"), the tenants document in its store's etcd cluster;
+// or the embedded example without --config. An etcd source must be closed.
+func configSource(path string) (tenants.Source, error) {
 	if path == "" {
-		return tenants.StaticSource{Name: "embedded configuration", Data: todogateway.ExampleConfig}
+		return tenants.StaticSource{Name: "embedded configuration", Data: todogateway.ExampleConfig}, nil
 	}
-	return tenants.FileSource{Path: path}
+	file := tenants.FileSource{Path: path}
+	cfg, _, err := tenants.Read(context.Background(), file)
+	if err != nil || cfg.TenantsFrom != tenants.TenantsFromEtcd {
+		return file, nil // serve reads it again and reports what is wrong
+	}
+	return tenants.OpenEtcdSource(cfg)
 }
 
 // gateway is the running program: store, tenants and HTTP server. Tests start
@@ -163,7 +186,7 @@ type gateway struct {
 // /status shows) and serves on ln, or on cfg.Listen when ln is nil. A test
 // passes its own listener so that resource URLs can name the port before
 // the gateway starts.
-func startGateway(ctx context.Context, cfg *tenants.Config, version string, log *slog.Logger, ln net.Listener) (g *gateway, err error) {
+func startGateway(ctx context.Context, cfg *tenants.Config, version string, revision int64, log *slog.Logger, ln net.Listener) (g *gateway, err error) {
 	// On failure, release what was acquired, newest first.
 	var undo []func() error
 	defer func() {
@@ -193,7 +216,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 		Metrics:        prom.edge,
 	})
 	undo = append(undo, func() error { return edge.Close(context.Background()) })
-	change, err := edge.Apply(ctx, cfg, version)
+	change, err := edge.ApplyRevision(ctx, cfg, version, revision)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +263,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, log 
 	go func() { g.done <- g.server.Serve(ln) }()
 	go func() { g.adminDone <- g.admin.Serve(adminLn) }()
 	log.Info("serving", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"tenants", edge.Current().Len(), "store", st.description, "config", version)
+		"tenants", edge.Current().Len(), "store", st.description, "config", version, "revision", revision)
 	return g, nil
 }
 
@@ -264,6 +287,29 @@ func problemStrings(problems []tenants.Problem) []string {
 func (g *gateway) watchConfig(ctx context.Context, src tenants.Source) error {
 	g.reloader = &reloader{src: src, gw: g, log: g.log}
 	return g.reloader.watch(ctx)
+}
+
+// instance names this process in etcd's record of what each instance
+// serves: the host name and the public listener's address, unique among
+// the instances of one deployment.
+func (g *gateway) instance() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "unknown-host"
+	}
+	return host + "/" + g.Addr()
+}
+
+// waitAnnounced waits (briefly) until the instance's etcd record is
+// removed, once the serve context has ended.
+func (g *gateway) waitAnnounced() {
+	if g.reloader == nil || g.reloader.announced == nil {
+		return
+	}
+	select {
+	case <-g.reloader.announced:
+	case <-time.After(2 * time.Second):
+	}
 }
 
 // AdminAddr is the admin listener's address.

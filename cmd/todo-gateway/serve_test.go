@@ -155,7 +155,7 @@ func BenchmarkStart(b *testing.B) {
 				ln, base := listen(b)
 				cfg := testConfig(b, base, onIssuers(n, "http://127.0.0.1:9/")...)
 				b.StartTimer()
-				gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln)
+				gw, err := startGateway(context.Background(), cfg, "test", 0, slog.New(slog.DiscardHandler), ln)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -176,7 +176,7 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 	ln, base := listen(t)
 	cfg := testConfig(t, base, onIssuers(1, "http://127.0.0.1:9/")...)
 	cfg.Admin.Listen = taken.Addr().String()
-	if _, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln); err == nil || !strings.Contains(err.Error(), "admin listener") {
+	if _, err := startGateway(context.Background(), cfg, "test", 0, slog.New(slog.DiscardHandler), ln); err == nil || !strings.Contains(err.Error(), "admin listener") {
 		t.Fatalf("start with a taken admin port: %v, want an admin listener error", err)
 	}
 	if _, err := httpClient.Get(base); err == nil {
@@ -184,7 +184,7 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 	}
 	ln2, _ := listen(t)
 	cfg.Admin.Listen = "127.0.0.1:0"
-	gw, err := startGateway(context.Background(), cfg, "test", slog.New(slog.DiscardHandler), ln2)
+	gw, err := startGateway(context.Background(), cfg, "test", 0, slog.New(slog.DiscardHandler), ln2)
 	if err != nil {
 		t.Fatalf("restart on the same store: %v", err)
 	}

@@ -7,15 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
-	"go.etcd.io/etcd/client/pkg/v3/transport"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
-	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
 	"github.com/todo-gateway/todo-gateway/store/etcd"
@@ -56,7 +50,7 @@ func openStore(cfg tenants.StoreConfig, log *slog.Logger) (backend, error) {
 		return backend{Store: st, ready: st.Ping, description: "bbolt " + b.Path, backup: st.Backup}, nil
 	case tenants.DriverEtcd:
 		e := cfg.Etcd
-		client, err := etcdClientConfig(e)
+		client, err := e.ClientConfig()
 		if err != nil {
 			return backend{}, err
 		}
@@ -68,40 +62,4 @@ func openStore(cfg tenants.StoreConfig, log *slog.Logger) (backend, error) {
 	}
 	// Validation refuses unknown drivers; this is for a Config built by hand.
 	return backend{}, fmt.Errorf("unknown store driver %q", cfg.Driver)
-}
-
-// etcdClientConfig turns the etcd block into the client's configuration,
-// reading the password and the TLS files it names.
-func etcdClientConfig(e *tenants.EtcdConfig) (clientv3.Config, error) {
-	c := clientv3.Config{
-		Endpoints:   e.Endpoints,
-		DialTimeout: time.Duration(*e.DialTimeout),
-		// Probe idle connections so that a member that died silently is
-		// noticed in seconds, not when the kernel gives up on it.
-		DialKeepAliveTime:    10 * time.Second,
-		DialKeepAliveTimeout: 3 * time.Second,
-		// The store reports what fails through its errors, /status and the
-		// metrics; the client's own chatter during a leader change is noise.
-		Logger:   zap.NewNop(),
-		Username: e.Username,
-	}
-	if e.Username != "" {
-		password, err := providers.SecretResolver{}.ReadSecret("password", e.PasswordEnv, e.PasswordFile)
-		if err != nil {
-			return c, fmt.Errorf("store.etcd: %w", err)
-		}
-		c.Password = password
-	}
-	if e.TLS != nil || slices.ContainsFunc(e.Endpoints, func(ep string) bool { return strings.HasPrefix(ep, "https:") }) {
-		info := transport.TLSInfo{}
-		if e.TLS != nil {
-			info.TrustedCAFile, info.CertFile, info.KeyFile = e.TLS.CAFile, e.TLS.CertFile, e.TLS.KeyFile
-		}
-		tlsConfig, err := info.ClientConfig()
-		if err != nil {
-			return c, fmt.Errorf("store.etcd.tls: %w", err)
-		}
-		c.TLS = tlsConfig
-	}
-	return c, nil
 }
