@@ -350,10 +350,11 @@ func TestStoreCopyRefusals(t *testing.T) {
 		stdoutHas string
 		stderrHas string
 	}{
-		{"no subcommand", []string{"store"}, exitUsage, "", "todo-gateway store: a subcommand is required: copy\n\nUsage: todo-gateway store copy"},
-		{"unknown subcommand", []string{"store", "move"}, exitUsage, "", `todo-gateway store: unknown subcommand "move" (known: copy)`},
+		{"no subcommand", []string{"store"}, exitUsage, "", "todo-gateway store: a subcommand is required: copy or backup\n\nUsage: todo-gateway store copy"},
+		{"unknown subcommand", []string{"store", "move"}, exitUsage, "", `todo-gateway store: unknown subcommand "move" (known: copy, backup)`},
 		{"store --help", []string{"store", "--help"}, exitOK, "Usage: todo-gateway store copy --from FILE --to FILE", ""},
 		{"copy --help", []string{"store", "copy", "--help"}, exitOK, "-from file", ""},
+		{"backup --help", []string{"store", "backup", "--help"}, exitOK, "Restore: stop the gateway", ""},
 		{"help store", []string{"help", "store"}, exitOK, "Exit status: 0", ""},
 		{"no flags", []string{"store", "copy"}, exitUsage, "", "todo-gateway store copy: --from FILE and --to FILE are both required"},
 		{"no --to", []string{"store", "copy", "--from", fromFile}, exitUsage, "", "--from FILE and --to FILE are both required"},
