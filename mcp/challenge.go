@@ -31,6 +31,11 @@ type challenge struct {
 	// plain marks a refusal that is not about the credentials (a body too
 	// large, headers that disagree with it): a JSON error, no WWW-Authenticate.
 	plain bool
+	// rpcCode, when not 0, makes a plain refusal of the MCP layer a
+	// JSON-RPC error with this code and the request's id, rpcID, as an MCP
+	// client expects (the header mismatch of 2026-07-28 is -32020).
+	rpcCode int
+	rpcID   any
 }
 
 // header renders the WWW-Authenticate value. resource_metadata always comes

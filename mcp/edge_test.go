@@ -1,6 +1,7 @@
 package mcp_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -85,17 +86,36 @@ func TestChallenges(t *testing.T) {
 		resp, body := post(t, acme, "", toolsList, "Authorization", "Bearer ")
 		wantChallenge(t, resp, body, http.StatusBadRequest, `error="invalid_request"`)
 	})
-	t.Run("create without create scope is a step-up 403", func(t *testing.T) {
-		resp, body := post(t, acme, b.token("acme", "reader", readerPerms...), toolCall(mcp.ToolCreateTodo))
-		h := wantChallenge(t, resp, body, http.StatusForbidden,
-			`error="insufficient_scope"`, `error_description="the create-todo tool requires the create:todos scope"`, `scope="create:todos"`, metadata)
-		if strings.Contains(h, "read:todos") {
-			t.Errorf("403 names scopes the call does not need: %s", h)
+	t.Run("create without create scope is a step-up 403 for the request's protocol version", func(t *testing.T) {
+		reader := b.token("acme", "reader", readerPerms...)
+		for _, tc := range []struct{ version, scope string }{
+			// Before 2026-07-28 clients replace their scopes with the
+			// challenge's: it names what the token has too. No header is
+			// 2025-03-26.
+			{"", "create:todos read:todos"},
+			{"2025-03-26", "create:todos read:todos"},
+			{"2025-06-18", "create:todos read:todos"},
+			{"2025-11-25", "create:todos read:todos"},
+			{"not-a-version", "create:todos read:todos"},
+			// From 2026-07-28 clients accumulate: only what the tool needs.
+			{"2026-07-28", "create:todos"},
+		} {
+			resp, body := post(t, acme, reader, toolCall(mcp.ToolCreateTodo), "Mcp-Protocol-Version", tc.version)
+			h := wantChallenge(t, resp, body, http.StatusForbidden,
+				`error="insufficient_scope"`, `error_description="the create-todo tool requires the create:todos scope"`, metadata)
+			if !strings.HasSuffix(h, `scope="`+tc.scope+`"`) {
+				t.Errorf("protocol %q: %s, want scope=%q", tc.version, h, tc.scope)
+			}
+		}
+		// A token with no scope of the tenant is asked for the missing one.
+		resp, body := post(t, acme, b.token("acme", "nobody"), toolCall(mcp.ToolCreateTodo), "Mcp-Protocol-Version", "2025-06-18")
+		if h := wantChallenge(t, resp, body, http.StatusForbidden); !strings.HasSuffix(h, `scope="create:todos"`) {
+			t.Errorf("no scopes: %s, want scope=\"create:todos\"", h)
 		}
 	})
-	t.Run("step-up names the tenant's own scope string", func(t *testing.T) {
+	t.Run("step-up names the tenant's own scope strings", func(t *testing.T) {
 		resp, body := post(t, b.resources["initech"], b.token("initech", "reader", readerPerms...), toolCall(mcp.ToolCreateTodo))
-		wantChallenge(t, resp, body, http.StatusForbidden, `error="insufficient_scope"`, `scope="todo-api:create"`)
+		wantChallenge(t, resp, body, http.StatusForbidden, `error="insufficient_scope"`, `scope="todo-api:create todo-api:read"`)
 	})
 	t.Run("tools without a required permission need no step-up", func(t *testing.T) {
 		tok := b.token("acme", "nobody-special")
@@ -109,18 +129,30 @@ func TestChallenges(t *testing.T) {
 		tok := b.token("acme", "u", adminPerms...)
 		for _, headers := range [][]string{
 			{"Mcp-Method", "tools/call", "Mcp-Name", "get-todos"},
+			{"Mcp-Method", "tools/call", "Mcp-Name", "=?base64?Z2V0LXRvZG9z?="}, // get-todos, Base64-wrapped
+			{"Mcp-Method", "tools/call", "Mcp-Name", "=?base64?***?="},
 			{"Mcp-Method", "tools/list"},
 		} {
 			resp, body := post(t, acme, tok, toolCall(mcp.ToolCreateTodo), headers...)
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, headers[len(headers)-2]) || !strings.Contains(body, `"error":"invalid_request"`) {
-				t.Errorf("mismatched %s: %d %s", headers[len(headers)-2], resp.StatusCode, body)
+			var rpc struct {
+				ID    any `json:"id"`
+				Error struct {
+					Code    int    `json:"code"`
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(body), &rpc); err != nil || resp.StatusCode != http.StatusBadRequest ||
+				rpc.ID != float64(2) || rpc.Error.Code != -32020 || !strings.Contains(rpc.Error.Message, headers[len(headers)-2]) {
+				t.Errorf("mismatched %s: %d %s, want 400 with JSON-RPC error -32020 (HeaderMismatch) for id 2", headers[len(headers)-2], resp.StatusCode, body)
 			}
 			if h := resp.Header.Get("WWW-Authenticate"); h != "" {
 				t.Errorf("a request error that is not about the token carries a challenge: %s", h)
 			}
 		}
-		if resp, body := post(t, acme, tok, toolCall(mcp.ToolGetTodos), "Mcp-Method", "tools/call", "Mcp-Name", "get-todos"); resp.StatusCode != http.StatusOK {
-			t.Errorf("agreeing headers: %d %s, want 200", resp.StatusCode, body)
+		for _, name := range []string{"get-todos", "=?base64?Z2V0LXRvZG9z?="} {
+			if resp, body := post(t, acme, tok, toolCall(mcp.ToolGetTodos), "Mcp-Method", "tools/call", "Mcp-Name", name); resp.StatusCode != http.StatusOK {
+				t.Errorf("agreeing headers (Mcp-Name %s): %d %s, want 200", name, resp.StatusCode, body)
+			}
 		}
 	})
 	t.Run("descriptions are header-safe", func(t *testing.T) {
@@ -303,21 +335,6 @@ func TestOrigins(t *testing.T) {
 	})
 }
 
-// A JSON-RPC batch (removed from MCP in 2025-06-18) cannot slip a
-// create-todo past the permission check.
-func TestBatchCannotBypassStepUp(t *testing.T) {
-	b := newEdgeBed(t, nil)
-	batch := `[` + toolCall(mcp.ToolCreateTodo) + `]`
-	resp, body := post(t, b.resources["acme"], b.token("acme", "reader", readerPerms...), batch)
-	c := connect(t, b.resources["acme"], b.token("acme", "admin", adminPerms...), "")
-	if got := listTodos(t, c); len(got) != 0 {
-		t.Fatalf("a batch created %d todos without the create scope", len(got))
-	}
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `"error"`) {
-		t.Errorf("batch answered %d %s, want a 400 JSON-RPC error", resp.StatusCode, body)
-	}
-}
-
 // A tool name spelled twice, or in another case, is read before dispatch as
 // mcp-go reads it, so the step-up challenge names the tool that would run.
 func TestAmbiguousToolNameGetsTheRunningToolsChallenge(t *testing.T) {
@@ -329,7 +346,7 @@ func TestAmbiguousToolNameGetsTheRunningToolsChallenge(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":"tools/list","METHOD":"tools/call","params":{"name":"create-todo","arguments":{"content":"x"}}}`,
 	} {
 		resp, got := post(t, b.resources["acme"], tok, body)
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="create:todos"`) {
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="create:todos read:todos"`) {
 			t.Errorf("%s: got %d %q %s, want 403 insufficient_scope naming create:todos", body, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), got)
 		}
 	}

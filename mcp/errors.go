@@ -9,6 +9,7 @@ import (
 
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
+	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // verificationAnswer is the edge's answer to one class of failed token
@@ -93,8 +94,26 @@ func jsonError(c echo.Context, status int, code, description string) error {
 	return c.JSON(status, errorBody{Error: code, Description: description})
 }
 
+const noServerHere = "no MCP server is configured at this URL"
+
 func notFound(c echo.Context) error {
-	return jsonError(c, http.StatusNotFound, "not_found", "no MCP server is configured at this URL")
+	return jsonError(c, http.StatusNotFound, "not_found", noServerHere)
+}
+
+// notFoundNear is the 404 of a URL that is no tenant's, naming the URL it
+// probably meant when there is one (tenants.Snapshot.Near): a trailing
+// slash, the case of the path, localhost for 127.0.0.1. meant maps the
+// tenant to that URL (its resource, or its metadata URL).
+func (g *Gateway) notFoundNear(c echo.Context, path string, meant func(*tenants.Tenant) string) error {
+	gen := g.current.Load()
+	if gen == nil {
+		return notFound(c)
+	}
+	t, ok := gen.snap.Near(c.Request().Host, path)
+	if !ok {
+		return notFound(c)
+	}
+	return jsonError(c, http.StatusNotFound, "not_found", noServerHere+"; did you mean "+meant(t)+"?")
 }
 
 // errorHandler renders errors that escaped a handler (echo's own 404/405,
@@ -108,7 +127,7 @@ func (g *Gateway) errorHandler(err error, c echo.Context) {
 	if errors.As(err, &he) && he.Code != http.StatusInternalServerError {
 		status, code, desc = he.Code, "request_error", http.StatusText(he.Code)
 		if status == http.StatusNotFound {
-			code, desc = "not_found", "no MCP server is configured at this URL"
+			code, desc = "not_found", noServerHere
 		}
 	} else {
 		g.log.Error("request failed", "request_id", RequestIDFrom(c.Request().Context()), "err", err)

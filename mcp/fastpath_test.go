@@ -108,6 +108,27 @@ func TestFastPathSeeds(t *testing.T) {
 	}
 }
 
+// Where the tenant answers a missing permission with a tool error, both
+// paths give the same answers, that tool error included (the seeds call
+// create-todo as a reader and as a caller without permissions).
+func TestFastPathSeedsToolError(t *testing.T) {
+	d := newDiffBedAnswering(t, tenants.MissingPermissionToolError)
+	for _, s := range fastSeeds() {
+		d.compare(t, []byte(s.body), s.who, s.hdr)
+	}
+	// And the fast path does take the refused create.
+	h := http.Header{"Content-Type": {"application/json"}}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"x"}}}`)
+	if _, ok := d.fastTools().parse(h, body); !ok {
+		t.Fatal("a create-todo call does not take the fast path")
+	}
+	rec := httptest.NewRecorder()
+	d.fast.ServeHTTP(rec, d.request(body, 2, 0)) // carol: read only
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"isError":true`) || !strings.Contains(rec.Body.String(), "requires the create:todos scope") {
+		t.Errorf("create-todo without the create scope: %d %s, want a tool error naming create:todos", rec.Code, rec.Body.String())
+	}
+}
+
 // A handler that fails (an error, a panic, no result) or answers more than
 // text, or odd bytes, is answered by the fast path as mcp-go answers it,
 // byte for byte. The gateway's tools never do: these stand-ins carry their
@@ -325,9 +346,13 @@ var diffCallers = []struct {
 	{"dave", nil},
 }
 
-func newDiffBed(t testing.TB) *diffBed {
+func newDiffBed(t testing.TB) *diffBed { return newDiffBedAnswering(t, "") }
+
+// newDiffBedAnswering is newDiffBed with the tenant's missing_permission.
+func newDiffBedAnswering(t testing.TB, missingPermission string) *diffBed {
 	d := &diffBed{fastSt: newMemStore(), slowSt: newMemStore()}
 	cfg := genConfig("diff", "acme")
+	cfg.Tenants[0].MissingPermission = missingPermission
 	d.resource = cfg.Tenants[0].Resource
 	d.host = "localhost:3001"
 	verifier := func(*tenants.Tenant) (providers.Verifier, error) { return callerVerifier{}, nil }

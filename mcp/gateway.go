@@ -223,7 +223,7 @@ func (g *Gateway) serveMetadata(c echo.Context) error {
 	path := strings.TrimPrefix(c.Request().URL.Path, wellKnownPRM)
 	ts := g.lookup(c, path)
 	if ts == nil {
-		return notFound(c)
+		return g.notFoundNear(c, path, func(t *tenants.Tenant) string { return metadataURL(t.Resource) })
 	}
 	h := c.Response().Header()
 	h.Set("Access-Control-Allow-Origin", "*")

@@ -135,7 +135,7 @@ func (g *Gateway) build(cfg *tenants.Config, version string, prev *Generation) (
 }
 
 func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
-	tools := newMCPServer(t.ID, g.store, g.log, g.opts.Metrics)
+	tools := newMCPServer(t, g.store, g.log, g.opts.Metrics)
 	st := &tenantState{
 		tenant: t,
 		fast:   newFastTools(tools),

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // rpcCall is what the gateway needs to know about a JSON-RPC request before
@@ -62,13 +65,72 @@ func peekCall(body []byte) (call rpcCall, ok bool) {
 
 // checkHeaders enforces that the 2026-07-28 routing headers, when sent,
 // agree with the body: the permission check reads the body, and a proxy
-// routing on the headers must not see a different call.
+// routing on the headers must not see a different call. Mcp-Name is
+// compared decoded (a name outside printable ASCII travels Base64-wrapped),
+// as mcp-go compares it. The error is mcp-go's HeaderMismatchError, answered
+// as JSON-RPC -32020 (headerMismatch); that a header a 2026-07-28 request
+// needs is missing is mcp-go's to say, with the same error.
 func checkHeaders(h http.Header, call rpcCall) error {
-	if m := h.Get("Mcp-Method"); m != "" && m != call.Method {
-		return fmt.Errorf("Mcp-Method header %q does not match the body's method", m)
+	if m := h.Get(mcpgo.HeaderMethod); m != "" && m != call.Method {
+		return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderMethod,
+			Reason: fmt.Sprintf("header value %s does not match body value %s", quoteBounded(m), quoteBounded(call.Method))}
 	}
-	if n := h.Get("Mcp-Name"); n != "" && call.Method == "tools/call" && n != call.Tool {
-		return fmt.Errorf("Mcp-Name header %q does not match the body's tool name", n)
+	if n := h.Get(mcpgo.HeaderName); n != "" && call.Method == string(mcpgo.MethodToolsCall) {
+		name, ok := mcpgo.DecodeHeaderValue(n)
+		if !ok {
+			return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderName, Reason: "invalid Base64 encoding"}
+		}
+		if name != call.Tool {
+			return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderName,
+				Reason: fmt.Sprintf("header value %s does not match body value %s", quoteBounded(name), quoteBounded(call.Tool))}
+		}
 	}
 	return nil
+}
+
+// maxQuoted bounds what of a client's value an answer or a log line quotes.
+const maxQuoted = 64
+
+// quoteBounded quotes s, cut to maxQuoted bytes: a header value can be
+// as long as the header limit allows, and it reaches the audit log.
+func quoteBounded(s string) string {
+	if len(s) > maxQuoted {
+		return strconv.Quote(s[:maxQuoted]) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// requestID is the id of a JSON-RPC request as mcp-go reads it (a string, a
+// float64 for any number), nil when there is none or the body is not a
+// request object: what a JSON-RPC error about it carries.
+func requestID(body []byte) any {
+	var msg struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal(body, &msg) != nil {
+		return nil
+	}
+	switch msg.ID.(type) {
+	case string, float64:
+		return msg.ID
+	}
+	return nil
+}
+
+// rpcError is a JSON-RPC error response as mcp-go writes it, one line.
+func rpcError(id any, code int, message string) []byte {
+	b, err := json.Marshal(mcpgo.JSONRPCError{JSONRPC: mcpgo.JSONRPC_VERSION, ID: mcpgo.NewRequestId(id),
+		Error: mcpgo.JSONRPCErrorDetails{Code: code, Message: message}})
+	if err != nil { // an id is a string or float64: never
+		return []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}`)
+	}
+	return b
+}
+
+// writeRPCError answers with a JSON-RPC error and an HTTP status, as mcp-go
+// answers the errors of the transport.
+func writeRPCError(w http.ResponseWriter, status int, id any, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(rpcError(id, code, message), '\n'))
 }

@@ -1,15 +1,19 @@
 package mcp
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // Headers a browser client may send to, and read from, an MCP endpoint.
@@ -25,7 +29,7 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	r := c.Request()
 	ts := g.lookup(c, r.URL.Path)
 	if ts == nil {
-		return notFound(c)
+		return g.notFoundNear(c, r.URL.Path, func(t *tenants.Tenant) string { return t.Resource })
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		// A browser page from another origin must not reach the tools: this
@@ -86,6 +90,9 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	if err != nil {
 		return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read", plain: true})
 	}
+	if isBatch(body) {
+		return g.serveBatch(c, ts, &audit, p, body)
+	}
 	// A request the fast path answers is decoded once, there; the method
 	// and tool it reads are those peekCall would (FuzzFastPath).
 	var fc fastCall
@@ -93,47 +100,129 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	if r.Method == http.MethodPost {
 		fc, fast = ts.fast.parse(r.Header, body)
 	}
-	call, ok := peekFast(fc, fast, body)
-	if ok {
+	var miss []missing
+	if call, ok := peekFast(fc, fast, body); ok {
 		audit.method, audit.tool = call.Method, call.Tool
 		if err := checkHeaders(r.Header, call); err != nil {
-			return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error(), plain: true})
+			return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error(),
+				plain: true, rpcCode: mcpgo.HEADER_MISMATCH, rpcID: requestID(body)})
 		}
-		if call.Method == "tools/call" {
-			if perm, needed := RequiredPermission(call.Tool); needed && !p.Has(perm) {
-				scope := t.Scope(perm)
-				return g.refuse(c, ts, &audit, challenge{status: http.StatusForbidden, code: errInsufficientScope,
-					description: "the " + call.Tool + " tool requires the " + scope + " scope", scope: scope})
-			}
-		}
+		miss = missingPermissions(p, call)
 	}
-	audit.allow(g.log, r.Context())
-	g.opts.Metrics.decision(t.ID, "allow", "")
+	if refused, err := g.decide(c, ts, &audit, p, miss); refused {
+		return err
+	}
 
 	ctx := WithPrincipal(r.Context(), p)
-	if fast {
-		ts.fast.serve(c.Response(), ctx, r.Header, fc)
-		return nil
-	}
-	// mcp-go's transport-agnostic entry point takes the body already read
-	// and peeked, and the principal in the context its tools receive. The
-	// checks ServeHTTP would add (CORS, the loopback Host guard, metadata)
-	// are the gateway's own, above.
-	ts.mcp.Handle(unstreamed{c.Response()}, &server.HTTPRequest{
-		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
-		Context: ctx,
-	})
+	w := &jsonRefusals{ResponseWriter: c.Response(), request: body}
+	g.dispatch(w, ctx, r, ts, body, fc, fast)
+	w.finish()
 	return nil
 }
 
-// unstreamed is the response as mcp-go writes it. The endpoints are
-// stateless and their tools send no notifications, so nothing is ever
-// streamed: CanStream false keeps every answer one application/json body
-// and spares mcp-go setting up a stream per request.
-type unstreamed struct{ *echo.Response }
+// decide is the authorization decision on calls that need the permissions
+// miss, which p lacks: none missing is allowed; otherwise the answer is the
+// tenant's choice, the 403 step-up (refused, and err is what sending it
+// returned) or, with tool_error, the calls run and their tools answer with
+// the tool error; the audit line says deny either way.
+func (g *Gateway) decide(c echo.Context, ts *tenantState, audit *auditRecord, p *providers.Principal, miss []missing) (refused bool, err error) {
+	ctx := c.Request().Context()
+	if len(miss) == 0 {
+		audit.allow(g.log, ctx)
+		g.opts.Metrics.decision(audit.tenant, "allow", "")
+		return false, nil
+	}
+	ch := stepUp(ts.tenant, p, c.Request().Header.Get(mcpgo.HeaderProtocolVersion), miss)
+	if ts.tenant.MissingPermission != tenants.MissingPermissionToolError {
+		return true, g.refuse(c, ts, audit, ch)
+	}
+	audit.log(g.log, ctx, "deny", ch.code+": "+ch.description+" (answered as a tool error)", http.StatusOK)
+	g.opts.Metrics.decision(audit.tenant, "deny", ch.code)
+	return false, nil
+}
 
-func (unstreamed) CanStream() bool { return false }
-func (unstreamed) Flush()          {}
+// dispatch hands one JSON-RPC message to the tenant's tools: the fast path
+// when it took the message, else mcp-go's transport-agnostic entry point,
+// with the body already read and peeked and the principal in the context
+// its tools receive. The checks ServeHTTP would add (CORS, the loopback
+// Host guard, metadata) are the gateway's own, in serveMCP.
+func (g *Gateway) dispatch(w responseWriter, ctx context.Context, r *http.Request, ts *tenantState, body []byte, fc fastCall, fast bool) {
+	if fast {
+		ts.fast.serve(w, ctx, r.Header, fc)
+		return
+	}
+	ts.mcp.Handle(w, &server.HTTPRequest{
+		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
+		Context: ctx,
+	})
+}
+
+// responseWriter is where a message's answer goes: the response itself, or
+// a batch's recorder. The endpoints are stateless and their tools send no
+// notifications, so nothing is ever streamed: CanStream false keeps every
+// answer one application/json body and spares mcp-go setting up a stream
+// per request.
+type responseWriter interface {
+	http.ResponseWriter
+	CanStream() bool
+	Flush()
+}
+
+// jsonRefusals is the response as mcp-go writes it, except that a refusal
+// mcp-go writes as plain text ("Invalid content type", "Unsupported
+// protocol version", a session error) is sent as a JSON-RPC error with the
+// same status and the request's id: every refusal of the gateway is JSON.
+type jsonRefusals struct {
+	http.ResponseWriter
+	request []byte // the body, for the error's id
+	// status is the plain-text refusal held back (0: none); text, its
+	// message, at most maxRefusalText bytes of it.
+	status int
+	text   []byte
+}
+
+// maxRefusalText bounds the message of a refusal: mcp-go's quote the
+// client's header values.
+const maxRefusalText = 256
+
+func (w *jsonRefusals) WriteHeader(status int) {
+	if status >= http.StatusBadRequest && strings.HasPrefix(w.Header().Get(echo.HeaderContentType), echo.MIMETextPlain) {
+		w.status = status
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *jsonRefusals) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		return w.ResponseWriter.Write(b)
+	}
+	if room := maxRefusalText - len(w.text); room > 0 {
+		w.text = append(w.text, b[:min(room, len(b))]...)
+	}
+	return len(b), nil
+}
+
+func (*jsonRefusals) CanStream() bool { return false }
+func (*jsonRefusals) Flush()          {}
+
+// finish sends the refusal held back, if any.
+func (w *jsonRefusals) finish() {
+	if w.status == 0 {
+		return
+	}
+	w.Header().Del("X-Content-Type-Options")
+	writeRPCError(w.ResponseWriter, w.status, requestID(w.request), refusalCode(w.status), strings.TrimSpace(string(w.text)))
+}
+
+// refusalCode is the JSON-RPC code of a refusal of the transport: the
+// request is invalid (4xx), or the server failed (5xx).
+func refusalCode(status int) int {
+	if status >= http.StatusInternalServerError {
+		return mcpgo.INTERNAL_ERROR
+	}
+	return mcpgo.INVALID_REQUEST
+}
 
 // VerificationAnswer is the gateway's answer to a failed verification: the
 // HTTP status, the error code and the error_description. A bad token is the
@@ -180,6 +269,10 @@ func (g *Gateway) refuse(c echo.Context, ts *tenantState, audit *auditRecord, ch
 	}
 	if ch.retryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(ch.retryAfter))
+	}
+	if ch.rpcCode != 0 {
+		writeRPCError(c.Response(), ch.status, ch.rpcID, ch.rpcCode, ch.description)
+		return nil
 	}
 	return jsonError(c, ch.status, ch.code, ch.description)
 }

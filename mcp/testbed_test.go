@@ -45,6 +45,7 @@ type edgeBed struct {
 	reg       *prometheus.Registry
 	logPath   string            // the edge's JSON log
 	resources map[string]string // tenant id → resource URL
+	cfg       *tenants.Config   // the configuration applied
 
 	mu     sync.Mutex
 	tokens map[string]grant // token → what verifying it gives
@@ -128,6 +129,7 @@ func newEdgeBed(t *testing.T, tweak func(*mcp.Options)) *edgeBed {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	b.cfg = cfg
 	b.resources = map[string]string{}
 	for _, tn := range cfg.Tenants {
 		b.resources[tn.ID] = tn.Resource
@@ -136,6 +138,17 @@ func newEdgeBed(t *testing.T, tweak func(*mcp.Options)) *edgeBed {
 		t.Fatalf("Apply: %v", err)
 	}
 	return b
+}
+
+// reconfigure applies the bed's configuration as edit changes it.
+func (b *edgeBed) reconfigure(t *testing.T, edit func(*tenants.Config)) {
+	t.Helper()
+	cfg := *b.cfg
+	cfg.Tenants = append([]tenants.Tenant(nil), b.cfg.Tenants...)
+	edit(&cfg)
+	if _, err := b.gw.Apply(context.Background(), &cfg, "test-edited"); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
 }
 
 // logs is what the edge has logged so far.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
+	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // deleteFailed is the tutorial's answer to any refused delete: it does not
@@ -90,6 +91,7 @@ var Tools = []Tool{
 				mcpgo.Description(fmt.Sprintf("Page size, default %d", store.DefaultLimit))),
 			mcpgo.WithString("cursor", mcpgo.Description("nextCursor of the previous page")),
 			mcpgo.WithOutputSchema[todoList](),
+			arrayProperty("todos"),
 			mcpgo.WithReadOnlyHintAnnotation(true),
 			mcpgo.WithDestructiveHintAnnotation(false),
 			mcpgo.WithIdempotentHintAnnotation(true),
@@ -122,6 +124,17 @@ var Tools = []Tool{
 	},
 }
 
+// arrayProperty declares the output schema's property name a plain array.
+// The generated schema allows null for every slice (["null","array"]),
+// which strict clients (Inspector) flag; the tools never send null.
+func arrayProperty(name string) mcpgo.ToolOption {
+	return func(t *mcpgo.Tool) {
+		if prop, ok := t.OutputSchema.Properties[name].(map[string]any); ok {
+			prop["type"] = "array"
+		}
+	}
+}
+
 // toolNamed finds a tool of the table by name.
 func toolNamed(name string) (*Tool, bool) {
 	for i := range Tools {
@@ -134,7 +147,10 @@ func toolNamed(name string) (*Tool, bool) {
 
 // todoTools serves the tools of one tenant.
 type todoTools struct {
-	tenant  string
+	tenant string
+	// scope names a permission's scope string, for the missing-permission
+	// tool error.
+	scope   func(providers.Permission) string
 	store   store.Store
 	log     *slog.Logger
 	metrics *Metrics
@@ -144,9 +160,9 @@ type todoTools struct {
 // The fast path (fastpath.go) calls the handlers registered here directly,
 // as mcp-go would with these options: a hook, tool middleware, filter or
 // schema validation added here must be mirrored there.
-func newMCPServer(tenant string, st store.Store, log *slog.Logger, m *Metrics) *server.MCPServer {
-	tt := &todoTools{tenant: tenant, store: st, log: log, metrics: m}
-	s := server.NewMCPServer("todo-gateway/"+tenant, "1.0.0",
+func newMCPServer(t *tenants.Tenant, st store.Store, log *slog.Logger, m *Metrics) *server.MCPServer {
+	tt := &todoTools{tenant: t.ID, scope: t.Scope, store: st, log: log, metrics: m}
+	s := server.NewMCPServer("todo-gateway/"+t.ID, "1.0.0",
 		server.WithToolCapabilities(false),
 		// No WithInputSchemaValidation: each handler checks its own
 		// arguments (and the store checks content), which costs nothing,
@@ -156,11 +172,12 @@ func newMCPServer(tenant string, st store.Store, log *slog.Logger, m *Metrics) *
 	for i := range Tools {
 		tool := &Tools[i]
 		s.AddTool(tool.definition, tt.authenticated(tool.Name, func(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
-			// The HTTP layer already answered a missing permission with a
-			// 403; this check keeps the tool safe if it is ever reached
-			// another way.
+			// The HTTP layer answers a missing permission with a 403,
+			// unless the tenant chose tool_error (missing_permission), in
+			// which case this is the answer; it also keeps the tool safe
+			// if it is ever reached another way.
 			if tool.Requires != "" && !p.Has(tool.Requires) {
-				return mcpgo.NewToolResultError("the " + string(tool.Requires) + " permission is required"), nil
+				return mcpgo.NewToolResultError(missingPermissionText(tool.Name, tt.scope(tool.Requires))), nil
 			}
 			return tool.handle(tt, ctx, req, p)
 		}))

@@ -33,7 +33,7 @@ func PrepareImport(tenant string, todos []Todo) ([]Imported, error) {
 			return nil, fmt.Errorf("%w: todo %s is given twice", ErrInvalid, todo.ID)
 		case !todo.CreatedAt.Equal(created):
 			return nil, fmt.Errorf("%w: todo %s: createdAt %s is not the time of its id, %s",
-				ErrInvalid, todo.ID, todo.CreatedAt.Format(timeFormat), created.Format(timeFormat))
+				ErrInvalid, todo.ID, todo.CreatedAt.Format(TimeLayout), created.Format(TimeLayout))
 		}
 		seen[todo.ID] = true
 		if err := ValidateKey("owner", todo.OwnerID); err != nil {
@@ -51,9 +51,6 @@ func PrepareImport(tenant string, todos []Todo) ([]Imported, error) {
 	}
 	return out, nil
 }
-
-// timeFormat shows the milliseconds an id's time has.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // Matches reports whether stored, the record an id already has, is this
 // todo: then Import skips it; otherwise it is a Conflict. Records are

@@ -2,9 +2,21 @@ package store
 
 import (
 	stdjson "encoding/json"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json"
 )
+
+// legacyRecord is the record as releases before TimeLayout wrote it: a
+// time.Time, in RFC3339Nano with its fraction trimmed.
+type legacyRecord struct {
+	ID        string    `json:"id"`
+	Content   string    `json:"content"`
+	Owner     string    `json:"owner"`
+	CreatedAt time.Time `json:"createdAt"`
+}
 
 // Files written before records moved to encoding/json/v2 (go-json-experiment) hold
 // what encoding/json wrote (HTML characters escaped, for one), and a binary
@@ -24,7 +36,7 @@ func TestRecordsCompatibleWithEncodingJSON(t *testing.T) {
 		todo := Todo{ID: "01KBCDEFGHJKMNPQRSTVWXYZ12", Content: content, OwnerID: "alice", CreatedAt: created}
 
 		// What encoding/json wrote, this package reads.
-		old, err := stdjson.Marshal(record{ID: todo.ID, Content: todo.Content, Owner: todo.OwnerID, CreatedAt: todo.CreatedAt})
+		old, err := stdjson.Marshal(legacyRecord{ID: todo.ID, Content: todo.Content, Owner: todo.OwnerID, CreatedAt: todo.CreatedAt})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,11 +53,11 @@ func TestRecordsCompatibleWithEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r record
+		var r legacyRecord
 		if err := stdjson.Unmarshal(val, &r); err != nil {
 			t.Fatalf("encoding/json cannot read %s: %v", val, err)
 		}
-		if !r.CreatedAt.Equal(todo.CreatedAt) || r.ID != todo.ID || r.Content != todo.Content || r.Owner != todo.OwnerID {
+		if !r.CreatedAt.Equal(todo.CreatedAt.Truncate(time.Millisecond)) || r.ID != todo.ID || r.Content != todo.Content || r.Owner != todo.OwnerID {
 			t.Errorf("encoding/json read %s as %+v, want %+v", val, r, todo)
 		}
 	}
@@ -56,6 +68,58 @@ func TestDecodeRefusesDamagedRecords(t *testing.T) {
 	for _, v := range []string{``, `{`, `[]`, `{"id":1}`, `{"createdAt":"yesterday"}`, "{\"content\":\"\xff\"}"} {
 		if got, err := DecodeRecord([]byte(v)); err == nil {
 			t.Errorf("DecodeRecord(%q): got %+v, want an error", v, got)
+		}
+	}
+}
+
+// createdAt is written with exactly three fractional digits, in records and
+// in the tools' output, so that the strings sort like the times; records
+// written before, with a trimmed fraction, still read.
+func TestCreatedAtHasThreeFractionalDigits(t *testing.T) {
+	for _, tc := range []struct {
+		nsec int
+		want string
+	}{
+		{0, "2026-12-02T07:12:07.000Z"},
+		{580_000_000, "2026-12-02T07:12:07.580Z"},
+		{5_000_000, "2026-12-02T07:12:07.005Z"},
+		{123_456_789, "2026-12-02T07:12:07.123Z"},
+	} {
+		todo := Todo{ID: "01KBCDEFGHJKMNPQRSTVWXYZ12", Content: "x", OwnerID: "alice",
+			CreatedAt: time.Date(2026, 12, 2, 7, 12, 7, tc.nsec, time.UTC)}
+		val, err := EncodeRecord(todo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(val), `"createdAt":"`+tc.want+`"`) {
+			t.Errorf("record %s, want createdAt %s", val, tc.want)
+		}
+		out, err := json.Marshal(todo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := stdjson.Marshal(todo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range [][]byte{out, old} {
+			if !strings.Contains(string(b), `"createdAt":"`+tc.want+`"`) {
+				t.Errorf("Todo as JSON %s, want createdAt %s", b, tc.want)
+			}
+		}
+		if got := todo.CreatedAt.Format(TimeLayout); got != tc.want {
+			t.Errorf("TimeLayout gives %s, want %s (Todo's format option and TimeLayout differ?)", got, tc.want)
+		}
+	}
+	for stored, want := range map[string]time.Time{
+		"2026-12-02T07:12:07.58Z":        time.Date(2026, 12, 2, 7, 12, 7, 580_000_000, time.UTC),
+		"2026-12-02T07:12:07Z":           time.Date(2026, 12, 2, 7, 12, 7, 0, time.UTC),
+		"2026-12-02T07:12:07.123456789Z": time.Date(2026, 12, 2, 7, 12, 7, 123_456_789, time.UTC),
+		"2026-12-02T09:12:07.5+02:00":    time.Date(2026, 12, 2, 7, 12, 7, 500_000_000, time.UTC),
+	} {
+		got, err := DecodeRecord([]byte(`{"id":"01KBCDEFGHJKMNPQRSTVWXYZ12","content":"x","owner":"alice","createdAt":"` + stored + `"}`))
+		if err != nil || !got.CreatedAt.Equal(want) {
+			t.Errorf("record with createdAt %s: got %v, %v, want %v", stored, got.CreatedAt, err, want)
 		}
 	}
 }

@@ -9,16 +9,41 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Todo is one todo item. The JSON names are the tutorial's and are part of the
-// tools' output contract.
+// tools' output contract; createdAt is written in TimeLayout (MarshalJSONTo).
 type Todo struct {
 	ID        string    `json:"id"`
 	Content   string    `json:"content"`
 	OwnerID   string    `json:"ownerId"`
 	CreatedAt time.Time `json:"createdAt"`
 }
+
+// todoJSON is a Todo as written: createdAt in TimeLayout, where time.Time
+// would trim the fraction ("07:12:07.58Z") and the strings would no longer
+// sort like the times.
+type todoJSON struct {
+	ID        string `json:"id"`
+	Content   string `json:"content"`
+	OwnerID   string `json:"ownerId"`
+	CreatedAt string `json:"createdAt"`
+}
+
+func (t Todo) written() todoJSON {
+	return todoJSON{ID: t.ID, Content: t.Content, OwnerID: t.OwnerID, CreatedAt: t.CreatedAt.Format(TimeLayout)}
+}
+
+// MarshalJSONTo writes t for encoding/json/v2 (the tools' output).
+func (t Todo) MarshalJSONTo(enc *jsontext.Encoder) error {
+	return json.MarshalEncode(enc, t.written())
+}
+
+// MarshalJSON writes t for encoding/json, the same way.
+func (t Todo) MarshalJSON() ([]byte, error) { return json.Marshal(t.written()) }
 
 // Limits on input a backend accepts.
 const (

@@ -144,10 +144,27 @@ type Tenant struct {
 	// scope strings; once loaded, every permission is in the map, those
 	// left out with their default (providers.DefaultScopeMap).
 	Scopes providers.ScopeMap `json:"scopes,omitempty"`
+	// MissingPermission is how the tenant's MCP endpoint answers a call of
+	// a tool whose permission the token lacks: MissingPermissionChallenge
+	// (the default) or MissingPermissionToolError. It is the tenant's own
+	// choice about its clients, not a provider setting: verification and
+	// the provider's verdicts are the same either way.
+	MissingPermission string `json:"missing_permission,omitempty"`
 
 	// res caches the parsed resource; set when defaults are applied.
 	res resource
 }
+
+// Answers to a missing permission (Tenant.MissingPermission).
+const (
+	// MissingPermissionChallenge answers with the MCP authorization spec's
+	// 403 insufficient_scope step-up challenge.
+	MissingPermissionChallenge = "challenge"
+	// MissingPermissionToolError answers as the tutorial's server does: HTTP
+	// 200 with a tool error result (isError) saying which scope is missing,
+	// for deployments whose clients cannot step up.
+	MissingPermissionToolError = "tool_error"
+)
 
 // Host returns the host part of the resource as the registry matches it:
 // lower case, with the port unless it is the scheme's default
@@ -285,6 +302,9 @@ func (c *Config) applyDefaults() {
 		t := &c.Tenants[i]
 		if t.ResourceName == "" {
 			t.ResourceName = t.ID
+		}
+		if t.MissingPermission == "" {
+			t.MissingPermission = MissingPermissionChallenge
 		}
 		// The settings serve verifies with, in fresh slices and maps: the
 		// caller's may be shared with another Config.

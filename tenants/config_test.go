@@ -89,6 +89,9 @@ func TestDefaults(t *testing.T) {
 		if ten.ID != tc.id || ten.ResourceName != tc.name || ten.Provider.Token != tc.token {
 			t.Errorf("tenant %d: got id %q name %q token %q, want %q %q %q", i, ten.ID, ten.ResourceName, ten.Provider.Token, tc.id, tc.name, tc.token)
 		}
+		if ten.MissingPermission != MissingPermissionChallenge {
+			t.Errorf("%s: missing_permission got %q, want the default %q", tc.id, ten.MissingPermission, MissingPermissionChallenge)
+		}
 		if got := ten.ScopeList(); !slices.Equal(got, tc.scopes) {
 			t.Errorf("%s: ScopeList got %q, want %q", tc.id, got, tc.scopes)
 		}

@@ -1,5 +1,7 @@
 package tenants
 
+import "strings"
+
 // Snapshot is one immutable, validated tenant set indexed for routing. The
 // HTTP edge builds everything it keeps per tenant (verifier, MCP server,
 // metadata) into a slice indexed like Tenants, and finds a request's tenant
@@ -13,6 +15,9 @@ type Snapshot struct {
 	// lookups cost nothing extra and, unlike building host+path, never
 	// allocate on the request path.
 	byHost map[string]map[string]int
+	// byFolded finds a tenant by its resource as a client might misspell
+	// it (see Near); the first tenant of each folded key wins.
+	byFolded map[string]int
 }
 
 // NewSnapshot validates cfg and indexes its tenants. It works on a copy with
@@ -25,9 +30,10 @@ func NewSnapshot(cfg *Config) (*Snapshot, error) {
 	}
 	c.applyDefaults()
 	s := &Snapshot{
-		tenants: make([]*Tenant, len(c.Tenants)),
-		byID:    make(map[string]int, len(c.Tenants)),
-		byHost:  make(map[string]map[string]int),
+		tenants:  make([]*Tenant, len(c.Tenants)),
+		byID:     make(map[string]int, len(c.Tenants)),
+		byHost:   make(map[string]map[string]int),
+		byFolded: make(map[string]int, len(c.Tenants)),
 	}
 	for i := range c.Tenants {
 		t := &c.Tenants[i]
@@ -39,6 +45,9 @@ func NewSnapshot(cfg *Config) (*Snapshot, error) {
 			s.byHost[t.Host()] = paths
 		}
 		paths[t.Path()] = i
+		if _, taken := s.byFolded[folded(t.Host(), t.Path())]; !taken {
+			s.byFolded[folded(t.Host(), t.Path())] = i
+		}
 	}
 	return s, nil
 }
@@ -69,6 +78,39 @@ func (s *Snapshot) Index(host, path string) (int, bool) {
 	}
 	i, ok := paths[path]
 	return i, ok
+}
+
+// Near finds the tenant a request probably meant when Index finds none:
+// one whose resource differs from host and path only by trailing slashes,
+// the case of the path, or the loopback name (localhost, 127.0.0.1 and
+// [::1] on the same port). It is for the 404's hint only: serving such a
+// request would fail the audience check anyway, since tokens are minted for
+// the exact resource. Constant time, like Index, so a flood of 404s costs
+// no walk over the tenants.
+func (s *Snapshot) Near(host, path string) (*Tenant, bool) {
+	if s == nil {
+		return nil, false
+	}
+	i, ok := s.byFolded[folded(normalizeHost(host), strings.TrimRight(path, "/"))]
+	if !ok {
+		return nil, false
+	}
+	return s.tenants[i], true
+}
+
+// folded is the key of Near: the host with its loopback name unified, and
+// the path in lower case without trailing slashes. host is normalised
+// (normalizeHost, or Tenant.Host).
+func folded(host, path string) string {
+	name, port := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		name, port = host[:i], host[i:]
+	}
+	switch name {
+	case "localhost", "127.0.0.1", "[::1]":
+		name = "localhost"
+	}
+	return name + port + " " + strings.ToLower(strings.TrimRight(path, "/"))
 }
 
 // Tenant finds a tenant by id.

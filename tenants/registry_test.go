@@ -191,3 +191,50 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// A URL that is no tenant's but differs from one only by trailing slashes,
+// the case of its path or the loopback name finds that tenant for the 404's
+// hint; anything further finds none.
+func TestNear(t *testing.T) {
+	s := snapshotOf(t,
+		hostedTenant("acme", "http://localhost:3001/acme"),
+		hostedTenant("root", "https://todo.example.com"),
+		hostedTenant("v6", "http://[::1]:3001/v6"),
+		hostedTenant("ip", "http://127.0.0.1:3002/ip"),
+	)
+	tests := []struct {
+		host, path string
+		want       string // tenant id, "" for none
+	}{
+		{"localhost:3001", "/acme/", "acme"},
+		{"localhost:3001", "/acme//", "acme"},
+		{"localhost:3001", "/ACME", "acme"},
+		{"LOCALHOST:3001", "/Acme/", "acme"},
+		{"127.0.0.1:3001", "/acme", "acme"},
+		{"[::1]:3001", "/acme", "acme"},
+		{"localhost:3001", "/v6", "v6"},
+		{"localhost:3002", "/ip/", "ip"},
+		{"todo.example.com", "/", "root"},
+		{"todo.example.com:443", "//", "root"},
+		{"localhost:3002", "/acme", ""}, // another port is another server
+		{"localhost", "/acme", ""},
+		{"localhost:3001", "/acme/mcp", ""},
+		{"localhost:3001", "/acm", ""},
+		{"evil.example:3001", "/acme", ""},
+		{"", "", ""},
+	}
+	for _, tc := range tests {
+		ten, ok := s.Near(tc.host, tc.path)
+		got := ""
+		if ok {
+			got = ten.ID
+		}
+		if got != tc.want {
+			t.Errorf("Near(%q, %q) got %q, want %q", tc.host, tc.path, got, tc.want)
+		}
+	}
+	var nilSnap *Snapshot
+	if _, ok := nilSnap.Near("localhost:3001", "/acme"); ok {
+		t.Error("Near on a nil snapshot found a tenant")
+	}
+}

@@ -170,6 +170,11 @@ func (v *validator) tenantFields(p string, t *Tenant) resource {
 			v.add(p+".resource_documentation", "must be an absolute http or https URL")
 		}
 	}
+	switch t.MissingPermission {
+	case "", MissingPermissionChallenge, MissingPermissionToolError:
+	default:
+		v.add(p+".missing_permission", "unknown value %q (one of %s, %s)", t.MissingPermission, MissingPermissionChallenge, MissingPermissionToolError)
+	}
 	// The provider settings are package providers' to judge, exactly as
 	// serve's providers.New will; only the path prefix is ours. A problem
 	// already reported here (a missing resource is both ours and the

@@ -136,6 +136,11 @@ func TestValidationRules(t *testing.T) {
 		{"documentation relative", []edit{set("tenants.0.resource_documentation", "docs/todos")}, tp + ".resource_documentation", "must be an absolute http or https URL"},
 		{"documentation https", []edit{set("tenants.0.resource_documentation", "https://docs.acme.example/todos")}, "", ""},
 
+		// missing_permission
+		{"missing_permission unknown", []edit{set("tenants.0.missing_permission", "403")}, tp + ".missing_permission", `unknown value "403" (one of challenge, tool_error)`},
+		{"missing_permission challenge", []edit{set("tenants.0.missing_permission", "challenge")}, "", ""},
+		{"missing_permission tool_error", []edit{set("tenants.0.missing_permission", "tool_error")}, "", ""},
+
 		// The provider, audience, claims and scopes blocks: providerRules
 		// (agreement_test.go), which also runs them through serve.
 	}

@@ -406,10 +406,11 @@ export class Idp {
  * Sends one JSON-RPC request to an MCP endpoint with a bearer token, without
  * the SDK, to look at the HTTP answer itself.
  */
-export async function rpc(url, token, message) {
+export async function rpc(url, token, message, extraHeaders = {}) {
   const headers = {
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
+    ...extraHeaders,
   };
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(url, {

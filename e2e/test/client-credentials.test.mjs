@@ -40,12 +40,19 @@ scenario('client credentials (JWT, Logto-like): the SDK gets a token by itself, 
     await client.close();
   }
 
-  // Without create:todos in the token, create-todo is a 403 for the client too.
+  // Without create:todos in the token, create-todo is a 403 for the client
+  // too. Before protocol 2026-07-28 (no header means 2025-03-26) the
+  // challenge keeps the scopes the token has, since those clients replace
+  // their scopes with the challenge's; from 2026-07-28 it names only the
+  // missing one.
   const readOnly = await idp.clientCredentials(resource, 'read:todos');
-  const r = await rpc(resource, readOnly.access_token, toolCall('create-todo', { content: 'x' }));
-  assert.equal(r.status, 403, r.text);
-  assert.match(r.www, /error="insufficient_scope"/);
-  assert.match(r.www, /scope="create:todos"/);
+  for (const [version, scope] of [[undefined, 'create:todos read:todos'], ['2025-06-18', 'create:todos read:todos'], ['2026-07-28', 'create:todos']]) {
+    const r = await rpc(resource, readOnly.access_token, toolCall('create-todo', { content: 'x' }),
+      version ? { 'mcp-protocol-version': version } : {});
+    assert.equal(r.status, 403, r.text);
+    assert.match(r.www, /error="insufficient_scope"/);
+    assert.match(r.www, new RegExp(`scope="${scope}"$`), `protocol ${version ?? 'none'}`);
+  }
 });
 
 // node-oidc-provider answers the introspection of a client-credentials token

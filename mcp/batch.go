@@ -1,0 +1,152 @@
+package mcp
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+)
+
+// JSON-RPC batches, which MCP had in 2025-03-26 only (2025-06-18 removed
+// them). The gateway negotiates 2025-03-26 (mcp-go echoes it in
+// initialize) and must then take batches, which mcp-go does not. Offering
+// 2025-03-26 no longer was the other way out; it was not taken because
+// every client still on 2025-03-26 would lose the gateway to fix what few
+// of them send, because the transport spec has a server assume 2025-03-26
+// for any request without an Mcp-Protocol-Version header (curl, scripts,
+// such clients), and because mcp-go cannot drop one version from its
+// negotiation. So the gateway splits the batch: each message is read,
+// checked and dispatched exactly as if it came alone, and the answers are
+// gathered into one array. The permission check sees every message before
+// any runs, so a batch cannot slip a create past the 403.
+
+// maxBatch bounds the messages of one batch: each is dispatched on its own.
+const maxBatch = 100
+
+// isBatch reports whether the body is a JSON array, a JSON-RPC batch.
+func isBatch(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && b[0] == '['
+}
+
+// serveBatch answers a batch for p, after authentication.
+func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord, p *providers.Principal, body []byte) error {
+	r := c.Request()
+	audit.method = "batch"
+	invalid := func(code int, msg string) error {
+		return g.refuse(c, ts, audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: msg, plain: true, rpcCode: code})
+	}
+	if v := r.Header.Get(mcpgo.HeaderProtocolVersion); v != "" && v != mcpgo.ProtocolVersion20250326 {
+		return invalid(mcpgo.INVALID_REQUEST, "JSON-RPC batches exist only in MCP protocol version 2025-03-26; this request speaks "+
+			quoteBounded(v)+": send one message per request")
+	}
+	// mcp-go's rule, checked once for the whole batch.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
+		return invalid(mcpgo.INVALID_REQUEST, "Invalid content type: must be 'application/json'")
+	}
+	if r.Header.Get(mcpgo.HeaderMethod) != "" || r.Header.Get(mcpgo.HeaderName) != "" {
+		return invalid(mcpgo.HEADER_MISMATCH, "a batch cannot carry the Mcp-Method or Mcp-Name header: each names one message")
+	}
+	var msgs []json.RawMessage
+	if json.Unmarshal(body, &msgs) != nil {
+		return invalid(mcpgo.PARSE_ERROR, "request body is not valid json")
+	}
+	switch {
+	case len(msgs) == 0:
+		return invalid(mcpgo.INVALID_REQUEST, "the batch is empty")
+	case len(msgs) > maxBatch:
+		return invalid(mcpgo.INVALID_REQUEST, "a batch may hold at most 100 messages")
+	}
+
+	calls := make([]rpcCall, 0, len(msgs))
+	for _, m := range msgs {
+		if call, ok := peekCall(m); ok {
+			calls = append(calls, call)
+		}
+	}
+	miss := missingPermissions(p, calls...)
+	if len(miss) > 0 {
+		audit.tool = miss[0].tool
+	}
+	if refused, err := g.decide(c, ts, audit, p, miss); refused {
+		return err
+	}
+
+	ctx := WithPrincipal(r.Context(), p)
+	var answers [][]byte
+	for _, m := range msgs {
+		if !isObject(m) {
+			answers = append(answers, rpcError(nil, mcpgo.INVALID_REQUEST, "Invalid Request: a batch holds JSON-RPC message objects"))
+			continue
+		}
+		if call, ok := peekCall(m); ok && call.Method == string(mcpgo.MethodInitialize) {
+			answers = append(answers, rpcError(requestID(m), mcpgo.INVALID_REQUEST, "initialize must not be part of a batch"))
+			continue
+		}
+		rec := &recorder{header: http.Header{}}
+		fc, fast := ts.fast.parse(r.Header, m)
+		g.dispatch(rec, ctx, r, ts, m, fc, fast)
+		if a := rec.answer(m); a != nil {
+			answers = append(answers, a)
+		}
+	}
+	if len(answers) == 0 { // notifications and responses only
+		return c.NoContent(http.StatusAccepted)
+	}
+	var out bytes.Buffer
+	out.WriteByte('[')
+	for i, a := range answers {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		out.Write(a)
+	}
+	out.WriteString("]\n")
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, out.Bytes())
+}
+
+func isObject(m json.RawMessage) bool {
+	b := bytes.TrimLeft(m, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+// recorder keeps the answer to one message of a batch.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *recorder) Header() http.Header { return w.header }
+func (w *recorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+func (w *recorder) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(b)
+}
+func (*recorder) CanStream() bool { return false }
+func (*recorder) Flush()          {}
+
+// answer is the message's JSON-RPC answer for the batch's array: nil for
+// none (a notification or response, answered 202), the JSON-RPC message
+// written, or a plain-text refusal as a JSON-RPC error.
+func (w *recorder) answer(request []byte) []byte {
+	b := bytes.TrimSpace(w.body.Bytes())
+	if len(b) == 0 {
+		return nil
+	}
+	if strings.HasPrefix(w.header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON) && json.Valid(b) {
+		return b
+	}
+	text := string(b[:min(len(b), maxRefusalText)])
+	return rpcError(requestID(request), refusalCode(max(w.status, http.StatusBadRequest)), text)
+}

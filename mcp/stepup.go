@@ -1,0 +1,103 @@
+package mcp
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/tenants"
+)
+
+// missing is a permission a call needs and the caller lacks, with the tool
+// that needs it.
+type missing struct {
+	tool string
+	perm providers.Permission
+}
+
+// missingPermissions lists what the calls need that p lacks, each
+// permission once, in the order of the calls.
+func missingPermissions(p *providers.Principal, calls ...rpcCall) []missing {
+	var out []missing
+	for _, c := range calls {
+		if c.Method != string(mcpgo.MethodToolsCall) {
+			continue
+		}
+		perm, needed := RequiredPermission(c.Tool)
+		if !needed || p.Has(perm) || slices.ContainsFunc(out, func(m missing) bool { return m.perm == perm }) {
+			continue
+		}
+		out = append(out, missing{tool: c.Tool, perm: perm})
+	}
+	return out
+}
+
+// stepUp is the 403 insufficient_scope challenge for what is missing, for a
+// request speaking protocol version (its Mcp-Protocol-Version header).
+func stepUp(t *tenants.Tenant, p *providers.Principal, version string, miss []missing) challenge {
+	first := miss[0]
+	desc := "the " + first.tool + " tool requires the " + t.Scope(first.perm) + " scope"
+	if len(miss) > 1 {
+		desc = "the batch's tool calls require the " + strings.Join(neededScopes(t, miss), " and ") + " scopes"
+	}
+	return challenge{status: 403, code: errInsufficientScope, description: desc, scope: stepUpScope(t, p, version, miss...)}
+}
+
+func neededScopes(t *tenants.Tenant, miss []missing) []string {
+	out := make([]string, len(miss))
+	for i, m := range miss {
+		out[i] = t.Scope(m.perm)
+	}
+	return out
+}
+
+// stepUpScope is the scope parameter of a 403 for a request speaking
+// protocol version. Clients before 2026-07-28 replace the scopes they ask
+// for with the challenge's (the TS SDK, and with it Inspector and many
+// hosts), as the authorization spec up to 2025-11-25 told servers to expect:
+// so the challenge names the tenant's scopes the token already has as well
+// as the missing one, or the user comes back having lost what they had.
+// From 2026-07-28 (SEP-2350) the client accumulates and the challenge names
+// only what the operation needs (RFC 6750 §3.1).
+//
+// The scopes the token has are its raw scopes (p.Scopes) that are the
+// tenant's; a permission granted another way (a role claim) is not asked for.
+func stepUpScope(t *tenants.Tenant, p *providers.Principal, version string, miss ...missing) string {
+	need := neededScopes(t, miss)
+	if !replacesScopes(version) {
+		return strings.Join(need, " ")
+	}
+	var out []string
+	for _, s := range t.ScopeList() {
+		if slices.Contains(need, s) || (p != nil && slices.Contains(p.Scopes, s)) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// replacesScopes reports whether a client speaking this protocol version
+// replaces its scopes with a 403's rather than adding them: every version
+// before 2026-07-28. No header means 2025-03-26: the transport spec tells a
+// server with no other way to know (a stateless one) to assume it, and a
+// 2026-07-28 request must send the header (mcp-go refuses it otherwise).
+// A value that is no date (mcp-go compares versions as strings, so
+// "garbage" would sort after 2026-07-28) gets the accumulated scopes too,
+// which a client that accumulates itself only finds redundant.
+func replacesScopes(version string) bool {
+	if _, err := time.Parse(time.DateOnly, version); err != nil {
+		return true
+	}
+	return !mcpgo.IsModernProtocol(version)
+}
+
+// missingPermissionText is the tool error that answers a missing permission
+// where the tenant chose tool_error over the 403 (and the tool's own check,
+// should a call ever reach it past the HTTP layer).
+func missingPermissionText(tool, scope string) string {
+	return "Forbidden: the " + tool + " tool requires the " + scope + " scope, which this access token does not grant. " +
+		"Sign in again granting " + scope + ", or ask an administrator for it."
+}
