@@ -47,8 +47,9 @@ type fastTools struct {
 	handlers []server.ToolHandlerFunc
 }
 
-// newFastTools takes the handlers registered with s, so that both paths run
-// the very same functions; nil (no fast path) if s lacks one of Tools.
+// newFastTools takes the handlers registered with s for Tools, so that
+// both paths run the very same functions; nil (no fast path) if s lacks one.
+// A tenant's state builds its fast path from newToolHandlers directly.
 func newFastTools(s *server.MCPServer) *fastTools {
 	f := &fastTools{handlers: make([]server.ToolHandlerFunc, len(Tools))}
 	for i := range Tools {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/server"
 
@@ -36,10 +38,16 @@ type tenantState struct {
 	// problem says why the verifier could not be built ("" when it was); the
 	// verifier is then a stand-in that answers 503.
 	problem string
-	mcp     *server.StreamableHTTPServer
-	// fast answers tools/call of the tenant's tools with the handlers of
-	// its mcp-go server, where mcp-go would answer the same (fastpath.go);
-	// nil sends everything to mcp.
+	// mcp answers what the fast path does not (initialize, tools/list,
+	// ping, anything unusual). It is built on its first such request:
+	// building it (three AddTool with mcp-go's schema checks) for every
+	// tenant at start was most of the start-up time and memory with
+	// 10,000 tenants, most of which may never be called.
+	mcp      func() *server.StreamableHTTPServer
+	mcpBuilt atomic.Pointer[server.StreamableHTTPServer]
+	// fast answers tools/call of the tenant's tools with the handlers its
+	// mcp-go server registers, where mcp-go would answer the same
+	// (fastpath.go); nil sends everything to mcp.
 	fast        *fastTools
 	metadata    []byte
 	metadataURL string
@@ -135,17 +143,10 @@ func (g *Gateway) build(cfg *tenants.Config, version string, prev *Generation) (
 }
 
 func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
-	tools := newMCPServer(t, g.store, g.log, g.opts.Metrics)
+	handlers := newToolHandlers(t, g.store, g.log, g.opts.Metrics)
 	st := &tenantState{
-		tenant: t,
-		fast:   newFastTools(tools),
-		mcp: server.NewStreamableHTTPServer(tools,
-			server.WithStateLess(true),
-			server.WithDisableStreaming(true),
-			// Reached through Handle (serveMCP), which leaves CORS and the
-			// loopback Host guard to the gateway: it validates Origin itself
-			// and serves remote tenants by host name.
-		),
+		tenant:      t,
+		fast:        &fastTools{handlers: handlers},
 		metadataURL: metadataURL(t.Resource),
 		origin:      originOf(t.Resource),
 		allScopes:   strings.Join(t.ScopeList(), " "),
@@ -157,6 +158,17 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 			ResourceDocumentation: t.ResourceDocumentation,
 		}),
 	}
+	st.mcp = sync.OnceValue(func() *server.StreamableHTTPServer {
+		srv := server.NewStreamableHTTPServer(newMCPServer(t.ID, handlers),
+			server.WithStateLess(true),
+			server.WithDisableStreaming(true),
+			// Reached through Handle (serveMCP), which leaves CORS and the
+			// loopback Host guard to the gateway: it validates Origin itself
+			// and serves remote tenants by host name.
+		)
+		st.mcpBuilt.Store(srv)
+		return srv
+	})
 	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
 	return st
 }
@@ -207,7 +219,9 @@ func closeStates(ctx context.Context, states []*tenantState) error {
 		if c, ok := st.verifier.(interface{ Close() error }); ok {
 			errs = append(errs, c.Close())
 		}
-		errs = append(errs, st.mcp.Shutdown(ctx))
+		if srv := st.mcpBuilt.Load(); srv != nil { // never built: nothing to stop
+			errs = append(errs, srv.Shutdown(ctx))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -151,7 +151,7 @@ func (g *Gateway) dispatch(w responseWriter, ctx context.Context, r *http.Reques
 		ts.fast.serve(w, ctx, r.Header, fc)
 		return
 	}
-	ts.mcp.Handle(w, &server.HTTPRequest{
+	ts.mcp().Handle(w, &server.HTTPRequest{
 		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
 		Context: ctx,
 	})

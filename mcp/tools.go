@@ -156,22 +156,17 @@ type todoTools struct {
 	metrics *Metrics
 }
 
-// newMCPServer builds the mcp-go server of one tenant with every tool.
-// The fast path (fastpath.go) calls the handlers registered here directly,
-// as mcp-go would with these options: a hook, tool middleware, filter or
-// schema validation added here must be mirrored there.
-func newMCPServer(t *tenants.Tenant, st store.Store, log *slog.Logger, m *Metrics) *server.MCPServer {
+// newToolHandlers returns the handlers of a tenant's tools, in the order of
+// Tools. The fast path (fastpath.go) calls them directly and the tenant's
+// mcp-go server (newMCPServer) registers the very same functions, as mcp-go
+// would call them with that server's options: a hook, tool middleware,
+// filter or schema validation added there must be mirrored in the fast path.
+func newToolHandlers(t *tenants.Tenant, st store.Store, log *slog.Logger, m *Metrics) []server.ToolHandlerFunc {
 	tt := &todoTools{tenant: t.ID, scope: t.Scope, store: st, log: log, metrics: m}
-	s := server.NewMCPServer("todo-gateway/"+t.ID, "1.0.0",
-		server.WithToolCapabilities(false),
-		// No WithInputSchemaValidation: each handler checks its own
-		// arguments (and the store checks content), which costs nothing,
-		// while the generic validator was 7% of a get-todos call.
-		server.WithRecovery(),
-	)
+	handlers := make([]server.ToolHandlerFunc, len(Tools))
 	for i := range Tools {
 		tool := &Tools[i]
-		s.AddTool(tool.definition, tt.authenticated(tool.Name, func(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
+		handlers[i] = tt.authenticated(tool.Name, func(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
 			// The HTTP layer answers a missing permission with a 403,
 			// unless the tenant chose tool_error (missing_permission), in
 			// which case this is the answer; it also keeps the tool safe
@@ -180,7 +175,23 @@ func newMCPServer(t *tenants.Tenant, st store.Store, log *slog.Logger, m *Metric
 				return mcpgo.NewToolResultError(missingPermissionText(tool.Name, tt.scope(tool.Requires))), nil
 			}
 			return tool.handle(tt, ctx, req, p)
-		}))
+		})
+	}
+	return handlers
+}
+
+// newMCPServer builds the mcp-go server of the tenant with this id, with
+// every tool served by its handler from newToolHandlers.
+func newMCPServer(id string, handlers []server.ToolHandlerFunc) *server.MCPServer {
+	s := server.NewMCPServer("todo-gateway/"+id, "1.0.0",
+		server.WithToolCapabilities(false),
+		// No WithInputSchemaValidation: each handler checks its own
+		// arguments (and the store checks content), which costs nothing,
+		// while the generic validator was 7% of a get-todos call.
+		server.WithRecovery(),
+	)
+	for i := range Tools {
+		s.AddTool(Tools[i].definition, handlers[i])
 	}
 	return s
 }
