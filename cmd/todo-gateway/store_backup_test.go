@@ -39,15 +39,16 @@ func TestStoreBackupUnderWrites(t *testing.T) {
 			defer wg.Done()
 			tenant := fmt.Sprintf("t%d", w%2)
 			for i := 0; !stop.Load(); i++ {
-				// Read before the write starts: a todo counts as acknowledged
-				// before the backup only if the backup had not begun when
-				// its write was even sent.
-				before := !began.Load()
 				todo, err := b.gw.store.Create(ctx, tenant, fmt.Sprintf("writer-%d", w), fmt.Sprintf("todo %d", i))
 				if err != nil {
 					writeErr.Store(err)
 					return
 				}
+				// Read once the write is acknowledged: acknowledged before
+				// the backup began if the backup had not begun by then.
+				// (Read when the write was sent, a write that commits
+				// while the copy starts would wrongly count.)
+				before := !began.Load()
 				if before {
 					mu.Lock()
 					acked[todo.ID] = tenant
