@@ -99,6 +99,7 @@ func (s Settings) WithDefaults() Settings {
 		s.Claims.Subject = "sub"
 	}
 	s.Claims.ClientID = orDefault(s.Claims.ClientID, defaultClientIDClaims)
+	s.Claims.Roles = s.Claims.Roles.clone()
 
 	// Unknown permissions are kept for Validate to report.
 	scopes := maps.Clone(s.Scopes)

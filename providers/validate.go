@@ -247,6 +247,36 @@ func (v *validation) claims(p string, c Claims) {
 			v.add(fmt.Sprintf("%s.client_id[%d]", p, i), "must not be empty")
 		}
 	}
+	if c.Roles != nil {
+		v.roles(p+".roles", *c.Roles)
+	}
+}
+
+func (v *validation) roles(p string, r RoleGrants) {
+	switch {
+	case r.Claim == "":
+		v.add(p+".claim", `required: the claim whose values grant permissions, such as "groups" or "realm_access.roles"`)
+	case slices.Contains(strings.Split(r.Claim, "."), ""):
+		v.add(p+".claim", "%q has an empty segment: a claim name or a dotted path such as \"realm_access.roles\"", r.Claim)
+	}
+	if len(r.Grants) == 0 {
+		v.add(p+".grants", `must map at least one claim value to permissions, such as {"todo-admins": ["create", "read", "delete"]}`)
+	}
+	for _, val := range slices.Sorted(maps.Keys(r.Grants)) {
+		vp := fmt.Sprintf("%s.grants[%q]", p, val)
+		perms := r.Grants[val]
+		switch {
+		case val == "":
+			v.add(vp, "a claim value must not be empty")
+		case len(perms) == 0:
+			v.add(vp, "must grant at least one permission (one of %s); remove the value to grant nothing", joinNames(Permissions))
+		}
+		for i, perm := range perms {
+			if !slices.Contains(Permissions, perm) {
+				v.add(fmt.Sprintf("%s[%d]", vp, i), "unknown permission %q (one of %s)", perm, joinNames(Permissions))
+			}
+		}
+	}
 }
 
 // urlRules say what a URL of the authorization server may be.

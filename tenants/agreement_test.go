@@ -115,6 +115,16 @@ var providerRules = func() []ruleCase {
 		// claims
 		{"scope claim unknown", []edit{set("tenants.0.claims", obj{"scopes": []any{"scope", "groups"}})}, tp + ".claims.scopes[1]", `unknown scope claim "groups" (one of scope, scp, scopes, permissions, roles)`},
 		{"client id claim empty", []edit{set("tenants.0.claims", obj{"client_id": []any{""}})}, tp + ".claims.client_id[0]", "must not be empty"},
+		// claims.roles: permissions from a role or group claim
+		{"roles tutorial table", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{"todo-admins": []any{"create", "read", "delete"}, "todo-users": []any{"create"}}}})}, "", ""},
+		{"roles nested path", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "resource_access.todo-api.roles", "grants": obj{"admin": []any{"delete"}}}})}, "", ""},
+		{"roles claim missing", []edit{set("tenants.0.claims", obj{"roles": obj{"grants": obj{"todo-users": []any{"create"}}}})}, tp + ".claims.roles.claim", `required: the claim whose values grant permissions, such as "groups" or "realm_access.roles"`},
+		{"roles claim empty segment", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "realm_access.", "grants": obj{"todo-users": []any{"create"}}}})}, tp + ".claims.roles.claim", `"realm_access." has an empty segment: a claim name or a dotted path such as "realm_access.roles"`},
+		{"roles empty map", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{}}})}, tp + ".claims.roles.grants", `must map at least one claim value to permissions, such as {"todo-admins": ["create", "read", "delete"]}`},
+		{"roles without grants", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "groups"}})}, tp + ".claims.roles.grants", `must map at least one claim value to permissions, such as {"todo-admins": ["create", "read", "delete"]}`},
+		{"roles unknown permission", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{"todo-users": []any{"create", "write"}}}})}, tp + `.claims.roles.grants["todo-users"][1]`, `unknown permission "write" (one of create, read, delete)`},
+		{"roles grants nothing", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{"todo-users": []any{}}}})}, tp + `.claims.roles.grants["todo-users"]`, "must grant at least one permission (one of create, read, delete); remove the value to grant nothing"},
+		{"roles empty value", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{"": []any{"read"}}}})}, tp + `.claims.roles.grants[""]`, "a claim value must not be empty"},
 		{"claims all known", []edit{set("tenants.0.claims", obj{"scopes": []any{"scope", "scp", "scopes", "permissions", "roles"}, "subject": "oid", "client_id": []any{"azp"}})}, "", ""},
 	}
 }()
