@@ -92,12 +92,15 @@ type MetadataOverride struct {
 // IntrospectionConfig is how the gateway authenticates to the introspection
 // endpoint. The secret is only ever given by reference.
 type IntrospectionConfig struct {
-	ClientID         string `json:"client_id"`
+	ClientID         string `json:"client_id,omitempty"`
 	ClientSecretEnv  string `json:"client_secret_env,omitempty"`
 	ClientSecretFile string `json:"client_secret_file,omitempty"`
 	// ClientSecret exists only so that an inline secret is reported clearly.
 	ClientSecret string `json:"client_secret,omitempty"`
-	// AuthMethod is "basic" (default) or "form".
+	// AuthMethod is "basic" (default, client_secret_basic), "form"
+	// (client_secret_post) or "none": no client authentication, for an
+	// endpoint that takes none (Hydra's admin API), which must then not be
+	// reachable from outside.
 	AuthMethod string `json:"auth_method,omitempty"`
 	// CacheTTL bounds how long an active answer is reused; default 60s, at
 	// most 10m.

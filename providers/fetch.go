@@ -34,7 +34,7 @@ func getJSON(ctx context.Context, client *http.Client, url, accept string, v any
 		return resp.Header, fmt.Errorf("GET %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return resp.Header, &StatusError{URL: url, Status: resp.StatusCode}
+		return resp.Header, &StatusError{Method: http.MethodGet, URL: url, Status: resp.StatusCode}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return resp.Header, fmt.Errorf("GET %s: invalid JSON: %w", url, err)

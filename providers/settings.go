@@ -34,6 +34,9 @@ const (
 	// token would stay usable for longer than operators expect.
 	maxIntrospectTTL  = 10 * time.Minute
 	defaultAuthMethod = "basic"
+	// authNone calls the introspection endpoint without client
+	// authentication (Hydra's admin API).
+	authNone = "none"
 )
 
 // defaultClientIDClaims are the claims naming the client, in order: the

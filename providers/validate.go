@@ -48,7 +48,7 @@ var (
 	// scopeClaimNames are the claims scopes may be read from; each has a
 	// known shape (see claimSet.list).
 	scopeClaimNames = []string{"scope", "scp", "scopes", "permissions", "roles"}
-	authMethods     = []string{"basic", "form"}
+	authMethods     = []string{"basic", "form", authNone}
 )
 
 // Validate applies WithDefaults and reports every problem of the result at
@@ -160,13 +160,25 @@ func (v *validation) provider(p string, c Config) {
 }
 
 func (v *validation) introspection(p string, c IntrospectionConfig) {
-	if c.ClientID == "" {
-		v.add(p+".client_id", "required")
-	}
 	if c.ClientSecret != "" {
 		v.add(p+".client_secret", "inline secrets are not allowed; use client_secret_env or client_secret_file")
 	}
-	v.problems = append(v.problems, CheckSecretRef(p, "client_secret", c.ClientSecretEnv, c.ClientSecretFile)...)
+	if c.AuthMethod == authNone {
+		// Hydra's admin endpoint takes no client authentication. A
+		// credential given anyway would be silently unused: say so.
+		for _, f := range []struct{ name, val string }{
+			{"client_id", c.ClientID}, {"client_secret_env", c.ClientSecretEnv}, {"client_secret_file", c.ClientSecretFile},
+		} {
+			if f.val != "" {
+				v.add(p+"."+f.name, `is not used with auth_method "none": remove it, or choose "basic" or "form"`)
+			}
+		}
+	} else {
+		if c.ClientID == "" {
+			v.add(p+".client_id", `required (or auth_method "none" for an endpoint that takes no client authentication)`)
+		}
+		v.problems = append(v.problems, CheckSecretRef(p, "client_secret", c.ClientSecretEnv, c.ClientSecretFile)...)
+	}
 	if !slices.Contains(authMethods, c.AuthMethod) {
 		v.add(p+".auth_method", "unknown auth method %q (one of %s)", c.AuthMethod, strings.Join(authMethods, ", "))
 	}
