@@ -228,12 +228,13 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 	clientIDLike := slices.ContainsFunc(s.Audience.Values, func(v string) bool { return !strings.Contains(v, ":") })
 	if needJWKS && acceptsUntypedJWT(c.JWTTypes) && s.Audience.Strategy == AudienceValues &&
 		(clientIDLike || (known && quirk.clientIDAudience)) {
-		why := "the tenant accepts JWTs typed JWT (or untyped), as ID tokens are, so an ID token passes as an access token if one of audience.values is a client's id, as " + quotedList(s.Audience.Values) + " may be"
+		msg := "the tenant accepts JWTs typed JWT (or untyped), as ID tokens are, so an ID token passes as an access token if one of audience.values is a client's id, as " +
+			quotedList(s.Audience.Values) + ` may be: use audience values that are no client's id (an API identifier the provider puts only in access tokens), or a provider that issues access tokens typed at+jwt with provider.jwt_types ["at+jwt"]`
 		if known && quirk.clientIDAudience {
-			why = fmt.Sprintf("%s types neither ID nor access tokens and puts the client id in aud of both, so any ID token issued to a client in audience.values passes as an access token", quirk.name)
+			msg = quirk.name + " types neither ID nor access tokens and puts client ids in aud of both, so an ID token issued to a client in audience.values passes as an access token: " +
+				"list only a client id that nobody signs in with, used as the audience of tokens other clients ask for (Dex: trusted peers, scope audience:server:client_id:<id>), never the id of the client people sign in to"
 		}
-		add(RuleIDTokenAsAccessToken, SeverityWarning,
-			`%s: use audience values that are no client's id (an API identifier the provider puts only in access tokens), or a provider that issues access tokens typed at+jwt with provider.jwt_types ["at+jwt"]`, why)
+		add(RuleIDTokenAsAccessToken, SeverityWarning, "%s", msg)
 	}
 
 	if !haveMetadata {

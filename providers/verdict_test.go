@@ -264,7 +264,7 @@ func TestVerdicts(t *testing.T) {
 		}, report: func(r *ProbeReport) {
 			r.Software = softwareDex
 			r.ScopesSupported, r.MissingScopes = []string{"openid", "groups"}, r.TenantScopes
-		}, want: map[string]Severity{RuleIDTokenAsAccessToken: SeverityWarning}, mention: "Dex types neither ID nor access tokens"},
+		}, want: map[string]Severity{RuleIDTokenAsAccessToken: SeverityWarning}, mention: "Dex types neither ID nor access tokens and puts client ids in aud of both"},
 
 		// ID tokens passing as access tokens.
 		{name: "untyped JWTs and a client-id-like audience", settings: func(s *Settings) {
