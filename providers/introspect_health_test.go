@@ -70,6 +70,20 @@ func TestIntrospectionStatus(t *testing.T) {
 		t.Fatalf("after a failure: %+v, want the error now and the earlier success kept", in)
 	}
 
+	// With the endpoint configured nothing is fetched from the issuer:
+	// introspection answering is what makes it reachable.
+	iss.SetStatus(providertest.Introspection, 0)
+	configured := introspectionTenant(iss, nil)
+	configured.Config.Metadata = &MetadataOverride{IntrospectionEndpoint: iss.IntrospectionURL()}
+	c := newProvider(t, iss, configured, clk, testSecrets)
+	if s := c.Status(); s.Reachable {
+		t.Fatalf("configured endpoint, never called: %+v, want not reachable", s)
+	}
+	mustVerify(t, c, iss.MintOpaque(iss.Claims("w", testResource, "")))
+	if s := c.Status(); !s.Reachable || s.Introspection.LastSuccess.IsZero() {
+		t.Fatalf("configured endpoint after an answer: %+v, want reachable", s)
+	}
+
 	q := newProvider(t, iss, settings(iss, KindOIDC), clk)
 	if s := q.Status(); s.Introspection != nil {
 		t.Fatalf("JWT tenant: got introspection status %+v, want none", s.Introspection)

@@ -36,6 +36,12 @@ func (p *Provider) Status() Status {
 	if p.intro != nil {
 		in := p.intro.status()
 		s.Introspection = &in
+		// With its endpoint configured, an introspecting tenant may never
+		// fetch anything from the issuer: an answer from the endpoint is
+		// then what shows the server reachable.
+		if !s.Reachable && s.LastError == "" && in.LastSuccess.After(in.LastErrorAt) {
+			s.Reachable = true
+		}
 	}
 	return s
 }
