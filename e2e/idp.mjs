@@ -3,7 +3,7 @@
 // tests and demo. See lib/idp.mjs for the two shapes.
 //
 //   node idp.mjs --shape logto --port 4000 --resource http://127.0.0.1:3001/acme [--resource ...]
-//                [--keys FILE] [--rotate-keys] [--state FILE] [--access-token-ttl SECONDS]
+//                [--keys FILE] [--rotate-keys] [--state FILE] [--access-token-ttl SECONDS] [--groups]
 //
 // Secrets come from the environment: IDP_GATEWAY_SECRET (the gateway's
 // introspection client "todo-gateway") and IDP_M2M_SECRET (the client
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     'rotate-keys': { type: 'boolean', default: false },
     state: { type: 'string' },
     'access-token-ttl': { type: 'string' },
+    groups: { type: 'boolean', default: false },
   },
 });
 
@@ -45,6 +46,7 @@ const idp = await startIdp({
   rotateKeys: values['rotate-keys'],
   stateFile: values.state,
   accessTokenTTL: values['access-token-ttl'] ? Number(values['access-token-ttl']) : undefined,
+  groups: values.groups,
   gatewaySecret: process.env.IDP_GATEWAY_SECRET,
   m2mSecret: process.env.IDP_M2M_SECRET,
 }).catch((err) => fail(err.stack ?? String(err)));

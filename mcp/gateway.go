@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -33,7 +34,10 @@ type Options struct {
 	AllowedOrigins []string
 	// BodyLimit caps a request body; default 1 MiB.
 	BodyLimit int64
-	// RetryAfter is sent with 503 answers; default 30s.
+	// RetryAfter is sent with 503 answers; default providers.RetryAfter,
+	// the longest a failing issuer goes without a retry. A longer value
+	// keeps clients away after the issuer is back; a shorter one makes them
+	// return while the gateway still waits.
 	RetryAfter time.Duration
 	// RetireGrace is how long a replaced tenant's verifier and MCP server
 	// stay open after a reload, so that requests which started before the
@@ -47,7 +51,6 @@ type Options struct {
 
 const (
 	defaultBodyLimit   = 1 << 20
-	defaultRetryAfter  = 30 * time.Second
 	defaultRetireGrace = 30 * time.Second
 	// metadataMaxAge lets clients cache the metadata; it changes only on reload.
 	metadataMaxAge = "public, max-age=300"
@@ -82,7 +85,7 @@ func New(st store.Store, opts Options) *Gateway {
 		opts.BodyLimit = defaultBodyLimit
 	}
 	if opts.RetryAfter <= 0 {
-		opts.RetryAfter = defaultRetryAfter
+		opts.RetryAfter = providers.RetryAfter
 	}
 	if opts.RetireGrace <= 0 {
 		opts.RetireGrace = defaultRetireGrace

@@ -95,6 +95,43 @@ func (m claimSet) list(name string) ([]string, bool, error) {
 	return a, true, nil
 }
 
+// values reads a role or group claim (see RoleGrants.Claim): its own name
+// first, else a dotted path through nested objects. It holds an array of
+// strings or one string, taken whole. An object missing on the way means
+// the claim is absent; anything else on the way is a wrongly typed claim.
+func (m claimSet) values(path string) ([]string, bool, error) {
+	v, ok := m.get(path)
+	if !ok {
+		segs := strings.Split(path, ".")
+		if len(segs) < 2 {
+			return nil, false, nil
+		}
+		cur := m
+		for i, seg := range segs {
+			v, ok = cur.get(seg)
+			if !ok {
+				return nil, false, nil
+			}
+			if i == len(segs)-1 {
+				break
+			}
+			cur = nil
+			if err := json.Unmarshal(v, &cur); err != nil || cur == nil {
+				return nil, true, invalid(reasonClaimType(strings.Join(segs[:i+1], ".")), err)
+			}
+		}
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err == nil {
+		return []string{s}, true, nil
+	}
+	var a []string
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, true, invalid(reasonClaimType(path), err)
+	}
+	return a, true, nil
+}
+
 // audience reads aud: one string (not split) or an array of strings.
 func (m claimSet) audience() ([]string, bool, error) {
 	v, ok := m.get("aud")
@@ -299,13 +336,34 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 		tr.add(stepScopes, true, strings.Join(read, "; "))
 	}
 
+	var roles []string
+	if rg := p.claims.Roles; rg != nil {
+		vals, present, err := m.values(rg.Claim)
+		if err != nil {
+			return nil, tr.fail(stepRoles, err)
+		}
+		for _, v := range vals {
+			if v != "" && !slices.Contains(roles, v) {
+				roles = append(roles, v)
+			}
+		}
+		if tr != nil {
+			if present {
+				tr.add(stepRoles, true, rg.Claim+" "+quotedList(vals))
+			} else {
+				tr.add(stepRoles, true, rg.Claim+" absent: no permission from roles or groups")
+			}
+		}
+	}
+
 	pr := &Principal{
 		Tenant:      p.tenant,
 		Issuer:      iss,
 		Subject:     sub,
 		ClientID:    clientID,
 		Scopes:      scopes,
-		Permissions: p.permissions(scopes),
+		Roles:       roles,
+		Permissions: p.permissions(scopes, roles),
 		Audience:    aud,
 		Kind:        kind,
 	}
@@ -313,7 +371,7 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 		pr.Expiry = exp
 	}
 	if tr != nil {
-		tr.add(stepPermissions, true, p.describePermissions(scopes, pr.Permissions))
+		tr.add(stepPermissions, true, p.describePermissions(scopes, roles, pr.Permissions))
 		if clientID != "" {
 			tr.add(stepClient, true, clientClaim+" "+quoted(clientID))
 		} else {
@@ -323,22 +381,28 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 	return pr, nil
 }
 
-// permissions maps raw scopes through the tenant's scope map. Under the
-// scope strategy only scopes carrying the prefix count, so that a bare
-// "create" from some other API cannot grant anything here.
-func (p *Provider) permissions(scopes []string) map[Permission]bool {
+// permissions maps raw scopes through the tenant's scope map, and role or
+// group values through its role grants; a permission granted either way
+// counts. Under the scope strategy only scopes carrying the prefix count,
+// so that a bare "create" from some other API cannot grant anything here.
+func (p *Provider) permissions(scopes, roles []string) map[Permission]bool {
 	perms := make(map[Permission]bool, len(Permissions))
 	for _, perm := range Permissions {
-		want := p.scopes[perm]
-		if want == "" {
-			continue
-		}
-		if p.aud.Strategy == AudienceScope && !strings.HasPrefix(want, p.aud.Prefix) {
-			continue
-		}
-		if slices.Contains(scopes, want) {
+		if p.scopeGrants(scopes, perm) || len(p.claims.Roles.granting(roles, perm)) > 0 {
 			perms[perm] = true
 		}
 	}
 	return perms
+}
+
+// scopeGrants reports whether scopes hold the tenant's scope for perm.
+func (p *Provider) scopeGrants(scopes []string, perm Permission) bool {
+	want := p.scopes[perm]
+	if want == "" {
+		return false
+	}
+	if p.aud.Strategy == AudienceScope && !strings.HasPrefix(want, p.aud.Prefix) {
+		return false
+	}
+	return slices.Contains(scopes, want)
 }

@@ -3,6 +3,8 @@ package providers
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -90,12 +92,15 @@ type MetadataOverride struct {
 // IntrospectionConfig is how the gateway authenticates to the introspection
 // endpoint. The secret is only ever given by reference.
 type IntrospectionConfig struct {
-	ClientID         string `json:"client_id"`
+	ClientID         string `json:"client_id,omitempty"`
 	ClientSecretEnv  string `json:"client_secret_env,omitempty"`
 	ClientSecretFile string `json:"client_secret_file,omitempty"`
 	// ClientSecret exists only so that an inline secret is reported clearly.
 	ClientSecret string `json:"client_secret,omitempty"`
-	// AuthMethod is "basic" (default) or "form".
+	// AuthMethod is "basic" (default, client_secret_basic), "form"
+	// (client_secret_post) or "none": no client authentication, for an
+	// endpoint that takes none (Hydra's admin API), which must then not be
+	// reachable from outside.
 	AuthMethod string `json:"auth_method,omitempty"`
 	// CacheTTL bounds how long an active answer is reused; default 60s, at
 	// most 10m.
@@ -131,6 +136,69 @@ type Claims struct {
 	Subject string `json:"subject,omitempty"`
 	// ClientID claims, in order; default client_id, azp, cid.
 	ClientID []string `json:"client_id,omitempty"`
+	// Roles grants permissions from the values of a role or group claim,
+	// for providers that grant by role or group rather than by scope (Dex,
+	// Keycloak, Entra, Okta and Auth0 RBAC). A permission granted either
+	// way counts.
+	Roles *RoleGrants `json:"roles,omitempty"`
+}
+
+// RoleGrants maps the values of one claim to permissions.
+type RoleGrants struct {
+	// Claim names the claim, or a dotted path into nested objects:
+	// "groups", "roles", "realm_access.roles",
+	// "resource_access.todo-api.roles". A claim whose own name has dots
+	// (Auth0's "https://acme.example/roles") is found by its name first.
+	// The claim holds an array of strings or one string (one value, not
+	// split: group names may contain spaces).
+	Claim string `json:"claim"`
+	// Grants maps each claim value to the permissions it grants, such as
+	// "todo-admins": ["create", "read", "delete"]. Values are compared
+	// exactly, case included.
+	Grants map[string][]Permission `json:"grants"`
+}
+
+// clone returns a copy sharing nothing with g.
+func (g *RoleGrants) clone() *RoleGrants {
+	if g == nil {
+		return nil
+	}
+	c := &RoleGrants{Claim: g.Claim}
+	if g.Grants != nil {
+		c.Grants = make(map[string][]Permission, len(g.Grants))
+		for v, perms := range g.Grants {
+			c.Grants[v] = slices.Clone(perms)
+		}
+	}
+	return c
+}
+
+// granting returns, in order, the values among vals that grant perm.
+func (g *RoleGrants) granting(vals []string, perm Permission) []string {
+	var out []string
+	if g == nil {
+		return nil
+	}
+	for _, v := range vals {
+		if slices.Contains(g.Grants[v], perm) && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Grantors lists, sorted, the claim values that grant perm.
+func (g *RoleGrants) Grantors(perm Permission) []string {
+	if g == nil {
+		return nil
+	}
+	var out []string
+	for _, v := range slices.Sorted(maps.Keys(g.Grants)) {
+		if slices.Contains(g.Grants[v], perm) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // ScopeMap maps each internal permission to the provider's scope string;

@@ -34,6 +34,12 @@ type Metadata struct {
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported,omitempty"`
 	ClientIDMetadataDocumentSupported         bool     `json:"client_id_metadata_document_supported,omitempty"`
+	ClaimsSupported                           []string `json:"claims_supported,omitempty"`
+	EndSessionEndpoint                        string   `json:"end_session_endpoint,omitempty"`
+	DeviceAuthorizationEndpoint               string   `json:"device_authorization_endpoint,omitempty"`
+	// CredentialsEndpointDraft00 is published by Ory Hydra (2.2 and
+	// later) alone; see recogniseSoftware.
+	CredentialsEndpointDraft00 string `json:"credentials_endpoint_draft_00,omitempty"`
 }
 
 // Well-known suffixes (RFC 8414 §3, OpenID Discovery §4).

@@ -262,3 +262,59 @@ func waitIdle(t testing.TB, p *Provider) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRecoveryWithinRetryAfter is an outage of at least 70 s on the
+// provider's clock, with a request every second, of discovery and then of
+// the keys alone:
+// the first request more than RetryAfter after the issuer is back must
+// succeed (the 503s promised Retry-After: RetryAfter), while the outage
+// itself costs a handful of fetches, not one per request.
+func TestRecoveryWithinRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		down   func(iss *providertest.Issuer, down bool)
+		reason string
+		hits   func(iss *providertest.Issuer) int
+	}{
+		{"discovery", func(iss *providertest.Issuer, down bool) { iss.SetDown(down) }, reasonIssuerDown,
+			func(iss *providertest.Issuer) int { return iss.MetadataHits() }},
+		{"keys", func(iss *providertest.Issuer, down bool) {
+			status := 0
+			if down {
+				status = http.StatusServiceUnavailable
+			}
+			iss.SetStatus(providertest.JWKS, status)
+		}, reasonKeysDown, func(iss *providertest.Issuer) int { return iss.Hits(providertest.JWKS) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			iss := newIssuer(t, clk)
+			p := newProvider(t, iss, settings(iss, KindOIDC), clk)
+			tok := iss.Mint(iss.Claims("u", testResource, ""))
+
+			tc.down(iss, true)
+			// The worst case: the issuer comes back just after a retry
+			// failed, at least 70 s into the outage.
+			const outage = 70 * time.Second
+			for elapsed := time.Duration(0); ; elapsed += time.Second {
+				before := tc.hits(iss)
+				_, err := p.Verify(context.Background(), tok)
+				checkErr(t, err, ClassUnavailable, tc.reason)
+				retried := tc.hits(iss) > before
+				clk.Advance(time.Second)
+				if elapsed >= outage && retried {
+					break
+				}
+			}
+			// Doubling from 1 s to the 30 s cap: about 7 rounds in 70 s.
+			if got := tc.hits(iss); got > 8*len(DiscoveryURLs(KindOIDC, iss.Issuer())) {
+				t.Fatalf("got %d fetches in a %v outage with a request a second, want a handful: the issuer is hammered", got, outage)
+			}
+			tc.down(iss, false)
+			clk.Advance(RetryAfter + time.Second)
+			if _, err := p.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("got %v %v after the issuer came back (Retry-After promised %v), want success", err, RetryAfter+time.Second, RetryAfter)
+			}
+		})
+	}
+}

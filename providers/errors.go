@@ -111,10 +111,11 @@ func (e *IssuerMismatchError) Error() string {
 
 // StatusError is a non-success HTTP answer from the authorization server.
 type StatusError struct {
+	Method string // the request's method: GET for metadata and keys, POST for introspection
 	URL    string
 	Status int
 }
 
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("GET %s: HTTP %d", e.URL, e.Status)
+	return fmt.Sprintf("%s %s: HTTP %d", e.Method, e.URL, e.Status)
 }

@@ -34,7 +34,7 @@ func getJSON(ctx context.Context, client *http.Client, url, accept string, v any
 		return resp.Header, fmt.Errorf("GET %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return resp.Header, &StatusError{URL: url, Status: resp.StatusCode}
+		return resp.Header, &StatusError{Method: http.MethodGet, URL: url, Status: resp.StatusCode}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return resp.Header, fmt.Errorf("GET %s: invalid JSON: %w", url, err)
@@ -106,8 +106,15 @@ func (b *backoff) fail(now time.Time, err error, t tuning) {
 	if d > t.backoffMax || d <= 0 {
 		d = t.backoffMax
 	}
-	// Up to 10% jitter keeps many tenants of one issuer from retrying in step.
-	d += time.Duration(rand.Int64N(int64(d)/10 + 1))
+	// Up to 10% jitter keeps the issuers of many gateways from being
+	// retried in step. It is added below the cap and taken off at it: the
+	// wait never exceeds backoffMax, the Retry-After the edge promises.
+	jitter := time.Duration(rand.Int64N(int64(d)/10 + 1))
+	if d+jitter > t.backoffMax {
+		d -= jitter
+	} else {
+		d += jitter
+	}
 	b.retryAt = now.Add(d)
 	b.lastErr = err
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -21,11 +22,15 @@ type introspector struct {
 	client   *http.Client // the provider's, minus redirects
 	clientID string
 	secret   string
-	form     bool // client_secret_post instead of client_secret_basic
+	auth     string // basic, form or none (IntrospectionConfig.AuthMethod)
 	ttl      time.Duration
 	rules    claimRules
 	cache    *lru[introResult]
 	calls    keyedCalls[[32]byte, introResult]
+
+	// health is what /status shows of the endpoint.
+	healthMu sync.Mutex
+	health   IntrospectionStatus
 }
 
 // introResult is a definitive answer: a principal, or a refusal. Transient
@@ -47,11 +52,14 @@ func newIntrospector(client *http.Client, c IntrospectionConfig, sr SecretResolv
 	in := &introspector{
 		client:   &noRedirects,
 		clientID: c.ClientID,
-		form:     c.AuthMethod == "form",
+		auth:     c.AuthMethod,
 		ttl:      time.Duration(*c.CacheTTL),
 		rules: claimRules{introspection: true,
 			allowMissingIssuer: c.AllowMissingIssuer, allowMissingAudience: c.AllowMissingAudience},
 		cache: newLRU[introResult](defaultIntrospectCacheSize),
+	}
+	if in.auth == authNone {
+		return in, nil
 	}
 	secret, err := sr.ReadSecret("client_secret", c.ClientSecretEnv, c.ClientSecretFile)
 	if err != nil {
@@ -95,6 +103,7 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 		// trace is that of the caller who started it.
 		r, err := p.askIntrospection(ctx, ep.introspection, raw, tr)
 		p.metrics.introspected(p.issuer, err)
+		in.noteHealth(p.now(), err)
 		if err == nil {
 			in.store(key, r, p.now())
 		}
@@ -121,6 +130,34 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 		tr.add(stepIntrospection, r.err == nil, detail)
 	}
 	return r.unpack()
+}
+
+// IntrospectionStatus is the health of a tenant's introspection endpoint,
+// from the calls its tokens made.
+type IntrospectionStatus struct {
+	// LastSuccess is when the endpoint last gave a definitive answer
+	// (active or not).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastError and LastErrorAt are its latest failure (unreachable, an
+	// error status, credentials refused, an answer that is not JSON).
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+func (in *introspector) noteHealth(now time.Time, err error) {
+	in.healthMu.Lock()
+	defer in.healthMu.Unlock()
+	if err == nil {
+		in.health.LastSuccess = now
+		return
+	}
+	in.health.LastError, in.health.LastErrorAt = err.Error(), now
+}
+
+func (in *introspector) status() IntrospectionStatus {
+	in.healthMu.Lock()
+	defer in.healthMu.Unlock()
+	return in.health
 }
 
 func (r introResult) unpack() (*Principal, error) {
@@ -173,7 +210,7 @@ func (p *Provider) askIntrospection(ctx context.Context, endpoint, raw string, t
 // access token). Its error is transient or a misconfiguration.
 func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trace) (claimSet, *Error, error) {
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
-	if in.form {
+	if in.auth == "form" {
 		form.Set("client_id", in.clientID)
 		form.Set("client_secret", in.secret)
 	}
@@ -183,7 +220,7 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trac
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if !in.form {
+	if in.auth == "basic" {
 		// RFC 6749 §2.3.1: form-encode id and secret before Basic.
 		req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
 	}
@@ -196,7 +233,7 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trac
 	if err != nil {
 		return nil, nil, fmt.Errorf("POST %s: %w", endpoint, err)
 	}
-	se := &StatusError{URL: endpoint, Status: resp.StatusCode}
+	se := &StatusError{Method: http.MethodPost, URL: endpoint, Status: resp.StatusCode}
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
@@ -243,7 +280,10 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trac
 // describeAuth says how the gateway authenticated to the endpoint, for a
 // trace: the client id, never the secret.
 func (in *introspector) describeAuth() string {
-	if in.form {
+	switch in.auth {
+	case authNone:
+		return "without client authentication (auth_method none)"
+	case "form":
 		return "as client " + quoted(in.clientID) + " (client_secret_post)"
 	}
 	return "as client " + quoted(in.clientID) + " (client_secret_basic)"

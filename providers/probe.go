@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -55,6 +58,29 @@ type ProbeReport struct {
 	TenantScopes                  []string // the scopes the tenant's permissions map to
 	MissingScopes                 []string // tenant scopes absent from scopes_supported
 	TenantScopesInScopesSupported bool
+	ClaimsSupported               []string
+	// Software is the authorization server software recognised from its
+	// metadata ("Ory Hydra", "Dex"), "" when not recognised.
+	Software string
+	// Introspection is the probe of the introspection endpoint, nil when
+	// the tenant does not introspect or no endpoint is known.
+	Introspection *IntrospectionProbe
+}
+
+// IntrospectionProbe is what the introspection endpoint answered about a
+// random token: a working endpoint says 200 with "active": false.
+type IntrospectionProbe struct {
+	URL    string `json:"url"`
+	Method string `json:"method"` // always POST (RFC 7662)
+	// Status is the HTTP status, 0 when there was no answer.
+	Status int `json:"status"`
+	// Inactive is true for the expected answer: 200, "active": false.
+	Inactive bool `json:"inactive"`
+	// Error says what was wrong with the answer, or why there was none.
+	Error string `json:"error,omitempty"`
+	// NotProbed says why the endpoint was not called (its secret cannot be
+	// read); the other fields are then empty.
+	NotProbed string `json:"not_probed,omitempty"`
 }
 
 // Endpoints are the endpoint URLs a metadata document publishes. The JSON
@@ -82,10 +108,11 @@ type KeyInfo struct {
 }
 
 // Probe reads every discovery URL of s's issuer and its JWKS, within
-// ProbeTimeout, and reports what the server offers; Verdicts judges it.
-// It builds no verifier and uses no cache, so it shows the server as it is
-// now, and it needs no secret: it never calls introspection. Of the
-// options, only the HTTP client and the clock apply. It fails only for
+// ProbeTimeout, and for a tenant that introspects asks the introspection
+// endpoint about a random token, then reports what the server offers;
+// Verdicts judges it. It builds no verifier and uses no cache, so it shows
+// the server as it is now. Of the options, the HTTP client, the clock and
+// the secret resolver (for the introspection client's secret) apply. It fails only for
 // settings Validate refuses (as an *InvalidSettingsError); unreachable
 // servers are reported in the result.
 func Probe(ctx context.Context, s Settings, opts ...Option) (*ProbeReport, error) {
@@ -145,6 +172,12 @@ func Probe(ctx context.Context, s Settings, opts ...Option) (*ProbeReport, error
 		}
 	}
 	r.TenantScopesInScopesSupported = len(r.TenantScopes) > 0 && len(r.MissingScopes) == 0
+	r.ClaimsSupported = md.ClaimsSupported
+	r.Software = recogniseSoftware(c.Issuer, md)
+
+	if c.Token != TokenJWT && r.Endpoints.Introspection != "" {
+		r.Introspection = probeIntrospection(ctx, client, *c.Introspection, o.secrets, r.Endpoints.Introspection)
+	}
 
 	r.JWKSURL = r.Endpoints.JWKS
 	if r.JWKSURL != "" {
@@ -193,4 +226,36 @@ func keyBits(k jose.JSONWebKey) int {
 		return 256
 	}
 	return 0
+}
+
+// probeIntrospection asks endpoint about a random token, as the tenant's
+// verifier would ask about a real one: a working endpoint that accepts the
+// gateway's credentials answers 200 with "active": false.
+func probeIntrospection(ctx context.Context, client *http.Client, c IntrospectionConfig, sr SecretResolver, endpoint string) *IntrospectionProbe {
+	out := &IntrospectionProbe{URL: endpoint, Method: http.MethodPost}
+	in, err := newIntrospector(client, c, sr)
+	if err != nil {
+		return &IntrospectionProbe{URL: endpoint, NotProbed: "the client secret cannot be read: " + err.Error()}
+	}
+	random := make([]byte, 32)
+	_, _ = rand.Read(random)
+	m, refusal, err := in.call(ctx, endpoint, base64.RawURLEncoding.EncodeToString(random), nil)
+	var se *StatusError
+	switch {
+	case errors.As(err, &se):
+		out.Status = se.Status
+		out.Error = se.Error()
+	case err != nil:
+		out.Error = err.Error()
+	case refusal != nil:
+		out.Status = http.StatusOK
+		out.Inactive = refusal.Reason == reasonInactive
+		if !out.Inactive {
+			out.Error = refusal.Reason
+		}
+	case m != nil:
+		out.Status = http.StatusOK
+		out.Error = `a random token was answered "active": true`
+	}
+	return out
 }

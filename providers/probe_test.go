@@ -124,8 +124,8 @@ func TestProbeIsBounded(t *testing.T) {
 }
 
 // TestProbeNeedsNoSecret: the probe describes an introspection tenant's
-// server even where serve could not read the secret, since it never calls
-// introspection.
+// server even where serve could not read the secret; it then does not
+// call introspection, and says why.
 func TestProbeNeedsNoSecret(t *testing.T) {
 	clk := newClock()
 	iss := newIssuer(t, clk)
@@ -137,6 +137,9 @@ func TestProbeNeedsNoSecret(t *testing.T) {
 	r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), nothing)
 	if err != nil {
 		t.Fatalf("Probe: %v", err)
+	}
+	if r.Introspection == nil || !strings.Contains(r.Introspection.NotProbed, "SECRET is not set") {
+		t.Errorf("got introspection probe %+v, want it not probed for want of the secret", r.Introspection)
 	}
 	if !r.IssuerMatch || r.Endpoints.Introspection == "" || iss.Hits(providertest.Introspection) != 0 {
 		t.Errorf("got match %v introspection %q and %d introspection calls, want the server described without a call",
@@ -155,4 +158,69 @@ func TestProbeRefusesInvalidSettings(t *testing.T) {
 
 func hasRule(vs []Verdict, rule string) bool {
 	return slices.ContainsFunc(vs, func(v Verdict) bool { return v.Rule == rule })
+}
+
+// TestProbeCallsIntrospection: a random token must come back 200 with
+// "active": false; a wrong path, refused credentials or a dead port are
+// errors, each saying what answered.
+func TestProbeCallsIntrospection(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	dead := newIssuer(t, clk)
+	deadURL := dead.IntrospectionURL()
+	dead.Close()
+	for _, tc := range []struct {
+		name     string
+		endpoint string // the configured override; "" for the discovered one
+		creds    func(*IntrospectionConfig)
+		inactive bool
+		status   int
+		err      string
+	}{
+		{name: "working", inactive: true, status: 200},
+		{name: "wrong path", endpoint: iss.URL() + "/introspect-typo", status: 404, err: "POST " + iss.URL() + "/introspect-typo: HTTP 404"},
+		{name: "wrong credentials", creds: func(c *IntrospectionConfig) { c.ClientID = "someone" }, status: 401, err: "HTTP 401"},
+		{name: "dead port", endpoint: deadURL, err: "connect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := introspectionTenant(iss, tc.creds)
+			if tc.endpoint != "" {
+				s.Config.Metadata = &MetadataOverride{IntrospectionEndpoint: tc.endpoint}
+			}
+			r, err := Probe(context.Background(), s, WithHTTPClient(iss.Client()), testSecrets)
+			if err != nil {
+				t.Fatalf("Probe: %v", err)
+			}
+			pr := r.Introspection
+			if pr == nil || pr.Method != "POST" || pr.Inactive != tc.inactive || pr.Status != tc.status || !strings.Contains(pr.Error, tc.err) || (tc.err == "") != (pr.Error == "") {
+				t.Fatalf("got %+v, want inactive %v, status %d, error containing %q", pr, tc.inactive, tc.status, tc.err)
+			}
+			if got := hasRule(Verdicts(s, r), RuleIntrospectionProbe); got == tc.inactive {
+				t.Fatalf("got verdict %s %v, want %v", RuleIntrospectionProbe, got, !tc.inactive)
+			}
+		})
+	}
+}
+
+// TestRecogniseSoftware: Hydra and Dex by what their metadata says, on
+// any host; other servers are not guessed at.
+func TestRecogniseSoftware(t *testing.T) {
+	const iss = "https://login.acme.example"
+	for _, tc := range []struct {
+		name string
+		md   Metadata
+		want string
+	}{
+		{"Hydra 2.2", Metadata{AuthorizationEndpoint: iss + "/oauth2/auth", CredentialsEndpointDraft00: iss + "/credentials"}, softwareHydra},
+		{"Hydra before 2.2", Metadata{AuthorizationEndpoint: iss + "/oauth2/auth", TokenEndpoint: iss + "/oauth2/token",
+			EndSessionEndpoint: iss + "/oauth2/sessions/logout"}, softwareHydra},
+		{"Dex", Metadata{AuthorizationEndpoint: iss + "/auth", TokenEndpoint: iss + "/token", JWKSURI: iss + "/keys",
+			DeviceAuthorizationEndpoint: iss + "/device/code"}, softwareDex},
+		{"node-oidc-provider", Metadata{AuthorizationEndpoint: iss + "/auth", TokenEndpoint: iss + "/token", JWKSURI: iss + "/jwks"}, ""},
+		{"Keycloak", Metadata{AuthorizationEndpoint: iss + "/protocol/openid-connect/auth", EndSessionEndpoint: iss + "/protocol/openid-connect/logout"}, ""},
+	} {
+		if got := recogniseSoftware(iss, &tc.md); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
 }

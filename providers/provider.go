@@ -117,6 +117,14 @@ type deps struct {
 	tuning tuning
 }
 
+// RetryAfter is how long a client told "temporarily unavailable" should
+// wait before it tries again: the gateway's 503 answers promise it in
+// Retry-After, and it caps the backoff of a failing issuer's discovery and
+// keys, so that a request arriving after that long retries the issuer
+// (once, for all the requests waiting on it) instead of being answered from
+// a backoff that outlasts the promise.
+const RetryAfter = 30 * time.Second
+
 type tuning struct {
 	backoffBase, backoffMax  time.Duration
 	jwksMinTTL, jwksMaxTTL   time.Duration
@@ -126,7 +134,7 @@ type tuning struct {
 
 var defaultTuning = tuning{
 	backoffBase:    time.Second,
-	backoffMax:     time.Minute,
+	backoffMax:     RetryAfter,
 	jwksMinTTL:     time.Minute,
 	jwksMaxTTL:     24 * time.Hour,
 	jwksDefaultTTL: 15 * time.Minute,

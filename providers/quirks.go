@@ -10,10 +10,55 @@ import (
 // tokens, recognised from the issuer alone.
 type issuerQuirk struct {
 	name               string
-	resourceIndicators bool   // honours RFC 8707 resource, putting it in aud
-	noAudience         bool   // access tokens carry no aud at all
-	apiScopesUnlisted  bool   // scopes_supported lists only OpenID scopes, never an API's
-	instead            string // which strategy to use, and with what
+	resourceIndicators bool // honours RFC 8707 resource, putting it in aud
+	noAudience         bool // access tokens carry no aud at all
+	apiScopesUnlisted  bool // scopes_supported lists only OpenID scopes, never an API's
+	// clientIDAudience: aud is always the OAuth client id, so the resource
+	// strategy cannot work at all (not merely needs care).
+	clientIDAudience bool
+	// noScopeClaim: access tokens carry no scope claim and the server
+	// refuses scopes it does not define, so no scope can grant a
+	// permission; roles or groups must (claims.roles).
+	noScopeClaim bool
+	instead      string // which strategy to use, and with what
+}
+
+// Authorization server software recognised from its metadata, wherever it
+// is hosted (see recogniseSoftware).
+const (
+	softwareHydra = "Ory Hydra"
+	softwareDex   = "Dex"
+)
+
+var softwareQuirks = map[string]issuerQuirk{
+	softwareHydra: {name: softwareHydra, apiScopesUnlisted: true,
+		instead: `its tokens come with "aud": [] unless the client sends audience= (not resource=), for an audience listed in the client's registration; use the audience strategy with that value`},
+	softwareDex: {name: softwareDex, clientIDAudience: true, noScopeClaim: true,
+		instead: "it sets aud to the OAuth client id of the client that asked (or the peers it trusts); use the audience strategy with the client ids the gateway accepts"},
+}
+
+// recogniseSoftware recognises authorization server software from what its
+// metadata says, which holds on any host name:
+//
+//   - Ory Hydra: credentials_endpoint_draft_00 (Hydra 2.2 and later), or
+//     the endpoints Hydra always serves, <host>/oauth2/auth and
+//     <host>/oauth2/sessions/logout;
+//   - Dex: authorization, token and JWKS endpoints at <issuer>/auth,
+//     <issuer>/token and <issuer>/keys.
+func recogniseSoftware(issuer string, md *Metadata) string {
+	hasPath := func(endpoint, suffix string) bool {
+		u, err := url.Parse(endpoint)
+		return endpoint != "" && err == nil && strings.HasSuffix(u.Path, suffix)
+	}
+	base := strings.TrimSuffix(issuer, "/")
+	switch {
+	case md.CredentialsEndpointDraft00 != "",
+		hasPath(md.AuthorizationEndpoint, "/oauth2/auth") && hasPath(md.EndSessionEndpoint, "/oauth2/sessions/logout"):
+		return softwareHydra
+	case md.AuthorizationEndpoint == base+"/auth" && md.TokenEndpoint == base+"/token" && md.JWKSURI == base+"/keys":
+		return softwareDex
+	}
+	return ""
 }
 
 // recogniseIssuer recognises the hosted providers known to ignore resource

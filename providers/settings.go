@@ -34,6 +34,9 @@ const (
 	// token would stay usable for longer than operators expect.
 	maxIntrospectTTL  = 10 * time.Minute
 	defaultAuthMethod = "basic"
+	// authNone calls the introspection endpoint without client
+	// authentication (Hydra's admin API).
+	authNone = "none"
 )
 
 // defaultClientIDClaims are the claims naming the client, in order: the
@@ -99,6 +102,7 @@ func (s Settings) WithDefaults() Settings {
 		s.Claims.Subject = "sub"
 	}
 	s.Claims.ClientID = orDefault(s.Claims.ClientID, defaultClientIDClaims)
+	s.Claims.Roles = s.Claims.Roles.clone()
 
 	// Unknown permissions are kept for Validate to report.
 	scopes := maps.Clone(s.Scopes)

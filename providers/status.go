@@ -13,7 +13,9 @@ type Status struct {
 	// Discovered: the metadata (or the configured override) is in hand.
 	Discovered bool      `json:"discovered"`
 	MetadataAt time.Time `json:"metadata_fetched_at,omitzero"`
-	// Reachable is false while discovery or the JWKS is failing and backing off.
+	// Reachable is true once the issuer has answered (metadata or keys)
+	// and while nothing is failing: false before any contact, and while
+	// discovery or the JWKS is failing and backing off.
 	Reachable bool `json:"reachable"`
 	// Keys is the number of usable signing keys cached, and KeysAt when
 	// they were last fetched.
@@ -22,40 +24,63 @@ type Status struct {
 	// LastError is the most recent failure talking to the issuer, if the
 	// latest attempt failed.
 	LastError string `json:"last_error,omitempty"`
+	// Introspection is the tenant's introspection endpoint, for a tenant
+	// that introspects (token mode introspection or auto); absent in
+	// Issuers.List, since each tenant calls it with its own client.
+	Introspection *IntrospectionStatus `json:"introspection,omitempty"`
 }
 
 // Status reports the provider's view of its authorization server.
-func (p *Provider) Status() Status { return p.disc.iss.status() }
-
-func (is *issuer) status() Status {
-	s := Status{IssuerID: is.id, Reachable: true}
-	is.mu.Lock()
-	s.noteFailure(is.bo)
-	ks := is.jwks
-	is.mu.Unlock()
-	r := is.cur.Load()
-	if r == nil {
-		r = is.configured.Load()
-	}
-	if r == nil {
-		return s
-	}
-	s.Discovered, s.MetadataAt = true, r.fetchedAt
-	if ks != nil {
-		ks.mu.Lock()
-		s.Keys, s.KeysAt = len(ks.keys), ks.fetchedAt
-		s.noteFailure(ks.bo)
-		ks.mu.Unlock()
+func (p *Provider) Status() Status {
+	s := p.disc.iss.status()
+	if p.intro != nil {
+		in := p.intro.status()
+		s.Introspection = &in
+		// With its endpoint configured, an introspecting tenant may never
+		// fetch anything from the issuer: an answer from the endpoint is
+		// then what shows the server reachable.
+		if !s.Reachable && s.LastError == "" && in.LastSuccess.After(in.LastErrorAt) {
+			s.Reachable = true
+		}
 	}
 	return s
 }
 
-// noteFailure records a resource that is failing and backing off.
-func (s *Status) noteFailure(bo backoff) {
-	if bo.failures > 0 {
-		s.Reachable = false
-		if bo.lastErr != nil {
-			s.LastError = bo.lastErr.Error()
+func (is *issuer) status() Status {
+	s := Status{IssuerID: is.id}
+	is.mu.Lock()
+	failing := s.noteFailure(is.bo)
+	ks := is.jwks
+	is.mu.Unlock()
+	// A configured override is in hand without asking the issuer, so only
+	// a discovery or a key fetch that succeeded counts as an answer.
+	answered := is.cur.Load() != nil
+	r := is.cur.Load()
+	if r == nil {
+		r = is.configured.Load()
+	}
+	if r != nil {
+		s.Discovered, s.MetadataAt = true, r.fetchedAt
+		if ks != nil {
+			ks.mu.Lock()
+			s.Keys, s.KeysAt = len(ks.keys), ks.fetchedAt
+			answered = answered || ks.loaded
+			failing = s.noteFailure(ks.bo) || failing
+			ks.mu.Unlock()
 		}
 	}
+	s.Reachable = answered && !failing
+	return s
+}
+
+// noteFailure records a resource that is failing and backing off, and
+// reports whether it is.
+func (s *Status) noteFailure(bo backoff) bool {
+	if bo.failures == 0 {
+		return false
+	}
+	if bo.lastErr != nil {
+		s.LastError = bo.lastErr.Error()
+	}
+	return true
 }

@@ -12,8 +12,8 @@ func TestStatus(t *testing.T) {
 	clk := newClock()
 	iss := newIssuer(t, clk)
 	p := newProvider(t, iss, settings(iss, KindOIDC), clk)
-	if s := p.Status(); s.Discovered || !s.Reachable || s.Keys != 0 {
-		t.Errorf("before any token: %+v, want nothing discovered, reachable", s)
+	if s := p.Status(); s.Discovered || s.Reachable || s.Keys != 0 {
+		t.Errorf("before any token: %+v, want nothing discovered, not reachable (never contacted)", s)
 	}
 	mustVerify(t, p, iss.Mint(iss.Claims("u", testResource, "")))
 	s := p.Status()

@@ -39,7 +39,7 @@ import (
 //	token use      token_use, when the answer has one
 //	claims         the claims as a whole (JSON object, go-oidc's checks)
 //	issuer, expiry, not before, issued at, subject, audience,
-//	scopes, permissions, client
+//	scopes, roles (with a role or group claim mapped), permissions, client
 //
 // A Detail never contains the token or a secret, but it may name endpoints
 // and repeat what the authorization server answered: it is meant for the
@@ -77,6 +77,7 @@ const (
 	stepSubject       = "subject"
 	stepAudience      = "audience"
 	stepScopes        = "scopes"
+	stepRoles         = "roles"
 	stepPermissions   = "permissions"
 	stepClient        = "client"
 )
@@ -242,17 +243,31 @@ func (ep *endpoints) describe() string {
 	return "metadata " + ep.source + " names the configured issuer"
 }
 
-// describePermissions shows the scope map at work: which scope granted
-// each permission, which one was missing, and, under the scope strategy,
-// which scopes did not count for lack of the prefix.
-func (p *Provider) describePermissions(scopes []string, perms map[Permission]bool) string {
+// describePermissions shows the scope map and the role grants at work:
+// which scope or claim value granted each permission, what was missing,
+// and, under the scope strategy, which scopes did not count for lack of
+// the prefix.
+func (p *Provider) describePermissions(scopes, roles []string, perms map[Permission]bool) string {
+	rg := p.claims.Roles
 	parts := make([]string, 0, len(Permissions)+1)
 	for _, perm := range Permissions {
 		want := p.scopes[perm]
-		if perms[perm] {
-			parts = append(parts, want+" grants "+string(perm))
-		} else {
+		var by []string
+		if p.scopeGrants(scopes, perm) {
+			by = append(by, want)
+		}
+		for _, v := range rg.granting(roles, perm) {
+			by = append(by, rg.Claim+" "+quoted(v))
+		}
+		switch {
+		case perms[perm] && len(by) == 1:
+			parts = append(parts, by[0]+" grants "+string(perm))
+		case perms[perm]:
+			parts = append(parts, strings.Join(by, " and ")+" grant "+string(perm))
+		case rg == nil:
 			parts = append(parts, "no "+want+", so no "+string(perm))
+		default:
+			parts = append(parts, "no "+want+" and no "+rg.Claim+" value granting it, so no "+string(perm))
 		}
 	}
 	if p.aud.Strategy == AudienceScope {

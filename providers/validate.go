@@ -48,7 +48,7 @@ var (
 	// scopeClaimNames are the claims scopes may be read from; each has a
 	// known shape (see claimSet.list).
 	scopeClaimNames = []string{"scope", "scp", "scopes", "permissions", "roles"}
-	authMethods     = []string{"basic", "form"}
+	authMethods     = []string{"basic", "form", authNone}
 )
 
 // Validate applies WithDefaults and reports every problem of the result at
@@ -160,13 +160,25 @@ func (v *validation) provider(p string, c Config) {
 }
 
 func (v *validation) introspection(p string, c IntrospectionConfig) {
-	if c.ClientID == "" {
-		v.add(p+".client_id", "required")
-	}
 	if c.ClientSecret != "" {
 		v.add(p+".client_secret", "inline secrets are not allowed; use client_secret_env or client_secret_file")
 	}
-	v.problems = append(v.problems, CheckSecretRef(p, "client_secret", c.ClientSecretEnv, c.ClientSecretFile)...)
+	if c.AuthMethod == authNone {
+		// Hydra's admin endpoint takes no client authentication. A
+		// credential given anyway would be silently unused: say so.
+		for _, f := range []struct{ name, val string }{
+			{"client_id", c.ClientID}, {"client_secret_env", c.ClientSecretEnv}, {"client_secret_file", c.ClientSecretFile},
+		} {
+			if f.val != "" {
+				v.add(p+"."+f.name, `is not used with auth_method "none": remove it, or choose "basic" or "form"`)
+			}
+		}
+	} else {
+		if c.ClientID == "" {
+			v.add(p+".client_id", `required (or auth_method "none" for an endpoint that takes no client authentication)`)
+		}
+		v.problems = append(v.problems, CheckSecretRef(p, "client_secret", c.ClientSecretEnv, c.ClientSecretFile)...)
+	}
 	if !slices.Contains(authMethods, c.AuthMethod) {
 		v.add(p+".auth_method", "unknown auth method %q (one of %s)", c.AuthMethod, strings.Join(authMethods, ", "))
 	}
@@ -245,6 +257,36 @@ func (v *validation) claims(p string, c Claims) {
 	for i, name := range c.ClientID {
 		if name == "" {
 			v.add(fmt.Sprintf("%s.client_id[%d]", p, i), "must not be empty")
+		}
+	}
+	if c.Roles != nil {
+		v.roles(p+".roles", *c.Roles)
+	}
+}
+
+func (v *validation) roles(p string, r RoleGrants) {
+	switch {
+	case r.Claim == "":
+		v.add(p+".claim", `required: the claim whose values grant permissions, such as "groups" or "realm_access.roles"`)
+	case slices.Contains(strings.Split(r.Claim, "."), ""):
+		v.add(p+".claim", "%q has an empty segment: a claim name or a dotted path such as \"realm_access.roles\"", r.Claim)
+	}
+	if len(r.Grants) == 0 {
+		v.add(p+".grants", `must map at least one claim value to permissions, such as {"todo-admins": ["create", "read", "delete"]}`)
+	}
+	for _, val := range slices.Sorted(maps.Keys(r.Grants)) {
+		vp := fmt.Sprintf("%s.grants[%q]", p, val)
+		perms := r.Grants[val]
+		switch {
+		case val == "":
+			v.add(vp, "a claim value must not be empty")
+		case len(perms) == 0:
+			v.add(vp, "must grant at least one permission (one of %s); remove the value to grant nothing", joinNames(Permissions))
+		}
+		for i, perm := range perms {
+			if !slices.Contains(Permissions, perm) {
+				v.add(fmt.Sprintf("%s[%d]", vp, i), "unknown permission %q (one of %s)", perm, joinNames(Permissions))
+			}
 		}
 	}
 }

@@ -59,6 +59,11 @@ const (
 	RulePKCE                 = "pkce-s256"
 	RuleClientRegistration   = "client-registration"
 	RuleAuthorizationCode    = "authorization-code"
+
+	RulePermissionsUngrantable       = "permissions-ungrantable"
+	RuleIntrospectionUnauthenticated = "introspection-unauthenticated"
+	RuleIntrospectionProbe           = "introspection-probe"
+	RuleIDTokenAsAccessToken         = "id-token-as-access-token"
 )
 
 // Worst returns the highest severity among vs, "" when vs is empty.
@@ -166,8 +171,11 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 			}
 		case c.Introspection != nil && len(r.IntrospectionAuthMethods) > 0:
 			method, name := "client_secret_basic", "basic"
-			if c.Introspection.AuthMethod == "form" {
+			switch c.Introspection.AuthMethod {
+			case "form":
 				method, name = "client_secret_post", "form"
+			case authNone:
+				method, name = authNone, authNone
 			}
 			if !slices.Contains(r.IntrospectionAuthMethods, method) {
 				add(RuleIntrospectionAuth, SeverityWarning,
@@ -177,10 +185,32 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 		}
 	}
 
-	// Audience strategy against what the provider is known to put in aud.
+	if needIntro && c.Introspection != nil && c.Introspection.AuthMethod == authNone {
+		add(RuleIntrospectionUnauthenticated, SeverityWarning,
+			"provider.introspection.auth_method none calls the introspection endpoint without client authentication: whoever can reach it can test tokens and read what they grant, so it must not be public (keep Hydra's admin port on a private network)")
+	}
+	if needIntro && r.Introspection != nil {
+		switch pr := r.Introspection; {
+		case pr.NotProbed != "":
+			add(RuleIntrospectionProbe, SeverityInfo, "the introspection endpoint %s was not probed: %s", pr.URL, pr.NotProbed)
+		case !pr.Inactive:
+			add(RuleIntrospectionProbe, SeverityError,
+				`%s %s with a random token did not answer 200 with "active": false (%s): tokens that need introspection would be answered 500 or 503; check the endpoint URL, that it is reachable from the gateway, and the client credentials`,
+				pr.Method, pr.URL, pr.Error)
+		}
+	}
+
+	// Audience strategy against what the provider is known to put in aud:
+	// hosted providers by their issuer, software by its metadata.
 	quirk, known := recogniseIssuer(c.Issuer)
+	if !known && r.Software != "" {
+		quirk, known = softwareQuirks[r.Software]
+	}
 	switch {
 	case !known:
+	case s.Audience.Strategy == AudienceResource && quirk.clientIDAudience:
+		add(RuleResourceIndicators, SeverityError,
+			"the resource audience strategy cannot work with %s: no token's aud is ever the resource URL, so every token would be refused; %s", quirk.name, quirk.instead)
 	case s.Audience.Strategy == AudienceResource && !quirk.resourceIndicators:
 		add(RuleResourceIndicators, SeverityWarning,
 			"the resource audience strategy expects aud to be the resource URL (RFC 8707), but %s ignores resource indicators: %s", quirk.name, quirk.instead)
@@ -189,23 +219,68 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 			"the audience strategy needs an aud claim, but %s access tokens have none: %s", quirk.name, quirk.instead)
 	}
 
+	// An ID token is a JWT from the same issuer with the same keys: if the
+	// tenant accepts untyped JWTs and an aud that may be a client id, one
+	// passes as an access token.
+	// A client id is a plain name or a GUID; an API identifier is most often
+	// a URI (https://api.acme.example, api://default), which no ID token
+	// carries in aud.
+	clientIDLike := slices.ContainsFunc(s.Audience.Values, func(v string) bool { return !strings.Contains(v, ":") })
+	if needJWKS && acceptsUntypedJWT(c.JWTTypes) && s.Audience.Strategy == AudienceValues &&
+		(clientIDLike || (known && quirk.clientIDAudience)) {
+		msg := "the tenant accepts JWTs typed JWT (or untyped), as ID tokens are, so an ID token passes as an access token if one of audience.values is a client's id, as " +
+			quotedList(s.Audience.Values) + ` may be: use audience values that are no client's id (an API identifier the provider puts only in access tokens), or a provider that issues access tokens typed at+jwt with provider.jwt_types ["at+jwt"]`
+		if known && quirk.clientIDAudience {
+			msg = quirk.name + " types neither ID nor access tokens and puts client ids in aud of both, so an ID token issued to a client in audience.values passes as an access token: " +
+				"list only a client id that nobody signs in with, used as the audience of tokens other clients ask for (Dex: trusted peers, scope audience:server:client_id:<id>), never the id of the client people sign in to"
+		}
+		add(RuleIDTokenAsAccessToken, SeverityWarning, "%s", msg)
+	}
+
 	if !haveMetadata {
 		return sortVerdicts(out)
 	}
 
-	// Scopes.
+	// Permissions a provider has no way to grant (Dex: no scope claim).
+	if known && quirk.noScopeClaim {
+		var ungrantable []string
+		for _, perm := range Permissions {
+			if len(s.Claims.Roles.Grantors(perm)) == 0 {
+				ungrantable = append(ungrantable, string(perm))
+			}
+		}
+		if len(ungrantable) > 0 {
+			claim := "roles"
+			if slices.Contains(r.ScopesSupported, "groups") || slices.Contains(r.ClaimsSupported, "groups") || s.Claims.Roles == nil {
+				claim = "groups"
+			}
+			add(RulePermissionsUngrantable, SeverityError,
+				`%s puts no scope claim in its tokens and refuses scopes it does not define, so no token can grant %s (no user could create todos, or see and delete the others'); grant permissions from a group claim, as in "claims": {"roles": {"claim": %q, "grants": {"todo-admins": ["create", "read", "delete"], "todo-users": ["create"]}}}, with clients asking for the %s scope`,
+				quirk.name, strings.Join(ungrantable, ", "), claim, claim)
+		}
+	}
+
+	// Scopes, but for the permissions that role grants cover.
+	var missing []string
+	for _, perm := range Permissions {
+		if sc := s.Scopes[perm]; slices.Contains(r.MissingScopes, sc) && len(s.Claims.Roles.Grantors(perm)) == 0 && !slices.Contains(missing, sc) {
+			missing = append(missing, sc)
+		}
+	}
 	switch {
+	case known && quirk.noScopeClaim:
+		// Said above, with what to do instead.
 	case len(r.ScopesSupported) == 0:
 		add(RuleScopesUnpublished, SeverityInfo,
 			"no scopes_supported published, so the tenant's scopes (%s) cannot be checked", strings.Join(r.TenantScopes, ", "))
-	case len(r.MissingScopes) > 0 && unlistedAPIScopes(c, quirk, known) != "":
+	case len(missing) > 0 && unlistedAPIScopes(c, quirk, known) != "":
 		add(RuleScopesMissing, SeverityInfo,
 			"scopes_supported lacks %s, as expected: %s; check that the API defines them",
-			strings.Join(r.MissingScopes, ", "), unlistedAPIScopes(c, quirk, known))
-	case len(r.MissingScopes) > 0:
+			strings.Join(missing, ", "), unlistedAPIScopes(c, quirk, known))
+	case len(missing) > 0:
 		add(RuleScopesMissing, SeverityWarning,
-			"scopes_supported lacks %s: clients asking for them may be refused or get tokens without them; define them at the provider, or map the permissions to its scopes (scopes.create/read/delete)",
-			strings.Join(r.MissingScopes, ", "))
+			"scopes_supported lacks %s: clients asking for them may be refused or get tokens without them; define them at the provider, map the permissions to its scopes (scopes.create/read/delete), or grant them from a role or group claim (claims.roles)",
+			strings.Join(missing, ", "))
 	}
 
 	// What MCP clients need from the authorization server.
@@ -377,4 +452,10 @@ func discoveryFailure(r *ProbeReport) string {
 func sortVerdicts(vs []Verdict) []Verdict {
 	slices.SortStableFunc(vs, func(a, b Verdict) int { return b.Severity.rank() - a.Severity.rank() })
 	return vs
+}
+
+// acceptsUntypedJWT reports whether a typ list lets through what ID tokens
+// carry: typ JWT, or none (which counts as JWT).
+func acceptsUntypedJWT(types []string) bool {
+	return slices.ContainsFunc(types, func(t string) bool { return normaliseType(t) == "jwt" })
 }

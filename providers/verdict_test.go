@@ -153,6 +153,27 @@ func TestVerdicts(t *testing.T) {
 			want: map[string]Severity{}},
 
 		// Introspection.
+		{name: "introspection without client authentication", settings: func(s *Settings) {
+			s.Config.Token, s.Config.Introspection = TokenIntrospection, &IntrospectionConfig{AuthMethod: "none"}
+		}, report: func(r *ProbeReport) {
+			r.IntrospectionAuthMethods = []string{"none"}
+			r.Introspection = &IntrospectionProbe{URL: r.Endpoints.Introspection, Method: "POST", Status: 200, Inactive: true}
+		}, want: map[string]Severity{RuleIntrospectionUnauthenticated: SeverityWarning}, mention: "must not be public"},
+		{name: "introspection endpoint answers a random token inactive", settings: func(s *Settings) {
+			s.Config.Token, s.Config.Introspection = TokenIntrospection, introspectionClient("")
+		}, report: func(r *ProbeReport) {
+			r.Introspection = &IntrospectionProbe{URL: r.Endpoints.Introspection, Method: "POST", Status: 200, Inactive: true}
+		}, want: map[string]Severity{}},
+		{name: "introspection endpoint 404", settings: func(s *Settings) {
+			s.Config.Token, s.Config.Introspection = TokenIntrospection, introspectionClient("")
+		}, report: func(r *ProbeReport) {
+			r.Introspection = &IntrospectionProbe{URL: r.Endpoints.Introspection, Method: "POST", Status: 404, Error: "POST " + r.Endpoints.Introspection + ": HTTP 404"}
+		}, want: map[string]Severity{RuleIntrospectionProbe: SeverityError}, mention: "HTTP 404"},
+		{name: "introspection endpoint not probed without its secret", settings: func(s *Settings) {
+			s.Config.Token, s.Config.Introspection = TokenIntrospection, introspectionClient("")
+		}, report: func(r *ProbeReport) {
+			r.Introspection = &IntrospectionProbe{URL: r.Endpoints.Introspection, NotProbed: "the client secret cannot be read: environment variable GW_SECRET is not set"}
+		}, want: map[string]Severity{RuleIntrospectionProbe: SeverityInfo}},
 		{name: "introspection mode without endpoint", settings: func(s *Settings) {
 			s.Config.Token, s.Config.Introspection = TokenIntrospection, introspectionClient("")
 		}, report: func(r *ProbeReport) { r.Endpoints.Introspection = "" },
@@ -193,17 +214,87 @@ func TestVerdicts(t *testing.T) {
 		}, want: map[string]Severity{RuleResourceIndicators: SeverityWarning}},
 		{name: "audience strategy on Auth0", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://acme.eu.auth0.com/"
-			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-api"}}
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"https://todo-api.acme.example"}}
 		}, want: map[string]Severity{}},
 		{name: "audience strategy on Cognito", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
-			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-api"}}
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"https://todo-api.acme.example"}}
 		}, want: map[string]Severity{RuleNoAudienceClaim: SeverityWarning}},
 		{name: "resource strategy on an unknown host", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://login.acme-auth0.com.example/"
 		}, want: map[string]Severity{}},
 
+		// Software recognised by its metadata, wherever it is hosted.
+		{name: "resource strategy on Hydra", settings: func(s *Settings) {
+			s.Config.Type, s.Config.Issuer = KindOIDC, "https://auth.acme.example"
+		}, report: func(r *ProbeReport) { r.Software = softwareHydra },
+			want: map[string]Severity{RuleResourceIndicators: SeverityWarning}, mention: "audience="},
+		{name: "audience strategy on Hydra", settings: func(s *Settings) {
+			s.Config.Type, s.Config.Issuer = KindOIDC, "https://auth.acme.example"
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"https://todo-api.acme.example"}}
+		}, report: func(r *ProbeReport) { r.Software = softwareHydra }, want: map[string]Severity{}},
+		{name: "resource strategy on Dex", settings: func(s *Settings) {
+			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
+			s.Claims.Roles = tutorialRoles("groups")
+			s.Claims.Roles.Grants["todo-readers"] = []Permission{PermRead}
+		}, report: func(r *ProbeReport) { r.Software = softwareDex },
+			want: map[string]Severity{RuleResourceIndicators: SeverityError}, mention: "cannot work with Dex"},
+		// The Dex case: no scope claim and unknown scopes refused.
+		{name: "Dex without role grants", settings: func(s *Settings) {
+			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"https://todo.acme.example"}}
+		}, report: func(r *ProbeReport) {
+			r.Software = softwareDex
+			r.ScopesSupported, r.MissingScopes = []string{"openid", "email", "groups", "profile", "offline_access"}, r.TenantScopes
+		}, want: map[string]Severity{RulePermissionsUngrantable: SeverityError, RuleIDTokenAsAccessToken: SeverityWarning},
+			mention: `no token can grant create, read, delete (no user could create todos, or see and delete the others'); grant permissions from a group claim, as in "claims": {"roles": {"claim": "groups"`},
+		{name: "Dex with grants for create only", settings: func(s *Settings) {
+			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-app"}}
+			s.Claims.Roles = &RoleGrants{Claim: "groups", Grants: map[string][]Permission{"todo-users": {PermCreate}}}
+		}, report: func(r *ProbeReport) {
+			r.Software = softwareDex
+			r.ScopesSupported, r.MissingScopes = []string{"openid", "groups"}, r.TenantScopes
+		}, want: map[string]Severity{RulePermissionsUngrantable: SeverityError, RuleIDTokenAsAccessToken: SeverityWarning},
+			mention: "no token can grant read, delete"},
+		{name: "Dex with the tutorial's role table and readers", settings: func(s *Settings) {
+			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-app"}}
+			s.Claims.Roles = tutorialRoles("groups")
+		}, report: func(r *ProbeReport) {
+			r.Software = softwareDex
+			r.ScopesSupported, r.MissingScopes = []string{"openid", "groups"}, r.TenantScopes
+		}, want: map[string]Severity{RuleIDTokenAsAccessToken: SeverityWarning}, mention: "Dex types neither ID nor access tokens and puts client ids in aud of both"},
+
+		// ID tokens passing as access tokens.
+		{name: "untyped JWTs and a client-id-like audience", settings: func(s *Settings) {
+			s.Config.Type = KindOIDC
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-app"}}
+		}, want: map[string]Severity{RuleIDTokenAsAccessToken: SeverityWarning}, mention: `provider.jwt_types ["at+jwt"]`},
+		{name: "only at+jwt accepted", settings: func(s *Settings) {
+			s.Config.Type, s.Config.JWTTypes = KindOIDC, []string{"at+jwt"}
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-app"}}
+		}, want: map[string]Severity{}},
+		{name: "an API identifier URI as the audience", settings: func(s *Settings) {
+			s.Config.Type = KindOIDC
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"api://default"}}
+		}, want: map[string]Severity{}},
+
 		// Scopes.
+		{name: "missing scopes that role grants cover", settings: func(s *Settings) {
+			s.Config.Type = KindOIDC
+			s.Claims.Roles = &RoleGrants{Claim: "roles", Grants: map[string][]Permission{"admin": {PermCreate, PermDelete}}}
+		}, report: func(r *ProbeReport) {
+			r.ScopesSupported = []string{"openid"}
+			r.MissingScopes = r.TenantScopes
+		}, want: map[string]Severity{RuleScopesMissing: SeverityWarning}, mention: "lacks read:todos:"},
+		{name: "every missing scope covered by role grants", settings: func(s *Settings) {
+			s.Config.Type = KindOIDC
+			s.Claims.Roles = tutorialRoles("roles")
+		}, report: func(r *ProbeReport) {
+			r.ScopesSupported = []string{"openid"}
+			r.MissingScopes = r.TenantScopes
+		}, want: map[string]Severity{}},
 		{name: "tenant scopes not advertised", settings: func(s *Settings) { s.Config.Type = KindOIDC },
 			report: func(r *ProbeReport) {
 				r.ScopesSupported = []string{"openid", "read:todos"}
@@ -215,7 +306,7 @@ func TestVerdicts(t *testing.T) {
 		}, want: map[string]Severity{RuleScopesMissing: SeverityInfo}, mention: "API resource"},
 		{name: "Auth0 never lists API scopes", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://acme.eu.auth0.com/"
-			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-api"}}
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"https://todo-api.acme.example"}}
 		}, report: func(r *ProbeReport) {
 			r.ScopesSupported, r.MissingScopes = []string{"openid", "offline_access"}, r.TenantScopes
 		}, want: map[string]Severity{RuleScopesMissing: SeverityInfo}, mention: "Auth0 lists only OpenID scopes"},

@@ -16,12 +16,17 @@ const (
 
 // Principal is who a verified token speaks for, and what it may do.
 type Principal struct {
-	Tenant      string
-	Issuer      string
-	Subject     string
-	ClientID    string
-	Scopes      []string            // raw scope strings from the token
-	Permissions map[Permission]bool // scopes mapped through the tenant's ScopeMap
+	Tenant   string
+	Issuer   string
+	Subject  string
+	ClientID string
+	Scopes   []string // raw scope strings from the token
+	// Roles are the values of the tenant's role or group claim
+	// (Claims.Roles), nil when it has none.
+	Roles []string
+	// Permissions are the scopes mapped through the tenant's ScopeMap and
+	// the roles through its role grants.
+	Permissions map[Permission]bool
 	Audience    []string
 	Expiry      time.Time
 	Kind        TokenKind

@@ -71,6 +71,7 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 func (pr *Principal) clone() *Principal {
 	c := *pr
 	c.Scopes = slices.Clone(pr.Scopes)
+	c.Roles = slices.Clone(pr.Roles)
 	c.Audience = slices.Clone(pr.Audience)
 	c.Permissions = make(map[Permission]bool, len(pr.Permissions))
 	for k, v := range pr.Permissions {

@@ -39,6 +39,10 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("status lacks tenant %s: %d %s", id, code, body)
 		}
 	}
+	// Nobody has asked the issuer anything yet: it is not "reachable".
+	if strings.Contains(body, `"reachable":true`) || !strings.Contains(body, `"reachable":false`) {
+		t.Errorf("status before any token: %s, want the issuer not reachable", body)
+	}
 
 	tok := iss.Mint(iss.Claims("admin", b.resources["t0"], allTodoScopes))
 	if resp := post(t, b.resources["t0"], tok, createBody(0), nil); resp.StatusCode != http.StatusOK {
@@ -59,7 +63,8 @@ func TestAdminEndpoints(t *testing.T) {
 
 	// The tenant that has seen a token knows its issuer's keys.
 	code, body = get(t, admin+"/status")
-	if code != http.StatusOK || !strings.Contains(body, `"id":"t0"`) || !strings.Contains(body, `"discovered":true`) || !strings.Contains(body, `"keys":1`) {
+	if code != http.StatusOK || !strings.Contains(body, `"id":"t0"`) || !strings.Contains(body, `"discovered":true`) || !strings.Contains(body, `"keys":1`) ||
+		!strings.Contains(body, `"reachable":true`) {
 		t.Errorf("status after a token: %d %s", code, body)
 	}
 	// Both tenants are on one issuer: one shared entry, counting them.

@@ -64,7 +64,7 @@ func (ps providerShapes) config(t *testing.T, extra ...string) string {
 			"provider": {"type": "logto", "issuer": %q},
 			"audience": {"strategy": "resource"}}`, ps.logto.Issuer()),
 		fmt.Sprintf(`{"id": "globex", "resource": "http://localhost:3001/globex",
-			"provider": {"type": "oidc", "issuer": %q},
+			"provider": {"type": "oidc", "issuer": %q, "jwt_types": ["at+jwt"]},
 			"audience": {"strategy": "audience", "values": ["todo-api"]},
 			"claims": {"scopes": ["permissions", "scope"]}}`, ps.oidc.Issuer()),
 		fmt.Sprintf(`{"id": "initech", "resource": "http://localhost:3001/initech",
@@ -142,12 +142,14 @@ var providersJSONFields = []string{
 	"tenants[].probe.endpoints", "tenants[].probe.endpoints.authorization", "tenants[].probe.endpoints.introspection",
 	"tenants[].probe.endpoints.jwks", "tenants[].probe.endpoints.registration", "tenants[].probe.endpoints.revocation",
 	"tenants[].probe.endpoints.token", "tenants[].probe.endpoints.userinfo",
-	"tenants[].probe.grant_types", "tenants[].probe.introspection_auth_methods", "tenants[].probe.issuer_match",
+	"tenants[].probe.grant_types", "tenants[].probe.introspection_auth_methods",
+	"tenants[].probe.introspection_probe", "tenants[].probe.introspection_probe.inactive", "tenants[].probe.introspection_probe.method",
+	"tenants[].probe.introspection_probe.status", "tenants[].probe.introspection_probe.url", "tenants[].probe.issuer_match",
 	"tenants[].probe.jwks", "tenants[].probe.jwks.keys", "tenants[].probe.jwks.keys[].alg", "tenants[].probe.jwks.keys[].bits",
 	"tenants[].probe.jwks.keys[].crv", "tenants[].probe.jwks.keys[].kid", "tenants[].probe.jwks.keys[].kty",
 	"tenants[].probe.jwks.keys[].usable", "tenants[].probe.jwks.keys[].use", "tenants[].probe.jwks.url",
 	"tenants[].probe.metadata_url", "tenants[].probe.missing_scopes", "tenants[].probe.pkce_s256",
-	"tenants[].probe.response_types", "tenants[].probe.scopes_supported", "tenants[].probe.signing_algs",
+	"tenants[].probe.response_types", "tenants[].probe.scopes_supported", "tenants[].probe.signing_algs", "tenants[].probe.software",
 	"tenants[].probe.tenant_scopes", "tenants[].probe.token_endpoint_auth_methods",
 	"tenants[].status", "tenants[].tenant", "tenants[].token_mode", "tenants[].type",
 	"tenants[].verdicts", "tenants[].verdicts[].message", "tenants[].verdicts[].rule", "tenants[].verdicts[].severity",
@@ -619,6 +621,76 @@ func TestProvWrap(t *testing.T) {
 			if len(l) > tc.width {
 				t.Errorf("provWrap(%q, %d): line %q is wider than %d", tc.in, tc.width, l, tc.width)
 			}
+		}
+	}
+}
+
+// TestProvidersDexHydraAndIntrospection: the interop cases providers used
+// to call fine. A server shaped like Dex (recognised by its metadata, on a
+// loopback host) with the resource strategy and no role grants: the
+// strategy cannot work and no permission can be granted; with the
+// tutorial's group table and client ids as the audience, only the ID token
+// warning is left. A Hydra-shaped one warns on the resource strategy. An
+// introspection endpoint with a wrong path, and one without client
+// authentication, are judged.
+func TestProvidersDexHydraAndIntrospection(t *testing.T) {
+	dex := providertest.New(t, providertest.WithKeys(jose.RS256), providertest.WithScopes("openid", "email", "groups", "profile", "offline_access"))
+	dex.SetMetadata(func(_ providertest.Endpoint, m map[string]any) {
+		m["jwks_uri"] = dex.Issuer() + "/keys"
+		delete(m, "introspection_endpoint")
+	})
+	hydra := providertest.New(t, providertest.WithKeys(jose.RS256), providertest.WithIntrospectionClient("", ""))
+	hydra.SetMetadata(func(_ providertest.Endpoint, m map[string]any) {
+		// Hydra publishes its admin introspection endpoint nowhere.
+		m["credentials_endpoint_draft_00"] = hydra.Issuer() + "/credentials"
+		delete(m, "introspection_endpoint")
+		delete(m, "introspection_endpoint_auth_methods_supported")
+	})
+	cfg := writeFile(t, fmt.Sprintf(`{"tenants": [
+  {"id": "dex", "resource": "http://localhost:3001/dex",
+   "provider": {"type": "oidc", "issuer": %[1]q, "metadata": {"jwks_uri": %[2]q}}},
+  {"id": "dex-groups", "resource": "http://localhost:3001/dex-groups",
+   "provider": {"type": "oidc", "issuer": %[1]q, "metadata": {"jwks_uri": %[2]q}},
+   "audience": {"strategy": "audience", "values": ["todo-app"]},
+   "claims": {"roles": {"claim": "groups", "grants": {"todo-admins": ["create", "read", "delete"], "todo-users": ["create"]}}}},
+  {"id": "hydra", "resource": "http://localhost:3001/hydra",
+   "provider": {"type": "oidc", "issuer": %[3]q, "token": "auto",
+                "introspection": {"auth_method": "none"}, "metadata": {"introspection_endpoint": %[4]q}}},
+  {"id": "typo", "resource": "http://localhost:3001/typo",
+   "provider": {"type": "oidc", "issuer": %[3]q, "token": "introspection",
+                "introspection": {"auth_method": "none"}, "metadata": {"introspection_endpoint": %[5]q}},
+   "audience": {"strategy": "audience", "values": ["https://todo.acme.example"]}}
+]}`, dex.Issuer(), dex.JWKSURL(), hydra.Issuer(), hydra.IntrospectionURL(), hydra.URL()+"/admin/oauth2/introspec"))
+
+	code, out, raw := runProvidersJSON(t, "--config", cfg)
+	if code != 1 || out.OK {
+		t.Fatalf("got exit %d ok %v, want 1 and false\n%s", code, out.OK, raw)
+	}
+	want := map[string]map[string]providers.Severity{
+		"dex":        {providers.RuleResourceIndicators: providers.SeverityError, providers.RulePermissionsUngrantable: providers.SeverityError},
+		"dex-groups": {providers.RuleIDTokenAsAccessToken: providers.SeverityWarning},
+		"hydra":      {providers.RuleResourceIndicators: providers.SeverityWarning, providers.RuleIntrospectionUnauthenticated: providers.SeverityWarning},
+		"typo":       {providers.RuleIntrospectionProbe: providers.SeverityError, providers.RuleIntrospectionUnauthenticated: providers.SeverityWarning},
+	}
+	for _, ten := range out.Tenants {
+		got := map[string]providers.Severity{}
+		for _, v := range ten.Verdicts {
+			if v.Severity != providers.SeverityInfo {
+				got[v.Rule] = v.Severity
+			}
+		}
+		if !maps.Equal(got, want[ten.Tenant]) {
+			t.Errorf("tenant %s: got verdicts %v, want %v\n%+v", ten.Tenant, got, want[ten.Tenant], ten.Verdicts)
+		}
+	}
+	for _, phrase := range []string{
+		`Dex puts no scope claim in its tokens and refuses scopes it does not define, so no token can grant create, read, delete`,
+		`\"claims\": {\"roles\": {\"claim\": \"groups\"`,
+		`POST ` + hydra.URL() + `/admin/oauth2/introspec: HTTP 404`,
+		`"software": "Ory Hydra"`, `"software": "Dex"`,
+	} {
+		if !strings.Contains(raw, phrase) {
+			t.Errorf("output lacks %q:\n%s", phrase, raw)
 		}
 	}
 }

@@ -42,12 +42,18 @@ type provProbeJSON struct {
 	AllowedAlgs              []string            `json:"allowed_algs"`
 	TokenEndpointAuthMethods []string            `json:"token_endpoint_auth_methods"`
 	IntrospectionAuthMethods []string            `json:"introspection_auth_methods"`
-	DynamicRegistration      bool                `json:"dynamic_registration"`
-	ClientIDMetadataDocument bool                `json:"client_id_metadata_document"`
-	JWKS                     provJWKSJSON        `json:"jwks"`
-	ScopesSupported          []string            `json:"scopes_supported"`
-	TenantScopes             []string            `json:"tenant_scopes"`
-	MissingScopes            []string            `json:"missing_scopes"`
+	// IntrospectionProbe is the introspection endpoint's answer to a
+	// random token; absent when the tenant does not introspect.
+	IntrospectionProbe *providers.IntrospectionProbe `json:"introspection_probe,omitempty"`
+	// Software is the server recognised from its metadata (Ory Hydra,
+	// Dex), "" when not recognised.
+	Software                 string       `json:"software"`
+	DynamicRegistration      bool         `json:"dynamic_registration"`
+	ClientIDMetadataDocument bool         `json:"client_id_metadata_document"`
+	JWKS                     provJWKSJSON `json:"jwks"`
+	ScopesSupported          []string     `json:"scopes_supported"`
+	TenantScopes             []string     `json:"tenant_scopes"`
+	MissingScopes            []string     `json:"missing_scopes"`
 }
 
 type provDiscoveryJSON struct {
@@ -100,6 +106,8 @@ func writeProvidersJSON(w io.Writer, results []provResult) error {
 				AllowedAlgs:              provList(r.AllowedAlgs),
 				TokenEndpointAuthMethods: provList(r.TokenEndpointAuthMethods),
 				IntrospectionAuthMethods: provList(r.IntrospectionAuthMethods),
+				IntrospectionProbe:       r.Introspection,
+				Software:                 r.Software,
 				DynamicRegistration:      r.DynamicRegistration,
 				ClientIDMetadataDocument: r.ClientIDMetadataDocument,
 				JWKS:                     provJWKSJSON{URL: r.JWKSURL, Error: r.KeysError, Keys: provList(r.Keys)},

@@ -65,13 +65,25 @@ func provRows(results []provResult) []provRow {
 		{"dynamic registration", yesNo(func(r *providers.ProbeReport) bool { return r.DynamicRegistration })},
 		{"client ID metadata", yesNo(func(r *providers.ProbeReport) bool { return r.ClientIDMetadataDocument })},
 		{"introspection", needReport(func(res provResult, r *providers.ProbeReport) []string {
-			if m := res.settings.Config.Metadata; m != nil && m.IntrospectionEndpoint != "" {
-				return []string{provEndpoint(r.Endpoints.Introspection, r.Issuer) + " (configured)"}
-			}
-			if r.MetadataURL == "" {
+			var cell []string
+			switch m := res.settings.Config.Metadata; {
+			case m != nil && m.IntrospectionEndpoint != "":
+				cell = []string{provEndpoint(r.Endpoints.Introspection, r.Issuer) + " (configured)"}
+			case r.MetadataURL == "":
 				return []string{"-"}
+			default:
+				cell = []string{provEndpoint(r.Endpoints.Introspection, r.Issuer)}
 			}
-			return []string{provEndpoint(r.Endpoints.Introspection, r.Issuer)}
+			switch pr := r.Introspection; {
+			case pr == nil:
+			case pr.NotProbed != "":
+				cell = append(cell, "not probed")
+			case pr.Inactive:
+				cell = append(cell, `a random token: 200 "active": false`)
+			default:
+				cell = append(cell, "a random token: "+pr.Error)
+			}
+			return cell
 		})},
 		{"revocation", needMetadata(func(_ provResult, r *providers.ProbeReport) []string {
 			return []string{provEndpoint(r.Endpoints.Revocation, r.Issuer)}

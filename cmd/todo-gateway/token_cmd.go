@@ -184,6 +184,7 @@ type principalView struct {
 	Subject     string    `json:"subject"`
 	ClientID    string    `json:"client_id,omitempty"`
 	Scopes      []string  `json:"scopes"`
+	Roles       []string  `json:"roles,omitempty"` // values of the tenant's role or group claim
 	Permissions []string  `json:"permissions"`
 	Expiry      time.Time `json:"expiry,omitzero"`
 	Kind        string    `json:"kind"`
@@ -240,7 +241,7 @@ func explain(t *tenants.Tenant, token string, timeout time.Duration) *tokenRepor
 		return rep
 	}
 	rep.Decision = decision{Accepted: true}
-	rep.Principal = &principalView{Subject: p.Subject, ClientID: p.ClientID, Scopes: p.Scopes, Expiry: p.Expiry, Kind: string(p.Kind)}
+	rep.Principal = &principalView{Subject: p.Subject, ClientID: p.ClientID, Scopes: p.Scopes, Roles: p.Roles, Expiry: p.Expiry, Kind: string(p.Kind)}
 	if rep.Principal.Scopes == nil {
 		rep.Principal.Scopes = []string{}
 	}
@@ -267,8 +268,13 @@ func toolVerdicts(t *tenants.Tenant, p *providers.Principal) []toolVerdict {
 	for _, tool := range mcp.Tools {
 		if tool.Requires != "" && !p.Has(tool.Requires) {
 			scope := t.Scope(tool.Requires)
-			out = append(out, toolVerdict{Tool: tool.Name, Access: "refused", Status: http.StatusForbidden,
-				Detail: fmt.Sprintf("403 insufficient_scope, scope=%q: the client must ask for %s (step-up)", scope, scope)})
+			detail := fmt.Sprintf("403 insufficient_scope, scope=%q: the client must ask for %s (step-up)", scope, scope)
+			if rg := t.Claims.Roles; rg != nil {
+				if by := rg.Grantors(tool.Requires); len(by) > 0 {
+					detail += fmt.Sprintf(", or the user needs %s %s", rg.Claim, strings.Join(by, " or "))
+				}
+			}
+			out = append(out, toolVerdict{Tool: tool.Name, Access: "refused", Status: http.StatusForbidden, Detail: detail})
 			continue
 		}
 		access, detail := tool.Explain(p, t.Scope)

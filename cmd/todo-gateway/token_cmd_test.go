@@ -27,6 +27,7 @@ type tokenBed struct {
 const (
 	acmeResource    = "http://localhost:3001/acme"
 	initechResource = "http://localhost:3001/initech"
+	groupsResource  = "http://localhost:3001/groups"
 	tokenTestSecret = "gateway-secret" // providertest's default client secret
 )
 
@@ -47,13 +48,15 @@ func newTokenBed(t *testing.T) *tokenBed {
    "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
                 "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_SECRET"}},
    "audience": {"strategy": "scope", "prefix": "todo-api:"}},
+  {"id": "groups", "resource": %q, "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"},
+   "claims": {"roles": {"claim": "groups", "grants": {"todo-admins": ["create", "read", "delete"], "todo-users": ["create"]}}}},
   {"id": "offline", "resource": "http://localhost:3001/offline", "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
   {"id": "sluggish", "resource": "http://localhost:3001/sluggish", "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
   {"id": "unset", "resource": "http://localhost:3001/unset",
    "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
                 "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_UNSET_SECRET"}},
    "audience": {"strategy": "resource"}}
-]}`, acmeResource, b.logto.Issuer(), initechResource, b.oauth.Issuer(), b.down.Issuer(), b.slow.Issuer(), b.oauth.Issuer()))
+]}`, acmeResource, b.logto.Issuer(), initechResource, b.oauth.Issuer(), groupsResource, b.logto.Issuer(), b.down.Issuer(), b.slow.Issuer(), b.oauth.Issuer()))
 	return b
 }
 
@@ -110,6 +113,22 @@ func TestTokenExplains(t *testing.T) {
 			name: "token without the create scope", tenant: "acme", token: b.acme("reader-1", "read:todos", nil),
 			code: 0,
 			want: []string{"create-todo  refused  403 insufficient_scope, scope=\"create:todos\"", "get-todos    all", "delete-todo  own", "Decision: accepted"},
+		},
+		{
+			name: "user by group", tenant: "groups",
+			token: b.logto.Mint(withClaim(b.logto.Claims("user-1", groupsResource, ""), "groups", []string{"staff", "todo-users"}), providertest.Alg(jose.ES384)),
+			code:  0,
+			want: []string{"✓ scopes ", "✓ roles ", `groups ["staff" "todo-users"]`,
+				`✓ permissions  groups "todo-users" grants create; no read:todos and no groups value granting it, so no read; no delete:todos and no groups value granting it, so no delete`,
+				"create-todo  allowed", "get-todos    own", `Decision: accepted, subject "user-1"`},
+			miss: []string{"✗"},
+		},
+		{
+			name: "guest by group", tenant: "groups",
+			token: b.logto.Mint(withClaim(b.logto.Claims("guest-1", groupsResource, ""), "groups", []string{"staff"}), providertest.Alg(jose.ES384)),
+			code:  0,
+			want: []string{"✓ roles ", `groups ["staff"]`,
+				`create-todo  refused  403 insufficient_scope, scope="create:todos": the client must ask for create:todos (step-up), or the user needs groups todo-admins or todo-users`},
 		},
 		{
 			name: "expired token", tenant: "acme",
@@ -267,7 +286,7 @@ func TestTokenUsage(t *testing.T) {
 		{"no --config", []string{"--tenant", "acme"}, "x", 2, "", "todo-gateway token: --config FILE is required"},
 		{"no --tenant", []string{"--config", b.config}, "x", 2, "", "todo-gateway token: --tenant ID is required"},
 		{"unknown tenant", []string{"--config", b.config, "--tenant", "globex"}, "x", 2, "",
-			`has no tenant "globex" (it has: acme, initech, offline, sluggish, unset)`},
+			`has no tenant "globex" (it has: acme, initech, groups, offline, sluggish, unset)`},
 		{"empty stdin", []string{"--config", b.config, "--tenant", "acme"}, " \n\t", 2, "", "todo-gateway token: no token on stdin"},
 		{"only a Bearer scheme", []string{"--config", b.config, "--tenant", "acme"}, "Bearer  \n", 2, "", "no token on stdin"},
 		{"token as an argument", []string{"--config", b.config, "--tenant", "acme", "eyJ"}, "", 2, "", `unexpected argument "eyJ" (the token is read from stdin)`},
@@ -300,4 +319,10 @@ func TestTokenUsage(t *testing.T) {
 	if code, stdout, _ := runCLI("help", "token"); code != 0 || !strings.Contains(stdout, "-tenant id") {
 		t.Errorf("help token: got exit %d stdout %q, want 0 and the flags", code, stdout)
 	}
+}
+
+// withClaim sets one claim of c and returns c.
+func withClaim(c map[string]any, name string, v any) map[string]any {
+	c[name] = v
+	return c
 }

@@ -12,6 +12,12 @@ export const ROLES = {
 };
 
 /**
+ * The group each role is when a provider grants by group rather than by
+ * scope (Dex, Keycloak, Entra): the names a tenant's claims.roles maps.
+ */
+export const GROUPS = { Admin: 'todo-admins', User: 'todo-users' };
+
+/**
  * The tutorial's users plus one with no todo role. Loopback-only test
  * accounts: the passwords are printed by `make demo` on purpose.
  */

@@ -20,9 +20,9 @@ import * as jose from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 import { Store } from './adapter.mjs';
-import { GATEWAY_CLIENT_ID, M2M_CLIENT_ID, ROLES, TODO_SCOPES, USERS } from './accounts.mjs';
+import { GATEWAY_CLIENT_ID, GROUPS, M2M_CLIENT_ID, ROLES, TODO_SCOPES, USERS } from './accounts.mjs';
 
-export { TODO_SCOPES, ROLES, USERS, GATEWAY_CLIENT_ID, M2M_CLIENT_ID };
+export { TODO_SCOPES, ROLES, GROUPS, USERS, GATEWAY_CLIENT_ID, M2M_CLIENT_ID };
 
 const SHAPES = {
   logto: { mount: '/oidc', alg: 'ES384', format: 'jwt' },
@@ -97,6 +97,9 @@ async function readForm(req) {
  * @param {boolean} [o.rotateKeys]  start with a new signing key
  * @param {string} [o.stateFile]    where clients, sessions, grants and tokens are kept across restarts
  * @param {number} [o.accessTokenTTL] seconds, default 3600
+ * @param {boolean} [o.groups]      grant by group, as Dex does: users get no todo
+ *                                  scope, and access tokens carry a "groups" claim
+ *                                  with the group of each of their roles (GROUPS)
  * @param {(line: string) => void} [o.log]
  */
 export async function startIdp(o) {
@@ -113,7 +116,8 @@ export async function startIdp(o) {
   const resources = new Set(o.resources);
   // Role changes made while running (the step-up scenario grants a role).
   const roles = new Map(Object.entries(USERS).map(([id, u]) => [id, [...u.roles]]));
-  const scopesOf = (accountId) => new Set((roles.get(accountId) ?? []).flatMap((r) => ROLES[r] ?? []));
+  const scopesOf = (accountId) => new Set(o.groups ? [] : (roles.get(accountId) ?? []).flatMap((r) => ROLES[r] ?? []));
+  const groupsOf = (accountId) => (roles.get(accountId) ?? []).flatMap((r) => (GROUPS[r] ? [GROUPS[r]] : []));
 
   const provider = new Provider(issuer, {
     adapter: store.adapter(),
@@ -201,6 +205,9 @@ export async function startIdp(o) {
       const grantId = ctx.oidc.result?.consent?.grantId;
       return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
+    // In groups mode a user's access tokens say which groups they are in,
+    // as read at issue time (a role granted later shows in the next token).
+    extraTokenClaims: async (ctx, token) => (o.groups && token.accountId ? { groups: groupsOf(token.accountId) } : undefined),
     findAccount: async (ctx, id) => {
       const u = USERS[id];
       if (!u) return undefined;
