@@ -101,3 +101,15 @@ func missingPermissionText(tool, scope string) string {
 	return "Forbidden: the " + tool + " tool requires the " + scope + " scope, which this access token does not grant. " +
 		"Sign in again granting " + scope + ", or ask an administrator for it."
 }
+
+// StepUpScope is the scope parameter of the 403 a call of tool gets from the
+// tenant when p lacks its permission, for a request speaking protocol
+// version ("" when the tool needs nothing p lacks). The token command shows
+// it; the edge answers with the same.
+func StepUpScope(t *tenants.Tenant, p *providers.Principal, version, tool string) string {
+	miss := missingPermissions(p, rpcCall{Method: string(mcpgo.MethodToolsCall), Tool: tool})
+	if len(miss) == 0 {
+		return ""
+	}
+	return stepUpScope(t, p, version, miss...)
+}

@@ -268,13 +268,23 @@ func toolVerdicts(t *tenants.Tenant, p *providers.Principal) []toolVerdict {
 	for _, tool := range mcp.Tools {
 		if tool.Requires != "" && !p.Has(tool.Requires) {
 			scope := t.Scope(tool.Requires)
-			detail := fmt.Sprintf("403 insufficient_scope, scope=%q: the client must ask for %s (step-up)", scope, scope)
+			var detail string
+			status := http.StatusForbidden
+			if t.MissingPermission == tenants.MissingPermissionToolError {
+				status = http.StatusOK
+				detail = fmt.Sprintf("200 with a tool error (missing_permission tool_error): the token lacks %s", scope)
+			} else {
+				// What the challenge names depends on the protocol version
+				// the client speaks (see "Step-up" in the README).
+				detail = fmt.Sprintf("403 insufficient_scope, scope=%q to clients before 2026-07-28, scope=%q from 2026-07-28: the client must ask for %s (step-up)",
+					mcp.StepUpScope(t, p, "2025-11-25", tool.Name), mcp.StepUpScope(t, p, "2026-07-28", tool.Name), scope)
+			}
 			if rg := t.Claims.Roles; rg != nil {
 				if by := rg.Grantors(tool.Requires); len(by) > 0 {
 					detail += fmt.Sprintf(", or the user needs %s %s", rg.Claim, strings.Join(by, " or "))
 				}
 			}
-			out = append(out, toolVerdict{Tool: tool.Name, Access: "refused", Status: http.StatusForbidden, Detail: detail})
+			out = append(out, toolVerdict{Tool: tool.Name, Access: "refused", Status: status, Detail: detail})
 			continue
 		}
 		access, detail := tool.Explain(p, t.Scope)
