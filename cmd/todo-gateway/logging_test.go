@@ -1,42 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer the flush goroutine and the test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// lines splits what the buffer holds into log lines.
+func lines(b *lockedBuffer) []string {
+	return strings.Split(strings.TrimSpace(b.String()), "\n")
 }
 
 func TestLoggerBatchesInfoLines(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer
 	log, closer := newLogger(&out, logFlags{level: slog.LevelInfo, format: "json", flush: time.Hour})
 	log.Info("access", "n", 1)
 	log.Info("audit", "n", 2)
@@ -45,14 +24,14 @@ func TestLoggerBatchesInfoLines(t *testing.T) {
 	}
 	// A warning takes the buffered lines with it, in order.
 	log.Warn("slow", "n", 3)
-	if got := out.lines(); len(got) != 3 || !strings.Contains(got[0], `"access"`) || !strings.Contains(got[2], `"slow"`) {
+	if got := lines(&out); len(got) != 3 || !strings.Contains(got[0], `"access"`) || !strings.Contains(got[2], `"slow"`) {
 		t.Fatalf("after a warning: %q", got)
 	}
 	log.Info("last")
 	if err := closer.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got := out.lines()
+	got := lines(&out)
 	if len(got) != 4 || !strings.Contains(got[3], `"last"`) {
 		t.Fatalf("Close left lines in the buffer: %q", got)
 	}
@@ -63,13 +42,13 @@ func TestLoggerBatchesInfoLines(t *testing.T) {
 	}
 	// After Close every line goes straight through.
 	log.Info("after")
-	if got := out.lines(); len(got) != 5 {
+	if got := lines(&out); len(got) != 5 {
 		t.Fatalf("a line after Close: %q", got)
 	}
 }
 
 func TestLoggerFlushesWithinTheInterval(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer
 	log, closer := newLogger(&out, logFlags{level: slog.LevelInfo, format: "json", flush: 20 * time.Millisecond})
 	defer closer.Close()
 	log.Info("access")
@@ -83,7 +62,7 @@ func TestLoggerFlushesWithinTheInterval(t *testing.T) {
 }
 
 func TestLoggerUnbufferedLevelAndText(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer
 	log, closer := newLogger(&out, logFlags{level: slog.LevelWarn, format: "text"})
 	defer closer.Close()
 	log.Info("dropped")

@@ -165,21 +165,39 @@ func current(ctx context.Context, src *tenants.EtcdSource, stderr io.Writer) (te
 	return doc, cfg, nil
 }
 
-func runTenantsPush(ctx context.Context, o *tenantsOptions, stdout, stderr io.Writer) int {
-	data, cfg := loadDocument(o.config, stderr)
-	if cfg == nil {
-		return exitFail
+// against is what push and diff start from: the file's document, validated
+// as check does, and the document etcd holds now (a zero Document when
+// none). ok is false once the problem has been printed.
+type against struct {
+	data         []byte
+	cfg, prevCfg *tenants.Config
+	src          *tenants.EtcdSource
+	prev         tenants.Document
+}
+
+func readAgainst(ctx context.Context, path string, stderr io.Writer) (a against, ok bool) {
+	if a.data, a.cfg = loadDocument(path, stderr); a.cfg == nil {
+		return a, false
 	}
-	src := openDocumentSource(o.config, cfg, stderr)
-	if src == nil {
-		return exitFail
+	if a.src = openDocumentSource(path, a.cfg, stderr); a.src == nil {
+		return a, false
 	}
-	defer src.Close()
-	prev, prevCfg, err := current(ctx, src, stderr)
-	if err != nil {
+	var err error
+	if a.prev, a.prevCfg, err = current(ctx, a.src, stderr); err != nil {
+		a.src.Close()
 		fmt.Fprintln(stderr, err)
+		return a, false
+	}
+	return a, true
+}
+
+func runTenantsPush(ctx context.Context, o *tenantsOptions, stdout, stderr io.Writer) int {
+	a, ok := readAgainst(ctx, o.config, stderr)
+	if !ok {
 		return exitFail
 	}
+	defer a.src.Close()
+	data, cfg, src, prev, prevCfg := a.data, a.cfg, a.src, a.prev, a.prevCfg
 	if prev.Revision != 0 && prev.Version() == tenants.Version(data) {
 		fmt.Fprintf(stdout, "unchanged: revision %d already holds this document (version %s)\n", prev.Revision, short(prev.Version()))
 		return exitOK
@@ -216,20 +234,12 @@ func runTenantsGet(ctx context.Context, o *tenantsOptions, stdout, stderr io.Wri
 }
 
 func runTenantsDiff(ctx context.Context, o *tenantsOptions, stdout, stderr io.Writer) int {
-	data, cfg := loadDocument(o.config, stderr)
-	if cfg == nil {
+	a, ok := readAgainst(ctx, o.config, stderr)
+	if !ok {
 		return exitFail
 	}
-	src := openDocumentSource(o.config, cfg, stderr)
-	if src == nil {
-		return exitFail
-	}
-	defer src.Close()
-	prev, prevCfg, err := current(ctx, src, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
-	}
+	defer a.src.Close()
+	data, cfg, prev, prevCfg := a.data, a.cfg, a.prev, a.prevCfg
 	switch {
 	case prev.Revision == 0:
 		fmt.Fprintf(stdout, "etcd holds no document yet: pushing %s adds every tenant\n", o.config)
