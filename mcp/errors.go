@@ -130,7 +130,7 @@ func (g *Gateway) errorHandler(err error, c echo.Context) {
 			code, desc = "not_found", noServerHere
 		}
 	} else {
-		g.log.Error("request failed", "request_id", RequestIDFrom(c.Request().Context()), "err", err)
+		g.log.Error("request failed", "request_id", RequestIDFrom(c.Request().Context()), "err", bounded(err.Error()))
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)

@@ -191,15 +191,11 @@ func (g *Gateway) routes() *echo.Echo {
 	// Client addresses come from the connection, never from headers anyone can set.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = g.errorHandler
-	e.Pre(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		RequestIDHandler: func(c echo.Context, id string) {
-			c.SetRequest(c.Request().WithContext(withRequestID(c.Request().Context(), id)))
-		},
-	}))
+	e.Pre(assignRequestID)
 	e.Use(g.accessLog())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			g.log.Error("panic", "request_id", RequestIDFrom(c.Request().Context()), "err", err, "stack", string(stack))
+			g.log.Error("panic", "request_id", RequestIDFrom(c.Request().Context()), "err", bounded(err.Error()), "stack", string(stack))
 			return err
 		},
 	}))

@@ -2,9 +2,12 @@ package mcp
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -28,12 +31,14 @@ func (a *auditRecord) principal(p *providers.Principal) {
 // request are on the hot path, and the variadic ...any form boxes every value.
 // Latency is whole microseconds: slog's JSON handler writes a float through
 // json.Marshal, which cost as much as the rest of the line.
+// The method and tool come from the body, the reason may quote the token,
+// and the subject and client from a token's claims: each is bounded.
 func (a *auditRecord) log(log *slog.Logger, ctx context.Context, decision, reason string, status int) {
 	log.LogAttrs(ctx, slog.LevelInfo, "audit",
 		slog.String("tenant", a.tenant), slog.String("issuer", a.issuer),
-		slog.String("subject", a.subject), slog.String("client", a.client),
-		slog.String("method", a.method), slog.String("tool", a.tool),
-		slog.String("decision", decision), slog.String("reason", reason), slog.Int("status", status),
+		slog.String("subject", bounded(a.subject)), slog.String("client", bounded(a.client)),
+		slog.String("method", bounded(a.method)), slog.String("tool", bounded(a.tool)),
+		slog.String("decision", decision), slog.String("reason", bounded(reason)), slog.Int("status", status),
 		slog.Int64("latency_us", time.Since(a.start).Microseconds()),
 		slog.String("request_id", RequestIDFrom(ctx)))
 }
@@ -51,23 +56,88 @@ func (a *auditRecord) deny(log *slog.Logger, ctx context.Context, ch challenge) 
 }
 
 // accessLog writes one line per request. It logs the path, never the query
-// string (a misbehaving client may put a token there) nor any header value.
+// string (a misbehaving client may put a token there) nor any header value
+// but a kept client request id; the method, host and path the client chose
+// are bounded. The request id is the gateway's (echo's LogRequestID would
+// prefer the client's header).
 func (g *Gateway) accessLog() echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogMethod: true, LogURIPath: true, LogHost: true,
-		LogLatency: true, LogRemoteIP: true, LogRequestID: true, LogError: true,
+		LogLatency: true, LogRemoteIP: true, LogError: true,
 		HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			attrs := make([]slog.Attr, 0, 8)
+			ctx := c.Request().Context()
+			attrs := make([]slog.Attr, 0, 9)
 			attrs = append(attrs,
-				slog.String("method", v.Method), slog.String("host", v.Host), slog.String("path", v.URIPath),
+				slog.String("method", bounded(v.Method)), slog.String("host", bounded(v.Host)), slog.String("path", bounded(v.URIPath)),
 				slog.Int("status", v.Status), slog.Int64("latency_us", v.Latency.Microseconds()),
-				slog.String("remote_ip", v.RemoteIP), slog.String("request_id", v.RequestID))
-			if v.Error != nil {
-				attrs = append(attrs, slog.String("err", v.Error.Error()))
+				slog.String("remote_ip", v.RemoteIP), slog.String("request_id", RequestIDFrom(ctx)))
+			if id := ClientRequestIDFrom(ctx); id != "" {
+				attrs = append(attrs, slog.String("client_request_id", id))
 			}
-			g.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "access", attrs...)
+			if v.Error != nil {
+				attrs = append(attrs, slog.String("err", bounded(v.Error.Error())))
+			}
+			g.log.LogAttrs(ctx, slog.LevelInfo, "access", attrs...)
 			return nil
 		},
 	})
+}
+
+// maxLogged bounds a string a client chose (a path, a Host, a method, a
+// tool name, an error quoting any of them) in a log line: a request of
+// megabytes must not become a log line of megabytes.
+const maxLogged = 256
+
+// bounded is s for a log line: cut to maxLogged bytes, at a character
+// boundary, and marked with the length cut off. Every string a client chose
+// goes through it on its way to a log line.
+func bounded(s string) string {
+	if len(s) <= maxLogged {
+		return s
+	}
+	cut := maxLogged
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)-cut) + " more bytes)"
+}
+
+// maxClientRequestID bounds the X-Request-Id kept for correlation.
+const maxClientRequestID = 64
+
+// clientRequestID reports whether id may be kept as the client's request
+// id: at most maxClientRequestID letters, digits and "-_.:", which covers
+// UUIDs, trace ids and most request ids, and cannot forge a log field.
+func clientRequestID(id string) bool {
+	if id == "" || len(id) > maxClientRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// assignRequestID gives each request an id of the gateway's own (128
+// random bits, crypto/rand.Text), which the access, audit and error lines
+// carry and the X-Request-Id response header returns. A client's
+// X-Request-Id never becomes the request id, since a client could then
+// choose the id an audit line shows, at any length; a short, plain one is
+// kept apart as client_request_id in the access line.
+func assignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		ids := requestIDs{own: rand.Text()}
+		if id := r.Header.Get(echo.HeaderXRequestID); clientRequestID(id) {
+			ids.client = id
+		}
+		c.SetRequest(r.WithContext(withRequestIDs(r.Context(), ids)))
+		c.Response().Header().Set(echo.HeaderXRequestID, ids.own)
+		return next(c)
+	}
 }

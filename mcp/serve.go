@@ -73,7 +73,7 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
 	if err != nil && providers.ClassOf(err) == providers.ClassInternal {
 		// The client is told nothing of the cause; the operator must be.
-		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", err)
+		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", bounded(err.Error()))
 	}
 	if err != nil {
 		return g.refuse(c, ts, &audit, g.verifyChallenge(ts, err))

@@ -290,7 +290,7 @@ func (tt *todoTools) failure(ctx context.Context, tool string, err error, generi
 	}
 	rid := RequestIDFrom(ctx)
 	if !answer.refusal { // a refusal is the request's doing, not a failure
-		tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", err)
+		tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", bounded(err.Error()))
 	}
 	if answer.retry != "" {
 		return mcpgo.NewToolResultError(answer.retry + " (request " + rid + ")")

@@ -23,7 +23,7 @@ func TestToolPanicIsGeneric(t *testing.T) {
 	h := tt.authenticated("boom-tool", func(context.Context, mcpgo.CallToolRequest, *providers.Principal) (*mcpgo.CallToolResult, error) {
 		panic("secret internal detail")
 	})
-	ctx := withRequestID(WithPrincipal(context.Background(), principal("u")), "req-42")
+	ctx := withRequestIDs(WithPrincipal(context.Background(), principal("u")), requestIDs{own: "req-42"})
 	res, err := h(ctx, mcpgo.CallToolRequest{})
 	if err != nil || res == nil || !res.IsError {
 		t.Fatalf("got %v, %v; want a tool error", res, err)
@@ -56,7 +56,7 @@ func TestToolWithoutPrincipalIsRefused(t *testing.T) {
 func TestStoreUnavailableAsksForARetry(t *testing.T) {
 	var logs bytes.Buffer
 	tt := &todoTools{tenant: "acme", log: slog.New(slog.NewJSONHandler(&logs, nil))}
-	ctx := withRequestID(context.Background(), "req-7")
+	ctx := withRequestIDs(context.Background(), requestIDs{own: "req-7"})
 	err := fmt.Errorf("create todo: %w: %w", store.ErrUnavailable, errors.New("etcdserver: request timed out"))
 	for _, generic := range []string{"", deleteFailed} {
 		res := tt.failure(ctx, ToolCreateTodo, err, generic)
