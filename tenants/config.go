@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"time"
@@ -72,6 +73,12 @@ type HTTPConfig struct {
 	// BodyLimit caps a request body in bytes; default DefaultBodyLimit (1 MiB),
 	// from 1 KiB to 64 MiB. Larger bodies get 413.
 	BodyLimit int64 `json:"body_limit,omitempty"`
+	// MaxConnections caps the public listener's open connections; a
+	// connection over the cap is answered 503 and closed at once. 0 (the
+	// default) derives the cap from the process's open-file limit at start
+	// (package mcp, DefaultMaxConnections), so that connections alone can
+	// never use every file descriptor.
+	MaxConnections int `json:"max_connections,omitempty"`
 }
 
 // AdminConfig is the "admin" block.
@@ -150,10 +157,33 @@ type Tenant struct {
 	// choice about its clients, not a provider setting: verification and
 	// the provider's verdicts are the same either way.
 	MissingPermission string `json:"missing_permission,omitempty"`
+	// RateLimit, when set, bounds the requests to the tenant's MCP endpoint
+	// on each instance; nil (the default) sets no bound.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 
 	// res caches the parsed resource; set when defaults are applied.
 	res resource
 }
+
+// RateLimit is a tenant's token bucket: RequestsPerSecond is its refill
+// rate, Burst its size. Each instance keeps its own bucket: with N
+// instances behind a load balancer the tenant may send up to N times the
+// rate in all.
+type RateLimit struct {
+	// RequestsPerSecond is the sustained rate, above 0 and at most
+	// maxRequestsPerSecond; fractions are allowed (0.5 is one request
+	// every two seconds).
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// Burst is how many requests may arrive at once after a quiet spell;
+	// default RequestsPerSecond rounded up, at least 1.
+	Burst int `json:"burst,omitempty"`
+}
+
+// Bounds of RateLimit.
+const (
+	maxRequestsPerSecond = 1e6
+	maxBurst             = 1e6
+)
 
 // Answers to a missing permission (Tenant.MissingPermission).
 const (
@@ -305,6 +335,10 @@ func (c *Config) applyDefaults() {
 		}
 		if t.MissingPermission == "" {
 			t.MissingPermission = MissingPermissionChallenge
+		}
+		if rl := t.RateLimit; rl != nil && rl.Burst == 0 {
+			// A copy: the caller's may be shared with another Config.
+			t.RateLimit = &RateLimit{RequestsPerSecond: rl.RequestsPerSecond, Burst: max(1, int(math.Ceil(rl.RequestsPerSecond)))}
 		}
 		// The settings serve verifies with, in fresh slices and maps: the
 		// caller's may be shared with another Config.

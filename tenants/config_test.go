@@ -227,3 +227,20 @@ func TestEtcdDefaults(t *testing.T) {
 		t.Errorf("got store %+v (etcd %+v), want the etcd block with its defaults and no bbolt block", cfg.Store, e)
 	}
 }
+
+// A rate limit without burst gets its rate rounded up (at least 1); one
+// with a burst keeps it. No rate limit stays nil: no bound.
+func TestRateLimitDefaults(t *testing.T) {
+	cfg := mustParse(t, apply(t, baseDoc("a", "b", "c", "d"),
+		set("tenants.0.rate_limit", obj{"requests_per_second": 2.5}),
+		set("tenants.1.rate_limit", obj{"requests_per_second": 0.2}),
+		set("tenants.2.rate_limit", obj{"requests_per_second": 10, "burst": 40}),
+	))
+	want := []*RateLimit{{RequestsPerSecond: 2.5, Burst: 3}, {RequestsPerSecond: 0.2, Burst: 1}, {RequestsPerSecond: 10, Burst: 40}, nil}
+	for i, w := range want {
+		got := cfg.Tenants[i].RateLimit
+		if (got == nil) != (w == nil) || (got != nil && *got != *w) {
+			t.Errorf("tenant %d: rate limit %+v, want %+v", i, got, w)
+		}
+	}
+}

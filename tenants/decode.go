@@ -119,9 +119,21 @@ func (c *shapeChecker) check(path string, raw []byte, t reflect.Type) {
 		if raw[0] != 't' && raw[0] != 'f' {
 			c.add(path, "must be true or false, got %s", kindOf(raw))
 		}
+	case reflect.Int, reflect.Int64:
+		if kindOf(raw) != "number" {
+			c.add(path, "must be an integer, got %s", kindOf(raw))
+		} else if _, err := strconv.ParseInt(string(raw), 10, t.Bits()); err != nil {
+			// 1.5, 1e3, or beyond the type's range.
+			c.add(path, "must be an integer, got %s", raw)
+		}
+	case reflect.Float64:
+		if kindOf(raw) != "number" {
+			c.add(path, "must be a number, got %s", kindOf(raw))
+		}
 	default:
-		// No field of the schema is numeric; should one appear, the final
-		// strict decode still refuses a wrong type, just without a path.
+		// No field of the schema has another kind; should one appear, the
+		// final strict decode still refuses a wrong type, just without a
+		// path.
 	}
 }
 

@@ -133,6 +133,22 @@ func (v *validator) http(path string, h HTTPConfig) {
 	if h.BodyLimit != 0 && (h.BodyLimit < minBodyLimit || h.BodyLimit > maxBodyLimit) {
 		v.add(path+".body_limit", "must be from %d to %d bytes", minBodyLimit, maxBodyLimit)
 	}
+	if h.MaxConnections < 0 {
+		v.add(path+".max_connections", "must be at least 1, or left out for a limit derived from the open-file limit")
+	}
+}
+
+func (v *validator) rateLimit(path string, rl *RateLimit) {
+	if rl == nil {
+		return
+	}
+	// !(x > 0) also refuses NaN, which JSON cannot spell but a Config built in Go can hold.
+	if !(rl.RequestsPerSecond > 0) || rl.RequestsPerSecond > maxRequestsPerSecond {
+		v.add(path+".requests_per_second", "must be above 0 and at most %g (0.5 is one request every two seconds)", float64(maxRequestsPerSecond))
+	}
+	if rl.Burst < 0 || rl.Burst > maxBurst {
+		v.add(path+".burst", "must be from 1 to %d, or left out for requests_per_second rounded up", int(maxBurst))
+	}
 }
 
 func (v *validator) listen(path, addr string) {
@@ -175,6 +191,7 @@ func (v *validator) tenantFields(p string, t *Tenant) resource {
 	default:
 		v.add(p+".missing_permission", "unknown value %q (one of %s, %s)", t.MissingPermission, MissingPermissionChallenge, MissingPermissionToolError)
 	}
+	v.rateLimit(p+".rate_limit", t.RateLimit)
 	// The provider settings are package providers' to judge, exactly as
 	// serve's providers.New will; only the path prefix is ours. A problem
 	// already reported here (a missing resource is both ours and the

@@ -96,7 +96,23 @@ func TestValidationRules(t *testing.T) {
 			`must be "*" or an origin as a browser sends it: lower-case scheme://host[:port], no path (such as "https://app.example.com")`},
 		{"http body limit too small", []edit{set("http", obj{"body_limit": 10})}, "http.body_limit", "must be from 1024 to 67108864 bytes"},
 		{"http body limit too big", []edit{set("http", obj{"body_limit": 1 << 30})}, "http.body_limit", "must be from 1024 to 67108864 bytes"},
-		{"http ok", []edit{set("http", obj{"allowed_origins": []any{"*", "http://localhost:6274"}, "body_limit": 65536})}, "", ""},
+		{"http ok", []edit{set("http", obj{"allowed_origins": []any{"*", "http://localhost:6274"}, "body_limit": 65536, "max_connections": 500})}, "", ""},
+		{"http max connections negative", []edit{set("http", obj{"max_connections": -1})}, "http.max_connections",
+			"must be at least 1, or left out for a limit derived from the open-file limit"},
+		{"http max connections not an integer", []edit{set("http", obj{"max_connections": 1.5})}, "http.max_connections", "must be an integer, got 1.5"},
+
+		// rate_limit
+		{"rate limit ok", []edit{set("tenants.0.rate_limit", obj{"requests_per_second": 0.5, "burst": 3})}, "", ""},
+		{"rate limit without burst", []edit{set("tenants.0.rate_limit", obj{"requests_per_second": 20})}, "", ""},
+		{"rate limit zero", []edit{set("tenants.0.rate_limit", obj{"requests_per_second": 0})}, tp + ".rate_limit.requests_per_second",
+			"must be above 0 and at most 1e+06 (0.5 is one request every two seconds)"},
+		{"rate limit missing rate", []edit{set("tenants.0.rate_limit", obj{"burst": 5})}, tp + ".rate_limit.requests_per_second",
+			"must be above 0 and at most 1e+06 (0.5 is one request every two seconds)"},
+		{"rate limit negative burst", []edit{set("tenants.0.rate_limit", obj{"requests_per_second": 5, "burst": -1})}, tp + ".rate_limit.burst",
+			"must be from 1 to 1000000, or left out for requests_per_second rounded up"},
+		{"rate limit unknown field", []edit{set("tenants.0.rate_limit", obj{"rps": 5})}, tp + ".rate_limit", `unknown field "rps"`},
+		{"rate limit rate a string", []edit{set("tenants.0.rate_limit", obj{"requests_per_second": "5"})}, tp + ".rate_limit.requests_per_second", "must be a number, got string"},
+		{"body limit not an integer", []edit{set("http", obj{"body_limit": 2048.5})}, "http.body_limit", "must be an integer, got 2048.5"},
 
 		// tenants list
 		{"no tenants", []edit{set("tenants", []any{})}, "tenants", "at least one tenant is required"},
