@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -58,16 +59,21 @@ var storeAnswers = []storeAnswer{
 	{err: store.ErrInvalid, outcome: "invalid", refusal: true, showText: true},
 	{err: store.ErrNotFound, outcome: "not_found", refusal: true},
 	{err: store.ErrDenied, outcome: "denied", refusal: true},
+	// The client went away (its connection closed): nobody is left to
+	// answer, and nothing failed. Before ErrUnavailable, because etcd
+	// wraps the cancellation of a call it had started in ErrUnavailable
+	// ("create: store unavailable: context canceled").
+	clientGone,
 	// The write may or may not have happened: said plainly, so that a
 	// client retrying a create knows it may find two.
 	{err: store.ErrUnavailable, outcome: "unavailable",
 		retry: "the todo store is unavailable right now; retry in a few seconds (a create or delete that failed this way may or may not have happened)"},
-	// The client went away (its connection closed) before the store was
-	// reached: nobody is left to answer, and nothing failed. Last, because
-	// an etcd timeout wraps both ErrUnavailable and DeadlineExceeded.
-	{err: context.Canceled, outcome: "canceled", refusal: true},
+	// Last, because an etcd timeout wraps both ErrUnavailable and
+	// DeadlineExceeded: a deadline of the caller's own is a cancellation.
 	{err: context.DeadlineExceeded, outcome: "canceled", refusal: true},
 }
+
+var clientGone = storeAnswer{err: context.Canceled, outcome: "canceled", refusal: true}
 
 var storeFailure = storeAnswer{outcome: "error"}
 
@@ -91,7 +97,24 @@ func StoreOutcome(err error) string {
 
 // jsonError answers with the gateway's one error shape.
 func jsonError(c echo.Context, status int, code, description string) error {
+	closeUnread(c)
 	return c.JSON(status, errorBody{Error: code, Description: description})
+}
+
+// closeUnread makes an answer sent before the request's body was read
+// (readBody) the connection's last, sent at once. Otherwise net/http reads
+// what is left of a body under 256 KiB before it writes the answer, so
+// that a refusal of a body sent one byte a second (a 401 for want of a
+// token, a 413 by Content-Length) would wait for the whole body. With
+// Connection: close it writes at once; the read deadline in the past ends
+// the read it still makes of the body when the handler returns.
+func closeUnread(c echo.Context) {
+	r := c.Request()
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	c.Response().Header().Set(echo.HeaderConnection, "close")
+	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Unix(1, 0))
 }
 
 const noServerHere = "no MCP server is configured at this URL"

@@ -72,6 +72,11 @@ type Gateway struct {
 	// outlives its grace period.
 	retiring map[*time.Timer]func()
 	closed   bool
+
+	// stopping ends when the server shuts down (StopWaiting): every token
+	// verification still waiting on an authorization server is cancelled.
+	stopping    context.Context
+	stopWaiting context.CancelFunc
 }
 
 // New builds the gateway, serving nothing until the first Apply. It makes
@@ -94,6 +99,7 @@ func New(st store.Store, opts Options) *Gateway {
 		opts.Logger = slog.Default()
 	}
 	g := &Gateway{store: st, opts: opts, log: opts.Logger, retiring: make(map[*time.Timer]func())}
+	g.stopping, g.stopWaiting = context.WithCancel(context.Background())
 	g.echo = g.routes()
 	return g
 }
@@ -163,6 +169,14 @@ func (g *Gateway) retire(states []*tenantState) {
 	g.retiring[t] = closeNow
 }
 
+// StopWaiting is for the start of a shutdown (http.Server.RegisterOnShutdown):
+// every request waiting on an authorization server (discovery, keys,
+// introspection), now or later, stops waiting and is answered 503 with
+// Retry-After, so that an issuer which hangs cannot hold the shutdown for
+// the whole grace period. Requests past verification are not touched: a
+// tool call in flight finishes. Call it once the listener stops accepting.
+func (g *Gateway) StopWaiting() { g.stopWaiting() }
+
 // Close closes everything the gateway holds: pending retirements at once,
 // then the current generation's verifiers and MCP servers. Call it after the
 // HTTP server has stopped; a later Apply fails.
@@ -172,6 +186,7 @@ func (g *Gateway) Close(ctx context.Context) error {
 	pending := g.retiring
 	g.retiring = map[*time.Timer]func(){}
 	g.applyMu.Unlock()
+	g.stopWaiting()
 	for t, closeNow := range pending {
 		t.Stop()
 		closeNow()

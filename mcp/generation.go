@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/server"
+	"golang.org/x/time/rate"
 
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -55,6 +56,10 @@ type tenantState struct {
 	allScopes string
 	// origin is the resource's own origin, always allowed to call it.
 	origin string
+	// limiter is the tenant's token bucket (rate_limit), nil for none. It
+	// lives as long as the state, so a reload that keeps the tenant keeps
+	// its bucket, and one that changes the tenant starts a full one.
+	limiter *rate.Limiter
 }
 
 // NewVerifier builds a tenant's token verifier. Serve passes one over
@@ -169,6 +174,9 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 		st.mcpBuilt.Store(srv)
 		return srv
 	})
+	if rl := t.RateLimit; rl != nil {
+		st.limiter = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.Burst)
+	}
 	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
 	return st
 }

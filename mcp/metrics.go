@@ -17,6 +17,10 @@ type Metrics struct {
 	config       *prometheus.GaugeVec
 	toolErrors   *prometheus.CounterVec
 	revision     prometheus.Gauge
+	connections  prometheus.Gauge
+	connLimit    prometheus.Gauge
+	connRefused  prometheus.Counter
+	rateLimited  *prometheus.CounterVec
 }
 
 // NewMetrics registers the edge's collectors with reg.
@@ -47,8 +51,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "todo_gateway_config_revision",
 			Help: "The etcd revision of the configuration being served (tenants_from \"etcd\"); 0 for a file. Instances that differ have not all applied the latest push.",
 		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "todo_gateway_connections",
+			Help: "Connections open on the public listener.",
+		}),
+		connLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "todo_gateway_connections_limit",
+			Help: "The cap on open public connections (http.max_connections, or derived from the open-file limit).",
+		}),
+		connRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "todo_gateway_connections_refused_total",
+			Help: "Public connections closed at once (answered 503) because the cap was reached.",
+		}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_rate_limited_total",
+			Help: "Requests answered 429 by the tenant's rate limit on this instance, by tenant.",
+		}, []string{"tenant"}),
 	}
-	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors, m.revision)
+	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors, m.revision,
+		m.connections, m.connLimit, m.connRefused, m.rateLimited)
 	return m
 }
 
@@ -92,4 +113,39 @@ func (m *Metrics) configApplied(version string, revision int64) {
 	m.config.Reset()
 	m.config.WithLabelValues(version).Set(1)
 	m.revision.Set(float64(revision))
+}
+
+func (m *Metrics) connectionLimit(n int) {
+	if m == nil {
+		return
+	}
+	m.connLimit.Set(float64(n))
+}
+
+func (m *Metrics) connectionOpened() {
+	if m == nil {
+		return
+	}
+	m.connections.Inc()
+}
+
+func (m *Metrics) connectionClosed() {
+	if m == nil {
+		return
+	}
+	m.connections.Dec()
+}
+
+func (m *Metrics) connectionRefused() {
+	if m == nil {
+		return
+	}
+	m.connRefused.Inc()
+}
+
+func (m *Metrics) rateLimit(tenant string) {
+	if m == nil {
+		return
+	}
+	m.rateLimited.WithLabelValues(tenant).Inc()
 }

@@ -22,19 +22,23 @@ var errBodyTooLarge = errors.New("request body too large")
 
 // readBody reads at most limit bytes of the body, whatever Content-Length
 // says (a chunked body has none). mcp-go is handed these bytes (see
-// serveMCP), so the body is read once.
+// serveMCP), so the body is read once; r.Body becomes http.NoBody, which
+// tells closeUnread that the body was read. A body that could not be read
+// whole is left as it is: the refusal closes the connection instead of
+// reading on.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	r.Body.Close()
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(body)) > limit {
 		return nil, errBodyTooLarge
 	}
+	r.Body.Close()
+	r.Body = http.NoBody
 	return body, nil
 }
 

@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,6 +61,10 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	t := ts.tenant
 	audit := auditRecord{tenant: t.ID, issuer: t.Provider.Issuer, start: start}
 	defer func() { g.opts.Metrics.request(t.ID, audit.tool, c.Response().Status) }()
+	// Before the token, so that a flood costs no verification.
+	if ts.limiter != nil && !ts.limiter.Allow() {
+		return g.rateLimited(c, ts)
+	}
 	token, ch := bearerToken(r)
 	if ch == nil && token == "" {
 		ch = &challenge{status: http.StatusUnauthorized, scope: ts.allScopes, description: "an access token is required"}
@@ -69,8 +74,17 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	}
 
 	verifyStart := time.Now()
-	p, err := ts.verifier.Verify(r.Context(), token)
+	// Verification is cancelled when the client goes away, or when the
+	// gateway shuts down (StopWaiting).
+	vctx, cancel := context.WithCancel(r.Context())
+	unhook := context.AfterFunc(g.stopping, cancel)
+	p, err := ts.verifier.Verify(vctx, token)
+	unhook()
+	cancel()
 	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
+	if err != nil && g.stopping.Err() != nil {
+		return g.refuse(c, ts, &audit, shuttingDown)
+	}
 	if err != nil && providers.ClassOf(err) == providers.ClassInternal {
 		// The client is told nothing of the cause; the operator must be.
 		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", bounded(err.Error()))
@@ -254,6 +268,24 @@ func (g *Gateway) verifyChallenge(ts *tenantState, err error) challenge {
 	return ch
 }
 
+// shuttingDown answers a request whose verification the shutdown cut
+// short: another instance, or this one restarted, can answer it at once.
+var shuttingDown = challenge{status: http.StatusServiceUnavailable, code: errUnavailable, retryAfter: 1,
+	description: "the gateway is shutting down; retry the request"}
+
+// rateLimited answers a request over the tenant's rate limit: 429, with
+// Retry-After the whole seconds until the bucket holds a request again.
+// No audit line: nothing was decided about any caller, and the access line
+// records the 429.
+func (g *Gateway) rateLimited(c echo.Context, ts *tenantState) error {
+	g.opts.Metrics.rateLimit(ts.tenant.ID)
+	wait := (1 - ts.limiter.Tokens()) / float64(ts.limiter.Limit())
+	retry := max(1, int(math.Ceil(wait)))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
+	return jsonError(c, http.StatusTooManyRequests, "rate_limited",
+		"too many requests to this MCP server; retry after "+strconv.Itoa(retry)+" s")
+}
+
 func tooLarge(limit int64) challenge {
 	return challenge{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest, plain: true,
 		description: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
@@ -262,6 +294,7 @@ func tooLarge(limit int64) challenge {
 // refuse answers with the challenge and writes the audit line. Refusals of
 // the credentials carry WWW-Authenticate; the others are plain JSON errors.
 func (g *Gateway) refuse(c echo.Context, ts *tenantState, audit *auditRecord, ch challenge) error {
+	closeUnread(c)
 	audit.deny(g.log, c.Request().Context(), ch)
 	g.opts.Metrics.decision(audit.tenant, "deny", reasonLabel(ch))
 	if !ch.plain && ch.status != http.StatusServiceUnavailable && ch.status != http.StatusInternalServerError {

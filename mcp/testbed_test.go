@@ -25,6 +25,7 @@ import (
 
 	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -82,6 +83,13 @@ const (
 // may wrap.
 func newEdgeBed(t *testing.T, tweak func(*mcp.Options)) *edgeBed {
 	t.Helper()
+	return newEdgeBedOn(t, tweak, nil)
+}
+
+// newEdgeBedOn is newEdgeBed with the edge on wrap(the bed's store), when
+// wrap is not nil.
+func newEdgeBedOn(t *testing.T, tweak func(*mcp.Options), wrap func(store.Store) store.Store) *edgeBed {
+	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "todos.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +109,11 @@ func newEdgeBed(t *testing.T, tweak func(*mcp.Options)) *edgeBed {
 	if tweak != nil {
 		tweak(&opts)
 	}
-	b.gw = mcp.New(st, opts)
+	var edgeStore store.Store = st
+	if wrap != nil {
+		edgeStore = wrap(st)
+	}
+	b.gw = mcp.New(edgeStore, opts)
 	srv := httptest.NewServer(b.gw) // httptest listens on 127.0.0.1 only
 	b.URL = srv.URL
 	t.Cleanup(func() {

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -285,6 +286,11 @@ func (tt *todoTools) delete(ctx context.Context, req mcpgo.CallToolRequest, p *p
 // except that a store which cannot answer says so and asks for a retry.
 func (tt *todoTools) failure(ctx context.Context, tool string, err error, generic string) *mcpgo.CallToolResult {
 	answer := storeAnswerFor(err)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// The call ended with the request's context: its client went
+		// away, whatever the store made of that. Not a failure to log.
+		answer = clientGone
+	}
 	if answer.showText {
 		return mcpgo.NewToolResultError(err.Error())
 	}

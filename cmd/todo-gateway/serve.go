@@ -230,6 +230,11 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
+	maxConns := cfg.HTTP.MaxConnections
+	if maxConns == 0 {
+		maxConns = mcp.DefaultMaxConnections()
+	}
+	ln = mcp.LimitConnections(ln, maxConns, prom.edge)
 	prom.watchStore(st.ready)
 	draining := &atomic.Bool{}
 	g = &gateway{
@@ -260,10 +265,13 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}
+	// A shutdown cancels the waits on authorization servers at once (503)
+	// rather than letting a hanging one hold it for the whole grace.
+	g.server.RegisterOnShutdown(edge.StopWaiting)
 	go func() { g.done <- g.server.Serve(ln) }()
 	go func() { g.adminDone <- g.admin.Serve(adminLn) }()
 	log.Info("serving", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"tenants", edge.Current().Len(), "store", st.description, "config", version, "revision", revision)
+		"tenants", edge.Current().Len(), "store", st.description, "config", version, "revision", revision, "max_connections", maxConns)
 	return g, nil
 }
 
