@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -30,22 +31,29 @@ func TestStartContactsNoIssuer(t *testing.T) {
 	}
 }
 
-// Shutdown lets a request in flight finish: here one whose verification
-// waits on a slow issuer.
+// Shutdown lets a request in flight finish: here a create-todo waiting
+// for its group commit (batch_delay), which is then on disk.
 func TestGracefulShutdown(t *testing.T) {
 	iss := providertest.New(t)
-	b := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer())})
+	b := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), edit: func(cfg *tenants.Config) {
+		delay := providers.Duration(500 * time.Millisecond)
+		cfg.Store.Bolt.BatchDelay = &delay
+	}})
 	url := b.resources["t0"]
 	tok := iss.Mint(iss.Claims("u", url, allTodoScopes))
-	iss.SetDelay(500 * time.Millisecond)
+	if code := status(t, url, tok, toolsList); code != http.StatusOK { // discovery and keys, before the shutdown
+		t.Fatalf("tools/list: %d", code)
+	}
 
 	type result struct {
 		status int
+		body   string
 		err    error
 	}
 	done := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(toolsList))
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(
+			`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"in flight"}}}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := httpClient.Do(req)
@@ -53,22 +61,82 @@ func TestGracefulShutdown(t *testing.T) {
 			done <- result{err: err}
 			return
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		done <- result{status: resp.StatusCode}
+		done <- result{status: resp.StatusCode, body: string(body)}
 	}()
-	time.Sleep(150 * time.Millisecond) // the request is now waiting on the issuer
+	time.Sleep(150 * time.Millisecond) // the create is now waiting for its commit
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := b.gw.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	r := <-done
-	if r.err != nil || r.status != http.StatusOK {
-		t.Fatalf("in-flight request: status %d, err %v; want 200", r.status, r.err)
+	if r.err != nil || r.status != http.StatusOK || !strings.Contains(r.body, `in flight`) || strings.Contains(r.body, `"isError":true`) {
+		t.Fatalf("in-flight create: status %d, err %v, %s; want 200 with the todo", r.status, r.err, r.body)
 	}
 	if _, err := httpClient.Get(url); err == nil {
 		t.Error("the gateway still accepts connections after shutdown")
+	}
+}
+
+// A request waiting on an authorization server that never answers does
+// not hold the shutdown until the grace period ends: it is answered 503
+// with Retry-After at once, and Shutdown returns without error.
+func TestShutdownAnswersIssuerWaits503(t *testing.T) {
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		hang.Close()
+		close(accepted)
+		for c := range accepted {
+			c.Close()
+		}
+	})
+	hangIssuer := "http://" + hang.Addr().String()
+	signer := providertest.New(t)
+	b := startBed(t, bedSpec{tenants: onIssuers(1, hangIssuer)})
+	url := b.resources["t0"]
+	claims := signer.Claims("u", url, allTodoScopes)
+	claims["iss"] = hangIssuer
+	tok := signer.Mint(claims)
+
+	type result struct {
+		resp *http.Response
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp := post(t, url, tok, toolsList, nil)
+		done <- result{resp: resp, body: readAll(t, resp)}
+	}()
+	select {
+	case <-accepted: // the request waits on discovery
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway never contacted the issuer")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.gw.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v, want none: the waiting request is answered at once", err)
+	}
+	r := <-done
+	if r.resp.StatusCode != http.StatusServiceUnavailable || r.resp.Header.Get("Retry-After") == "" || !strings.Contains(r.body, "shutting down") {
+		t.Errorf("the waiting request: %d Retry-After %q %s, want 503 saying the gateway is shutting down",
+			r.resp.StatusCode, r.resp.Header.Get("Retry-After"), r.body)
 	}
 }
 
@@ -114,7 +182,11 @@ func TestHTTPSettingsFromConfig(t *testing.T) {
 	b := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), edit: func(cfg *tenants.Config) {
 		cfg.HTTP.AllowedOrigins = []string{"http://localhost:6274"}
 		cfg.HTTP.BodyLimit = 2048
+		cfg.HTTP.MaxConnections = 7
 	}})
+	if _, body := get(t, "http://"+b.gw.AdminAddr()+"/metrics"); !strings.Contains(body, "todo_gateway_connections_limit 7") {
+		t.Errorf("http.max_connections 7 is not the connection cap:\n%s", body)
+	}
 	url := b.resources["t0"]
 	for origin, want := range map[string]int{"http://localhost:6274": http.StatusUnauthorized, "http://localhost:9999": http.StatusForbidden} {
 		resp := post(t, url, "", toolsList, map[string]string{"Origin": origin})
