@@ -103,6 +103,9 @@ func TestToolArgumentErrors(t *testing.T) {
 		{mcp.ToolGetTodos, map[string]any{"limit": 0}, "limit must be an integer from 1 to 1000"},
 		{mcp.ToolGetTodos, map[string]any{"limit": 1001}, "limit must be an integer from 1 to 1000"},
 		{mcp.ToolGetTodos, map[string]any{"limit": "many"}, "limit must be an integer from 1 to 1000"},
+		// mcp-go's RequireInt would cut 1.5 to 1.
+		{mcp.ToolGetTodos, map[string]any{"limit": 1.5}, "limit must be an integer from 1 to 1000"},
+		{mcp.ToolGetTodos, map[string]any{"limit": 1e300}, "limit must be an integer from 1 to 1000"},
 		{mcp.ToolGetTodos, map[string]any{"cursor": 7}, "cursor must be"},
 		{mcp.ToolGetTodos, map[string]any{"cursor": "not-a-cursor"}, "cursor"},
 	}

@@ -97,6 +97,11 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	if r.ContentLength > g.opts.BodyLimit {
 		return g.refuse(c, ts, &audit, tooLarge(g.opts.BodyLimit))
 	}
+	if enc := r.Header.Get(echo.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		// Decoding would be parsing garbage, or a decompression bomb.
+		return g.refuse(c, ts, &audit, challenge{status: http.StatusUnsupportedMediaType, code: "unsupported_content_encoding", plain: true,
+			description: "request bodies are not decoded: send the JSON without Content-Encoding (got " + quoteBounded(enc) + ")"})
+	}
 	body, err := readBody(r, g.opts.BodyLimit)
 	if errors.Is(err, errBodyTooLarge) {
 		return g.refuse(c, ts, &audit, tooLarge(g.opts.BodyLimit))

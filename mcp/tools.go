@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strconv"
 
 	"github.com/go-json-experiment/json"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -237,9 +239,9 @@ func (tt *todoTools) create(ctx context.Context, req mcpgo.CallToolRequest, p *p
 func (tt *todoTools) list(ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error) {
 	opts := store.ListOptions{Limit: store.DefaultLimit}
 	args := req.GetArguments()
-	if _, ok := args["limit"]; ok {
-		n, err := req.RequireInt("limit")
-		if err != nil || n < 1 || n > store.MaxLimit {
+	if v, ok := args["limit"]; ok {
+		n, ok := integer(v)
+		if !ok || n < 1 || n > store.MaxLimit {
 			return mcpgo.NewToolResultError(fmt.Sprintf("limit must be an integer from 1 to %d", store.MaxLimit)), nil
 		}
 		opts.Limit = n
@@ -278,6 +280,25 @@ func (tt *todoTools) delete(ctx context.Context, req mcpgo.CallToolRequest, p *p
 		return tt.failure(ctx, ToolDeleteTodo, err, deleteFailed), nil
 	}
 	return structured(deleteResult{Message: fmt.Sprintf("Todo %s deleted", todo.ID), Details: todo}), nil
+}
+
+// integer reads an integer argument: a JSON number without a fraction, or
+// a string of digits. mcp-go's RequireInt would cut 1.5 to 1 and turn
+// 1e300 into whatever the conversion gives.
+func integer(v any) (int, bool) {
+	switch v := v.(type) {
+	case float64:
+		if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
+			return 0, false
+		}
+		return int(v), true
+	case int:
+		return v, true
+	case string:
+		n, err := strconv.Atoi(v)
+		return n, err == nil
+	}
+	return 0, false
 }
 
 // failure turns a store error into a tool error. Invalid input is the
