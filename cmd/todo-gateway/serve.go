@@ -64,8 +64,9 @@ the latest --log-flush after they were logged; warnings and errors at once.
 SIGINT or SIGTERM first drains for shutdown.drain (default 0s): /readyz
 answers 503 so that load balancers stop sending requests, which are still
 served. Then it stops accepting connections, lets requests in flight finish
-(at most shutdown.grace, default 10s) and closes the store. A second signal
-ends the process at once.
+(at most shutdown.grace, default 10s; a request still waiting on an
+authorization server is answered 503 at once) and closes the store. A second
+signal ends the process at once.
 
 Flags:
 `)
