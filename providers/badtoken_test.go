@@ -194,6 +194,34 @@ func TestBadTokens(t *testing.T) {
 		{name: "surrounding space", token: func(t *testing.T) string { return " " + a.Mint(claims(nil)) }, reason: reasonBadChars},
 		{name: "two segments", token: fixed("eyJhbGciOiJSUzI1NiJ9.e30"), reason: reasonMalformed},
 		{name: "four segments", token: fixed("eyJhbGciOiJSUzI1NiJ9.e30.c2ln.c2ln"), reason: reasonMalformed},
+		// Re-spellings: the same signed token with the unused low bits of
+		// a segment's last character set. The JOSE libraries decode them
+		// to the same bytes, so each would verify, and cost a verification
+		// and a cache entry of its own.
+		{name: "header re-spelled", token: func(t *testing.T) string {
+			// A header parameter of the right length leaves unused bits.
+			for n := range 4 {
+				if tok := a.Mint(claims(nil), providertest.Header("pad", strings.Repeat("p", n))); len(segments(tok)[0])%4 > 1 {
+					return respelled(t, tok, 0)
+				}
+			}
+			t.Fatal("no header length leaves unused bits")
+			return ""
+		}, reason: reasonNotCanonical},
+		{name: "payload re-spelled", token: func(t *testing.T) string {
+			for n := range 4 {
+				if tok := a.Mint(claims(func(c map[string]any) { c["pad"] = strings.Repeat("p", n) })); len(segments(tok)[1])%4 > 1 {
+					return respelled(t, tok, 1)
+				}
+			}
+			t.Fatal("no payload length leaves unused bits")
+			return ""
+		}, reason: reasonNotCanonical},
+		{name: "RS256 signature re-spelled", token: func(t *testing.T) string { return respelled(t, a.Mint(claims(nil)), 2) }, reason: reasonNotCanonical},
+		{name: "ES256 signature re-spelled", token: func(t *testing.T) string {
+			return respelled(t, a.Mint(claims(nil), providertest.Alg(jose.ES256)), 2)
+		}, reason: reasonNotCanonical},
+		{name: "signature with padding", token: func(t *testing.T) string { return a.Mint(claims(nil)) + "==" }, reason: reasonMalformed},
 		{name: "JWE", token: fixed("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a2V5.aXY.Y2lwaGVy.dGFn"), reason: reasonJWE},
 		{name: "header not JSON", token: fixed(enc.EncodeToString([]byte("not json")) + ".e30.c2ln"), reason: reasonMalformed},
 		{name: "payload not a JSON object", token: func(t *testing.T) string {
@@ -239,6 +267,100 @@ func TestBadTokens(t *testing.T) {
 			checkFailedTrace(t, steps, tt.reason, tok)
 			if tt.after != nil {
 				tt.after(t)
+			}
+		})
+	}
+}
+
+// base64URL is the base64url alphabet, in the order of the values.
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// spellings returns every spelling of segment seg of tok: its last
+// character with each value of its unused low bits (none for a segment
+// whose length is a multiple of 4), the canonical spelling first.
+func spellings(t *testing.T, tok string, seg int) []string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	s := parts[seg]
+	unused := map[int]uint{0: 0, 2: 4, 3: 2}[len(s)%4]
+	if s == "" || unused == 0 {
+		return []string{tok}
+	}
+	last := strings.IndexByte(base64URL, s[len(s)-1])
+	if last < 0 || last&(1<<unused-1) != 0 {
+		t.Fatalf("segment %d of the minted token is not canonical base64url: %q", seg, s)
+	}
+	var out []string
+	for low := range 1 << unused {
+		parts[seg] = s[:len(s)-1] + string(base64URL[last|low])
+		out = append(out, strings.Join(parts, "."))
+	}
+	return out
+}
+
+// respelled returns tok with segment seg spelled otherwise; the test fails
+// when that segment has no other spelling.
+func respelled(t *testing.T, tok string, seg int) string {
+	t.Helper()
+	all := spellings(t, tok, seg)
+	if len(all) < 2 {
+		t.Fatalf("segment %d of the token (%d characters) has a single spelling", seg, len(strings.Split(tok, ".")[seg]))
+	}
+	return all[len(all)-1]
+}
+
+// allSpellings returns every spelling of tok, all segments combined, the
+// canonical one first.
+func allSpellings(t *testing.T, tok string) []string {
+	t.Helper()
+	out := []string{tok}
+	for seg := range 3 {
+		var next []string
+		for _, s := range out {
+			next = append(next, spellings(t, s, seg)...)
+		}
+		out = next
+	}
+	return out
+}
+
+// TestRespelledTokensAreRefused: of all the spellings of one signed token,
+// only the canonical one verifies, and it is the only one cached. Every
+// other is refused before the cache and the keys (256 spellings of an
+// RS256 token all verified before).
+func TestRespelledTokensAreRefused(t *testing.T) {
+	clk := newClock()
+	a := newIssuer(t, clk)
+	for _, tc := range []struct {
+		alg  jose.SignatureAlgorithm
+		mode TokenMode
+	}{{jose.RS256, TokenJWT}, {jose.ES384, TokenJWT}, {jose.RS256, TokenAuto}} {
+		t.Run(string(tc.alg)+" "+string(tc.mode), func(t *testing.T) {
+			s := settings(a, KindOIDC)
+			if tc.mode == TokenAuto {
+				s = introspectionTenant(a, nil)
+				s.Config.Token = TokenAuto
+			}
+			p := newProvider(t, a, s, clk, testSecrets)
+			tok := a.Mint(a.Claims("user-1", testResource, "read:todos"), providertest.Alg(tc.alg))
+			all := allSpellings(t, tok)
+			if len(all) < 4 {
+				t.Fatalf("got %d spellings of the token, want several", len(all))
+			}
+			accepted := 0
+			for _, sp := range all {
+				if _, err := p.Verify(context.Background(), sp); err == nil {
+					accepted++
+				} else if sp != tok {
+					checkErr(t, err, ClassInvalidToken, reasonNotCanonical)
+				}
+			}
+			t.Logf("%d spellings: %d accepted, %d cache entries", len(all), accepted, p.verified.len())
+			if accepted != 1 || p.verified.len() != 1 {
+				t.Errorf("got %d of %d spellings accepted and %d cache entries, want 1 and 1", accepted, len(all), p.verified.len())
+			}
+			if n := a.Hits(providertest.Introspection); n != 0 {
+				t.Errorf("got %d introspections of a re-spelled JWT, want 0", n)
 			}
 		})
 	}

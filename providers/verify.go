@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,13 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if err := checkSyntax(raw); err != nil {
 		return nil, tr.fail(stepToken, err)
 	}
+	// In token mode jwt every token is read as a JWS: a re-spelling is
+	// refused before it can cost a cache lookup, let alone a verification.
+	if p.mode == TokenJWT {
+		if err := checkSpelling(raw); err != nil {
+			return nil, tr.fail(stepToken, err)
+		}
+	}
 	var key [32]byte
 	if p.verified != nil {
 		key = sha256.Sum256([]byte(raw))
@@ -49,6 +57,14 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 		pr, err = p.introspect(ctx, raw, tr)
 	case TokenAuto:
 		if jws := parseCompactJWS(raw); jws != nil {
+			// Only a token read as a JWS has a spelling to check: an opaque
+			// token is the authorization server's string, dots and all.
+			// Re-spellings are never cached (they are refused here, before
+			// verification), so checking after the cache lookup costs the
+			// hits nothing and lets no re-spelling through.
+			if err := checkSpelling(raw); err != nil {
+				return nil, tr.fail(stepToken, err)
+			}
 			tr.add(stepToken, true, "token mode auto: a compact JWS, so verified as a JWT")
 			pr, err = p.verifyJWT(ctx, raw, jws, tr)
 		} else {
@@ -97,6 +113,40 @@ func checkSyntax(raw string) error {
 		return invalid(reasonEmpty, nil)
 	case !ValidTokenSyntax(raw):
 		return invalid(reasonBadChars, nil)
+	}
+	return nil
+}
+
+// strictSegment decodes base64url without padding and refuses a last
+// character whose unused low bits are set (RFC 4648 §3.5).
+var strictSegment = base64.RawURLEncoding.Strict()
+
+// checkSpelling refuses a compact JWS whose segments are not in their one
+// canonical base64url form. The JOSE libraries decode leniently, ignoring
+// the unused low bits of a segment's last character, so without this one
+// signed token has many spellings (256 for a typical RS256 token), each
+// verifying, each a cache entry of its own and a full verification: a way
+// to make the gateway verify the same token over and over and to evict
+// other users' cached tokens.
+//
+// Those bits are all in a segment's final, partial group of base64
+// characters (2 or 3 of them; the full groups of 4 have none), so only that
+// group is decoded, strictly: this runs before the verified-token cache on
+// every request. A segment that is not base64url at all is left to the JWS
+// parser, which names the problem.
+func checkSpelling(raw string) error {
+	if strings.Count(raw, ".") != 2 {
+		return nil // not a compact JWS: the parser refuses it
+	}
+	for seg := range strings.SplitSeq(raw, ".") {
+		tail := []byte(seg[len(seg)-len(seg)%4:])
+		var buf [3]byte
+		if _, err := strictSegment.Decode(buf[:], tail); err == nil {
+			continue
+		}
+		if _, err := base64.RawURLEncoding.Decode(buf[:], tail); err == nil {
+			return invalid(reasonNotCanonical, nil)
+		}
 	}
 	return nil
 }

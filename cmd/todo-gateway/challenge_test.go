@@ -117,3 +117,37 @@ func TestIssuerDownIs503(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A token spelled otherwise (the unused low bits of a segment's last
+// base64url character set) decodes to the same signed bytes; the gateway
+// refuses it with 401 invalid_token instead of verifying and caching it as
+// a token of its own.
+func TestRespelledTokenIs401(t *testing.T) {
+	s := startShapesBed(t)
+	tok := s.token(t, "acme", "u", allTodoScopes)
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	segs := strings.Split(tok, ".")
+	respelled := ""
+	for i, seg := range segs {
+		if n := len(seg) % 4; n == 2 || n == 3 {
+			// The canonical last character has its unused bits clear:
+			// the next one in the alphabet sets the lowest.
+			last := strings.IndexByte(alphabet, seg[len(seg)-1])
+			segs[i] = seg[:len(seg)-1] + string(alphabet[last+1])
+			respelled = strings.Join(segs, ".")
+			break
+		}
+	}
+	if respelled == "" {
+		t.Fatalf("no segment of the token has unused bits: %d, %d, %d characters", len(segs[0]), len(segs[1]), len(segs[2]))
+	}
+	resp := post(t, s.resources["acme"], respelled, toolsList, nil)
+	body := readAll(t, resp)
+	h := resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(h, `error="invalid_token"`) || !strings.Contains(h, "canonical base64url") {
+		t.Errorf("re-spelled token: %d %q %s, want 401 invalid_token saying it is not canonical", resp.StatusCode, h, body)
+	}
+	if body := readAll(t, post(t, s.resources["acme"], tok, toolsList, nil)); !strings.Contains(body, `"create-todo"`) {
+		t.Errorf("the token as issued: %s, want the tools", body)
+	}
+}
