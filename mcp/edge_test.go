@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/providers"
@@ -173,6 +174,14 @@ func TestChallenges(t *testing.T) {
 		}
 		if h := resp.Header.Get("WWW-Authenticate"); h != "" {
 			t.Errorf("a 503 asks the client for other credentials: %s", h)
+		}
+	})
+	t.Run("a spent introspection budget is 503 with the provider's shorter Retry-After", func(t *testing.T) {
+		tok := b.register(grant{err: &providers.Error{Class: providers.ClassUnavailable, Reason: "too many new tokens to introspect", RetryAfter: 1500 * time.Millisecond}})
+		resp, body := post(t, acme, tok, toolsList)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "2" || resp.Header.Get("WWW-Authenticate") != "" ||
+			!strings.Contains(body, "too many new tokens to introspect") {
+			t.Errorf("over budget: %d Retry-After %q %s, want 503 with Retry-After 2 (rounded up) and no challenge", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 	})
 	t.Run("an internal failure is a 500 that tells the client nothing", func(t *testing.T) {

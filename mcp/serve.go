@@ -269,6 +269,9 @@ func (g *Gateway) verifyChallenge(ts *tenantState, err error) challenge {
 		ch.scope = ts.allScopes
 	case http.StatusServiceUnavailable:
 		ch.retryAfter = int(g.opts.RetryAfter / time.Second)
+		if d := providers.RetryAfterOf(err); d > 0 { // sooner: a spent introspection budget
+			ch.retryAfter = int((d + time.Second - 1) / time.Second)
+		}
 	}
 	return ch
 }

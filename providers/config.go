@@ -105,6 +105,12 @@ type IntrospectionConfig struct {
 	// CacheTTL bounds how long an active answer is reused; default 60s, at
 	// most 10m.
 	CacheTTL *Duration `json:"cache_ttl,omitempty"`
+	// MaxCallsPerSecond is the tenant's budget of calls to the endpoint
+	// (a token bucket holding one second's worth): past it, a token that
+	// is not in the cache is answered 503 with Retry-After instead of being
+	// sent, so a flood of made-up tokens is not relayed to the
+	// authorization server. Default 100, from 1 to 10000.
+	MaxCallsPerSecond *int `json:"max_calls_per_second,omitempty"`
 	// AllowMissingIssuer / AllowMissingAudience accept answers without iss / aud.
 	AllowMissingIssuer   bool `json:"allow_missing_issuer,omitempty"`
 	AllowMissingAudience bool `json:"allow_missing_audience,omitempty"`

@@ -40,6 +40,7 @@ const (
 	reasonKeysDown       = "signing keys are temporarily unavailable"
 	reasonIntrospectDown = "token introspection is temporarily unavailable"
 	reasonCancelled      = "verification was cancelled before the authorization server answered"
+	reasonIntrospectBusy = "too many new tokens to introspect for this resource right now; retry shortly"
 
 	reasonIssuerMismatch   = "authorization server metadata names a different issuer"
 	reasonNoJWKS           = "authorization server publishes no JWKS"

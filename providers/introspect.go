@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // negativeCacheTTL is how long a refusal is remembered, so that a client
@@ -25,8 +27,16 @@ type introspector struct {
 	auth     string // basic, form or none (IntrospectionConfig.AuthMethod)
 	ttl      time.Duration
 	rules    claimRules
-	cache    *lru[introResult]
-	calls    keyedCalls[[32]byte, introResult]
+	// active holds the answers for tokens that work; refused, smaller and
+	// shorter-lived, those for tokens that do not. Apart, so that a flood
+	// of made-up tokens, each refused, only ever evicts other refusals and
+	// never a working token's answer.
+	active  *lru[introResult]
+	refused *lru[introResult]
+	// budget is the tenant's calls per second to the endpoint
+	// (max_calls_per_second), spent only by tokens neither cache knows.
+	budget *rate.Limiter
+	calls  keyedCalls[[32]byte, introResult]
 
 	// health is what /status shows of the endpoint.
 	healthMu sync.Mutex
@@ -56,7 +66,9 @@ func newIntrospector(client *http.Client, c IntrospectionConfig, sr SecretResolv
 		ttl:      time.Duration(*c.CacheTTL),
 		rules: claimRules{introspection: true,
 			allowMissingIssuer: c.AllowMissingIssuer, allowMissingAudience: c.AllowMissingAudience},
-		cache: newLRU[introResult](defaultIntrospectCacheSize),
+		active:  newLRU[introResult](defaultIntrospectCacheSize),
+		refused: newLRU[introResult](refusedIntrospectCacheSize),
+		budget:  rate.NewLimiter(rate.Limit(*c.MaxCallsPerSecond), *c.MaxCallsPerSecond),
 	}
 	if in.auth == authNone {
 		return in, nil
@@ -81,7 +93,7 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 	key := sha256.Sum256([]byte(p.tenant + "\x00" + raw))
 	// A traced call asks the server: a cached answer would explain nothing.
 	if tr == nil {
-		r, ok := in.cache.get(key, p.now())
+		r, ok := in.lookup(key, p.now())
 		p.metrics.introCacheLookup(p.issuer, ok)
 		if ok {
 			return r.unpack()
@@ -99,6 +111,12 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 	}
 	recorded := tr.count()
 	r, err := in.calls.do(ctx, &p.bg, key, requestTimeout, func(ctx context.Context) (introResult, error) {
+		// One call answers every request waiting for this token, so it
+		// spends the budget once.
+		if !in.budget.AllowN(p.now(), 1) {
+			p.metrics.introspectionOverBudget(p.tenant)
+			return introResult{}, overBudget()
+		}
 		// The call may run in the background for several waiters; the
 		// trace is that of the caller who started it.
 		r, err := p.askIntrospection(ctx, ep.introspection, raw, tr)
@@ -167,9 +185,17 @@ func (r introResult) unpack() (*Principal, error) {
 	return r.pr.clone(), nil
 }
 
+// lookup returns the cached answer about the token with this key.
+func (in *introspector) lookup(key [32]byte, now time.Time) (introResult, bool) {
+	if r, ok := in.active.get(key, now); ok {
+		return r, true
+	}
+	return in.refused.get(key, now)
+}
+
 func (in *introspector) store(key [32]byte, r introResult, now time.Time) {
 	if r.err != nil {
-		in.cache.put(key, r, now.Add(negativeCacheTTL))
+		in.refused.put(key, r, now.Add(negativeCacheTTL))
 		return
 	}
 	if in.ttl <= 0 {
@@ -179,7 +205,17 @@ func (in *introspector) store(key [32]byte, r introResult, now time.Time) {
 	if !r.pr.Expiry.IsZero() {
 		exp = earliest(exp, r.pr.Expiry)
 	}
-	in.cache.put(key, r, exp)
+	in.active.put(key, r, exp)
+}
+
+// overBudget is the answer to a token that would need an introspection
+// call the tenant's budget has no room for. The budget allows at least one
+// call a second, so a client may try again in a second (the gateway's
+// default Retry-After, for an authorization server that is down, is 30 s).
+func overBudget() *Error {
+	e := unavailable(reasonIntrospectBusy, nil)
+	e.RetryAfter = time.Second
+	return e
 }
 
 // askIntrospection asks the endpoint about raw and applies the claim checks

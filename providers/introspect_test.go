@@ -2,6 +2,9 @@ package providers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
 )
@@ -284,3 +290,102 @@ func TestIntrospectionNeverFollowsRedirects(t *testing.T) {
 		t.Fatal("got the token re-posted to the redirect target, want the redirect refused")
 	}
 }
+
+// randomOpaqueTokens returns n made-up opaque tokens, which the issuer
+// answers inactive.
+func randomOpaqueTokens(n int) []string {
+	toks := make([]string, n)
+	for i := range toks {
+		b := make([]byte, 24)
+		rand.Read(b)
+		toks[i] = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return toks
+}
+
+// A flood of made-up tokens, each refused by the authorization server,
+// does not evict the cached answer of a token that works: refusals have a
+// cache of their own. (Before, 12,000 of them pushed it out of the one
+// cache of 10,000, and the next request with the good token was sent to
+// the server again.)
+func TestIntrospectionRefusalsDoNotEvictWorkingTokens(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	// A budget wide enough for the whole flood: this test is about the
+	// caches alone.
+	p := newProvider(t, iss, introspectionTenant(iss, func(c *IntrospectionConfig) { c.MaxCallsPerSecond = intPtr(maxIntrospectRate) }), clk, testSecrets)
+	good := iss.MintOpaque(iss.Claims("u", testResource, "read:todos"))
+	mustVerify(t, p, good)
+	const flood = 12000
+	var wrong atomic.Int32
+	for range 2 { // two seconds of the budget
+		inParallel(flood/2, 8, func(i int) {
+			_, err := p.Verify(context.Background(), randomOpaqueTokens(1)[0])
+			var e *Error
+			if (!errors.As(err, &e) || e.Reason != reasonInactive) && wrong.Add(1) == 1 {
+				t.Errorf("a made-up token: got %v, want %q", err, reasonInactive)
+			}
+		})
+		clk.Advance(time.Second)
+	}
+	if t.Failed() {
+		return
+	}
+	calls := iss.Hits(providertest.Introspection)
+	mustVerify(t, p, good)
+	if got := iss.Hits(providertest.Introspection); got != calls {
+		t.Errorf("the working token was introspected again after %d refused tokens (%d calls, then %d), want a cache hit", flood, calls, got)
+	}
+	if n := p.intro.refused.len(); n != refusedIntrospectCacheSize {
+		t.Errorf("got %d refusals cached, want the refusal cache full at %d", n, refusedIntrospectCacheSize)
+	}
+}
+
+// Past its budget of calls per second, a tenant answers a token neither
+// cache knows with "unavailable" and a Retry-After of a second, never with
+// a refusal, and does not call the authorization server; cached answers
+// keep working, and the budget refills with time.
+func TestIntrospectionBudget(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := newProvider(t, iss, introspectionTenant(iss, func(c *IntrospectionConfig) { c.MaxCallsPerSecond = intPtr(5) }), clk, testSecrets, WithMetrics(m))
+	ctx := context.Background()
+	cached := iss.MintOpaque(iss.Claims("cached", testResource, "read:todos"))
+	mustVerify(t, p, cached) // 1 of the 5
+
+	inactive, busy := 0, 0
+	for _, tok := range randomOpaqueTokens(20) {
+		_, err := p.Verify(ctx, tok)
+		var e *Error
+		switch {
+		case !errors.As(err, &e):
+			t.Fatalf("got %v, want an *Error", err)
+		case e.Reason == reasonInactive:
+			inactive++
+		case e.Class == ClassUnavailable && e.Reason == reasonIntrospectBusy && e.RetryAfter == time.Second:
+			busy++
+		default:
+			t.Fatalf("got %v (class %d, retry after %v), want inactive or over budget with a 1s Retry-After", err, e.Class, e.RetryAfter)
+		}
+	}
+	if inactive != 4 || busy != 16 || iss.Hits(providertest.Introspection) != 5 {
+		t.Errorf("got %d inactive, %d over budget and %d introspection calls, want 4, 16 and 5", inactive, busy, iss.Hits(providertest.Introspection))
+	}
+	if got := testutil.ToFloat64(m.overBudget.WithLabelValues("acme")); got != 16 {
+		t.Errorf("got %v tokens counted over budget, want 16", got)
+	}
+	// A cached answer needs no call; a new good token waits for the budget
+	// with a 503, not a 401.
+	mustVerify(t, p, cached)
+	fresh := iss.MintOpaque(iss.Claims("fresh", testResource, "read:todos"))
+	_, err := p.Verify(ctx, fresh)
+	checkErr(t, err, ClassUnavailable, reasonIntrospectBusy)
+	clk.Advance(time.Second)
+	mustVerify(t, p, fresh)
+	if got := iss.Hits(providertest.Introspection); got != 6 {
+		t.Errorf("got %d introspection calls, want 6", got)
+	}
+}
+
+func intPtr(n int) *int { return &n }

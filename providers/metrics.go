@@ -10,6 +10,7 @@ type Metrics struct {
 	jwks          *prometheus.CounterVec
 	introspection *prometheus.CounterVec
 	introCache    *prometheus.CounterVec
+	overBudget    *prometheus.CounterVec
 }
 
 // NewMetrics registers the providers' collectors with reg.
@@ -31,8 +32,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "todo_gateway_introspection_cache_total",
 			Help: "Introspection cache lookups by issuer and result (hit, miss).",
 		}, []string{"issuer", "result"}),
+		overBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_introspection_over_budget_total",
+			Help: "Tokens answered 503 without being introspected because the tenant's introspection budget (max_calls_per_second) was spent, by tenant.",
+		}, []string{"tenant"}),
 	}
-	reg.MustRegister(m.discovery, m.jwks, m.introspection, m.introCache)
+	reg.MustRegister(m.discovery, m.jwks, m.introspection, m.introCache, m.overBudget)
 	return m
 }
 
@@ -68,6 +73,12 @@ func (m *Metrics) introCacheLookup(issuer string, hit bool) {
 		r = "hit"
 	}
 	m.introCache.WithLabelValues(issuer, r).Inc()
+}
+
+func (m *Metrics) introspectionOverBudget(tenant string) {
+	if m != nil {
+		m.overBudget.WithLabelValues(tenant).Inc()
+	}
 }
 
 func result(err error) string {

@@ -14,6 +14,10 @@ import (
 const (
 	defaultVerifiedCacheSize   = 10000
 	defaultIntrospectCacheSize = 10000
+	// refusedIntrospectCacheSize holds refused tokens for negativeCacheTTL:
+	// enough for clients retrying a dead token, small because a flood of
+	// made-up tokens fills it at once (and only it).
+	refusedIntrospectCacheSize = 1000
 )
 
 // SecretResolver reads secrets given by reference. Nil fields fall back to

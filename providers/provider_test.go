@@ -246,7 +246,7 @@ func TestWithDefaults(t *testing.T) {
 		// the kind (tenants once defaulted oidc to jwt and refused the file).
 		{"oidc with introspection is auto", Settings{Config: Config{Type: KindOIDC, Introspection: &IntrospectionConfig{}}}, func(s Settings) string {
 			in := s.Config.Introspection
-			if s.Config.Token != TokenAuto || in.AuthMethod != "basic" || time.Duration(*in.CacheTTL) != time.Minute {
+			if s.Config.Token != TokenAuto || in.AuthMethod != "basic" || time.Duration(*in.CacheTTL) != time.Minute || *in.MaxCallsPerSecond != 100 {
 				return "introspection defaults"
 			}
 			return ""

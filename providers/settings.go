@@ -32,8 +32,12 @@ const (
 	defaultIntrospectTTL = 60 * time.Second
 	// maxIntrospectTTL bounds the introspection cache: past it, a revoked
 	// token would stay usable for longer than operators expect.
-	maxIntrospectTTL  = 10 * time.Minute
-	defaultAuthMethod = "basic"
+	maxIntrospectTTL = 10 * time.Minute
+	// defaultIntrospectRate re-introspects 6,000 active tokens a minute
+	// at the default cache_ttl, with room for a second's burst of new ones.
+	defaultIntrospectRate = 100
+	maxIntrospectRate     = 10000
+	defaultAuthMethod     = "basic"
 	// authNone calls the introspection endpoint without client
 	// authentication (Hydra's admin API).
 	authNone = "none"
@@ -53,7 +57,8 @@ var defaultClientIDClaims = []string{"client_id", "azp", "cid"}
 //   - jwt_types and claims.scopes: the kind's defaults (kindTable);
 //   - claims.subject "sub"; claims.client_id client_id, azp, cid;
 //   - leeway 60s; jwks_min_refresh 10s;
-//   - introspection auth_method "basic", cache_ttl 60s;
+//   - introspection auth_method "basic", cache_ttl 60s,
+//     max_calls_per_second 100;
 //   - audience strategy "resource" (RFC 8707: aud must name this resource);
 //   - each permission missing from the scope map: see DefaultScopeMap.
 //
@@ -87,6 +92,10 @@ func (s Settings) WithDefaults() Settings {
 		}
 		if in.CacheTTL == nil {
 			in.CacheTTL = durationPtr(defaultIntrospectTTL)
+		}
+		if in.MaxCallsPerSecond == nil {
+			rate := defaultIntrospectRate
+			in.MaxCallsPerSecond = &rate
 		}
 		c.Introspection = &in
 	}

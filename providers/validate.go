@@ -188,6 +188,9 @@ func (v *validation) introspection(p string, c IntrospectionConfig) {
 	case d > maxIntrospectTTL:
 		v.add(p+".cache_ttl", "must be at most %s: a revoked token stays usable as long as its answer is cached", maxIntrospectTTL)
 	}
+	if n := *c.MaxCallsPerSecond; n < 1 || n > maxIntrospectRate {
+		v.add(p+".max_calls_per_second", "must be from 1 to %d", maxIntrospectRate)
+	}
 }
 
 func (v *validation) audience(p string, a Audience) {

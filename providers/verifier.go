@@ -55,6 +55,9 @@ type Error struct {
 	Class  Class
 	Reason string
 	Err    error // the cause, for logs only
+	// RetryAfter, for ClassUnavailable, is when the client should try
+	// again when that is known to be sooner than the gateway's default.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -65,6 +68,15 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// RetryAfterOf returns the *Error's RetryAfter, 0 for any other error.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
 
 // ClassOf returns the class of err, ClassInternal when it is not an *Error.
 func ClassOf(err error) Class {

@@ -73,6 +73,10 @@ var providerRules = func() []ruleCase {
 		{"cache ttl negative", []edit{set("tenants.0.provider.token", "introspection"), set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "cache_ttl": "-1s"})}, tp + ".provider.introspection.cache_ttl", "must not be negative"},
 		{"cache ttl too long", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "cache_ttl": "11m"})}, tp + ".provider.introspection.cache_ttl", "must be at most 10m0s: a revoked token stays usable as long as its answer is cached"},
 		{"cache ttl at bounds", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "cache_ttl": "10m", "auth_method": "form"})}, "", ""},
+		{"introspection budget zero", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 0})}, tp + ".provider.introspection.max_calls_per_second", "must be from 1 to 10000"},
+		{"introspection budget too large", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 10001})}, tp + ".provider.introspection.max_calls_per_second", "must be from 1 to 10000"},
+		{"introspection budget at bounds", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 1})}, "", ""},
+		{"introspection budget upper bound", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 10000})}, "", ""},
 
 		// provider: algorithms, types, durations, metadata
 		{"alg none", []edit{set("tenants.0.provider.algorithms", []any{"ES384", "none"})}, tp + ".provider.algorithms[1]", `"none" is never allowed: tokens must be signed`},
