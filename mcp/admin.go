@@ -48,8 +48,12 @@ type statusDocument struct {
 // storeStatus is the store as /status shows it.
 type storeStatus struct {
 	Backend string `json:"backend"`
-	OK      bool   `json:"ok"`
-	Error   string `json:"error,omitempty"`
+	// OK: the store answered the read check and its latest write did not
+	// fail. Error is the read check's failure; Writes says how the writes
+	// went, which is what shows a full disk.
+	OK     bool              `json:"ok"`
+	Error  string            `json:"error,omitempty"`
+	Writes storeWritesStatus `json:"writes"`
 }
 
 // AdminOptions is what the operator's endpoints report besides the edge's
@@ -60,11 +64,15 @@ type AdminOptions struct {
 	// the edge still serves those that arrive.
 	Draining func() bool
 	// StoreCheck tells whether the store answers (a linearizable read on
-	// etcd). /status shows it; /readyz deliberately does not use it: every
-	// instance shares one etcd cluster, so a store outage would make every
-	// instance unready at once and a load balancer would then drop the
-	// answers that need no store (metadata, 401 challenges) along with the
-	// tool calls, which tell their clients to retry instead.
+	// etcd). /status shows it, with how the latest writes went; /readyz
+	// deliberately uses neither: every instance shares one etcd cluster,
+	// so a store outage would make every instance unready at once and a
+	// load balancer would then drop the answers that need no store
+	// (metadata, 401 challenges) along with the tool calls, which tell
+	// their clients to retry instead. A full disk under bbolt is no better
+	// a reason: the single instance still answers reads, and an instance
+	// taken out of rotation would get no write that could show the disk
+	// has room again.
 	StoreCheck func(context.Context) error
 	// StoreName describes the store in /status ("bbolt data/todos.db").
 	StoreName string
@@ -137,10 +145,11 @@ func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
 		if opts.StoreCheck != nil {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), storeCheckTimeout)
 			defer cancel()
-			doc.Store = &storeStatus{Backend: opts.StoreName, OK: true}
+			doc.Store = &storeStatus{Backend: opts.StoreName, Writes: gw.writes.status()}
 			if err := opts.StoreCheck(ctx); err != nil {
-				doc.Store.OK, doc.Store.Error = false, err.Error()
+				doc.Store.Error = err.Error()
 			}
+			doc.Store.OK = doc.Store.Error == "" && doc.Store.Writes.OK
 		}
 		return c.JSON(http.StatusOK, doc)
 	})

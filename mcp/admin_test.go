@@ -2,7 +2,9 @@ package mcp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,10 +12,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
 )
 
@@ -50,7 +54,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"config":"test"`) {
 		t.Errorf("status lacks the configuration version: %d %s", resp.StatusCode, body)
 	}
-	if !strings.Contains(body, `"store":{"backend":"bbolt test.db","ok":true}`) {
+	if !strings.Contains(body, `"store":{"backend":"bbolt test.db","ok":true,"writes":{"ok":true,"failures":0}}`) {
 		t.Errorf("status does not show the store answering: %s", body)
 	}
 	for _, id := range []string{"acme", "globex", "initech", "umbrella", "hooli"} {
@@ -89,7 +93,7 @@ func TestAdminEndpoints(t *testing.T) {
 	// ready: every instance shares the store, so failing readiness would
 	// take them all out at once, metadata and challenges included.
 	storeErr = errors.New("etcd: no quorum")
-	if resp, body := get(t, admin+"/status", ""); !strings.Contains(body, `"store":{"backend":"bbolt test.db","ok":false,"error":"etcd: no quorum"}`) {
+	if resp, body := get(t, admin+"/status", ""); !strings.Contains(body, `"store":{"backend":"bbolt test.db","ok":false,"error":"etcd: no quorum","writes":{"ok":true,`) {
 		t.Errorf("status with a failing store: %d %s, want the store's error", resp.StatusCode, body)
 	}
 	if resp, body := get(t, admin+"/readyz", ""); resp.StatusCode != http.StatusOK {
@@ -124,12 +128,115 @@ func TestAdminBeforeTheFirstApply(t *testing.T) {
 		t.Errorf("readyz before Apply: %d %s, want 503 no tenants loaded", resp.StatusCode, body)
 	}
 	if resp, body := get(t, admin+"/status", ""); resp.StatusCode != http.StatusOK ||
-		strings.TrimSpace(body) != `{"config":"","store":{"backend":"bbolt test.db","ok":true},"tenants":[]}` {
+		strings.TrimSpace(body) != `{"config":"","store":{"backend":"bbolt test.db","ok":true,"writes":{"ok":true,"failures":0}},"tenants":[]}` {
 		t.Errorf("status before Apply: %d %s", resp.StatusCode, body)
 	}
 	edge := httptest.NewServer(gw)
 	defer edge.Close()
 	if resp, body := post(t, edge.URL+"/acme", "", toolsList); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("the edge before Apply: %d %s, want 404", resp.StatusCode, body)
+	}
+}
+
+// fullDisk is a store whose writes fail while full is set, as bbolt's do
+// on a full disk (store/bolt answers store.ErrUnavailable for any commit
+// it cannot make); reads go on.
+type fullDisk struct {
+	store.Store
+	full atomic.Bool
+}
+
+var errDiskFull = fmt.Errorf("create todo: %w: write todos.db: no space left on device", store.ErrUnavailable)
+
+func (s *fullDisk) Create(ctx context.Context, tenant, owner, content string) (store.Todo, error) {
+	if s.full.Load() {
+		return store.Todo{}, errDiskFull
+	}
+	return s.Store.Create(ctx, tenant, owner, content)
+}
+
+func (s *fullDisk) Delete(ctx context.Context, tenant, id string, allow func(store.Todo) bool) (store.Todo, error) {
+	if s.full.Load() {
+		return store.Todo{}, errDiskFull
+	}
+	return s.Store.Delete(ctx, tenant, id, allow)
+}
+
+// With the disk full, a write is answered as retryable (not as an internal
+// error), counted as a tool error, and /status shows the store degraded
+// though its read check passes; /readyz stays ready. Once there is room,
+// writes resume and /status is clean again, without a restart.
+func TestFullDiskIsVisibleAndRecovers(t *testing.T) {
+	disk := &fullDisk{}
+	b := newEdgeBedOn(t, nil, func(st store.Store) store.Store { disk.Store = st; return disk })
+	var draining atomic.Bool
+	admin := serveAdmin(t, b.gw, func(context.Context) error { return nil }, &draining, b)
+	c := connect(t, b.resources["acme"], b.token("acme", "admin", adminPerms...), "")
+	kept := createTodo(t, c, "written before the disk filled up")
+
+	var status struct {
+		Store struct {
+			OK     bool `json:"ok"`
+			Writes struct {
+				OK            bool      `json:"ok"`
+				Failures      int       `json:"failures"`
+				LastError     string    `json:"last_error"`
+				LastErrorAt   time.Time `json:"last_error_at"`
+				LastSuccessAt time.Time `json:"last_success_at"`
+			} `json:"writes"`
+		} `json:"store"`
+	}
+	readStatus := func() {
+		t.Helper()
+		_, body := get(t, admin+"/status", "")
+		if err := json.Unmarshal([]byte(body), &status); err != nil {
+			t.Fatalf("status: %v: %s", err, body)
+		}
+	}
+	readStatus()
+	if !status.Store.OK || !status.Store.Writes.OK || status.Store.Writes.Failures != 0 || status.Store.Writes.LastSuccessAt.IsZero() {
+		t.Errorf("status before the disk filled up: %+v, want ok with a successful write", status.Store)
+	}
+
+	disk.full.Store(true)
+	text, isErr := call(t, c, mcp.ToolCreateTodo, map[string]any{"content": "lost to a full disk"})
+	if !isErr || !strings.HasPrefix(text, "the todo store is temporarily unavailable; retry later (the todo may or may not have been created; request ") ||
+		strings.Contains(text, "internal error") || strings.Contains(text, "no space") {
+		t.Errorf("create on a full disk: %q, want the retryable answer without the cause", text)
+	}
+	text, isErr = call(t, c, mcp.ToolDeleteTodo, map[string]any{"id": kept.ID})
+	if !isErr || !strings.HasPrefix(text, "the todo store is temporarily unavailable; retry later (the todo may or may not have been deleted; request ") {
+		t.Errorf("delete on a full disk: %q, want the retryable answer", text)
+	}
+	if text, isErr := call(t, c, mcp.ToolGetTodos, nil); isErr || !strings.Contains(text, kept.ID) {
+		t.Errorf("get-todos on a full disk: %q, want the todos (reads still work)", text)
+	}
+	readStatus()
+	w := status.Store.Writes
+	if status.Store.OK || w.OK || w.Failures != 2 || !strings.Contains(w.LastError, "no space left on device") || !w.LastErrorAt.After(w.LastSuccessAt) {
+		t.Errorf("status on a full disk: %+v, want not ok, 2 failures and the last error", status.Store)
+	}
+	if resp, body := get(t, admin+"/readyz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("readyz on a full disk: %d %s, want 200 (reads and challenges still work)", resp.StatusCode, body)
+	}
+	_, metrics := get(t, admin+"/metrics", "")
+	for _, want := range []string{
+		`todo_gateway_tool_errors_total{tenant="acme",tool="create-todo"} 1`,
+		`todo_gateway_tool_errors_total{tenant="acme",tool="delete-todo"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if logs := b.logs(t); !strings.Contains(logs, `"msg":"tool failed"`) || !strings.Contains(logs, "no space left on device") {
+		t.Errorf("the operator is not told the cause:\n%s", logs)
+	}
+
+	disk.full.Store(false) // room again: no restart, no reload
+	createTodo(t, c, "written once there is room")
+	readStatus()
+	w = status.Store.Writes
+	if !status.Store.OK || !w.OK || w.Failures != 2 || !w.LastSuccessAt.After(w.LastErrorAt) {
+		t.Errorf("status once writes succeed again: %+v, want ok, keeping the count and the last error", status.Store)
 	}
 }

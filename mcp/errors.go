@@ -64,10 +64,16 @@ var storeAnswers = []storeAnswer{
 	// wraps the cancellation of a call it had started in ErrUnavailable
 	// ("create: store unavailable: context canceled").
 	clientGone,
-	// The write may or may not have happened: said plainly, so that a
-	// client retrying a create knows it may find two.
+	// The store could not answer or could not write (etcd without a
+	// quorum, a full disk under bbolt): the client should come back, and
+	// a write tool says that its write may or may not have happened
+	// (unsureWrites), so that a client retrying a create knows it may find
+	// two.
 	{err: store.ErrUnavailable, outcome: "unavailable",
-		retry: "the todo store is unavailable right now; retry in a few seconds (a create or delete that failed this way may or may not have happened)"},
+		retry: "the todo store is temporarily unavailable; retry later"},
+	// The instance is shutting down and has closed its store: another
+	// instance, or this one restarted, will answer.
+	{err: store.ErrClosed, outcome: "closed", retry: "the todo store is temporarily unavailable; retry later"},
 	// Last, because an etcd timeout wraps both ErrUnavailable and
 	// DeadlineExceeded: a deadline of the caller's own is a cancellation.
 	{err: context.DeadlineExceeded, outcome: "canceled", refusal: true},

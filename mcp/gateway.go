@@ -63,6 +63,9 @@ type Gateway struct {
 	log   *slog.Logger
 	echo  *echo.Echo
 
+	// writes is how the tools' writes went, for /status.
+	writes storeWrites
+
 	current atomic.Pointer[Generation]
 
 	// applyMu makes Apply one at a time and guards retiring and closed.

@@ -148,7 +148,7 @@ func (g *Gateway) build(cfg *tenants.Config, version string, prev *Generation) (
 }
 
 func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
-	handlers := newToolHandlers(t, g.store, g.log, g.opts.Metrics)
+	handlers := newToolHandlers(t, watchedStore{g.store, &g.writes}, g.log, g.opts.Metrics)
 	st := &tenantState{
 		tenant:      t,
 		fast:        &fastTools{handlers: handlers},

@@ -301,6 +301,15 @@ func integer(v any) (int, bool) {
 	return 0, false
 }
 
+// unsureWrites is, for each tool that writes, what a store that could not
+// answer leaves uncertain (the failure may have come after the write), said
+// with the retry answer. (Not a field of Tool: the handlers in that table
+// call failure.)
+var unsureWrites = map[string]string{
+	ToolCreateTodo: "the todo may or may not have been created",
+	ToolDeleteTodo: "the todo may or may not have been deleted",
+}
+
 // failure turns a store error into a tool error. Invalid input is the
 // caller's to fix and its message is safe; anything else is logged with the
 // request id and answered generically, so internals never reach the client,
@@ -320,7 +329,11 @@ func (tt *todoTools) failure(ctx context.Context, tool string, err error, generi
 		tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", bounded(err.Error()))
 	}
 	if answer.retry != "" {
-		return mcpgo.NewToolResultError(answer.retry + " (request " + rid + ")")
+		detail := "request " + rid
+		if unsure := unsureWrites[tool]; unsure != "" {
+			detail = unsure + "; " + detail
+		}
+		return mcpgo.NewToolResultError(answer.retry + " (" + detail + ")")
 	}
 	if generic != "" {
 		return errorJSON(generic)

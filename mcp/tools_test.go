@@ -61,15 +61,18 @@ func TestStoreUnavailableAsksForARetry(t *testing.T) {
 	for _, generic := range []string{"", deleteFailed} {
 		res := tt.failure(ctx, ToolCreateTodo, err, generic)
 		text := res.Content[0].(mcpgo.TextContent).Text
-		if !res.IsError || !strings.Contains(text, "unavailable right now; retry") || !strings.Contains(text, "may or may not have happened") ||
-			!strings.Contains(text, "req-7") || strings.Contains(text, "etcdserver") {
+		if !res.IsError || text != "the todo store is temporarily unavailable; retry later (the todo may or may not have been created; request req-7)" {
 			t.Errorf("got %q, want a retryable answer with the request id and without the cause", text)
 		}
+	}
+	res := tt.failure(ctx, ToolGetTodos, err, "")
+	if text := res.Content[0].(mcpgo.TextContent).Text; text != "the todo store is temporarily unavailable; retry later (request req-7)" {
+		t.Errorf("get-todos got %q, want the retryable answer without a doubt about a write", text)
 	}
 	if !strings.Contains(logs.String(), "etcdserver: request timed out") {
 		t.Errorf("the cause is not logged: %s", logs.String())
 	}
-	res := tt.failure(ctx, ToolCreateTodo, errors.New("disk I/O error"), "")
+	res = tt.failure(ctx, ToolCreateTodo, errors.New("disk I/O error"), "")
 	if text := res.Content[0].(mcpgo.TextContent).Text; strings.Contains(text, "retry") || strings.Contains(text, "disk") {
 		t.Errorf("another failure answered %q, want the generic internal error", text)
 	}

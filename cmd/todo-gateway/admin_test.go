@@ -91,6 +91,19 @@ func TestAdminEndpoints(t *testing.T) {
 	if _, body := get(t, admin+"/metrics"); !strings.Contains(body, "todo_gateway_store_up 0") {
 		t.Error("metrics do not show the store down")
 	}
+	// A write that fails is answered as retryable, counted by the store
+	// metric under its outcome (the failure counter: no other is needed),
+	// and shown in /status.
+	if body := readAll(t, post(t, b.resources["t0"], tok, createBody(1), nil)); !strings.Contains(body, "the todo store is temporarily unavailable; retry later") {
+		t.Errorf("create-todo with the store closed: %s, want the retryable answer", body)
+	}
+	if _, body := get(t, admin+"/metrics"); !strings.Contains(body, `todo_gateway_store_operation_seconds_count{op="create",outcome="closed"} 1`) ||
+		!strings.Contains(body, `todo_gateway_tool_errors_total{tenant="t0",tool="create-todo"} 1`) {
+		t.Error("metrics do not count the failed write")
+	}
+	if _, body := get(t, admin+"/status"); !strings.Contains(body, `"writes":{"ok":false,"failures":1,"last_error":"store closed"`) {
+		t.Errorf("status after a failed write: %s, want the writes failing", body)
+	}
 }
 
 // A tenant whose verifier could not be built by the real providers (here:

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -162,7 +161,7 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.update(func(tx *bbolt.Tx) error {
 		for _, tenant := range missing {
 			tb, err := tx.CreateBucketIfNotExists([]byte(tenant))
 			if err != nil {
@@ -186,20 +185,42 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 // idempotent either way: Batch may run it more than once.
 func (s *Store) write(fn func(*bbolt.Tx) error) error {
 	defer s.writers.Add(-1)
+	run, result := tracked(fn)
 	if s.writers.Add(1) == 1 {
-		return diskFull(s.db.Update(fn))
+		return result(s.db.Update(run))
 	}
-	return diskFull(s.db.Batch(fn))
+	return result(s.db.Batch(run))
 }
 
-// diskFull marks a commit that failed because the disk or the quota is
-// full as store.ErrUnavailable: nothing was written, and the client can
-// retry once the operator has made room.
-func diskFull(err error) error {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+// update commits fn alone, as write does.
+func (s *Store) update(fn func(*bbolt.Tx) error) error {
+	run, result := tracked(fn)
+	return result(s.db.Update(run))
+}
+
+// tracked wraps a transaction function so that result can tell its own
+// error (bad data, a refusal: returned as it is) from bbolt's failure to
+// begin or commit the transaction, which is store.ErrUnavailable: the disk
+// or the quota is full, the file cannot grow or be synced, an I/O error.
+// Nothing was written then (or, for a failure of the very last sync, the
+// write may have happened, as ErrUnavailable says), and the client can
+// retry once the operator has made room: bbolt rolls the transaction back
+// and the next one starts afresh, without a restart. bbolt does not always
+// keep the cause in the chain (its "file resize error: %s"), so the
+// failure is recognised by where it came from, not by its errno.
+func tracked(fn func(*bbolt.Tx) error) (run func(*bbolt.Tx) error, result func(error) error) {
+	var fnErr error
+	run = func(tx *bbolt.Tx) error {
+		fnErr = fn(tx) // Batch may run fn more than once: the last run counts
+		return fnErr
+	}
+	result = func(err error) error {
+		if err == nil || err == fnErr {
+			return err
+		}
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
-	return err
+	return run, result
 }
 
 // tenantBuckets returns the tenant's buckets, or ErrUnknownTenant.

@@ -43,7 +43,7 @@ func (s *Store) Import(ctx context.Context, tenant string, todos []store.Todo) (
 		return 0, err
 	}
 	var added int
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.update(func(tx *bbolt.Tx) error {
 		added = 0
 		todos, owners, err := tenantBuckets(tx, tenant)
 		if err != nil {
