@@ -5,13 +5,18 @@
 // until Ctrl-C.
 //
 // Ports: DEMO_GATEWAY_PORT (default 3001) and DEMO_IDP_PORT (default 3002).
-// DEMO_QUIET=1 hides the processes' logs.
+// DEMO_ALLOWED_ORIGINS: comma-separated browser origins for the gateway's
+// http.allowed_origins (for a client that calls it from a web page; MCP
+// Inspector 2.x does not). DEMO_QUIET=1 hides the processes' logs.
 import { Lab } from './lib/harness.mjs';
-import { connectText, echoLogs, onStopSignal, requirePortsFree } from './lib/demo.mjs';
+import {
+  DEMO_TENANTS, allowedOriginsFrom, connectText, echoLogs, onStopSignal, requirePortsFree, startDemo,
+} from './lib/demo.mjs';
 
 const gatewayPort = Number(process.env.DEMO_GATEWAY_PORT ?? 3001);
 const idpPort = Number(process.env.DEMO_IDP_PORT ?? 3002);
 const quiet = !!process.env.DEMO_QUIET;
+const allowedOrigins = allowedOriginsFrom(process.env.DEMO_ALLOWED_ORIGINS);
 
 await requirePortsFree([['DEMO_GATEWAY_PORT', gatewayPort], ['DEMO_IDP_PORT', idpPort]], 'make demo');
 
@@ -28,11 +33,7 @@ async function stop(code) {
 onStopSignal(stop);
 
 try {
-  const tenants = ['acme', 'globex'];
-  const idp = await lab.startIdp({
-    shape: 'logto', port: idpPort, resources: tenants.map((t) => lab.resource(t)), label: 'idp',
-  });
-  const gateway = await lab.startGateway(tenants.map((t) => lab.logtoTenant(t, idp)), { label: 'gateway' });
+  const { idp, gateway } = await startDemo(lab, { idpPort, allowedOrigins });
   gateway.exited.then(() => stopping || (process.stderr.write('the gateway exited\n'), stop(1)));
   idp.proc.exited.then(() => stopping || (process.stderr.write('the provider exited\n'), stop(1)));
 
@@ -40,10 +41,13 @@ try {
     title: 'Todo Gateway demo: everything on 127.0.0.1, nothing to sign up for. Ctrl-C stops it.',
     lab,
     idp,
-    tenants,
+    tenants: DEMO_TENANTS,
     where: `the gateway http://127.0.0.1:${gatewayPort}`,
     after: [
       `Admin endpoints (private): http://${gateway.admin}/status  /metrics  /readyz  /healthz`,
+      allowedOrigins
+        ? `Browser origins allowed besides the gateway's own (http.allowed_origins, from DEMO_ALLOWED_ORIGINS): ${allowedOrigins.join(' ')}`
+        : 'Browser origins allowed: only the gateway\'s own (DEMO_ALLOWED_ORIGINS=http://host:port,... adds some).',
       '',
     ],
     logs: quiet ? '' : 'Logs of the provider [idp] and the gateway [gateway] follow.',

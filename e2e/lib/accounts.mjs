@@ -34,3 +34,10 @@ export const credentials = (login) => ({ login, password: USERS[login].password 
 export const GATEWAY_CLIENT_ID = 'todo-gateway';
 /** The machine-to-machine (client credentials) client. */
 export const M2M_CLIENT_ID = 'm2m-todo-client';
+
+/**
+ * The provider's sign-out page (node-oidc-provider's end_session_endpoint,
+ * lib/idp.mjs) and its button that signs out: how a person switches users.
+ */
+export const signOutUrl = (issuer) => `${issuer}/session/end`;
+export const SIGN_OUT_BUTTON = 'Yes, sign me out';

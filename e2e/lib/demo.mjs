@@ -1,10 +1,45 @@
 // What `make demo` (demo.mjs) and `make cluster` (cluster.mjs) share: the
 // check that their fixed ports are free, the echo of the processes' logs,
-// the stop on Ctrl-C, and the text that says what to connect to.
+// the stop on Ctrl-C, and the text that says what to connect to; and the
+// demo's provider and gateway, which the browser test starts too.
 import { createServer } from 'node:net';
 
 import { ROLES, USERS, M2M_CLIENT_ID } from './accounts.mjs';
 import { freePort } from './harness.mjs';
+import { inspectorSteps } from './inspector.mjs';
+
+/** The demo's tenants. */
+export const DEMO_TENANTS = ['acme', 'globex'];
+
+/**
+ * The value of DEMO_ALLOWED_ORIGINS (comma-separated browser origins) as
+ * the gateway's http.allowed_origins; undefined when unset or empty. The
+ * gateway checks each origin and refuses to start on a bad one.
+ */
+export function allowedOriginsFrom(value) {
+  const origins = (value ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  return origins.length ? origins : undefined;
+}
+
+/**
+ * `make demo`'s provider and gateway in lab: node-oidc-provider shaped like
+ * Logto on idpPort (a free one when undefined) and the gateway on the lab's
+ * port with DEMO_TENANTS, each verified with the provider's JWTs.
+ *
+ * @param {import('./harness.mjs').Lab} lab
+ * @param {{idpPort?: number, allowedOrigins?: string[]}} [o]
+ *   allowedOrigins: the gateway's http.allowed_origins
+ */
+export async function startDemo(lab, { idpPort, allowedOrigins } = {}) {
+  const idp = await lab.startIdp({
+    shape: 'logto', port: idpPort, resources: DEMO_TENANTS.map((t) => lab.resource(t)), label: 'idp',
+  });
+  const gateway = await lab.startGateway(DEMO_TENANTS.map((t) => lab.logtoTenant(t, idp)), {
+    label: 'gateway',
+    http: allowedOrigins ? { allowed_origins: allowedOrigins } : undefined,
+  });
+  return { idp, gateway };
+}
 
 /** Whether port is free on 127.0.0.1 right now. */
 export function portFree(port) {
@@ -85,10 +120,7 @@ export function connectText({ title, lab, idp, tenants, where, after = [], hint 
     `  node e2e/todo-client.mjs ${lab.resource('acme')} admin list`,
     `  node e2e/todo-client.mjs ${lab.resource('acme')} guest create "not allowed"    # 403 insufficient_scope`,
     '',
-    'Or with MCP Inspector (in a browser on this machine):',
-    '  npx @modelcontextprotocol/inspector',
-    `  Transport Type "Streamable HTTP", URL ${lab.resource('acme')}, Connection Type "Via Proxy";`,
-    '  "Open Auth Settings" → "Quick OAuth Flow", then sign in as one of the users above.',
+    ...inspectorSteps({ resource: lab.resource('acme'), issuer: idp.issuer, id: 'acme' }),
     '',
     'A machine-to-machine token (client credentials) for curl:',
     `  curl -s -u ${M2M_CLIENT_ID}:${lab.secrets.m2m} -d grant_type=client_credentials \\`,

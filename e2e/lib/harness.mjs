@@ -228,30 +228,31 @@ export class Lab {
   /**
    * Writes the gateway configuration and starts the gateway binary, by
    * default on the lab's port with a bbolt file in the lab's directory.
-   * tenants are the configuration's tenant objects; port, adminPort, store
-   * and shutdown are for other set-ups (see writeGatewayConfig).
+   * tenants are the configuration's tenant objects; port, adminPort, store,
+   * shutdown and http are for other set-ups (see writeGatewayConfig).
    */
   async startGateway(tenants, {
-    name = 'gateway', label, port = this.gatewayPort, adminPort = 0, store, shutdown,
+    name = 'gateway', label, port = this.gatewayPort, adminPort = 0, store, shutdown, http,
   } = {}) {
-    const file = this.writeGatewayConfig(tenants, { name, port, adminPort, store, shutdown });
+    const file = this.writeGatewayConfig(tenants, { name, port, adminPort, store, shutdown, http });
     return this.runGateway(file, { label: label ?? `${name} (port ${port})` });
   }
 
   /**
    * Writes a gateway configuration file named name.json in the lab's
    * directory and returns its path. port and adminPort are the listeners'
-   * (0: a free one, chosen by the gateway); store and shutdown are the
+   * (0: a free one, chosen by the gateway); store, shutdown and http are the
    * configuration's blocks (default: bbolt in the lab's directory; the
-   * gateway's default shutdown).
+   * gateway's defaults for the others).
    */
-  writeGatewayConfig(tenants, { name = 'gateway', port = this.gatewayPort, adminPort = 0, store, shutdown } = {}) {
+  writeGatewayConfig(tenants, { name = 'gateway', port = this.gatewayPort, adminPort = 0, store, shutdown, http } = {}) {
     const config = {
       listen: `127.0.0.1:${port}`,
       // Port 0: gateways of scenarios running side by side must not collide.
       admin: { listen: `127.0.0.1:${adminPort}` },
       store: store ?? { driver: 'bbolt', bbolt: { path: join(this.dir, 'todos.db') } },
       ...(shutdown ? { shutdown } : {}),
+      ...(http ? { http } : {}),
       tenants,
     };
     const file = join(this.dir, `${name}.json`);

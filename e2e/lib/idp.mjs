@@ -20,7 +20,9 @@ import * as jose from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
 import { Store } from './adapter.mjs';
-import { GATEWAY_CLIENT_ID, GROUPS, M2M_CLIENT_ID, ROLES, TODO_SCOPES, USERS } from './accounts.mjs';
+import {
+  GATEWAY_CLIENT_ID, GROUPS, M2M_CLIENT_ID, ROLES, SIGN_OUT_BUTTON, TODO_SCOPES, USERS,
+} from './accounts.mjs';
 
 export { TODO_SCOPES, ROLES, GROUPS, USERS, GATEWAY_CLIENT_ID, M2M_CLIENT_ID };
 
@@ -178,6 +180,22 @@ export async function startIdp(o) {
       revocation: {
         enabled: true,
         allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+      },
+      // Sign-out (end_session_endpoint): how a person switches users, since
+      // the provider's session signs the next authorization in silently.
+      // Plain pages like the login form, which load nothing from elsewhere.
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.type = 'html';
+          ctx.body = html('Sign out', `<h1>Sign out of ${escapeHtml(ctx.host)}?</h1>${form}
+<button type="submit" form="op.logoutForm" name="logout" value="yes">${SIGN_OUT_BUTTON}</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>`);
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.type = 'html';
+          ctx.body = html('Signed out', '<h1>Signed out</h1><p>The next sign-in asks for a user and password.</p>');
+        },
       },
       resourceIndicators: {
         enabled: true,
