@@ -8,9 +8,9 @@ GO ?= go
 export GOTOOLCHAIN ?= go1.27.3
 PKGS := ./...
 
-.PHONY: test vet fmt-check unit bench build run e2e e2e-deps demo cluster-test cluster service-check
+.PHONY: test vet fmt-check unit bench build run e2e e2e-deps inspector-test demo cluster-test cluster service-check
 
-test: fmt-check vet unit service-check e2e cluster-test
+test: fmt-check vet unit service-check e2e inspector-test cluster-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -78,12 +78,32 @@ service-check:
 E2E_BIN := $(CURDIR)/bin/e2e/todo-gateway
 NODE ?= node
 
+# npm ci when e2e/node_modules is missing or older than the lock file (a
+# dependency added since the last install).
 e2e-deps:
-	@test -d e2e/node_modules || (cd e2e && npm ci --no-audit --no-fund)
+	@if [ ! -f e2e/node_modules/.package-lock.json ] || [ e2e/package-lock.json -nt e2e/node_modules/.package-lock.json ]; then \
+		cd e2e && npm ci --no-audit --no-fund; fi
 
 e2e: e2e-deps
 	$(GO) build -o $(E2E_BIN) ./cmd/todo-gateway
 	cd e2e && TODO_GATEWAY_BIN=$(E2E_BIN) $(NODE) --test --test-timeout=120000 test/
+
+# The browser test (e2e/browser/inspector.test.mjs): MCP Inspector 2.x
+# (pinned in e2e/package-lock.json) driven through its web UI in headless
+# Chromium with playwright-core against make demo's provider and gateway,
+# as admin, user and guest; about 50 s. Uses Debian's chromium (CHROMIUM_BIN
+# for another), installed with apt-get when missing on a Debian machine;
+# without it the target fails rather than skip.
+CHROMIUM_BIN ?= chromium
+
+inspector-test: e2e-deps
+	@if ! command -v $(CHROMIUM_BIN) >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y chromium || { $$sudo apt-get update && $$sudo apt-get install -y chromium; } || true; \
+	fi
+	@command -v $(CHROMIUM_BIN) >/dev/null 2>&1 || { echo "inspector-test: no $(CHROMIUM_BIN) on the PATH; install it (Debian: apt-get install -y chromium) or set CHROMIUM_BIN" >&2; exit 1; }
+	$(GO) build -o $(E2E_BIN) ./cmd/todo-gateway
+	cd e2e && TODO_GATEWAY_BIN=$(E2E_BIN) CHROMIUM_BIN=$(CHROMIUM_BIN) $(NODE) --test --test-timeout=300000 browser/
 
 # The cluster test (e2e/cluster): 3 etcd members and 3 gateway processes
 # behind a round-robin proxy, clients creating, listing and deleting while
