@@ -123,3 +123,30 @@ func TestCreatedAtHasThreeFractionalDigits(t *testing.T) {
 		}
 	}
 }
+
+// Todo's token-by-token MarshalJSONTo writes exactly what marshalling its
+// written form does, for any content, and in TimeLayout.
+func TestTodoMarshalJSONToMatchesWrittenForm(t *testing.T) {
+	at := time.Date(2026, 12, 3, 7, 12, 7, 580_000_000, time.UTC)
+	for _, todo := range []Todo{
+		{ID: "a", Content: "plain", OwnerID: "u", CreatedAt: at},
+		{ID: "b", Content: `<script>&"quotes"\ é 😀 ` + "\u2028\t\n", OwnerID: "user|1", CreatedAt: at.Add(time.Nanosecond)},
+		{},
+	} {
+		got, err := json.Marshal(todo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(todo.written())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("MarshalJSONTo wrote\n%s\nwant\n%s", got, want)
+		}
+		in, err := json.Marshal([]Todo{todo, todo})
+		if err != nil || string(in) != "["+string(want)+","+string(want)+"]" {
+			t.Errorf("in a list: %s (%v)", in, err)
+		}
+	}
+}
