@@ -138,6 +138,16 @@ func loadDocument(path string, stderr io.Writer) ([]byte, *tenants.Config) {
 }
 
 // openDocumentSource connects to the etcd cluster of cfg's store block.
+// openConfiguredSource opens the etcd document source that the file at
+// path names (its store block), or prints why not and returns nil.
+func openConfiguredSource(path string, stderr io.Writer) *tenants.EtcdSource {
+	cfg := loadFile(path, stderr)
+	if cfg == nil {
+		return nil
+	}
+	return openDocumentSource(path, cfg, stderr)
+}
+
 func openDocumentSource(path string, cfg *tenants.Config, stderr io.Writer) *tenants.EtcdSource {
 	src, err := tenants.OpenEtcdSource(cfg)
 	if err != nil {
@@ -214,11 +224,7 @@ func runTenantsPush(ctx context.Context, o *tenantsOptions, stdout, stderr io.Wr
 }
 
 func runTenantsGet(ctx context.Context, o *tenantsOptions, stdout, stderr io.Writer) int {
-	cfg := loadFile(o.config, stderr)
-	if cfg == nil {
-		return exitFail
-	}
-	src := openDocumentSource(o.config, cfg, stderr)
+	src := openConfiguredSource(o.config, stderr)
 	if src == nil {
 		return exitFail
 	}
@@ -267,11 +273,7 @@ func printChanges(w io.Writer, ch tenants.TenantChanges) {
 const statusPoll = 250 * time.Millisecond
 
 func runTenantsStatus(ctx context.Context, o *tenantsOptions, stdout, stderr io.Writer) int {
-	cfg := loadFile(o.config, stderr)
-	if cfg == nil {
-		return exitFail
-	}
-	src := openDocumentSource(o.config, cfg, stderr)
+	src := openConfiguredSource(o.config, stderr)
 	if src == nil {
 		return exitFail
 	}
