@@ -101,15 +101,7 @@ func TestCluster(t *testing.T) {
 			t.Logf("--- %s log (last lines):\n%s", m.name, m.tail(10))
 		}
 	})
-	for _, g := range gws {
-		if err := g.startAndWait(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	px.watch(watchCtx)
-	waitFor(t, 20*time.Second, "every instance ready behind the proxy", func() bool { return px.readyCount() == 3 })
+	startBehindProxy(t, px, gws)
 
 	mint := func(sub, scopes string) string { return iss.Mint(iss.Claims(sub, resource, scopes)) }
 	tok := map[string]tokens{}
@@ -489,4 +481,20 @@ func exitStatus(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
+}
+
+// startBehindProxy starts every gateway, then has the proxy follow their
+// /readyz until all of them are in rotation; the proxy's watch ends with
+// the test.
+func startBehindProxy(t *testing.T, px *proxy, gws []*gatewayInst) {
+	t.Helper()
+	for _, g := range gws {
+		if err := g.startAndWait(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	t.Cleanup(stopWatch)
+	px.watch(watchCtx)
+	waitFor(t, 20*time.Second, "every instance ready behind the proxy", func() bool { return px.readyCount() == len(gws) })
 }

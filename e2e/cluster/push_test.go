@@ -106,15 +106,7 @@ func TestClusterTenantPush(t *testing.T) {
 			}
 		}
 	})
-	for _, g := range gws {
-		if err := g.startAndWait(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	px.watch(watchCtx)
-	waitFor(t, 20*time.Second, "every instance ready behind the proxy", func() bool { return px.readyCount() == 3 })
+	startBehindProxy(t, px, gws)
 
 	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	clientOf := func(id string) *mcpClient { return &mcpClient{http: httpc, host: px.Host(), path: "/" + id} }
