@@ -246,7 +246,7 @@ func (p *Provider) askIntrospection(ctx context.Context, endpoint, raw string, t
 // access token). Its error is transient or a misconfiguration.
 func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trace) (claimSet, *Error, error) {
 	form := url.Values{"token": {raw}, "token_type_hint": {"access_token"}}
-	if in.auth == "form" {
+	if in.auth == authForm {
 		form.Set("client_id", in.clientID)
 		form.Set("client_secret", in.secret)
 	}
@@ -256,7 +256,7 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trac
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if in.auth == "basic" {
+	if in.auth == authBasic {
 		// RFC 6749 §2.3.1: form-encode id and secret before Basic.
 		req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
 	}
@@ -316,13 +316,10 @@ func (in *introspector) call(ctx context.Context, endpoint, raw string, tr *Trac
 // describeAuth says how the gateway authenticated to the endpoint, for a
 // trace: the client id, never the secret.
 func (in *introspector) describeAuth() string {
-	switch in.auth {
-	case authNone:
+	if in.auth == authNone {
 		return "without client authentication (auth_method none)"
-	case "form":
-		return "as client " + quoted(in.clientID) + " (client_secret_post)"
 	}
-	return "as client " + quoted(in.clientID) + " (client_secret_basic)"
+	return "as client " + quoted(in.clientID) + " (" + authMethodName(in.auth) + ")"
 }
 
 func describeActive(m claimSet) string {

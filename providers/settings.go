@@ -37,11 +37,26 @@ const (
 	// at the default cache_ttl, with room for a second's burst of new ones.
 	defaultIntrospectRate = 100
 	maxIntrospectRate     = 10000
-	defaultAuthMethod     = "basic"
-	// authNone calls the introspection endpoint without client
+	// The introspection auth methods: client_secret_basic (the default),
+	// client_secret_post, and none, for an endpoint that takes no client
 	// authentication (Hydra's admin API).
-	authNone = "none"
+	authBasic         = "basic"
+	authForm          = "form"
+	authNone          = "none"
+	defaultAuthMethod = authBasic
 )
+
+// authMethodName is an introspection auth method as RFC 8414 metadata
+// (introspection_endpoint_auth_methods_supported) names it.
+func authMethodName(m string) string {
+	switch m {
+	case authForm:
+		return "client_secret_post"
+	case authNone:
+		return "none"
+	}
+	return "client_secret_basic"
+}
 
 // defaultClientIDClaims are the claims naming the client, in order: the
 // RFC 9068 claim, then what OpenID providers (azp) and Okta (cid) use.

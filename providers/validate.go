@@ -48,7 +48,7 @@ var (
 	// scopeClaimNames are the claims scopes may be read from; each has a
 	// known shape (see claimSet.list).
 	scopeClaimNames = []string{"scope", "scp", "scopes", "permissions", "roles"}
-	authMethods     = []string{"basic", "form", authNone}
+	authMethods     = []string{authBasic, authForm, authNone}
 )
 
 // Validate applies WithDefaults and reports every problem of the result at

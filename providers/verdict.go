@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -170,13 +171,8 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 					c.Token, what)
 			}
 		case c.Introspection != nil && len(r.IntrospectionAuthMethods) > 0:
-			method, name := "client_secret_basic", "basic"
-			switch c.Introspection.AuthMethod {
-			case "form":
-				method, name = "client_secret_post", "form"
-			case authNone:
-				method, name = authNone, authNone
-			}
+			name := cmp.Or(c.Introspection.AuthMethod, defaultAuthMethod)
+			method := authMethodName(name)
 			if !slices.Contains(r.IntrospectionAuthMethods, method) {
 				add(RuleIntrospectionAuth, SeverityWarning,
 					"provider.introspection.auth_method %s sends %s, which the server does not list in introspection_endpoint_auth_methods_supported (%s); introspection calls may be refused",
