@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -30,9 +31,13 @@ import (
 const maxBatch = 100
 
 // isBatch reports whether the body is a JSON array, a JSON-RPC batch.
-func isBatch(body []byte) bool {
-	b := bytes.TrimLeft(body, " \t\r\n")
-	return len(b) > 0 && b[0] == '['
+func isBatch(body []byte) bool { return jsonStartsWith(body, '[') }
+
+// jsonStartsWith reports whether the JSON text b opens with c ('[' an
+// array, '{' an object).
+func jsonStartsWith(b []byte, c byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == c
 }
 
 // serveBatch answers a batch for p, after authentication.
@@ -61,14 +66,15 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord
 	case len(msgs) == 0:
 		return invalid(mcpgo.INVALID_REQUEST, "the batch is empty")
 	case len(msgs) > maxBatch:
-		return invalid(mcpgo.INVALID_REQUEST, "a batch may hold at most 100 messages")
+		return invalid(mcpgo.INVALID_REQUEST, "a batch may hold at most "+strconv.Itoa(maxBatch)+" messages")
 	}
 
-	calls := make([]rpcCall, 0, len(msgs))
-	for _, m := range msgs {
-		if call, ok := peekCall(m); ok {
-			calls = append(calls, call)
-		}
+	// Each message is peeked once: for the permission check of the whole
+	// batch, then for its own dispatch.
+	calls := make([]rpcCall, len(msgs))
+	peeked := make([]bool, len(msgs))
+	for i, m := range msgs {
+		calls[i], peeked[i] = peekCall(m)
 	}
 	miss := missingPermissions(p, calls...)
 	if len(miss) > 0 {
@@ -80,12 +86,12 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord
 
 	ctx := WithPrincipal(r.Context(), p)
 	var answers [][]byte
-	for _, m := range msgs {
-		if !isObject(m) {
+	for i, m := range msgs {
+		if !jsonStartsWith(m, '{') {
 			answers = append(answers, rpcError(nil, mcpgo.INVALID_REQUEST, "Invalid Request: a batch holds JSON-RPC message objects"))
 			continue
 		}
-		if call, ok := peekCall(m); ok && call.Method == string(mcpgo.MethodInitialize) {
+		if peeked[i] && calls[i].Method == string(mcpgo.MethodInitialize) {
 			answers = append(answers, rpcError(requestID(m), mcpgo.INVALID_REQUEST, "initialize must not be part of a batch"))
 			continue
 		}
@@ -109,11 +115,6 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord
 	}
 	out.WriteString("]\n")
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, out.Bytes())
-}
-
-func isObject(m json.RawMessage) bool {
-	b := bytes.TrimLeft(m, " \t\r\n")
-	return len(b) > 0 && b[0] == '{'
 }
 
 // recorder keeps the answer to one message of a batch.
