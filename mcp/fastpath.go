@@ -47,21 +47,6 @@ type fastTools struct {
 	handlers []server.ToolHandlerFunc
 }
 
-// newFastTools takes the handlers registered with s for Tools, so that
-// both paths run the very same functions; nil (no fast path) if s lacks one.
-// A tenant's state builds its fast path from newToolHandlers directly.
-func newFastTools(s *server.MCPServer) *fastTools {
-	f := &fastTools{handlers: make([]server.ToolHandlerFunc, len(Tools))}
-	for i := range Tools {
-		st := s.GetTool(Tools[i].Name)
-		if st == nil || st.Handler == nil {
-			return nil
-		}
-		f.handlers[i] = st.Handler
-	}
-	return f
-}
-
 // fastRequest is every member a request on the fast path may have; any
 // other member, even "_meta", sends the request to mcp-go.
 type fastRequest struct {

@@ -661,3 +661,18 @@ func (m *memStore) Tenants(context.Context) ([]string, error) {
 func (m *memStore) Import(context.Context, string, []store.Todo) (int, error) {
 	return 0, errors.New("not supported")
 }
+
+// newFastTools is the fast path over the handlers registered with s, for
+// tests that register handlers of their own (a tenant's state builds its
+// fast path from newToolHandlers); nil if s lacks one of Tools.
+func newFastTools(s *server.MCPServer) *fastTools {
+	f := &fastTools{handlers: make([]server.ToolHandlerFunc, len(Tools))}
+	for i := range Tools {
+		st := s.GetTool(Tools[i].Name)
+		if st == nil || st.Handler == nil {
+			return nil
+		}
+		f.handlers[i] = st.Handler
+	}
+	return f
+}
