@@ -2,7 +2,6 @@ package providers
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -90,7 +89,7 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 	}
 	// The tenant is part of the key so that one tenant's cached answer can
 	// never serve another, even if caches were ever shared.
-	key := sha256.Sum256([]byte(p.tenant + "\x00" + raw))
+	key := tokenKey(p.tenant+"\x00", raw)
 	// A traced call asks the server: a cached answer would explain nothing.
 	if tr == nil {
 		r, ok := in.lookup(key, p.now())
@@ -182,7 +181,7 @@ func (r introResult) unpack() (*Principal, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	return r.pr.clone(), nil
+	return r.pr, nil
 }
 
 // lookup returns the cached answer about the token with this key.
