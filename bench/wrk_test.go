@@ -91,7 +91,7 @@ func TestWrk(t *testing.T) {
 	}
 	// Its JSON log (an access line per request) goes to a file, as a
 	// production log goes to a file or a pipe: the write is part of the cost.
-	startProcess(t, "gateway", exec.Command(bin, "serve", "--config", cfgPath), filepath.Join(dir, "gateway.log"))
+	_, gateway := startProcess(t, "gateway", exec.Command(bin, "serve", "--config", cfgPath), filepath.Join(dir, "gateway.log"))
 
 	// Warm-up: the first token brings discovery and the key set; the reader
 	// (create:todos only, so get-todos lists only the reader's own todos)
@@ -110,8 +110,8 @@ func TestWrk(t *testing.T) {
 	if err := os.WriteFile(samplePath, []byte(sample), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bare := startReference(t, "bare", samplePath, dir)
-	alone := startReference(t, "mcp-go", samplePath, dir)
+	bare, bareProc := startReference(t, "bare", samplePath, dir)
+	alone, aloneProc := startReference(t, "mcp-go", samplePath, dir)
 
 	// Every target answers what it should before it is measured: the
 	// references the gateway's get-todos answer (bare byte for byte).
@@ -127,10 +127,10 @@ func TestWrk(t *testing.T) {
 
 	const barei, alonei, listi, createi = 0, 1, 2, 3
 	targets := []*target{
-		barei:   {name: "bare net/http (ceiling)", short: "bare", url: bare, body: listBody},
-		alonei:  {name: "bare mcp-go (library floor)", short: "mcp-go", url: alone, body: listBody},
-		listi:   {name: "get-todos (gateway)", short: "get", url: resource, token: reader, body: listBody},
-		createi: {name: "create-todo (gateway, fsync)", short: "create", url: resource, token: writer, body: createBody},
+		barei:   {name: "bare net/http (ceiling)", short: "bare", url: bare, body: listBody, pid: bareProc},
+		alonei:  {name: "bare mcp-go (library floor)", short: "mcp-go", url: alone, body: listBody, pid: aloneProc},
+		listi:   {name: "get-todos (gateway)", short: "get", url: resource, token: reader, body: listBody, pid: gateway},
+		createi: {name: "create-todo (gateway, fsync)", short: "create", url: resource, token: writer, body: createBody, pid: gateway},
 	}
 	for i, tg := range targets {
 		tg.script = filepath.Join(dir, fmt.Sprintf("target%d.lua", i))
@@ -149,10 +149,12 @@ func TestWrk(t *testing.T) {
 			fmt.Fprintf(&line, "round %2d:", r+1)
 		}
 		for i, tg := range targets {
+			cpuBefore := processCPU(t, tg.pid)
 			res, err := runWrk(wrk, tg.script, tg.url, roundSecs)
 			if err != nil {
 				t.Fatalf("%s: %v", tg.name, err)
 			}
+			res.serverCPU = processCPU(t, tg.pid) - cpuBefore
 			if r < 0 { // the warm-up round: heaps and connections settle
 				continue
 			}
@@ -188,7 +190,7 @@ func TestWrk(t *testing.T) {
 		t.Errorf("the gateway logged warnings or errors, for example:\n%s", strings.Join(warnings, "\n"))
 	}
 
-	fmt.Printf("\n%-30s %9s %9s %9s  %s\n", "target", "req/s", "p50", "p99", "ratio: whole run (median of rounds, range)")
+	fmt.Printf("\n%-30s %9s %9s %9s %11s  %s\n", "target", "req/s", "p50", "p99", "server CPU", "ratio: whole run (median of rounds, range)")
 	ratio := func(a, b int) string {
 		median, lo, hi := RoundRatios(perRound, a, b)
 		return fmt.Sprintf("%.1f%% (%.1f%%, %.1f-%.1f%%)", 100*targets[a].rps()/targets[b].rps(), median, lo, hi)
@@ -206,8 +208,11 @@ func TestWrk(t *testing.T) {
 			note = ratio(createi, listi) + " of get-todos (target >= 40%)"
 		}
 		p50, p99 := tg.percentiles()
-		fmt.Printf("%-30s %9.0f %9s %9s  %s\n", tg.name, tg.rps(), fmtLatency(p50), fmtLatency(p99), note)
+		fmt.Printf("%-30s %9.0f %9s %9s %8.1f us  %s\n", tg.name, tg.rps(), fmtLatency(p50), fmtLatency(p99), tg.cpuPerRequest(), note)
 	}
+	cpuRatio := func(a, b int) float64 { return 100 * targets[a].cpuPerRequest() / targets[b].cpuPerRequest() }
+	fmt.Printf("server CPU: the serving process's CPU time (user and system, from /proc) per request answered; it does not depend on how wrk and the server share the cores. get-todos costs %.0f%% of bare net/http's and %.0f%% of bare mcp-go's.\n",
+		cpuRatio(listi, barei), cpuRatio(listi, alonei))
 	fmt.Printf("p50 and p99: the medians of the rounds' (wrk's latency distribution). Load average after: %s. The gateway wrote %.0f MB of log; its store operations: %v\n",
 		loadAfter, float64(logSize)/1e6, storeOps)
 	for _, tg := range targets {
@@ -234,7 +239,19 @@ type target struct {
 	token  string // "" for the references, which take none
 	body   string
 	script string // the wrk Lua script that sends body with token
+	pid    int    // the process serving url
 	rounds []wrkResult
+}
+
+// cpuPerRequest is the serving process's CPU time per request, in
+// microseconds, over every round.
+func (tg *target) cpuPerRequest() float64 {
+	var n int
+	var cpu time.Duration
+	for _, r := range tg.rounds {
+		n, cpu = n+r.requests, cpu+r.serverCPU
+	}
+	return float64(cpu.Microseconds()) / float64(n)
 }
 
 // rps is the whole run's requests per second: every round's requests over
@@ -281,6 +298,7 @@ type wrkResult struct {
 	p50, p99     time.Duration
 	non2xx       int
 	socketErrors int
+	serverCPU    time.Duration // the serving process's CPU time during the run
 }
 
 var (
@@ -384,7 +402,7 @@ func serveReference(kind, samplePath string) error {
 
 // startReference starts the reference kind in a process of its own and
 // returns its URL.
-func startReference(t *testing.T, kind, samplePath, dir string) string {
+func startReference(t *testing.T, kind, samplePath, dir string) (url string, pid int) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -396,10 +414,10 @@ func startReference(t *testing.T, kind, samplePath, dir string) string {
 }
 
 // startProcess starts cmd with its stderr in logPath, waits for the line on
-// its stdout that says "listening on URL", and returns URL. The process is
+// its stdout that says "listening on URL", and returns URL and the PID. The process is
 // killed, by its PID, when the test ends, and by the kernel if the test
 // binary dies first.
-func startProcess(t *testing.T, name string, cmd *exec.Cmd, logPath string) string {
+func startProcess(t *testing.T, name string, cmd *exec.Cmd, logPath string) (url string, pid int) {
 	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -437,14 +455,37 @@ func startProcess(t *testing.T, name string, cmd *exec.Cmd, logPath string) stri
 	}()
 	select {
 	case url := <-urls:
-		return url
+		return url, cmd.Process.Pid
 	case <-exited:
 		log, _ := os.ReadFile(logPath)
 		t.Fatalf("%s exited at start: %v\n%s", name, cmd.ProcessState, tail(log, 20))
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not say it was listening within 30s", name)
 	}
-	return ""
+	return "", 0
+}
+
+// processCPU is the CPU time, user and system, that process pid has used
+// so far: fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a
+// second on Linux, whatever the kernel's HZ).
+func processCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("reading the CPU time of process %d: %v", pid, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	_, rest, ok := bytes.Cut(b, []byte(") "))
+	fields := strings.Fields(string(rest))
+	if !ok || len(fields) < 13 {
+		t.Fatalf("cannot read /proc/%d/stat: %q", pid, b)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("cannot read /proc/%d/stat: %q", pid, b)
+	}
+	return time.Duration(utime+stime) * (time.Second / 100)
 }
 
 func tail(b []byte, n int) string {
