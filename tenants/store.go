@@ -61,9 +61,10 @@ type BoltConfig struct {
 	// (not to the config file, so that the same config works from a unit
 	// file and from a shell in the same directory). Default DefaultStorePath.
 	Path string `json:"path,omitempty"`
-	// BatchDelay is how long a write may wait for others to share its fsync
-	// (bbolt's MaxBatchDelay); omitted means the store's default (1ms). At most
-	// 1s, because every acknowledged write may wait this long.
+	// BatchDelay is how long a write that finds no commit in progress waits
+	// for others to share its fsync; omitted means the store's default (0s:
+	// writes that arrive during a commit share the next one anyway). At
+	// most 1s, because every acknowledged write may wait this long.
 	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
 }
 

@@ -3,8 +3,9 @@
 // "owners" (owner NUL id → empty), an index that makes listing one owner's
 // todos cost O(their todos) instead of a scan of the tenant.
 //
-// Concurrent writes go through bbolt's Batch so that they share one commit
-// (two fdatasyncs) instead of queueing for one each; a write with no company
+// Creates and deletes go through a group commit (commit.go): the writes that
+// arrive while one commit is being synced share the next commit (two
+// fdatasyncs) instead of queueing for one each; a write with no company
 // commits at once. NoSync stays off, so a write is acknowledged only once it
 // is on disk.
 package bolt
@@ -13,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -22,15 +22,14 @@ import (
 	"github.com/todo-gateway/todo-gateway/store"
 )
 
-// Defaults for Options, from BenchmarkBatchDelay on a disk that commits in
-// about 0.5 ms: with 32 writers a 1 ms delay gave ~9,000-11,000 creates/s,
-// no delay ~1,300 (batches too small to share fsyncs) and bbolt's own 10 ms
-// ~2,200 (writers idle while waiting); 2 ms was no better than 1 ms at any
-// writer count from 1 to 128. bbolt's MaxBatchSize of 1000 is kept: 16 helped
-// 32 writers and hurt 128.
+// Defaults for Options. No batch delay: the group commit fills a commit
+// with the writes that queued during the previous one, so waiting for more
+// only adds latency (BenchmarkBatchDelay; on bbolt's own Batch, which
+// needs a delay to batch at all, 1 ms had been the best). 1000 writes a
+// commit at most, as bbolt's MaxBatchSize.
 const (
 	DefaultTimeout      = time.Second
-	DefaultBatchDelay   = time.Millisecond
+	DefaultBatchDelay   = 0
 	DefaultMaxBatchSize = 1000
 )
 
@@ -43,13 +42,13 @@ type Options struct {
 	// Timeout bounds the wait for the file lock; 0 means DefaultTimeout.
 	// Without it bbolt waits forever for a lock that may never be released.
 	Timeout time.Duration
-	// BatchDelay is how long the first write of a batch waits for others to
-	// join its commit (bbolt's MaxBatchDelay); 0 means DefaultBatchDelay and
-	// negative means no wait. A write while no other is in flight does not
-	// batch and does not wait.
+	// BatchDelay is how long a write that finds no commit in progress
+	// waits for others to join its commit; 0 means DefaultBatchDelay (no
+	// wait) and so does a negative delay. Writes that arrive during a
+	// commit share the next one whatever the delay.
 	BatchDelay time.Duration
-	// MaxBatchSize commits a batch early once this many writes joined it;
-	// 0 means DefaultMaxBatchSize.
+	// MaxBatchSize is the most writes one commit takes; 0 means
+	// DefaultMaxBatchSize.
 	MaxBatchSize int
 }
 
@@ -62,8 +61,8 @@ type Store struct {
 	// closed bbolt.DB.
 	gate store.Gate
 
-	// writers counts Create and Delete calls in flight; see write.
-	writers atomic.Int32
+	// commits runs Create and Delete: see committer.
+	commits *committer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -88,19 +87,14 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open bolt database %s: %w", path, err)
 	}
 
-	switch {
-	case opts.BatchDelay < 0:
-		db.MaxBatchDelay = 0
-	case opts.BatchDelay == 0:
-		db.MaxBatchDelay = DefaultBatchDelay
-	default:
-		db.MaxBatchDelay = opts.BatchDelay
+	delay, size := time.Duration(DefaultBatchDelay), DefaultMaxBatchSize
+	if opts.BatchDelay > 0 {
+		delay = opts.BatchDelay
 	}
-	db.MaxBatchSize = DefaultMaxBatchSize
 	if opts.MaxBatchSize > 0 {
-		db.MaxBatchSize = opts.MaxBatchSize
+		size = opts.MaxBatchSize
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, commits: newCommitter(db, delay, size)}, nil
 }
 
 // Path returns the file the store was opened on.
@@ -123,6 +117,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close waits for calls in progress and closes the file.
 func (s *Store) Close() error {
 	return s.gate.Close(func() error {
+		s.commits.close()
 		if err := s.db.Close(); err != nil {
 			return fmt.Errorf("close bolt database %s: %w", s.path, err)
 		}
@@ -177,19 +172,11 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 	})
 }
 
-// write commits fn durably, alone or in a group commit. Batch makes the first
-// write of a batch wait BatchDelay for others to join: worth it when other
-// writes are in flight, pure latency when none are (on a disk that commits in
-// 0.5 ms, a lone writer went from 0.6 ms to 2 ms per create). So a lone write
-// commits at once with Update and only concurrent ones batch. fn must be
-// idempotent either way: Batch may run it more than once.
+// write commits fn durably in the group commit. fn must be idempotent: it
+// runs again when another write of its group fails.
 func (s *Store) write(fn func(*bbolt.Tx) error) error {
-	defer s.writers.Add(-1)
 	run, result := tracked(fn)
-	if s.writers.Add(1) == 1 {
-		return result(s.db.Update(run))
-	}
-	return result(s.db.Batch(run))
+	return result(s.commits.write(run))
 }
 
 // update commits fn alone, as write does.
@@ -211,7 +198,7 @@ func (s *Store) update(fn func(*bbolt.Tx) error) error {
 func tracked(fn func(*bbolt.Tx) error) (run func(*bbolt.Tx) error, result func(error) error) {
 	var fnErr error
 	run = func(tx *bbolt.Tx) error {
-		fnErr = fn(tx) // Batch may run fn more than once: the last run counts
+		fnErr = fn(tx) // a group commit may run fn more than once: the last run counts
 		return fnErr
 	}
 	result = func(err error) error {
