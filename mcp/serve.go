@@ -74,13 +74,7 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	}
 
 	verifyStart := time.Now()
-	// Verification is cancelled when the client goes away, or when the
-	// gateway shuts down (StopWaiting).
-	vctx, cancel := context.WithCancel(r.Context())
-	unhook := context.AfterFunc(g.stopping, cancel)
-	p, err := ts.verifier.Verify(vctx, token)
-	unhook()
-	cancel()
+	p, err := g.verify(r.Context(), ts.verifier, token)
 	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
 	if err != nil && g.stopping.Err() != nil {
 		return g.refuse(c, ts, &audit, shuttingDown)
@@ -137,6 +131,29 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	g.dispatch(w, ctx, r, ts, body, fc, fast)
 	w.finish()
 	return nil
+}
+
+// cachedVerifier is a verifier that answers tokens it has verified before
+// without waiting on anything (providers.Provider).
+type cachedVerifier interface {
+	Cached(token string) (*providers.Principal, bool)
+}
+
+// verify verifies the token. One verified before answers from the cache;
+// any other is verified under a context that ends when the client goes
+// away or the gateway shuts down (StopWaiting). Deriving that context (a
+// cancel and a hook on g.stopping) cost a cached token more than its
+// lookup.
+func (g *Gateway) verify(ctx context.Context, v providers.Verifier, token string) (*providers.Principal, error) {
+	if c, ok := v.(cachedVerifier); ok {
+		if p, ok := c.Cached(token); ok {
+			return p, nil
+		}
+	}
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(g.stopping, cancel)()
+	return v.Verify(vctx, token)
 }
 
 // decide is the authorization decision on calls that need the permissions

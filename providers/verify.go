@@ -36,15 +36,11 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 			return nil, tr.fail(stepToken, err)
 		}
 	}
-	var key [32]byte
-	if p.verified != nil {
-		key = tokenKey("", raw)
-		// A traced call verifies from scratch: a cache hit would explain
-		// nothing.
-		if tr == nil {
-			if pr, ok := p.verified.get(key, p.now()); ok {
-				return pr, nil
-			}
+	// A traced call verifies from scratch: a cache hit would explain
+	// nothing.
+	if tr == nil {
+		if pr, ok := p.Cached(raw); ok {
+			return pr, nil
 		}
 	}
 	var (
@@ -79,9 +75,19 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 		return nil, err
 	}
 	if p.verified != nil && pr.Kind == TokenKindJWT {
-		p.verified.put(key, pr, earliest(pr.Expiry, p.now().Add(verifiedCacheMaxTTL)))
+		p.verified.put(tokenKey("", raw), pr, earliest(pr.Expiry, p.now().Add(verifiedCacheMaxTTL)))
 	}
 	return pr, nil
+}
+
+// Cached answers a JWT that Verify verified before and whose answer is
+// still cached, and only that: it never waits on anything, so the caller
+// needs no context to bound it. Verify answers everything else.
+func (p *Provider) Cached(raw string) (*Principal, bool) {
+	if p.verified == nil || checkSyntax(raw) != nil || p.mode == TokenJWT && checkSpelling(raw) != nil {
+		return nil, false
+	}
+	return p.verified.get(tokenKey("", raw), p.now())
 }
 
 // tokenKeyBufs hold a token while it is hashed: sha256.Sum256 takes bytes,
