@@ -12,7 +12,7 @@ import (
 // a token in the query string is refused outright, since URLs end up in logs.
 // With no credentials at all it returns "" and a nil challenge.
 func bearerToken(r *http.Request) (token string, ch *challenge) {
-	if r.URL.Query().Has("access_token") {
+	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") { // parsing builds a map
 		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
 			description: "access tokens in the query string are not accepted; send an Authorization: Bearer header"}
 	}
