@@ -77,11 +77,13 @@ func (f *fastTools) parse(h http.Header, body []byte) (fastCall, bool) {
 		return fastCall{}, false
 	}
 	d := decoders.Get().(*fastDecoder)
-	defer decoders.Put(d)
 	d.src.Reset(body)
 	d.dec.Reset(&d.src) // jsontext's defaults: duplicate names and invalid UTF-8 refused
 	c, ok := d.request(body)
-	d.src.Reset(nil) // the pool keeps no request
+	d.src.Reset(nil)
+	if len(body) <= maxPooled { // the decoder's buffer grew to the body's size
+		decoders.Put(d)
+	}
 	if !ok || c.tool < 0 || c.id == nil {
 		return fastCall{}, false
 	}
