@@ -84,7 +84,7 @@ func (f *fastTools) parse(h http.Header, body []byte) (fastCall, bool) {
 	if len(body) <= maxPooled { // the decoder's buffer grew to the body's size
 		decoders.Put(d)
 	}
-	if !ok || c.tool < 0 || c.id == nil {
+	if !ok {
 		return fastCall{}, false
 	}
 	return c, true
@@ -102,7 +102,7 @@ var decoders = sync.Pool{New: func() any { return new(fastDecoder) }}
 
 // request reads {"jsonrpc":"2.0","id":..,"method":"tools/call","params":..}
 // with its members in any order, each at most once, and nothing else, the
-// object the whole body. The values must be of the kinds mcp-go reads: a
+// object the whole body, params naming one of Tools. The values must be of the kinds mcp-go reads: a
 // member of another kind (null included) sends the request to mcp-go,
 // which answers it. body is what d reads, for the arguments' bytes.
 func (d *fastDecoder) request(body []byte) (c fastCall, ok bool) {
@@ -136,7 +136,7 @@ func (d *fastDecoder) request(body []byte) (c fastCall, ok bool) {
 	if _, err := dec.ReadToken(); err != io.EOF { // nothing after the object
 		return c, false
 	}
-	return c, version && method && params
+	return c, version && method && params && c.tool >= 0 && c.id != nil
 }
 
 // stringIs reads a value and reports whether it is the string want.

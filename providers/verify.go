@@ -39,7 +39,7 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 	// A traced call verifies from scratch: a cache hit would explain
 	// nothing.
 	if tr == nil {
-		if pr, ok := p.Cached(raw); ok {
+		if pr, ok := p.lookupVerified(raw); ok {
 			return pr, nil
 		}
 	}
@@ -84,7 +84,16 @@ func (p *Provider) Verify(ctx context.Context, raw string) (*Principal, error) {
 // still cached, and only that: it never waits on anything, so the caller
 // needs no context to bound it. Verify answers everything else.
 func (p *Provider) Cached(raw string) (*Principal, bool) {
-	if p.verified == nil || checkSyntax(raw) != nil || p.mode == TokenJWT && checkSpelling(raw) != nil {
+	if checkSyntax(raw) != nil || p.mode == TokenJWT && checkSpelling(raw) != nil {
+		return nil, false
+	}
+	return p.lookupVerified(raw)
+}
+
+// lookupVerified is the verified-token cache's answer for a token whose
+// syntax (and, in token mode jwt, spelling) was checked already.
+func (p *Provider) lookupVerified(raw string) (*Principal, bool) {
+	if p.verified == nil {
 		return nil, false
 	}
 	return p.verified.get(tokenKey("", raw), p.now())

@@ -250,19 +250,29 @@ func (w *watchRecorder) drain() {
 	}
 }
 
-func TestEtcdSourceWatch(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	prefix := testPrefix(t)
-	pusher := openSource(t, mustParse(t, etcdDoc(t, prefix, "acme")))
+// pushedAndRead pushes a document naming acme under prefix, then opens a
+// second source on the same prefix, as another instance would, and reads
+// it: the pusher, the reader and the revision pushed.
+func pushedAndRead(t *testing.T, ctx context.Context, prefix string) (pusher, src *EtcdSource, rev int64) {
+	t.Helper()
+	pusher = openSource(t, mustParse(t, etcdDoc(t, prefix, "acme")))
 	rev, err := pusher.Push(ctx, etcdDoc(t, prefix, "acme"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := openSource(t, bootstrap(t, prefix))
+	src = openSource(t, bootstrap(t, prefix))
 	if _, err := src.Read(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return pusher, src, rev
+}
+
+func TestEtcdSourceWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	prefix := testPrefix(t)
+	pusher, src, rev := pushedAndRead(t, ctx, prefix)
+	var err error
 	// Written after the read and before the watch starts: still seen,
 	// because the watch starts from the revision read.
 	v2 := etcdDoc(t, prefix, "acme", "globex")
@@ -299,15 +309,8 @@ func TestEtcdSourceWatchAfterCompaction(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	prefix := testPrefix(t)
-	pusher := openSource(t, mustParse(t, etcdDoc(t, prefix, "acme")))
-	rev, err := pusher.Push(ctx, etcdDoc(t, prefix, "acme"), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := openSource(t, bootstrap(t, prefix))
-	if _, err := src.Read(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pusher, src, rev := pushedAndRead(t, ctx, prefix)
+	var err error
 	// The history after the read is compacted away before the watch
 	// starts: the watch cannot start from the revision read.
 	for _, ids := range [][]string{{"acme", "globex"}, {"acme", "initech"}} {
