@@ -76,9 +76,9 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord
 	for i, m := range msgs {
 		calls[i], peeked[i] = peekCall(m)
 	}
-	miss := missingPermissions(p, calls...)
+	miss := missingPermissions(ts.tenant, p, calls...)
 	if len(miss) > 0 {
-		audit.tool = miss[0].tool
+		audit.tool = miss[0].label()
 	}
 	if refused, err := g.decide(c, ts, audit, p, miss); refused {
 		return err

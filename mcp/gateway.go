@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -47,6 +48,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, counts requests and decisions and times verification.
 	Metrics *Metrics
+	// Signer signs the identity assertions of upstream tenants and its
+	// keys are served at upstream.JWKSPath; nil: no tenant may use mode
+	// assertion (such a tenant answers 503 and says why in /status).
+	Signer *upstream.Signer
 }
 
 const (
@@ -135,7 +140,7 @@ func (g *Gateway) ApplyRevision(ctx context.Context, cfg *tenants.Config, versio
 	}
 	next.revision = revision
 	fresh := next.replacedBy(prev) // built for next; closed again if next is not used
-	if err := g.store.EnsureTenants(ctx, next.snap.IDs()...); err != nil {
+	if err := g.store.EnsureTenants(ctx, next.todoTenants()...); err != nil {
 		_ = closeStates(ctx, fresh)
 		return Change{}, fmt.Errorf("tenant storage: %w", err)
 	}
@@ -217,6 +222,7 @@ func (g *Gateway) routes() *echo.Echo {
 			return err
 		},
 	}))
+	e.GET(upstream.JWKSPath, g.serveJWKS)
 	e.Any(wellKnownPRM, g.serveMetadata)
 	e.Any(wellKnownPRM+"/*", g.serveMetadata)
 	e.Any("/", g.serveMCP)
@@ -257,4 +263,18 @@ func (g *Gateway) serveMetadata(c echo.Context) error {
 		h.Set("Allow", "GET, HEAD, OPTIONS")
 		return jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "the metadata is read with GET")
 	}
+}
+
+// serveJWKS publishes the public keys of the identity assertions that
+// upstream MCP servers verify, on every host the gateway answers; 404 when
+// the gateway signs none.
+func (g *Gateway) serveJWKS(c echo.Context) error {
+	if g.opts.Signer == nil {
+		return notFound(c)
+	}
+	h := c.Response().Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	// Short: a key added in front is fetched by upstreams within a minute.
+	h.Set("Cache-Control", "public, max-age=60")
+	return c.Blob(http.StatusOK, "application/jwk-set+json", g.opts.Signer.JWKS())
 }

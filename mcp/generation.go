@@ -11,6 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 	"golang.org/x/time/rate"
 
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -56,6 +57,9 @@ type tenantState struct {
 	allScopes string
 	// origin is the resource's own origin, always allowed to call it.
 	origin string
+	// upstream is the tenant's server when it fronts an upstream MCP
+	// server (nil for the todo server, which mcp and fast serve).
+	upstream *upstream.Server
 	// limiter is the tenant's token bucket (rate_limit), nil for none. It
 	// lives as long as the state, so a reload that keeps the tenant keeps
 	// its bucket, and one that changes the tenant starts a full one.
@@ -148,10 +152,8 @@ func (g *Gateway) build(cfg *tenants.Config, version string, prev *Generation) (
 }
 
 func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
-	handlers := newToolHandlers(t, watchedStore{g.store, &g.writes}, g.log, g.opts.Metrics)
 	st := &tenantState{
 		tenant:      t,
-		fast:        &fastTools{handlers: handlers},
 		metadataURL: metadataURL(t.Resource),
 		origin:      originOf(t.Resource),
 		allScopes:   strings.Join(t.ScopeList(), " "),
@@ -163,6 +165,23 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 			ResourceDocumentation: t.ResourceDocumentation,
 		}),
 	}
+	if rl := t.RateLimit; rl != nil {
+		st.limiter = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.Burst)
+	}
+	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
+	if t.Server.IsUpstream() {
+		up, err := upstream.New(t.Server, upstream.Options{Tenant: t.ID, Issuer: st.origin, Signer: g.opts.Signer, Logger: g.log})
+		if err != nil {
+			// Like a verifier that cannot be built: the tenant keeps its
+			// routes and answers 503 until its configuration is mended.
+			st.verifier, st.problem = misconfigured{}, "server: "+err.Error()
+		} else {
+			st.upstream = up
+		}
+		return st
+	}
+	handlers := newToolHandlers(t, watchedStore{g.store, &g.writes}, g.log, g.opts.Metrics)
+	st.fast = &fastTools{handlers: handlers}
 	st.mcp = sync.OnceValue(func() *server.StreamableHTTPServer {
 		srv := server.NewStreamableHTTPServer(newMCPServer(t.ID, handlers),
 			server.WithStateLess(true),
@@ -174,11 +193,36 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 		st.mcpBuilt.Store(srv)
 		return srv
 	})
-	if rl := t.RateLimit; rl != nil {
-		st.limiter = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.Burst)
-	}
-	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
 	return st
+}
+
+// toolLabel is the metrics label of a call's tool or method: the name when
+// the tenant's server knows it (bounded by its configuration), else
+// "other".
+func (ts *tenantState) toolLabel(tool string) string {
+	if tool == "" {
+		return ""
+	}
+	if ts.upstream != nil {
+		if _, ok := ts.tenant.Server.Permissions.Tools[tool]; ok {
+			return tool
+		}
+	} else if _, ok := toolNamed(tool); ok {
+		return tool
+	}
+	return "other"
+}
+
+// todoTenants are the ids of the tenants the todo server serves: those
+// that have a space in the store.
+func (gen *Generation) todoTenants() []string {
+	var ids []string
+	for _, t := range gen.snap.Tenants() {
+		if !t.Server.IsUpstream() {
+			ids = append(ids, t.ID)
+		}
+	}
+	return ids
 }
 
 // unchanged returns gen's state of the tenant with t's id when its
@@ -229,6 +273,9 @@ func closeStates(ctx context.Context, states []*tenantState) error {
 		}
 		if srv := st.mcpBuilt.Load(); srv != nil { // never built: nothing to stop
 			errs = append(errs, srv.Shutdown(ctx))
+		}
+		if st.upstream != nil {
+			errs = append(errs, st.upstream.Close())
 		}
 	}
 	return errors.Join(errs...)

@@ -21,6 +21,7 @@ type Metrics struct {
 	connLimit    prometheus.Gauge
 	connRefused  prometheus.Counter
 	rateLimited  *prometheus.CounterVec
+	upstreams    *prometheus.CounterVec
 }
 
 // NewMetrics registers the edge's collectors with reg.
@@ -67,18 +68,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "todo_gateway_rate_limited_total",
 			Help: "Requests answered 429 by the tenant's rate limit on this instance, by tenant.",
 		}, []string{"tenant"}),
+		upstreams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_upstream_requests_total",
+			Help: "Requests forwarded to upstream MCP servers, by tenant and outcome (ok, busy, unreachable, timeout, credentials_refused, bad_answer, canceled, closed, identity).",
+		}, []string{"tenant", "outcome"}),
 	}
 	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors, m.revision,
-		m.connections, m.connLimit, m.connRefused, m.rateLimited)
+		m.connections, m.connLimit, m.connRefused, m.rateLimited, m.upstreams)
 	return m
 }
 
 func (m *Metrics) request(tenant, tool string, status int) {
 	if m == nil {
 		return
-	}
-	if _, known := toolNamed(tool); !known && tool != "" {
-		tool = "other"
 	}
 	m.requests.WithLabelValues(tenant, tool, strconv.Itoa(status)).Inc()
 }
@@ -148,4 +150,11 @@ func (m *Metrics) rateLimit(tenant string) {
 		return
 	}
 	m.rateLimited.WithLabelValues(tenant).Inc()
+}
+
+func (m *Metrics) upstreamOutcome(tenant, outcome string) {
+	if m == nil {
+		return
+	}
+	m.upstreams.WithLabelValues(tenant, outcome).Inc()
 }

@@ -23,91 +23,37 @@ const (
 	corsExposeHeaders = "WWW-Authenticate, Mcp-Protocol-Version, Mcp-Session-Id"
 )
 
-// serveMCP is a tenant's MCP endpoint: origin check, bearer verification,
-// the step-up check for the called tool, then mcp-go.
+// serveMCP is a tenant's MCP endpoint, in stages: admit (route, Origin,
+// method), authenticate (rate limit, bearer token, verification), then the
+// tenant's server: the todo server reads the body, authorizes the call and
+// dispatches it here; an upstream's is serveUpstream. Each stage answers
+// its own refusals (refuse: one audit line, one metric, one shape).
 func (g *Gateway) serveMCP(c echo.Context) error {
 	start := time.Now()
-	r := c.Request()
-	ts := g.lookup(c, r.URL.Path)
-	if ts == nil {
-		return g.notFoundNear(c, r.URL.Path, func(t *tenants.Tenant) string { return t.Resource })
+	ts, answered, err := g.admit(c)
+	if answered {
+		return err
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
-		// A browser page from another origin must not reach the tools: this
-		// is the DNS-rebinding defence the MCP transport requires.
-		if !g.originAllowed(ts, origin) {
-			return jsonError(c, http.StatusForbidden, "forbidden_origin", "requests from this Origin are not allowed")
-		}
-		h := c.Response().Header()
-		h.Set("Access-Control-Allow-Origin", origin)
-		h.Add("Vary", "Origin")
-		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
-	}
-	switch r.Method {
-	case http.MethodOptions:
-		h := c.Response().Header()
-		h.Set("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
-		h.Set("Access-Control-Max-Age", "86400")
-		return c.NoContent(http.StatusNoContent)
-	case http.MethodPost, http.MethodDelete:
-	default:
-		// Stateless and without server-initiated streams: there is nothing
-		// to GET, whoever asks.
-		c.Response().Header().Set("Allow", "POST, DELETE, OPTIONS")
-		return jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "this MCP endpoint accepts POST")
-	}
-
 	t := ts.tenant
 	audit := auditRecord{tenant: t.ID, issuer: t.Provider.Issuer, start: start}
-	defer func() { g.opts.Metrics.request(t.ID, audit.tool, c.Response().Status) }()
-	// Before the token, so that a flood costs no verification.
-	if ts.limiter != nil && !ts.limiter.Allow() {
-		return g.rateLimited(c, ts)
+	defer func() { g.opts.Metrics.request(t.ID, ts.toolLabel(audit.tool), c.Response().Status) }()
+	p, answered, err := g.authenticate(c, ts, &audit)
+	if answered {
+		return err
 	}
-	token, ch := bearerToken(r)
-	if ch == nil && token == "" {
-		ch = &challenge{status: http.StatusUnauthorized, scope: ts.allScopes, description: "an access token is required"}
+	if ts.upstream != nil {
+		return g.serveUpstream(c, ts, &audit, p)
 	}
-	if ch != nil {
-		return g.refuse(c, ts, &audit, *ch)
+	body, answered, err := g.read(c, ts, &audit)
+	if answered {
+		return err
 	}
-
-	verifyStart := time.Now()
-	p, err := g.verify(r.Context(), ts.verifier, token)
-	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
-	if err != nil && g.stopping.Err() != nil {
-		return g.refuse(c, ts, &audit, shuttingDown)
-	}
-	if err != nil && providers.ClassOf(err) == providers.ClassInternal {
-		// The client is told nothing of the cause; the operator must be.
-		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", bounded(err.Error()))
-	}
-	if err != nil {
-		return g.refuse(c, ts, &audit, g.verifyChallenge(ts, err))
-	}
-	audit.principal(p)
-
-	if r.ContentLength > g.opts.BodyLimit {
-		return g.refuse(c, ts, &audit, tooLarge(g.opts.BodyLimit))
-	}
-	if enc := r.Header.Get(echo.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
-		// Decoding would be parsing garbage, or a decompression bomb.
-		return g.refuse(c, ts, &audit, challenge{status: http.StatusUnsupportedMediaType, code: "unsupported_content_encoding", plain: true,
-			description: "request bodies are not decoded: send the JSON without Content-Encoding (got " + quoteBounded(enc) + ")"})
-	}
-	body, err := readBody(r, g.opts.BodyLimit)
-	if errors.Is(err, errBodyTooLarge) {
-		return g.refuse(c, ts, &audit, tooLarge(g.opts.BodyLimit))
-	}
-	if err != nil {
-		return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read", plain: true})
-	}
+	r := c.Request()
 	if isBatch(body) {
 		return g.serveBatch(c, ts, &audit, p, body)
 	}
-	// A request the fast path answers is decoded once, there; the method
-	// and tool it reads are those peekCall would (FuzzFastPath).
+	// authorize: a request the fast path answers is decoded once, there;
+	// the method and tool it reads are those peekCall would (FuzzFastPath).
 	var fc fastCall
 	fast := false
 	if r.Method == http.MethodPost {
@@ -117,20 +63,130 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	if call, ok := peekFast(fc, fast, body); ok {
 		audit.method, audit.tool = call.Method, call.Tool
 		if err := checkHeaders(r.Header, call); err != nil {
-			return g.refuse(c, ts, &audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error(),
-				plain: true, rpcCode: mcpgo.HEADER_MISMATCH, rpcID: requestID(body)})
+			return g.refuse(c, ts, &audit, headerMismatch(err, body))
 		}
-		miss = missingPermissions(p, call)
+		miss = missingPermissions(ts.tenant, p, call)
 	}
 	if refused, err := g.decide(c, ts, &audit, p, miss); refused {
 		return err
 	}
 
+	// dispatch
 	ctx := WithPrincipal(r.Context(), p)
 	w := &jsonRefusals{ResponseWriter: c.Response(), request: body}
 	g.dispatch(w, ctx, r, ts, body, fc, fast)
 	w.finish()
 	return nil
+}
+
+// admit finds the request's tenant and checks its Origin and method; it
+// answers OPTIONS itself. answered says the request has been answered
+// (err is what answering returned).
+func (g *Gateway) admit(c echo.Context) (ts *tenantState, answered bool, err error) {
+	r := c.Request()
+	ts = g.lookup(c, r.URL.Path)
+	if ts == nil {
+		return nil, true, g.notFoundNear(c, r.URL.Path, func(t *tenants.Tenant) string { return t.Resource })
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// A browser page from another origin must not reach the tools: this
+		// is the DNS-rebinding defence the MCP transport requires.
+		if !g.originAllowed(ts, origin) {
+			return nil, true, jsonError(c, http.StatusForbidden, "forbidden_origin", "requests from this Origin are not allowed")
+		}
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Methods", ts.allowedMethods())
+		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+		h.Set("Access-Control-Max-Age", "86400")
+		return nil, true, c.NoContent(http.StatusNoContent)
+	case http.MethodPost, http.MethodDelete:
+		return ts, false, nil
+	case http.MethodGet:
+		if ts.upstream != nil { // the upstream's stream of its own messages
+			return ts, false, nil
+		}
+	}
+	// The todo server is stateless and sends nothing of its own: there is
+	// nothing to GET, whoever asks.
+	c.Response().Header().Set("Allow", ts.allowedMethods())
+	return nil, true, jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "this MCP endpoint accepts "+ts.allowedMethods())
+}
+
+// allowedMethods are the HTTP methods the tenant's endpoint takes.
+func (ts *tenantState) allowedMethods() string {
+	if ts.upstream != nil {
+		return "POST, GET, DELETE, OPTIONS"
+	}
+	return "POST, DELETE, OPTIONS"
+}
+
+// authenticate applies the tenant's rate limit, reads the bearer token and
+// verifies it.
+func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditRecord) (p *providers.Principal, answered bool, err error) {
+	r := c.Request()
+	t := ts.tenant
+	// Before the token, so that a flood costs no verification.
+	if ts.limiter != nil && !ts.limiter.Allow() {
+		return nil, true, g.rateLimited(c, ts)
+	}
+	token, ch := bearerToken(r)
+	if ch == nil && token == "" {
+		ch = &challenge{status: http.StatusUnauthorized, scope: ts.allScopes, description: "an access token is required"}
+	}
+	if ch != nil {
+		return nil, true, g.refuse(c, ts, audit, *ch)
+	}
+	verifyStart := time.Now()
+	p, err = g.verify(r.Context(), ts.verifier, token)
+	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
+	if err != nil && g.stopping.Err() != nil {
+		return nil, true, g.refuse(c, ts, audit, shuttingDown)
+	}
+	if err != nil && providers.ClassOf(err) == providers.ClassInternal {
+		// The client is told nothing of the cause; the operator must be.
+		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", bounded(err.Error()))
+	}
+	if err != nil {
+		return nil, true, g.refuse(c, ts, audit, g.verifyChallenge(ts, err))
+	}
+	audit.principal(p)
+	return p, false, nil
+}
+
+// read reads the request body within the body limit, refusing what cannot
+// be read as JSON text: too large, or compressed.
+func (g *Gateway) read(c echo.Context, ts *tenantState, audit *auditRecord) (body []byte, answered bool, err error) {
+	r := c.Request()
+	if r.ContentLength > g.opts.BodyLimit {
+		return nil, true, g.refuse(c, ts, audit, tooLarge(g.opts.BodyLimit))
+	}
+	if enc := r.Header.Get(echo.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		// Decoding would be parsing garbage, or a decompression bomb.
+		return nil, true, g.refuse(c, ts, audit, challenge{status: http.StatusUnsupportedMediaType, code: "unsupported_content_encoding", plain: true,
+			description: "request bodies are not decoded: send the JSON without Content-Encoding (got " + quoteBounded(enc) + ")"})
+	}
+	body, err = readBody(r, g.opts.BodyLimit)
+	if errors.Is(err, errBodyTooLarge) {
+		return nil, true, g.refuse(c, ts, audit, tooLarge(g.opts.BodyLimit))
+	}
+	if err != nil {
+		return nil, true, g.refuse(c, ts, audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read", plain: true})
+	}
+	return body, false, nil
+}
+
+// headerMismatch is the refusal of a request whose 2026-07-28 routing
+// headers disagree with its body.
+func headerMismatch(err error, body []byte) challenge {
+	return challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error(),
+		plain: true, rpcCode: mcpgo.HEADER_MISMATCH, rpcID: requestID(body)}
 }
 
 // cachedVerifier is a verifier that answers tokens it has verified before

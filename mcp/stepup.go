@@ -11,26 +11,59 @@ import (
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
-// missing is a permission a call needs and the caller lacks, with the tool
-// that needs it.
+// missing is a permission a call needs and the caller lacks, with the
+// call that needs it.
 type missing struct {
-	tool string
-	perm providers.Permission
+	method, tool string
+	perm         providers.Permission
+}
+
+// what names the call in a refusal: "the create-todo tool", "the
+// resources/read method".
+func (m missing) what() string {
+	if m.method == string(mcpgo.MethodToolsCall) {
+		return "the " + m.tool + " tool"
+	}
+	return "the " + m.method + " method"
+}
+
+// label is the call's name in the audit line and the metrics.
+func (m missing) label() string {
+	if m.method == string(mcpgo.MethodToolsCall) {
+		return m.tool
+	}
+	return m.method
+}
+
+// requiredFor is what a call of the tenant's server needs: for the todo
+// server, the permission its tool table names (Tool.Requires); for an
+// upstream, what its permissions block says (upstream.Config.Requires).
+// A call the upstream refuses outright needs nothing here: serveUpstream
+// refuses it before asking.
+func requiredFor(t *tenants.Tenant, c rpcCall) []providers.Permission {
+	if t.Server.IsUpstream() {
+		return t.Server.Requires(c.Method, c.Tool).Permissions
+	}
+	if c.Method != string(mcpgo.MethodToolsCall) {
+		return nil
+	}
+	if perm, ok := RequiredPermission(c.Tool); ok {
+		return []providers.Permission{perm}
+	}
+	return nil
 }
 
 // missingPermissions lists what the calls need that p lacks, each
 // permission once, in the order of the calls.
-func missingPermissions(p *providers.Principal, calls ...rpcCall) []missing {
+func missingPermissions(t *tenants.Tenant, p *providers.Principal, calls ...rpcCall) []missing {
 	var out []missing
 	for _, c := range calls {
-		if c.Method != string(mcpgo.MethodToolsCall) {
-			continue
+		for _, perm := range requiredFor(t, c) {
+			if p.Has(perm) || slices.ContainsFunc(out, func(m missing) bool { return m.perm == perm }) {
+				continue
+			}
+			out = append(out, missing{method: c.Method, tool: c.Tool, perm: perm})
 		}
-		perm, needed := RequiredPermission(c.Tool)
-		if !needed || p.Has(perm) || slices.ContainsFunc(out, func(m missing) bool { return m.perm == perm }) {
-			continue
-		}
-		out = append(out, missing{tool: c.Tool, perm: perm})
 	}
 	return out
 }
@@ -39,7 +72,7 @@ func missingPermissions(p *providers.Principal, calls ...rpcCall) []missing {
 // request speaking protocol version (its Mcp-Protocol-Version header).
 func stepUp(t *tenants.Tenant, p *providers.Principal, version string, miss []missing) challenge {
 	first := miss[0]
-	desc := "the " + first.tool + " tool requires the " + t.Scope(first.perm) + " scope"
+	desc := first.what() + " requires the " + t.Scope(first.perm) + " scope"
 	if len(miss) > 1 {
 		desc = "the batch's tool calls require the " + strings.Join(neededScopes(t, miss), " and ") + " scopes"
 	}
@@ -107,7 +140,7 @@ func missingPermissionText(tool, scope string) string {
 // version ("" when the tool needs nothing p lacks). The token command shows
 // it; the edge answers with the same.
 func StepUpScope(t *tenants.Tenant, p *providers.Principal, version, tool string) string {
-	miss := missingPermissions(p, rpcCall{Method: string(mcpgo.MethodToolsCall), Tool: tool})
+	miss := missingPermissions(t, p, rpcCall{Method: string(mcpgo.MethodToolsCall), Tool: tool})
 	if len(miss) == 0 {
 		return ""
 	}

@@ -386,8 +386,8 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 // counts. Under the scope strategy only scopes carrying the prefix count,
 // so that a bare "create" from some other API cannot grant anything here.
 func (p *Provider) permissions(scopes, roles []string) map[Permission]bool {
-	perms := make(map[Permission]bool, len(Permissions))
-	for _, perm := range Permissions {
+	perms := make(map[Permission]bool, len(p.perms))
+	for _, perm := range p.perms {
 		if p.scopeGrants(scopes, perm) || len(p.claims.Roles.granting(roles, perm)) > 0 {
 			perms[perm] = true
 		}

@@ -35,8 +35,12 @@ const (
 	PermDelete Permission = "delete"
 )
 
-// Permissions lists every permission in a fixed order.
+// Permissions lists the built-in todo server's permissions in a fixed
+// order: the permissions of a tenant whose Settings name none.
 var Permissions = []Permission{PermCreate, PermRead, PermDelete}
+
+// isTodoPermission reports whether perm is one of the todo server's.
+func isTodoPermission(perm Permission) bool { return slices.Contains(Permissions, perm) }
 
 // Duration is a time.Duration written in JSON as a Go duration string ("60s").
 type Duration time.Duration

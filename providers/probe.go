@@ -134,7 +134,7 @@ func Probe(ctx context.Context, s Settings, opts ...Option) (*ProbeReport, error
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
 
-	for _, perm := range Permissions {
+	for _, perm := range s.PermissionList() {
 		r.TenantScopes = append(r.TenantScopes, s.Scopes[perm])
 	}
 

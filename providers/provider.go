@@ -95,6 +95,7 @@ type Provider struct {
 	aud      Audience
 	claims   Claims
 	scopes   ScopeMap
+	perms    []Permission // Settings.PermissionList
 	leeway   time.Duration
 	jwtTypes []string // normalised: lower case, without "application/"
 
@@ -176,6 +177,7 @@ func New(s Settings, opts ...Option) (*Provider, error) {
 		aud:      s.Audience,
 		claims:   s.Claims,
 		scopes:   s.Scopes,
+		perms:    s.PermissionList(),
 		leeway:   time.Duration(*c.Leeway),
 		disc:     discovery{mode: c.Token, algs: c.Algorithms},
 	}

@@ -19,6 +19,19 @@ type Settings struct {
 	Audience Audience
 	Claims   Claims
 	Scopes   ScopeMap
+	// Permissions are the permissions of the tenant's MCP server, in the
+	// order lists show them: nil for the built-in todo server's
+	// (Permissions); an upstream tenant's are those its tool table names.
+	Permissions []Permission
+}
+
+// PermissionList is the tenant's permissions: s.Permissions, or the todo
+// server's when it names none.
+func (s Settings) PermissionList() []Permission {
+	if s.Permissions == nil {
+		return Permissions
+	}
+	return s.Permissions
 }
 
 // Defaults and bounds of the settings; Validate enforces the bounds.
@@ -129,11 +142,12 @@ func (s Settings) WithDefaults() Settings {
 	s.Claims.Roles = s.Claims.Roles.clone()
 
 	// Unknown permissions are kept for Validate to report.
+	s.Permissions = slices.Clone(s.Permissions)
 	scopes := maps.Clone(s.Scopes)
 	if scopes == nil {
-		scopes = make(ScopeMap, len(Permissions))
+		scopes = make(ScopeMap, len(s.PermissionList()))
 	}
-	for perm, scope := range DefaultScopeMap(s.Audience) {
+	for perm, scope := range DefaultScopeMap(s.Audience, s.PermissionList()) {
 		if _, set := scopes[perm]; !set {
 			scopes[perm] = scope
 		}
@@ -150,16 +164,22 @@ func orDefault(list, def []string) []string {
 	return slices.Clone(list)
 }
 
-// DefaultScopeMap is the permission → scope mapping of a tenant that sets
-// none: create:todos, read:todos, delete:todos, or under the scope strategy
-// the prefix followed by the permission name (todo-api:create).
-func DefaultScopeMap(a Audience) ScopeMap {
-	m := make(ScopeMap, len(Permissions))
-	for _, perm := range Permissions {
-		if a.Strategy == AudienceScope {
+// DefaultScopeMap is the permission → scope mapping of a tenant with these
+// permissions that sets none: under the scope strategy the prefix followed
+// by the permission name (todo-api:create); otherwise create:todos,
+// read:todos, delete:todos for the todo server's, and the permission's own
+// name for any other (an upstream's "notes:write" is the scope
+// notes:write).
+func DefaultScopeMap(a Audience, perms []Permission) ScopeMap {
+	m := make(ScopeMap, len(perms))
+	for _, perm := range perms {
+		switch {
+		case a.Strategy == AudienceScope:
 			m[perm] = a.Prefix + string(perm)
-		} else {
+		case isTodoPermission(perm):
 			m[perm] = string(perm) + ":todos"
+		default:
+			m[perm] = string(perm)
 		}
 	}
 	return m

@@ -249,8 +249,8 @@ func (ep *endpoints) describe() string {
 // the prefix.
 func (p *Provider) describePermissions(scopes, roles []string, perms map[Permission]bool) string {
 	rg := p.claims.Roles
-	parts := make([]string, 0, len(Permissions)+1)
-	for _, perm := range Permissions {
+	parts := make([]string, 0, len(p.perms)+1)
+	for _, perm := range p.perms {
 		want := p.scopes[perm]
 		var by []string
 		if p.scopeGrants(scopes, perm) {

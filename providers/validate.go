@@ -66,8 +66,8 @@ func (s Settings) Validate() []Problem {
 		// so that a tenant reports it once.
 		v.add("resource", "required")
 	}
-	v.scopes("scopes", s.Scopes, s.Audience)
-	v.claims("claims", s.Claims)
+	v.scopes("scopes", s.Scopes, s.Audience, s.PermissionList())
+	v.claims("claims", s.Claims, s.PermissionList())
 	return v.problems
 }
 
@@ -223,14 +223,14 @@ func (v *validation) audience(p string, a Audience) {
 	}
 }
 
-func (v *validation) scopes(p string, m ScopeMap, a Audience) {
+func (v *validation) scopes(p string, m ScopeMap, a Audience, perms []Permission) {
 	for _, perm := range slices.Sorted(maps.Keys(m)) {
-		if !slices.Contains(Permissions, perm) {
-			v.add(p, "unknown permission %q (one of %s)", perm, joinNames(Permissions))
+		if !slices.Contains(perms, perm) {
+			v.add(p, "unknown permission %q (one of %s)", perm, joinNames(perms))
 		}
 	}
-	def := DefaultScopeMap(a)
-	for _, perm := range Permissions {
+	def := DefaultScopeMap(a, perms)
+	for _, perm := range perms {
 		s := m[perm]
 		if s == def[perm] {
 			// A default is right whenever the prefix it is made of is, and
@@ -251,7 +251,7 @@ func (v *validation) scopes(p string, m ScopeMap, a Audience) {
 	}
 }
 
-func (v *validation) claims(p string, c Claims) {
+func (v *validation) claims(p string, c Claims, perms []Permission) {
 	for i, name := range c.Scopes {
 		if !slices.Contains(scopeClaimNames, name) {
 			v.add(fmt.Sprintf("%s.scopes[%d]", p, i), "unknown scope claim %q (one of %s)", name, strings.Join(scopeClaimNames, ", "))
@@ -263,11 +263,11 @@ func (v *validation) claims(p string, c Claims) {
 		}
 	}
 	if c.Roles != nil {
-		v.roles(p+".roles", *c.Roles)
+		v.roles(p+".roles", *c.Roles, perms)
 	}
 }
 
-func (v *validation) roles(p string, r RoleGrants) {
+func (v *validation) roles(p string, r RoleGrants, known []Permission) {
 	switch {
 	case r.Claim == "":
 		v.add(p+".claim", `required: the claim whose values grant permissions, such as "groups" or "realm_access.roles"`)
@@ -284,11 +284,11 @@ func (v *validation) roles(p string, r RoleGrants) {
 		case val == "":
 			v.add(vp, "a claim value must not be empty")
 		case len(perms) == 0:
-			v.add(vp, "must grant at least one permission (one of %s); remove the value to grant nothing", joinNames(Permissions))
+			v.add(vp, "must grant at least one permission (one of %s); remove the value to grant nothing", joinNames(known))
 		}
 		for i, perm := range perms {
-			if !slices.Contains(Permissions, perm) {
-				v.add(fmt.Sprintf("%s[%d]", vp, i), "unknown permission %q (one of %s)", perm, joinNames(Permissions))
+			if !slices.Contains(known, perm) {
+				v.add(fmt.Sprintf("%s[%d]", vp, i), "unknown permission %q (one of %s)", perm, joinNames(known))
 			}
 		}
 	}

@@ -240,7 +240,7 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 	// Permissions a provider has no way to grant (Dex: no scope claim).
 	if known && quirk.noScopeClaim {
 		var ungrantable []string
-		for _, perm := range Permissions {
+		for _, perm := range s.PermissionList() {
 			if len(s.Claims.Roles.Grantors(perm)) == 0 {
 				ungrantable = append(ungrantable, string(perm))
 			}
@@ -258,7 +258,7 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 
 	// Scopes, but for the permissions that role grants cover.
 	var missing []string
-	for _, perm := range Permissions {
+	for _, perm := range s.PermissionList() {
 		if sc := s.Scopes[perm]; slices.Contains(r.MissingScopes, sc) && len(s.Claims.Roles.Grantors(perm)) == 0 && !slices.Contains(missing, sc) {
 			missing = append(missing, sc)
 		}

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	// Shutdown says how the process stops on SIGTERM; it cannot change on
 	// reload.
 	Shutdown ShutdownConfig `json:"shutdown"`
+	// Assertion is the gateway's signing key for the identity assertions
+	// it sends to upstream MCP servers; every field is optional.
+	Assertion AssertionConfig `json:"assertion,omitzero"`
 	// Tenants in the order they are listed; at least one is required,
 	// unless TenantsFrom says where else they come from.
 	Tenants []Tenant `json:"tenants"`
@@ -79,6 +83,19 @@ type HTTPConfig struct {
 	// (package mcp, DefaultMaxConnections), so that connections alone can
 	// never use every file descriptor.
 	MaxConnections int `json:"max_connections,omitempty"`
+}
+
+// AssertionConfig is the "assertion" block: the keys that sign the JWT an
+// upstream tenant's server receives in place of the client's token.
+type AssertionConfig struct {
+	// KeyFiles are PEM private keys (P-256 for ES256, or Ed25519 for
+	// EdDSA): the first signs, all are published at the JWKS URL, so a
+	// new key is added in front, and the old one removed once the
+	// assertions it signed have expired (5 minutes). Every instance must
+	// read the same files. Left out, each instance makes a key of its own
+	// at start: right for one instance, and an upstream must fetch the
+	// JWKS again after every restart.
+	KeyFiles []string `json:"key_files,omitempty"`
 }
 
 // AdminConfig is the "admin" block.
@@ -117,7 +134,8 @@ const (
 	maxBodyLimit     = 64 << 20
 )
 
-// Tenant is one MCP todo server and the authorization server it trusts.
+// Tenant is one MCP server (the built-in todo server or an upstream) and
+// the authorization server it trusts.
 //
 // A Tenant obtained from Parse, Load or a Snapshot is validated and has its
 // defaults applied; treat it as read-only, it is shared by every request.
@@ -147,9 +165,10 @@ type Tenant struct {
 	// Claims says where the token's facts live; optional, the defaults
 	// depend on the provider type and belong to package providers.
 	Claims providers.Claims `json:"claims"`
-	// Scopes maps the permissions create, read and delete to the provider's
-	// scope strings; once loaded, every permission is in the map, those
-	// left out with their default (providers.DefaultScopeMap).
+	// Scopes maps the tenant's permissions (the todo server's create, read
+	// and delete, or those an upstream's permissions block names) to the
+	// provider's scope strings; once loaded, every permission is in the
+	// map, those left out with their default (providers.DefaultScopeMap).
 	Scopes providers.ScopeMap `json:"scopes,omitempty"`
 	// MissingPermission is how the tenant's MCP endpoint answers a call of
 	// a tool whose permission the token lacks: MissingPermissionChallenge
@@ -160,6 +179,10 @@ type Tenant struct {
 	// RateLimit, when set, bounds the requests to the tenant's MCP endpoint
 	// on each instance; nil (the default) sets no bound.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Server is the tenant's MCP server: the built-in todo server (the
+	// default), or an upstream MCP server with its tool permissions and
+	// the identity it receives. Package upstream owns its rules.
+	Server upstream.Config `json:"server,omitzero"`
 
 	// res caches the parsed resource; set when defaults are applied.
 	res resource
@@ -218,12 +241,13 @@ func (t *Tenant) location() resource {
 // Scope returns the provider's scope string for a permission.
 func (t *Tenant) Scope(p providers.Permission) string { return t.Scopes[p] }
 
-// ScopeList returns the tenant's scope strings in the order of
-// providers.Permissions (create, read, delete), each once: the list for
-// scopes_supported and for a challenge's scope parameter.
+// ScopeList returns the tenant's scope strings in the order of its
+// permissions (the todo server's: create, read, delete), each once: the
+// list for scopes_supported and for a challenge's scope parameter.
 func (t *Tenant) ScopeList() []string {
-	out := make([]string, 0, len(providers.Permissions))
-	for _, p := range providers.Permissions {
+	perms := t.ProviderSettings().PermissionList()
+	out := make([]string, 0, len(perms))
+	for _, p := range perms {
 		if s := t.Scope(p); !slices.Contains(out, s) {
 			out = append(out, s)
 		}
@@ -333,6 +357,7 @@ func (c *Config) applyDefaults() {
 		if t.ResourceName == "" {
 			t.ResourceName = t.ID
 		}
+		t.Server = t.Server.WithDefaults()
 		if t.MissingPermission == "" {
 			t.MissingPermission = MissingPermissionChallenge
 		}

@@ -72,6 +72,11 @@ func (c *Config) validate() []Problem {
 		v.add("admin.listen", "must differ from listen: the admin endpoints never share the public listener")
 	}
 	v.store("store", c.Store)
+	for i, f := range c.Assertion.KeyFiles {
+		if f == "" {
+			v.add(fmt.Sprintf("assertion.key_files[%d]", i), "must name a PEM private key file")
+		}
+	}
 	v.http("http", c.HTTP)
 	v.between("shutdown.drain", c.Shutdown.Drain, 0, maxShutdownWait)
 	v.between("shutdown.grace", c.Shutdown.Grace, time.Second, maxShutdownWait)
@@ -192,6 +197,13 @@ func (v *validator) tenantFields(p string, t *Tenant) resource {
 		v.add(p+".missing_permission", "unknown value %q (one of %s, %s)", t.MissingPermission, MissingPermissionChallenge, MissingPermissionToolError)
 	}
 	v.rateLimit(p+".rate_limit", t.RateLimit)
+	for _, sp := range t.Server.Validate() {
+		path := p + ".server"
+		if sp.Path != "" {
+			path += "." + sp.Path
+		}
+		v.add(path, "%s", sp.Message)
+	}
 	// The provider settings are package providers' to judge, exactly as
 	// serve's providers.New will; only the path prefix is ours. A problem
 	// already reported here (a missing resource is both ours and the

@@ -11,5 +11,7 @@ func (t *Tenant) ProviderSettings() providers.Settings {
 		Audience: t.Audience,
 		Claims:   t.Claims,
 		Scopes:   t.Scopes,
+		// An upstream's permissions are its own; nil for the todo server.
+		Permissions: t.Server.PermissionList(),
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	todogateway "github.com/todo-gateway/todo-gateway"
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -209,12 +211,17 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	// One registry for every generation: tenants on one issuer share its
 	// discovery document and key set, across reloads too.
 	issuers := providers.NewIssuers()
+	signer, err := assertionSigner(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	edge := mcp.New(store.Timed(st, prom.observeStore), mcp.Options{
 		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers), providers.WithIssuers(issuers)),
 		Logger:         log,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		BodyLimit:      cfg.HTTP.BodyLimit,
 		Metrics:        prom.edge,
+		Signer:         signer,
 	})
 	undo = append(undo, func() error { return edge.Close(context.Background()) })
 	change, err := edge.ApplyRevision(ctx, cfg, version, revision)
@@ -362,4 +369,44 @@ func (g *gateway) Shutdown(ctx context.Context) error {
 		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), storeErr)
 	})
 	return g.shutdownErr
+}
+
+// assertionSigner is the signer of the identity assertions upstream
+// tenants send: the keys of assertion.key_files, read at start (a new key
+// takes a restart: see the README on rotating it), or a key made now when
+// none is configured, which is right for one instance only.
+func assertionSigner(cfg *tenants.Config, log *slog.Logger) (*upstream.Signer, error) {
+	var keys []crypto.Signer
+	for i, f := range cfg.Assertion.KeyFiles {
+		k, err := upstream.LoadKeyFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("assertion.key_files[%d]: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		k, err := upstream.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+		if cfg.Store.Driver == tenants.DriverEtcd && usesAssertions(cfg) {
+			log.Warn("assertion.key_files is not set: this instance signs upstream assertions with a key of its own, which the other instances do not publish; give every instance the same key files")
+		}
+	}
+	return upstream.NewSigner(nil, keys...)
+}
+
+// usesAssertions reports whether a tenant of cfg sends assertions (with
+// tenants in etcd, the pushed tenants may: assume so).
+func usesAssertions(cfg *tenants.Config) bool {
+	if cfg.TenantsFrom == tenants.TenantsFromEtcd {
+		return true
+	}
+	for _, t := range cfg.Tenants {
+		if t.Server.IsUpstream() && t.Server.Identity.Mode == upstream.ModeAssertion {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,227 @@
+package upstream
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// A tools/list answer is filtered to the tools the caller may call, so that
+// a client never offers its user a tool the gateway will refuse; the same
+// rule (Config.mayCall) decides the list and the call. An answer is a
+// JSON-RPC response, or an array of them (a 2025-03-26 batch); in an SSE
+// stream, each event's data is one message, and only responses carrying
+// result.tools are rewritten: notifications and requests pass byte for
+// byte. A response whose tool list cannot be read is replaced by a
+// JSON-RPC error: the filter fails closed, never passing a list it could
+// not check.
+
+// filterMessages filters the tool lists of one JSON body: a message or an
+// array of messages.
+func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var msgs []json.RawMessage
+		if err := json.Unmarshal(trimmed, &msgs); err != nil {
+			return nil, fmt.Errorf("%w: %v", errBadAnswer, err)
+		}
+		for i, m := range msgs {
+			msgs[i] = filterMessage(m, keep)
+		}
+		return json.Marshal(msgs)
+	}
+	return filterMessage(trimmed, keep), nil
+}
+
+// filterMessage filters one message's tool list; a message that is no
+// response with result.tools is returned as it is.
+func filterMessage(msg []byte, keep func(string) bool) []byte {
+	if !bytes.Contains(msg, []byte(`"tools"`)) {
+		return msg
+	}
+	var env map[string]json.RawMessage
+	if json.Unmarshal(msg, &env) != nil {
+		return msg // not an object: no tool list to hide
+	}
+	rawResult, ok := env["result"]
+	if !ok {
+		return msg
+	}
+	var result map[string]json.RawMessage
+	if json.Unmarshal(rawResult, &result) != nil {
+		return msg
+	}
+	rawTools, ok := result["tools"]
+	if !ok {
+		return msg
+	}
+	var tools []json.RawMessage
+	if err := json.Unmarshal(rawTools, &tools); err != nil {
+		return unreadableList(env["id"])
+	}
+	kept := make([]json.RawMessage, 0, len(tools))
+	for _, t := range tools {
+		var named struct {
+			Name *string `json:"name"`
+		}
+		if json.Unmarshal(t, &named) != nil || named.Name == nil {
+			return unreadableList(env["id"])
+		}
+		if keep(*named.Name) {
+			kept = append(kept, t)
+		}
+	}
+	result["tools"], _ = json.Marshal(kept)
+	env["result"], _ = json.Marshal(result)
+	out, err := json.Marshal(env)
+	if err != nil {
+		return unreadableList(env["id"])
+	}
+	return out
+}
+
+func unreadableList(id json.RawMessage) []byte {
+	if len(id) == 0 {
+		id = json.RawMessage("null")
+	}
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id,
+		"error": map[string]any{"code": -32603, "message": "the upstream's tool list could not be read"}})
+	return b
+}
+
+// maxEventBytes bounds one SSE event the filter holds: an event is held
+// whole (it may be one response), and nothing more.
+const maxEventBytes = 16 << 20
+
+var errEventTooLarge = errors.New("an SSE event over 16 MiB")
+
+// eventFilter is an SSE body that passes each event on as soon as it has
+// been read whole, with its tool list filtered. Memory per stream is one
+// event.
+type eventFilter struct {
+	src  io.ReadCloser
+	in   *bufio.Reader
+	keep func(string) bool
+	out  bytes.Buffer // what is ready for Read
+	err  error
+}
+
+func newEventFilter(src io.ReadCloser, keep func(string) bool) io.ReadCloser {
+	return &eventFilter{src: src, in: bufio.NewReaderSize(src, 32<<10), keep: keep}
+}
+
+func (f *eventFilter) Read(p []byte) (int, error) {
+	for f.out.Len() == 0 && f.err == nil {
+		f.err = f.nextEvent()
+	}
+	if f.out.Len() > 0 {
+		return f.out.Read(p)
+	}
+	return 0, f.err
+}
+
+func (f *eventFilter) Close() error { return f.src.Close() }
+
+// nextEvent reads lines up to the end of one event (an empty line) and
+// puts the event, filtered, in out.
+func (f *eventFilter) nextEvent() error {
+	var lines [][]byte
+	size := 0
+	for {
+		line, err := f.readLine()
+		if len(line) > 0 {
+			size += len(line)
+			if size > maxEventBytes {
+				return errEventTooLarge
+			}
+			lines = append(lines, line)
+		}
+		if err != nil {
+			// The stream ended: what was read of an event is passed on
+			// (an upstream may close without a final blank line).
+			f.emit(lines)
+			return err
+		}
+		if isBlank(line) {
+			f.emit(lines)
+			return nil
+		}
+	}
+}
+
+// readLine reads one line with its terminator (\n or \r\n; a lone \r,
+// which SSE also allows and no MCP server sends, is kept inside the line),
+// growing past bufio's buffer up to maxEventBytes.
+func (f *eventFilter) readLine() ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := f.in.ReadSlice('\n')
+		line = append(line, chunk...)
+		if len(line) > maxEventBytes {
+			return nil, errEventTooLarge
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return line, err
+		}
+	}
+}
+
+func isBlank(line []byte) bool { return len(bytes.TrimRight(line, "\r\n")) == 0 }
+
+// emit writes an event: as it came, unless its data is a response whose
+// tool list the filter changes; then the data lines are replaced by one,
+// and every other field line (id, event, retry, comments) is kept.
+func (f *eventFilter) emit(lines [][]byte) {
+	var data [][]byte
+	for _, l := range lines {
+		if v, ok := fieldValue(l, "data"); ok {
+			data = append(data, v)
+		}
+	}
+	if len(data) > 0 {
+		joined := bytes.Join(data, []byte("\n"))
+		if filtered := filterMessage(joined, f.keep); !bytes.Equal(filtered, joined) {
+			wrote := false
+			for _, l := range lines {
+				if _, ok := fieldValue(l, "data"); ok {
+					if !wrote {
+						f.out.WriteString("data: ")
+						f.out.Write(filtered)
+						f.out.WriteByte('\n')
+						wrote = true
+					}
+					continue
+				}
+				f.out.Write(l)
+			}
+			return
+		}
+	}
+	for _, l := range lines {
+		f.out.Write(l)
+	}
+}
+
+// fieldValue is the value of an SSE line of field name: what follows the
+// colon, less one leading space and the line terminator.
+func fieldValue(line []byte, name string) ([]byte, bool) {
+	line = bytes.TrimRight(line, "\r\n")
+	rest, ok := bytes.CutPrefix(line, []byte(name))
+	if !ok {
+		return nil, false
+	}
+	if len(rest) == 0 {
+		return rest, true // "data" alone: an empty value
+	}
+	if rest[0] != ':' {
+		return nil, false
+	}
+	rest = rest[1:]
+	if len(rest) > 0 && rest[0] == ' ' {
+		rest = rest[1:]
+	}
+	return rest, true
+}

@@ -1,0 +1,494 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+)
+
+// Options are what a Server needs besides its Config.
+type Options struct {
+	// Tenant is the tenant's id, in assertions and log lines.
+	Tenant string
+	// Issuer is the gateway's URL for the tenant: the assertion's iss.
+	Issuer string
+	// Signer signs assertions; required in mode assertion.
+	Signer *Signer
+	// Secrets reads the credentials given by reference.
+	Secrets providers.SecretResolver
+	Logger  *slog.Logger
+	// Transport replaces the connection pool (tests); nil builds one from
+	// the Config.
+	Transport http.RoundTripper
+}
+
+// Server forwards one tenant's MCP requests to its upstream.
+type Server struct {
+	cfg     Config
+	target  *url.URL
+	opts    Options
+	log     *slog.Logger
+	static  *resolvedHeader
+	headers []resolvedHeader
+	proxy   *httputil.ReverseProxy
+	pool    *http.Transport // nil when Options.Transport was given
+	slots   chan struct{}
+	idle    time.Duration
+
+	// closing ends every request and stream still open when the tenant is
+	// retired (Close).
+	closing context.Context
+	close   context.CancelFunc
+
+	health health
+}
+
+type resolvedHeader struct{ name, value string }
+
+// New builds the upstream server of cfg (validated), reading the secrets
+// it names. It makes no network call.
+func New(cfg Config, opts Options) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if !cfg.IsUpstream() {
+		return nil, errors.New("not an upstream server")
+	}
+	if probs := cfg.Validate(); len(probs) > 0 {
+		return nil, fmt.Errorf("server.%s", probs[0])
+	}
+	target, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if cfg.Identity.Mode == ModeAssertion && opts.Signer == nil {
+		return nil, errors.New("identity mode assertion needs the gateway's signing key")
+	}
+	s := &Server{cfg: cfg, target: target, opts: opts, log: opts.Logger,
+		slots: make(chan struct{}, cfg.MaxConcurrent), idle: time.Duration(*cfg.Timeouts.Idle)}
+	if st := cfg.Identity.Static; st != nil {
+		v, err := opts.Secrets.ReadSecret("the upstream's static credential", st.ValueEnv, st.ValueFile)
+		if err != nil {
+			return nil, err
+		}
+		s.static = &resolvedHeader{name: http.CanonicalHeaderKey(st.Header), value: st.Prefix + v}
+	}
+	for name, hv := range cfg.Headers {
+		v := hv.Value
+		if v == "" {
+			if v, err = opts.Secrets.ReadSecret("header "+name, hv.ValueEnv, hv.ValueFile); err != nil {
+				return nil, err
+			}
+		}
+		s.headers = append(s.headers, resolvedHeader{name: http.CanonicalHeaderKey(name), value: v})
+	}
+	transport := opts.Transport
+	if transport == nil {
+		if s.pool, err = newPool(cfg); err != nil {
+			return nil, err
+		}
+		transport = s.pool
+	}
+	s.closing, s.close = context.WithCancel(context.Background())
+	s.proxy = &httputil.ReverseProxy{
+		Transport: transport,
+		// Every write is flushed: an SSE event reaches the client as it
+		// arrives, never held in a buffer.
+		FlushInterval:  -1,
+		Rewrite:        func(*httputil.ProxyRequest) {}, // set per request (Forward)
+		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ModifyResponse: nil,
+	}
+	return s, nil
+}
+
+// newPool is the tenant's connection pool to its upstream.
+func newPool(cfg Config) (*http.Transport, error) {
+	t := &http.Transport{
+		Proxy:                 nil, // an internal upstream is reached directly, whatever HTTP_PROXY says
+		DialContext:           (&net.Dialer{Timeout: time.Duration(*cfg.Timeouts.Connect), KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          cfg.MaxConcurrent,
+		MaxIdleConnsPerHost:   cfg.MaxConcurrent,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   time.Duration(*cfg.Timeouts.Connect),
+		ResponseHeaderTimeout: time.Duration(*cfg.Timeouts.FirstByte),
+	}
+	if c := cfg.TLS; c != nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.CAFile != "" {
+			pem, err := os.ReadFile(c.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("server.tls.ca_file: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("server.tls.ca_file: %s holds no PEM certificate", c.CAFile)
+			}
+		}
+		if c.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("server.tls: client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		t.TLSClientConfig = tc
+	}
+	return t, nil
+}
+
+// Config is the server's configuration, defaults applied.
+func (s *Server) Config() Config { return s.cfg }
+
+// Close ends every request and stream still open to the upstream and
+// closes the idle connections. The edge calls it when the tenant is
+// retired, after the grace period.
+func (s *Server) Close() error {
+	s.close()
+	if s.pool != nil {
+		s.pool.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Call is one request to forward.
+type Call struct {
+	// Principal is the verified caller.
+	Principal *providers.Principal
+	// Body is the request body, already read and checked (nil for GET
+	// and DELETE).
+	Body []byte
+	// ListsTools says the body asks tools/list: the answer is filtered to
+	// the tools the caller may call.
+	ListsTools bool
+}
+
+// Outcome is how a forward ended, for the edge's metrics.
+type Outcome struct {
+	// Status is the HTTP status the client got (0: the client went away
+	// before an answer).
+	Status int
+	// Kind is a bounded label: ok, busy, unreachable, timeout,
+	// credentials_refused, bad_answer, canceled, identity.
+	Kind string
+}
+
+// errCredentialsRefused: the upstream answered 401 or 403, a refusal of
+// the gateway's credentials, never the client's to see as a challenge.
+var errCredentialsRefused = errors.New("the upstream refused the gateway's credentials")
+
+// Forward sends the request to the upstream with the caller's identity and
+// without the client's credentials, and copies the answer back, streamed.
+func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outcome {
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "upstream_busy",
+			"too many requests are open to this MCP server's upstream; retry shortly")
+		return Outcome{Status: http.StatusServiceUnavailable, Kind: "busy"}
+	}
+	identity, err := s.identity(call.Principal)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "upstream identity", "tenant", s.opts.Tenant, "err", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "the caller's identity could not be prepared for the upstream")
+		return Outcome{Status: http.StatusInternalServerError, Kind: "identity"}
+	}
+	// A stream lives as long as its upstream sends: the server's read
+	// deadline (which would cancel the request) does not apply to it.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.closing, cancel)
+	defer stop()
+
+	var out Outcome
+	proxy := *s.proxy
+	proxy.Rewrite = func(pr *httputil.ProxyRequest) { s.rewrite(pr, call, identity) }
+	proxy.ModifyResponse = func(resp *http.Response) error { return s.modifyResponse(resp, call, cancel) }
+	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { out = s.answerError(w, r, err) }
+	rec := &statusRecorder{ResponseWriter: w}
+	proxy.ServeHTTP(rec, r.WithContext(ctx))
+	if out.Kind == "" {
+		out = Outcome{Status: rec.status, Kind: "ok"}
+		s.health.answered(rec.status)
+	}
+	return out
+}
+
+// identity is the header the caller's identity travels in (nil: none).
+func (s *Server) identity(p *providers.Principal) (*resolvedHeader, error) {
+	if s.cfg.Identity.Mode != ModeAssertion {
+		return nil, nil
+	}
+	var granted []providers.Permission
+	for _, perm := range s.cfg.PermissionList() {
+		if p.Has(perm) {
+			granted = append(granted, perm)
+		}
+	}
+	jwt, err := s.opts.Signer.Assertion(s.opts.Issuer, s.cfg.URL, s.opts.Tenant, p, granted)
+	if err != nil {
+		return nil, err
+	}
+	h := &resolvedHeader{name: http.CanonicalHeaderKey(s.cfg.Identity.Header), value: jwt}
+	if h.name == DefaultHeader {
+		h.value = "Bearer " + jwt
+	}
+	return h, nil
+}
+
+// rewrite makes the outbound request. Rewrite has already removed the
+// hop-by-hop headers, Forwarded and X-Forwarded-*; this removes every
+// credential of the client's and whatever a client sent in a header the
+// gateway sets, then sets those.
+func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolvedHeader) {
+	u := *s.target
+	pr.Out.URL = &u
+	pr.Out.Host = ""
+	pr.SetXForwarded()
+	h := pr.Out.Header
+	h.Del("Authorization")
+	h.Del("Proxy-Authorization")
+	if !s.cfg.ForwardCookies {
+		h.Del("Cookie")
+	}
+	// The gateway checked Origin; the upstream sees the gateway, not a
+	// browser (its own DNS-rebinding check would refuse the client's).
+	h.Del("Origin")
+	// Without it the transport asks for gzip and decodes the answer
+	// itself, so that a tool list is filtered as JSON, never passed
+	// through compressed.
+	h.Del("Accept-Encoding")
+	if identity != nil {
+		h.Set(identity.name, identity.value)
+	}
+	if s.static != nil {
+		h.Set(s.static.name, s.static.value)
+	}
+	for _, x := range s.headers {
+		h.Set(x.name, x.value)
+	}
+	if call.Body != nil {
+		pr.Out.Body = io.NopCloser(bytes.NewReader(call.Body))
+		pr.Out.ContentLength = int64(len(call.Body))
+		pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(call.Body)), nil }
+	}
+}
+
+// maxListBytes bounds a tools/list answer read whole to be filtered.
+const maxListBytes = 16 << 20
+
+func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.CancelFunc) error {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		resp.Body.Close()
+		return fmt.Errorf("%w (HTTP %d)", errCredentialsRefused, resp.StatusCode)
+	}
+	h := resp.Header
+	// The gateway's challenges are its own: nothing of the upstream's
+	// authentication reaches the client.
+	h.Del("WWW-Authenticate")
+	if !s.cfg.ForwardCookies {
+		h.Del("Set-Cookie")
+	}
+	resp.Body = newIdleReader(resp.Body, s.idle, cancel)
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	switch {
+	case mt == "text/event-stream":
+		h.Set("X-Accel-Buffering", "no")
+		h.Del("Content-Length")
+		resp.ContentLength = -1
+		if call.ListsTools || resp.Request.Method == http.MethodGet {
+			resp.Body = newEventFilter(resp.Body, s.listFilter(call.Principal))
+		}
+	case call.ListsTools && mt == "application/json" && resp.StatusCode < 300:
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes+1))
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if len(body) > maxListBytes {
+			return fmt.Errorf("%w: a tool list over %d bytes", errBadAnswer, maxListBytes)
+		}
+		filtered, err := filterMessages(body, s.listFilter(call.Principal))
+		if err != nil {
+			return err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(filtered))
+		resp.ContentLength = int64(len(filtered))
+		h.Set("Content-Length", strconv.Itoa(len(filtered)))
+	}
+	return nil
+}
+
+// listFilter keeps the tools p may call.
+func (s *Server) listFilter(p *providers.Principal) func(tool string) bool {
+	return func(tool string) bool { return s.cfg.mayCall(p, tool) }
+}
+
+var errBadAnswer = errors.New("the upstream's answer could not be read")
+
+// answerError answers what kept the upstream from answering, never with
+// the upstream's own words, and logs why.
+func (s *Server) answerError(w http.ResponseWriter, r *http.Request, err error) Outcome {
+	if r.Context().Err() != nil && !errors.Is(err, errCredentialsRefused) && s.closing.Err() == nil {
+		// The client went away: nobody to answer.
+		return Outcome{Kind: "canceled"}
+	}
+	var o Outcome
+	var ne net.Error
+	switch {
+	case errors.Is(err, errCredentialsRefused):
+		o = Outcome{http.StatusBadGateway, "credentials_refused"}
+		writeError(w, o.Status, "upstream_refused", "the upstream MCP server refused the gateway's request; its operator has been told")
+	case errors.Is(err, errBadAnswer):
+		o = Outcome{http.StatusBadGateway, "bad_answer"}
+		writeError(w, o.Status, "bad_upstream_answer", "the upstream MCP server's answer could not be read")
+	case s.closing.Err() != nil:
+		o = Outcome{http.StatusServiceUnavailable, "closed"}
+		w.Header().Set("Retry-After", "1")
+		writeError(w, o.Status, "unavailable", "this MCP server's configuration changed; retry the request")
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		o = Outcome{http.StatusGatewayTimeout, "timeout"}
+		writeError(w, o.Status, "upstream_timeout", "the upstream MCP server did not answer in time")
+	default:
+		o = Outcome{http.StatusBadGateway, "unreachable"}
+		w.Header().Set("Retry-After", "1")
+		writeError(w, o.Status, "upstream_unavailable", "the upstream MCP server could not be reached; retry shortly")
+	}
+	s.health.failed(err)
+	s.log.WarnContext(r.Context(), "upstream request failed", "tenant", s.opts.Tenant, "status", o.Status, "kind", o.Kind, "err", err.Error())
+	return o
+}
+
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}{code, description})
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// statusRecorder notes the status of an answer the proxy copied. It
+// unwraps, so that http.ResponseController flushes the real writer.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// idleReader cancels the upstream request when a Read has waited longer
+// than the idle timeout: an upstream that stops sending on a stream does
+// not hold it open for ever.
+type idleReader struct {
+	io.ReadCloser
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func newIdleReader(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc) io.ReadCloser {
+	return &idleReader{ReadCloser: rc, timer: time.AfterFunc(idle, cancel), idle: idle}
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.idle)
+	}
+	return n, err
+}
+
+func (r *idleReader) Close() error {
+	r.timer.Stop()
+	return r.ReadCloser.Close()
+}
+
+// Health is what the gateway last heard from the upstream.
+type Health struct {
+	Requests    int64     `json:"requests"`
+	Failures    int64     `json:"failures"`
+	LastAnswer  time.Time `json:"last_answer,omitzero"`
+	LastStatus  int       `json:"last_status,omitempty"`
+	LastFailure time.Time `json:"last_failure,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+type health struct {
+	requests, failures atomic.Int64
+	mu                 sync.Mutex
+	h                  Health
+}
+
+func (h *health) answered(status int) {
+	h.requests.Add(1)
+	h.mu.Lock()
+	h.h.LastAnswer, h.h.LastStatus = time.Now(), status
+	h.mu.Unlock()
+}
+
+func (h *health) failed(err error) {
+	h.requests.Add(1)
+	h.failures.Add(1)
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	h.mu.Lock()
+	h.h.LastFailure, h.h.LastError = time.Now(), msg
+	h.mu.Unlock()
+}
+
+// Health reports the upstream's health as this instance saw it.
+func (s *Server) Health() Health {
+	s.health.mu.Lock()
+	h := s.health.h
+	s.health.mu.Unlock()
+	h.Requests, h.Failures = s.health.requests.Load(), s.health.failures.Load()
+	return h
+}
+
+// URL is the upstream's endpoint.
+func (s *Server) URL() string { return s.cfg.URL }
+
+// Mode is the identity mode.
+func (s *Server) Mode() string { return s.cfg.Identity.Mode }
