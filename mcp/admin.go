@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 )
 
@@ -26,8 +27,20 @@ type tenantStatus struct {
 	// a tenant whose verifier could not be built.
 	Provider *providers.Status `json:"provider,omitempty"`
 	// Problem says why a tenant cannot verify tokens (its verifier could not
-	// be built, for example a secret's environment variable is unset).
+	// be built, for example a secret's environment variable is unset), or
+	// why its upstream server could not be set up.
 	Problem string `json:"problem,omitempty"`
+	// Server is the tenant's MCP server: "todo" or "upstream".
+	Server string `json:"server"`
+	// Upstream is an upstream tenant's server as this instance sees it.
+	Upstream *upstreamStatus `json:"upstream,omitempty"`
+}
+
+// upstreamStatus is an upstream tenant's server in /status.
+type upstreamStatus struct {
+	URL      string `json:"url"`
+	Identity string `json:"identity"`
+	upstream.Health
 }
 
 // statusDocument is the body of /status.
@@ -95,7 +108,11 @@ func (gen *Generation) status() statusDocument {
 	out.Config, out.Revision = gen.version, gen.revision
 	for _, st := range gen.states {
 		t := st.tenant
-		ts := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer, Problem: st.problem}
+		ts := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer, Problem: st.problem,
+			Server: t.Server.WithDefaults().Type}
+		if up := st.upstream; up != nil {
+			ts.Upstream = &upstreamStatus{URL: up.URL(), Identity: up.Mode(), Health: up.Health()}
+		}
 		if v, ok := st.verifier.(interface{ Status() providers.Status }); ok {
 			ps := v.Status()
 			ts.Provider = &ps

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,6 +484,34 @@ func TestUpstreamFailures(t *testing.T) {
 	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "upstream_timeout") {
 		t.Errorf("slow upstream: %d %s", resp.StatusCode, body)
 	}
+	// /status shows the last tenant's upstream and its failure.
+	var draining atomic.Bool
+	var status struct {
+		Tenants []struct {
+			ID       string
+			Server   string
+			Upstream *struct {
+				URL       string
+				Identity  string
+				Requests  int64
+				Failures  int64
+				LastError string `json:"last_error"`
+			}
+		}
+	}
+	_, body = get(t, serveAdmin(t, b.gw, nil, &draining, nil)+"/status", "")
+	if err := json.Unmarshal([]byte(body), &status); err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range status.Tenants {
+		switch {
+		case ts.ID == "notes" && (ts.Server != "upstream" || ts.Upstream == nil || ts.Upstream.URL != slow.URL+"/mcp" ||
+			ts.Upstream.Identity != "assertion" || ts.Upstream.Failures != 1 || ts.Upstream.LastError == ""):
+			t.Errorf("/status of notes: %s", body)
+		case ts.ID == "acme" && (ts.Server != "todo" || ts.Upstream != nil):
+			t.Errorf("/status of acme: %s", body)
+		}
+	}
 	for _, outcome := range []string{"credentials_refused", "unreachable", "timeout"} {
 		if n := metricValue(t, b.reg, "todo_gateway_upstream_requests_total", map[string]string{"tenant": "notes", "outcome": outcome}); n != 1 {
 			t.Errorf("upstream requests with outcome %s: %v, want 1", outcome, n)
@@ -538,6 +567,66 @@ func initSession(t *testing.T, url, token string) string {
 		t.Fatalf("initialized: %d %s", resp.StatusCode, body)
 	}
 	return sid
+}
+
+// TestUpstreamReloadLetsStreamsFinish: a reload that changes an upstream
+// tenant keeps its open stream until the retire grace ends, then closes
+// it; new requests meet the new configuration at once, and the other
+// tenants are not touched.
+func TestUpstreamReloadLetsStreamsFinish(t *testing.T) {
+	const grace = 500 * time.Millisecond
+	signer := withSigner(t)
+	b := newEdgeBed(t, func(o *mcp.Options) { signer(o); o.RetireGrace = grace })
+	ended := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			http.Error(w, "only the stream here", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(ended)
+	}))
+	defer up.Close()
+	ns := &notesServer{URL: up.URL + "/mcp"}
+	url := b.addUpstreamTenant(t, ns, notesServerBlock, "challenge")
+	req := request(t, http.MethodGet, url, "", "Authorization", bearer(b.token("notes", "rita")), "Accept", "text/event-stream")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET stream: %d", resp.StatusCode)
+	}
+	streamEnded := make(chan time.Time, 1)
+	go func() {
+		io.Copy(io.Discard, resp.Body)
+		streamEnded <- time.Now()
+	}()
+	reloaded := time.Now()
+	b.addUpstreamTenant(t, ns, `{"type": "upstream", "url": "URL", "permissions": {"tools": {"search": ["notes:admin"]}}}`, "challenge")
+	// The new rule answers at once; another tenant serves as before.
+	resp2, body := post(t, url, b.token("notes", "rita", notesReader...), callBody(1, "search", `{}`))
+	wantChallenge(t, resp2, body, http.StatusForbidden, `scope="notes:admin"`)
+	if resp2, body := post(t, b.resources["acme"], b.token("acme", "ann", adminPerms...), callBody(2, "get-todos", `{}`)); resp2.StatusCode != http.StatusOK {
+		t.Errorf("acme after the reload: %d %s", resp2.StatusCode, body)
+	}
+	select {
+	case at := <-streamEnded:
+		if d := at.Sub(reloaded); d < grace*8/10 {
+			t.Errorf("the stream ended %s after the reload, before the %s grace", d, grace)
+		}
+	case <-time.After(grace + 5*time.Second):
+		t.Fatal("the old stream outlived the grace period")
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream's request was not ended")
+	}
 }
 
 func callBody(id int, tool, args string) string {

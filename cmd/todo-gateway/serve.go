@@ -222,6 +222,9 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 		BodyLimit:      cfg.HTTP.BodyLimit,
 		Metrics:        prom.edge,
 		Signer:         signer,
+		// A reload that replaces an upstream tenant lets its open streams
+		// run this long, as a shutdown lets requests in flight finish.
+		RetireGrace: time.Duration(*cfg.Shutdown.Grace),
 	})
 	undo = append(undo, func() error { return edge.Close(context.Background()) })
 	change, err := edge.ApplyRevision(ctx, cfg, version, revision)

@@ -360,9 +360,13 @@ func runTenantsList(ctx context.Context, o *tenantsOptions, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "tenants of revision %d (version %s) in %s\n", doc.Revision, short(doc.Version()), src)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRESOURCE\tTYPE\tISSUER\tAUDIENCE")
+	fmt.Fprintln(tw, "ID\tRESOURCE\tTYPE\tISSUER\tAUDIENCE\tSERVER")
 	for _, t := range cfg.Tenants {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Resource, t.Provider.Type, t.Provider.Issuer, t.Audience.Strategy)
+		server := t.Server.Type
+		if t.Server.IsUpstream() {
+			server += " " + t.Server.URL
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Resource, t.Provider.Type, t.Provider.Issuer, t.Audience.Strategy, server)
 	}
 	tw.Flush()
 	return exitOK

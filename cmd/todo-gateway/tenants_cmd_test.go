@@ -212,11 +212,14 @@ func TestTenantsInEtcd(t *testing.T) {
 func TestTenantsList(t *testing.T) {
 	path := writeFile(t, `{"tenants": [
 		{"id": "acme", "resource": "http://localhost:3001/acme", "provider": {"type": "logto", "issuer": "https://acme.logto.app/oidc"}, "audience": {"strategy": "resource"}},
-		{"id": "globex", "resource": "http://localhost:3001/globex", "provider": {"type": "oidc", "issuer": "https://login.globex.example/"}, "audience": {"strategy": "audience", "values": ["todo-api"]}}]}`)
+		{"id": "globex", "resource": "http://localhost:3001/globex", "provider": {"type": "oidc", "issuer": "https://login.globex.example/"}, "audience": {"strategy": "audience", "values": ["todo-api"]}},
+		{"id": "notes", "resource": "http://localhost:3001/notes", "provider": {"type": "logto", "issuer": "https://acme.logto.app/oidc"},
+		 "server": {"type": "upstream", "url": "http://notes.internal:8080/mcp", "permissions": {"tools": {"search": []}}}}]}`)
 	code, out, errOut := tenantsCmd("list", "--config", path)
-	want := "ID      RESOURCE                     TYPE   ISSUER                         AUDIENCE\n" +
-		"acme    http://localhost:3001/acme   logto  https://acme.logto.app/oidc    resource\n" +
-		"globex  http://localhost:3001/globex oidc   https://login.globex.example/  audience\n"
+	want := "ID      RESOURCE                     TYPE   ISSUER                         AUDIENCE SERVER\n" +
+		"acme    http://localhost:3001/acme   logto  https://acme.logto.app/oidc    resource todo\n" +
+		"globex  http://localhost:3001/globex oidc   https://login.globex.example/  audience todo\n" +
+		"notes   http://localhost:3001/notes  logto  https://acme.logto.app/oidc    resource upstream http://notes.internal:8080/mcp\n"
 	if code != exitOK || strings.Fields(out) == nil || strings.Join(strings.Fields(out), " ") != strings.Join(strings.Fields(want), " ") {
 		t.Errorf("exit %d, stderr %q, output:\n%s\nwant:\n%s", code, errOut, out, want)
 	}
