@@ -240,10 +240,16 @@ export class TodoClient {
   /**
    * @param {string} serverUrl the tenant's resource URL
    * @param {HeadlessOAuthProvider} auth
+   * @param {{capabilities?: object, configure?: (client: Client) => void}} [opts]
+   *   capabilities: what the client declares (sampling, elicitation, ...);
+   *   configure: sets request handlers on each new Client (connect may make
+   *   more than one)
    */
-  constructor(serverUrl, auth) {
+  constructor(serverUrl, auth, opts = {}) {
     this.serverUrl = new URL(serverUrl);
     this.auth = auth;
+    this.capabilities = opts.capabilities;
+    this.configure = opts.configure;
     this.client = undefined;
     this.transport = undefined;
   }
@@ -255,7 +261,9 @@ export class TodoClient {
   /** Connects, running the authorization flow when the server asks for it. */
   async connect() {
     for (let attempt = 0; attempt < 3; attempt++) {
-      this.client = new Client({ name: 'todo-gateway-e2e', version: '1.0.0' });
+      this.client = new Client({ name: 'todo-gateway-e2e', version: '1.0.0' },
+        this.capabilities ? { capabilities: this.capabilities } : undefined);
+      this.configure?.(this.client);
       this.transport = this.newTransport();
       try {
         await this.client.connect(this.transport);
@@ -271,17 +279,30 @@ export class TodoClient {
   }
 
   /**
-   * Calls a tool; when the call needed a new authorization (step-up), the
-   * authorization is finished and the call is sent again, once.
+   * Runs request (a call of this.client); when it needed a new
+   * authorization (step-up), the authorization is finished and the request
+   * is sent again, once.
+   *
+   * @template T
+   * @param {() => Promise<T>} request
+   * @returns {Promise<T>}
    */
-  async call(name, args = {}) {
+  async withStepUp(request) {
     try {
-      return await this.client.callTool({ name, arguments: args }, undefined, { timeout: HTTP_TIMEOUT_MS });
+      return await request();
     } catch (err) {
       if (!(err instanceof UnauthorizedError) || !this.auth.pendingCode) throw err;
       await this.transport.finishAuth(this.auth.takeCode());
-      return await this.client.callTool({ name, arguments: args }, undefined, { timeout: HTTP_TIMEOUT_MS });
+      return await request();
     }
+  }
+
+  /**
+   * Calls a tool, with a step-up when the call needs one (withStepUp).
+   * options are the SDK's request options (onprogress, timeout, ...).
+   */
+  async call(name, args = {}, options = {}) {
+    return this.withStepUp(() => this.client.callTool({ name, arguments: args }, undefined, { timeout: HTTP_TIMEOUT_MS, ...options }));
   }
 
   /** Calls a tool and returns its JSON result; a tool error throws. */

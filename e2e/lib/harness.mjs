@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { GATEWAY_CLIENT_ID, M2M_CLIENT_ID } from './accounts.mjs';
@@ -27,7 +27,9 @@ export function gatewayBinary() {
     throw new Error('TODO_GATEWAY_BIN is not set: run `make e2e`, or build the gateway with '
       + '`GOTOOLCHAIN=go1.27.3 go build -o bin/e2e/todo-gateway ./cmd/todo-gateway` and set TODO_GATEWAY_BIN to its path');
   }
-  return bin;
+  // The gateway runs in the lab's directory: a relative path
+  // (../bin/e2e/todo-gateway) is taken from where the tests were started.
+  return bin.includes('/') ? resolve(bin) : bin;
 }
 
 /** A TCP port free on 127.0.0.1 right now. */

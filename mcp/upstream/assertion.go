@@ -139,13 +139,6 @@ func (s *Signer) Assertion(iss, aud, tenant string, p *providers.Principal, gran
 		Tenant: tenant, Scope: strings.Join(scope, " ")}
 	key := strings.Join([]string{c.Issuer, aud, c.Tenant, p.Issuer, c.Subject, c.ClientID, c.Scope}, "\x00")
 	now := s.now()
-	s.mu.Lock()
-	if a, ok := s.cache[key]; ok && now.Add(reuseMargin).Before(a.exp) {
-		s.mu.Unlock()
-		return a.jwt, nil
-	}
-	s.mu.Unlock()
-
 	exp := now.Add(MaxAssertionLifetime)
 	if !p.Expiry.IsZero() && p.Expiry.Before(exp) {
 		exp = p.Expiry
@@ -153,6 +146,15 @@ func (s *Signer) Assertion(iss, aud, tenant string, p *providers.Principal, gran
 	if !exp.After(now) {
 		return "", errors.New("the caller's token has expired")
 	}
+	s.mu.Lock()
+	// A cached assertion serves while it has reuseMargin left and does not
+	// outlive this token of the caller's (the same caller may come back
+	// with a token that ends sooner).
+	if a, ok := s.cache[key]; ok && now.Add(reuseMargin).Before(a.exp) && !a.exp.After(exp) {
+		s.mu.Unlock()
+		return a.jwt, nil
+	}
+	s.mu.Unlock()
 	c.IssuedAt, c.Expiry = jwt.NewNumericDate(now), jwt.NewNumericDate(exp)
 	c.ID = rand.Text()
 	signed, err := jwt.Signed(s.signer).Claims(c).Serialize()

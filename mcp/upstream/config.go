@@ -269,6 +269,9 @@ func (c Config) Validate() []Problem {
 		if msg := checkHeaderName(name); msg != "" {
 			add(hp, "%s", msg)
 		}
+		if c.Identity.carries(name) {
+			add(hp, "the identity block sets this header (%s): it cannot be set here too", name)
+		}
 		v := c.Headers[name]
 		set := 0
 		for _, s := range []string{v.Value, v.ValueEnv, v.ValueFile} {
@@ -315,6 +318,12 @@ func checkHeaderName(name string) string {
 		return "the proxy sets this header itself"
 	}
 	return ""
+}
+
+// carries reports whether the identity sends header name.
+func (id Identity) carries(name string) bool {
+	return (id.Mode == ModeAssertion && strings.EqualFold(name, id.Header)) ||
+		(id.Static != nil && strings.EqualFold(name, id.Static.Header))
 }
 
 func (id Identity) validate() []Problem {

@@ -450,7 +450,7 @@ func TestValidateHeaderNames(t *testing.T) {
 			checkProblems(t, c.Validate(), []wantProblem{{fmt.Sprintf("headers[%q]", name), "not a valid header name"}})
 		})
 	}
-	valid := []string{"X-Tenant", "x-tenant", "Authorization", "X_Under", "X.Dot", "X~!#$%&'*+^`|", "Accept-Language", "Mcp-Session", "Hosts"}
+	valid := []string{"X-Tenant", "x-tenant", "X_Under", "X.Dot", "X~!#$%&'*+^`|", "Accept-Language", "Mcp-Session", "Hosts"}
 	for _, name := range valid {
 		t.Run("valid "+name, func(t *testing.T) {
 			c := validUpstream()
@@ -713,5 +713,40 @@ func TestMayCall(t *testing.T) {
 				t.Errorf("mayCall(%v, %q) = %v, want %v", tt.p, tt.tool, got, tt.want)
 			}
 		})
+	}
+}
+
+// An extra header may not replace the identity: the assertion's header,
+// or the static credential's.
+func TestValidateHeadersCannotReplaceIdentity(t *testing.T) {
+	base := func() Config {
+		return Config{Type: TypeUpstream, URL: "http://notes.internal/mcp",
+			Permissions: Permissions{Tools: map[string][]providers.Permission{"search": nil}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		identity Identity
+		header   string
+	}{
+		{"the default assertion header", Identity{}, "authorization"},
+		{"a custom assertion header", Identity{Header: "X-Assertion"}, "X-ASSERTION"},
+		{"the static credential's header", Identity{Mode: ModeStatic, Static: &Static{Header: "X-Api-Key", ValueEnv: "K"}}, "x-api-key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			c.Identity = tc.identity
+			c.Headers = map[string]HeaderValue{tc.header: {Value: "x"}}
+			probs := c.Validate()
+			want := fmt.Sprintf("headers[%q]", tc.header)
+			if len(probs) != 1 || probs[0].Path != want || !strings.Contains(probs[0].Message, "identity block sets this header") {
+				t.Errorf("Validate() = %v, want one problem at %s", probs, want)
+			}
+		})
+	}
+	c := base()
+	c.Identity = Identity{Mode: ModeNone}
+	c.Headers = map[string]HeaderValue{"Authorization": {Value: "Bearer fixed"}}
+	if probs := c.Validate(); len(probs) != 0 {
+		t.Errorf("mode none with an Authorization header: %v, want none", probs)
 	}
 }

@@ -20,7 +20,8 @@ import (
 // not check.
 
 // filterMessages filters the tool lists of one JSON body: a message or an
-// array of messages.
+// array of messages (a batch's answers). A body that names no tool list is
+// returned as it is.
 func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
@@ -33,18 +34,30 @@ func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 		}
 		return json.Marshal(msgs)
 	}
-	return filterMessage(trimmed, keep), nil
+	if out := filterMessage(trimmed, keep); !bytes.Equal(out, trimmed) {
+		return out, nil
+	}
+	return body, nil
 }
 
 // filterMessage filters one message's tool list; a message that is no
 // response with result.tools is returned as it is.
 func filterMessage(msg []byte, keep func(string) bool) []byte {
-	if !bytes.Contains(msg, []byte(`"tools"`)) {
+	// Most messages name no tool list: they are passed without parsing.
+	// A key may be spelled with escapes ("tool\u0073"), which every JSON
+	// parser reads as tools: such a message is parsed too.
+	if !bytes.Contains(msg, []byte("tools")) && !bytes.Contains(msg, []byte(`\u`)) {
 		return msg
 	}
 	var env map[string]json.RawMessage
-	if json.Unmarshal(msg, &env) != nil {
-		return msg // not an object: no tool list to hide
+	if err := json.Unmarshal(msg, &env); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return msg // valid JSON, not an object: no tool list to hide
+		}
+		// Not JSON, such as a tool list the stream cut short: fail
+		// closed rather than pass what could not be checked.
+		return unreadableList(nil)
 	}
 	rawResult, ok := env["result"]
 	if !ok {
@@ -64,13 +77,14 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	}
 	kept := make([]json.RawMessage, 0, len(tools))
 	for _, t := range tools {
-		var named struct {
-			Name *string `json:"name"`
-		}
-		if json.Unmarshal(t, &named) != nil || named.Name == nil {
+		// The member named exactly "name", as a client reads it (a struct
+		// field would also match "Name", and the last of the two win).
+		var members map[string]json.RawMessage
+		var name string
+		if json.Unmarshal(t, &members) != nil || !jsonString(members["name"]) || json.Unmarshal(members["name"], &name) != nil {
 			return unreadableList(env["id"])
 		}
-		if keep(*named.Name) {
+		if keep(name) {
 			kept = append(kept, t)
 		}
 	}
@@ -82,6 +96,10 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	}
 	return out
 }
+
+// jsonString reports whether v is a JSON string (not null, which decodes
+// into a string as "").
+func jsonString(v json.RawMessage) bool { return len(v) > 0 && v[0] == '"' }
 
 func unreadableList(id json.RawMessage) []byte {
 	if len(id) == 0 {
@@ -139,10 +157,17 @@ func (f *eventFilter) nextEvent() error {
 			}
 			lines = append(lines, line)
 		}
-		if err != nil {
-			// The stream ended: what was read of an event is passed on
-			// (an upstream may close without a final blank line).
+		if errors.Is(err, io.EOF) {
+			// The upstream closed without a final blank line: what was
+			// read is passed on, filtered (a tool list cut short is not
+			// JSON, and fails closed).
 			f.emit(lines)
+			return err
+		}
+		if err != nil {
+			// An event too large, or a failed read: what was read of the
+			// event is dropped, so that no unchecked part of a tool list
+			// leaves the gateway.
 			return err
 		}
 		if isBlank(line) {
@@ -183,7 +208,11 @@ func (f *eventFilter) emit(lines [][]byte) {
 	}
 	if len(data) > 0 {
 		joined := bytes.Join(data, []byte("\n"))
-		if filtered := filterMessage(joined, f.keep); !bytes.Equal(filtered, joined) {
+		filtered, err := filterMessages(joined, f.keep)
+		if err != nil { // a batch that is no JSON array: fail closed
+			filtered = unreadableList(nil)
+		}
+		if !bytes.Equal(filtered, joined) {
 			wrote := false
 			for _, l := range lines {
 				if _, ok := fieldValue(l, "data"); ok {
