@@ -151,13 +151,18 @@ type Permissions struct {
 	// prompts, completion, logging, subscriptions, tasks. Left out, they
 	// are refused; an empty list lets any authenticated caller use them.
 	OtherMethods *[]providers.Permission `json:"other_methods,omitempty"`
+	// Forward are permissions the gateway checks for no call, but passes
+	// on in the assertion when the caller holds them, for an upstream that
+	// decides with them itself (the todo server's read and delete decide
+	// whose todos a caller sees and deletes).
+	Forward []providers.Permission `json:"forward,omitempty"`
 }
 
 // IsUpstream reports whether c names an upstream server.
 func (c Config) IsUpstream() bool { return c.Type == TypeUpstream }
 
 // PermissionList is every permission the policy names, each once: tools in
-// name order, then other_tools, then other_methods. It is the tenant's
+// name order, then other_tools, other_methods and forward. It is the tenant's
 // permission vocabulary (providers.Settings.Permissions); nil for the todo
 // server, whose permissions are providers.Permissions.
 func (c Config) PermissionList() []providers.Permission {
@@ -181,6 +186,7 @@ func (c Config) PermissionList() []providers.Permission {
 	if c.Permissions.OtherMethods != nil {
 		add(*c.Permissions.OtherMethods)
 	}
+	add(c.Permissions.Forward)
 	return out
 }
 
@@ -298,7 +304,7 @@ func (c Config) isTodoOnly() bool {
 	z := Config{Type: c.Type}
 	return c.URL == z.URL && c.TLS == nil && c.Timeouts == z.Timeouts && c.Identity.Mode == "" && c.Identity.Header == "" &&
 		c.Identity.Static == nil && c.Permissions.Tools == nil && c.Permissions.OtherTools == nil &&
-		c.Permissions.OtherMethods == nil && c.Headers == nil && !c.ForwardCookies && c.MaxConcurrent == 0
+		c.Permissions.OtherMethods == nil && c.Permissions.Forward == nil && c.Headers == nil && !c.ForwardCookies && c.MaxConcurrent == 0
 }
 
 // reservedHeaders are the headers the proxy owns: the configuration may
@@ -391,6 +397,7 @@ func (ps Permissions) validate() []Problem {
 	if ps.OtherMethods != nil {
 		checkList("permissions.other_methods", *ps.OtherMethods)
 	}
+	checkList("permissions.forward", ps.Forward)
 	if len(ps.Tools) == 0 && ps.OtherTools == nil {
 		probs = append(probs, Problem{Path: "permissions.tools",
 			Message: `no tool is callable: map tool names to the permissions they need ({"search": ["notes:read"]}), or set other_tools`})
