@@ -111,6 +111,28 @@ func TestValidationRules(t *testing.T) {
 		{"rate limit negative burst", []edit{set("tenants.0.rate_limit", obj{"requests_per_second": 5, "burst": -1})}, tp + ".rate_limit.burst",
 			"must be from 1 to 1000000, or left out for requests_per_second rounded up"},
 		{"rate limit unknown field", []edit{set("tenants.0.rate_limit", obj{"rps": 5})}, tp + ".rate_limit", `unknown field "rps"`},
+		// server: package upstream's rules, under the tenant's path
+		{"todo server explicit", []edit{set("tenants.0.server", obj{"type": "todo"})}, "", ""},
+		{"upstream ok", []edit{set("tenants.0.server", notesUpstream())}, "", ""},
+		{"unknown server type", []edit{set("tenants.0.server", obj{"type": "proxy"})}, tp + ".server.type", `unknown server type "proxy" (one of todo, upstream)`},
+		{"todo server with a url", []edit{set("tenants.0.server", obj{"url": "http://x/mcp"})}, tp + ".server", `only "type" may be set for the todo server; the other fields configure an upstream ("type": "upstream")`},
+		{"upstream without url", []edit{set("tenants.0.server", obj{"type": "upstream", "permissions": obj{"tools": obj{"search": arr{}}}})},
+			tp + ".server.url", `required: the upstream's MCP endpoint, such as "http://notes-mcp.internal:8080/mcp"`},
+		{"upstream unknown field", []edit{set("tenants.0.server", obj{"type": "upstream", "url": "http://x/mcp", "tols": obj{}})},
+			tp + ".server", `unknown field "tols" (did you mean "tls"?)`},
+		{"upstream permission with a space", []edit{set("tenants.0.server", obj{"type": "upstream", "url": "http://x/mcp",
+			"permissions": obj{"tools": obj{"search": arr{"notes read"}}}})}, tp + `.server.permissions.tools["search"][0]`,
+			`permission "notes read" must be printable ASCII without spaces, quotes or backslashes (by default it is also the scope that grants it)`},
+		{"upstream scope map of its own permission", []edit{set("tenants.0.server", notesUpstream()),
+			set("tenants.0.scopes", obj{"notes:write": "api://notes/write"})}, "", ""},
+		{"upstream scope map of a todo permission", []edit{set("tenants.0.server", notesUpstream()),
+			set("tenants.0.scopes", obj{"create": "create:todos"})}, tp + ".scopes", `unknown permission "create" (one of notes:write, notes:read)`},
+		{"upstream role grants of its permissions", []edit{set("tenants.0.server", notesUpstream()),
+			set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{"writers": arr{"notes:write"}}}})}, "", ""},
+		{"upstream role grants of a todo permission", []edit{set("tenants.0.server", notesUpstream()),
+			set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{"admins": arr{"delete"}}}})},
+			tp + `.claims.roles.grants["admins"][0]`, `unknown permission "delete" (one of notes:write, notes:read)`},
+		{"assertion key file empty", []edit{set("assertion", obj{"key_files": arr{""}})}, "assertion.key_files[0]", "must name a PEM private key file"},
 		{"rate limit rate a string", []edit{set("tenants.0.rate_limit", obj{"requests_per_second": "5"})}, tp + ".rate_limit.requests_per_second", "must be a number, got string"},
 		{"body limit not an integer", []edit{set("http", obj{"body_limit": 2048.5})}, "http.body_limit", "must be an integer, got 2048.5"},
 
@@ -299,4 +321,10 @@ func TestProblemString(t *testing.T) {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
 	}
+}
+
+// notesUpstream is a valid upstream server block.
+func notesUpstream() obj {
+	return obj{"type": "upstream", "url": "http://notes.internal:8080/mcp",
+		"permissions": obj{"tools": obj{"search": arr{"notes:read"}, "add": arr{"notes:write"}}}}
 }
