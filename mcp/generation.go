@@ -170,7 +170,13 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 	}
 	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
 	if t.Server.IsUpstream() {
-		up, err := upstream.New(t.Server, upstream.Options{Tenant: t.ID, Issuer: st.origin, Signer: g.opts.Signer, Logger: g.log})
+		opts := upstream.Options{Tenant: t.ID, Issuer: st.origin, Signer: g.opts.Signer, Logger: g.log}
+		if te, ok := st.verifier.(interface {
+			TokenEndpoint(context.Context) (string, error)
+		}); ok {
+			opts.TokenEndpoint = te.TokenEndpoint // for a token exchange at the tenant's issuer
+		}
+		up, err := upstream.New(t.Server, opts)
 		if err != nil {
 			// Like a verifier that cannot be built: the tenant keeps its
 			// routes and answers 503 until its configuration is mended.

@@ -37,12 +37,12 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	t := ts.tenant
 	audit := auditRecord{tenant: t.ID, issuer: t.Provider.Issuer, start: start}
 	defer func() { g.opts.Metrics.request(t.ID, ts.toolLabel(audit.tool), c.Response().Status) }()
-	p, answered, err := g.authenticate(c, ts, &audit)
+	p, token, answered, err := g.authenticate(c, ts, &audit)
 	if answered {
 		return err
 	}
 	if ts.upstream != nil {
-		return g.serveUpstream(c, ts, &audit, p)
+		return g.serveUpstream(c, ts, &audit, p, token)
 	}
 	body, answered, err := g.read(c, ts, &audit)
 	if answered {
@@ -128,36 +128,36 @@ func (ts *tenantState) allowedMethods() string {
 }
 
 // authenticate applies the tenant's rate limit, reads the bearer token and
-// verifies it.
-func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditRecord) (p *providers.Principal, answered bool, err error) {
+// verifies it; it returns the token for an upstream's token exchange.
+func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditRecord) (p *providers.Principal, token string, answered bool, err error) {
 	r := c.Request()
 	t := ts.tenant
 	// Before the token, so that a flood costs no verification.
 	if ts.limiter != nil && !ts.limiter.Allow() {
-		return nil, true, g.rateLimited(c, ts)
+		return nil, "", true, g.rateLimited(c, ts)
 	}
 	token, ch := bearerToken(r)
 	if ch == nil && token == "" {
 		ch = &challenge{status: http.StatusUnauthorized, scope: ts.allScopes, description: "an access token is required"}
 	}
 	if ch != nil {
-		return nil, true, g.refuse(c, ts, audit, *ch)
+		return nil, "", true, g.refuse(c, ts, audit, *ch)
 	}
 	verifyStart := time.Now()
 	p, err = g.verify(r.Context(), ts.verifier, token)
 	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
 	if err != nil && g.stopping.Err() != nil {
-		return nil, true, g.refuse(c, ts, audit, shuttingDown)
+		return nil, "", true, g.refuse(c, ts, audit, shuttingDown)
 	}
 	if err != nil && providers.ClassOf(err) == providers.ClassInternal {
 		// The client is told nothing of the cause; the operator must be.
 		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", bounded(err.Error()))
 	}
 	if err != nil {
-		return nil, true, g.refuse(c, ts, audit, g.verifyChallenge(ts, err))
+		return nil, "", true, g.refuse(c, ts, audit, g.verifyChallenge(ts, err))
 	}
 	audit.principal(p)
-	return p, false, nil
+	return p, token, false, nil
 }
 
 // read reads the request body within the body limit, refusing what cannot

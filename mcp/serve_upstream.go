@@ -19,9 +19,9 @@ import (
 // forward it with the caller's identity (never the client's token) and
 // stream the answer back. GET (the upstream's own stream) and DELETE (end
 // of session) carry no body and need no permission beyond a valid token.
-func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, audit *auditRecord, p *providers.Principal) error {
+func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, audit *auditRecord, p *providers.Principal, token string) error {
 	r := c.Request()
-	call := upstream.Call{Principal: p}
+	call := upstream.Call{Principal: p, Token: token}
 	var miss []missing
 	if r.Method == http.MethodPost {
 		body, answered, err := g.read(c, ts, audit)

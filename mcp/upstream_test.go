@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -631,4 +632,92 @@ func TestUpstreamReloadLetsStreamsFinish(t *testing.T) {
 
 func callBody(id int, tool, args string) string {
 	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":%s}}`, id, tool, args)
+}
+
+// TestUpstreamTokenExchange: in mode exchange the upstream gets the token
+// the tenant's issuer issued for it (RFC 8693), cached per client token;
+// the client's token goes to the issuer alone; a refusal is a 502, an
+// issuer that cannot answer a 503, and neither sends anything upstream.
+func TestUpstreamTokenExchange(t *testing.T) {
+	t.Setenv("EXCHANGE_SECRET", "s3cret")
+	var mu sync.Mutex
+	var exchanges []url.Values
+	refuse, down := false, false
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		r.ParseForm()
+		mu.Lock()
+		exchanges = append(exchanges, r.PostForm)
+		n, refusing, isDown := len(exchanges), refuse, down
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case isDown:
+			w.WriteHeader(http.StatusBadGateway)
+		case !ok || user != "gateway" || pass != "s3cret":
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"invalid_client"}`)
+		case refusing:
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_target","error_description":"no such audience"}`)
+		default:
+			fmt.Fprintf(w, `{"access_token":"exchanged-%d","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":300}`, n)
+		}
+	}))
+	defer as.Close()
+
+	b := newEdgeBed(t, withSigner(t))
+	ns := newNotesServer(t)
+	u := b.addUpstreamTenant(t, ns, fmt.Sprintf(`{"type": "upstream", "url": "URL",
+		"identity": {"mode": "exchange", "exchange": {"token_endpoint": "%s/token", "client_id": "gateway", "client_secret_env": "EXCHANGE_SECRET", "scope": "notes"}},
+		"permissions": {"tools": {"search": []}}}`, as.URL), "challenge")
+	token := b.token("notes", "rita", notesReader...)
+	c := connectUpstream(t, u, token)
+	for range 2 {
+		if res, err := callTool(t, c, "search"); err != nil || res.IsError {
+			t.Fatalf("search: %v %+v", err, res)
+		}
+	}
+	mu.Lock()
+	if len(exchanges) != 1 {
+		t.Errorf("%d exchanges for one client token, want 1 (cached)", len(exchanges))
+	}
+	f := exchanges[0]
+	mu.Unlock()
+	for k, want := range map[string]string{"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": token,
+		"subject_token_type": "urn:ietf:params:oauth:token-type:access_token", "audience": ns.URL, "resource": ns.URL, "scope": "notes"} {
+		if got := f.Get(k); got != want {
+			t.Errorf("exchange %s = %q, want %q", k, got, want)
+		}
+	}
+	for _, r := range ns.requests() {
+		if got := r.header.Get("Authorization"); got != "Bearer exchanged-1" {
+			t.Errorf("upstream got Authorization %q, want the exchanged token", got)
+		}
+		if strings.Contains(fmt.Sprint(r.header), token) || strings.Contains(r.body, token) {
+			t.Error("the client's token reached the upstream")
+		}
+	}
+
+	seen := len(ns.requests())
+	mu.Lock()
+	refuse = true
+	mu.Unlock()
+	resp, body := post(t, u, b.token("notes", "sam"), callBody(1, "search", `{}`))
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "exchange_refused") {
+		t.Errorf("refused exchange: %d %s, want 502", resp.StatusCode, body)
+	}
+	mu.Lock()
+	refuse, down = false, true
+	mu.Unlock()
+	resp, body = post(t, u, b.token("notes", "sue"), callBody(1, "search", `{}`))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "exchange_unavailable") {
+		t.Errorf("issuer down: %d %s, want 503 with Retry-After", resp.StatusCode, body)
+	}
+	if n := len(ns.requests()); n != seen {
+		t.Errorf("the upstream got %d requests after failed exchanges", n-seen)
+	}
+	if !strings.Contains(b.logs(t), `invalid_target`) {
+		t.Error("the log does not say why the exchange was refused")
+	}
 }

@@ -375,3 +375,18 @@ func (is *issuer) newOIDCVerifier(ks *keySet, algs []string) *oidc.IDTokenVerifi
 		Now:                  is.deps.now,
 	})
 }
+
+// TokenEndpoint is the issuer's token endpoint from its metadata,
+// discovered once and shared as the keys are; "" when the metadata names
+// none. It is what an upstream tenant's token exchange (RFC 8693) posts
+// to. A tenant whose override made discovery unnecessary discovers now.
+func (p *Provider) TokenEndpoint(ctx context.Context) (string, error) {
+	r, err := p.disc.iss.metadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	if r.md == nil {
+		return "", nil
+	}
+	return r.md.TokenEndpoint, nil
+}

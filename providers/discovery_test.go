@@ -318,3 +318,15 @@ func TestRecoveryWithinRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenEndpoint: an upstream tenant's token exchange posts to the
+// token endpoint of the tenant's issuer, discovered with the metadata.
+func TestTokenEndpoint(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	p := newProvider(t, iss, settings(iss, KindOAuth), clk)
+	got, err := p.TokenEndpoint(context.Background())
+	if err != nil || got != iss.Issuer()+"/token" {
+		t.Errorf("TokenEndpoint() = %q, %v; want %q", got, err, iss.Issuer()+"/token")
+	}
+}

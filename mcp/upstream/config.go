@@ -38,6 +38,9 @@ const (
 	// ModeAssertion sends a short-lived JWT the gateway signs for each
 	// caller (Signer), the default.
 	ModeAssertion = "assertion"
+	// ModeExchange sends a token the tenant's issuer issued for the
+	// upstream in exchange for the client's (RFC 8693, Identity.Exchange).
+	ModeExchange = "exchange"
 	// ModeStatic sends only the fixed credential of Identity.Static.
 	ModeStatic = "static"
 	// ModeNone adds nothing: the upstream trusts the network.
@@ -46,7 +49,7 @@ const (
 
 var (
 	serverTypes   = []string{TypeTodo, TypeUpstream}
-	identityModes = []string{ModeAssertion, ModeStatic, ModeNone}
+	identityModes = []string{ModeAssertion, ModeExchange, ModeStatic, ModeNone}
 )
 
 // Defaults and bounds.
@@ -113,11 +116,15 @@ type Timeouts struct {
 
 // Identity is the "identity" block.
 type Identity struct {
-	// Mode is assertion (default), static or none.
+	// Mode is assertion (default), exchange, static or none.
 	Mode string `json:"mode,omitempty"`
-	// Header carries the assertion; default Authorization, as "Bearer
-	// <jwt>". Any other header carries the bare JWT.
+	// Header carries the assertion or the exchanged token; default
+	// Authorization, as "Bearer <token>". Any other header carries the
+	// bare token.
 	Header string `json:"header,omitempty"`
+	// Exchange is the token exchange at the tenant's issuer: required in
+	// mode exchange.
+	Exchange *Exchange `json:"exchange,omitempty"`
 	// Static is a fixed credential: required in mode static, allowed with
 	// an assertion in another header.
 	Static *Static `json:"static,omitempty"`
@@ -212,7 +219,7 @@ func (c Config) WithDefaults() Config {
 	if c.Identity.Mode == "" {
 		c.Identity.Mode = ModeAssertion
 	}
-	if c.Identity.Header == "" && c.Identity.Mode == ModeAssertion {
+	if c.Identity.Header == "" && c.Identity.sendsToken() {
 		c.Identity.Header = DefaultHeader
 	}
 	if c.MaxConcurrent == 0 {
@@ -303,7 +310,7 @@ func (c Config) Validate() []Problem {
 func (c Config) isTodoOnly() bool {
 	z := Config{Type: c.Type}
 	return c.URL == z.URL && c.TLS == nil && c.Timeouts == z.Timeouts && c.Identity.Mode == "" && c.Identity.Header == "" &&
-		c.Identity.Static == nil && c.Permissions.Tools == nil && c.Permissions.OtherTools == nil &&
+		c.Identity.Static == nil && c.Identity.Exchange == nil && c.Permissions.Tools == nil && c.Permissions.OtherTools == nil &&
 		c.Permissions.OtherMethods == nil && c.Permissions.Forward == nil && c.Headers == nil && !c.ForwardCookies && c.MaxConcurrent == 0
 }
 
@@ -326,9 +333,12 @@ func checkHeaderName(name string) string {
 	return ""
 }
 
+// sendsToken reports whether the mode sends a token per caller in Header.
+func (id Identity) sendsToken() bool { return id.Mode == ModeAssertion || id.Mode == ModeExchange }
+
 // carries reports whether the identity sends header name.
 func (id Identity) carries(name string) bool {
-	return (id.Mode == ModeAssertion && strings.EqualFold(name, id.Header)) ||
+	return (id.sendsToken() && strings.EqualFold(name, id.Header)) ||
 		(id.Static != nil && strings.EqualFold(name, id.Static.Header))
 }
 
@@ -341,10 +351,18 @@ func (id Identity) validate() []Problem {
 		add("mode", "unknown identity mode %q (one of %s)", id.Mode, strings.Join(identityModes, ", "))
 		return probs
 	}
-	if id.Mode != ModeAssertion && id.Header != "" {
-		add("header", "only used with mode %q (the header of the assertion)", ModeAssertion)
+	if !id.sendsToken() && id.Header != "" {
+		add("header", "only used with modes %q and %q (the header of the token sent)", ModeAssertion, ModeExchange)
 	}
-	if id.Mode == ModeAssertion {
+	switch {
+	case id.Mode == ModeExchange && id.Exchange == nil:
+		add("exchange", `required with mode "exchange": {"client_id": "gateway", "client_secret_env": "EXCHANGE_SECRET"}`)
+	case id.Mode != ModeExchange && id.Exchange != nil:
+		add("exchange", `only used with mode "exchange"`)
+	case id.Exchange != nil:
+		probs = append(probs, id.Exchange.validate()...)
+	}
+	if id.sendsToken() {
 		if msg := checkHeaderName(id.Header); msg != "" && !strings.EqualFold(id.Header, DefaultHeader) {
 			add("header", "%s", msg)
 		}
@@ -361,8 +379,8 @@ func (id Identity) validate() []Problem {
 		} else if msg := checkHeaderName(s.Header); msg != "" && !strings.EqualFold(s.Header, DefaultHeader) {
 			add("static.header", "%s", msg)
 		}
-		if id.Mode == ModeAssertion && strings.EqualFold(s.Header, id.Header) {
-			add("static.header", "the assertion is sent in %s; send the static credential in another header", id.Header)
+		if id.sendsToken() && strings.EqualFold(s.Header, id.Header) {
+			add("static.header", "the %s is sent in %s; send the static credential in another header", id.Mode, id.Header)
 		}
 		if strings.ContainsAny(s.Prefix, "\r\n\x00") {
 			add("static.prefix", "must not contain line breaks or NUL")

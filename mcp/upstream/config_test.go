@@ -285,7 +285,7 @@ func TestValidateProblems(t *testing.T) {
 
 		// identity
 		{"unknown identity mode", func(c *Config) { c.Identity.Mode = "jwt" },
-			[]wantProblem{{"identity.mode", `unknown identity mode "jwt" (one of assertion, static, none)`}}},
+			[]wantProblem{{"identity.mode", `unknown identity mode "jwt" (one of assertion, exchange, static, none)`}}},
 		{"identity mode is case-sensitive", func(c *Config) { c.Identity.Mode = "Static" },
 			[]wantProblem{{"identity.mode", `unknown identity mode "Static"`}}},
 		{"static mode without static block", func(c *Config) { c.Identity.Mode = ModeStatic },
@@ -294,10 +294,10 @@ func TestValidateProblems(t *testing.T) {
 			c.Identity = Identity{Mode: ModeNone, Static: &Static{Header: "X-Api-Key", ValueEnv: "KEY"}}
 		}, []wantProblem{{"identity.static", `not used with mode "none"`}}},
 		{"header in mode none", func(c *Config) { c.Identity = Identity{Mode: ModeNone, Header: "X-Assertion"} },
-			[]wantProblem{{"identity.header", `only used with mode "assertion"`}}},
+			[]wantProblem{{"identity.header", `only used with modes "assertion" and "exchange"`}}},
 		{"header in mode static", func(c *Config) {
 			c.Identity = Identity{Mode: ModeStatic, Header: "Authorization", Static: &Static{Header: "X-Api-Key", ValueEnv: "KEY"}}
-		}, []wantProblem{{"identity.header", `only used with mode "assertion"`}}},
+		}, []wantProblem{{"identity.header", `only used with modes "assertion" and "exchange"`}}},
 		{"assertion header not a header name", func(c *Config) { c.Identity.Header = "X Assertion" },
 			[]wantProblem{{"identity.header", "not a valid header name"}}},
 		{"assertion header reserved", func(c *Config) { c.Identity.Header = "cookie" },

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -34,7 +35,10 @@ type Options struct {
 	Signer *Signer
 	// Secrets reads the credentials given by reference.
 	Secrets providers.SecretResolver
-	Logger  *slog.Logger
+	// TokenEndpoint finds the tenant's issuer's token endpoint, for mode
+	// exchange when the configuration names none.
+	TokenEndpoint func(context.Context) (string, error)
+	Logger        *slog.Logger
 	// Transport replaces the connection pool (tests); nil builds one from
 	// the Config.
 	Transport http.RoundTripper
@@ -47,6 +51,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	static  *resolvedHeader
+	exch    *exchanger // mode exchange
 	headers []resolvedHeader
 	proxy   *httputil.ReverseProxy
 	pool    *http.Transport // nil when Options.Transport was given
@@ -91,6 +96,21 @@ func New(cfg Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 		s.static = &resolvedHeader{name: http.CanonicalHeaderKey(st.Header), value: st.Prefix + v}
+	}
+	if ex := cfg.Identity.Exchange; ex != nil {
+		secret, err := opts.Secrets.ReadSecret("the token exchange's client secret", ex.ClientSecretEnv, ex.ClientSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		s.exch = &exchanger{cfg: *ex, audience: cmp.Or(ex.Audience, cfg.URL), resource: cfg.URL, secret: secret,
+			endpoint: opts.TokenEndpoint, client: &http.Client{Timeout: exchangeTimeout}, now: time.Now,
+			cache: make(map[[32]byte]cachedToken)}
+		if ex.TokenEndpoint != "" {
+			s.exch.endpoint = func(context.Context) (string, error) { return ex.TokenEndpoint, nil }
+		}
+		if s.exch.endpoint == nil {
+			return nil, errors.New("identity mode exchange needs a token endpoint: set identity.exchange.token_endpoint")
+		}
 	}
 	for name, hv := range cfg.Headers {
 		v := hv.Value
@@ -181,6 +201,9 @@ type Call struct {
 	// ListsTools says the body asks tools/list: the answer is filtered to
 	// the tools the caller may call.
 	ListsTools bool
+	// Token is the client's own token. It is sent nowhere but to the
+	// issuer that minted it, in mode exchange.
+	Token string
 }
 
 // Outcome is how a forward ended, for the edge's metrics.
@@ -209,8 +232,20 @@ func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outc
 			"too many requests are open to this MCP server's upstream; retry shortly")
 		return Outcome{Status: http.StatusServiceUnavailable, Kind: "busy"}
 	}
-	identity, err := s.identity(call.Principal)
-	if err != nil {
+	identity, err := s.identity(r.Context(), call)
+	var xe *exchangeError
+	switch {
+	case errors.As(err, &xe):
+		s.health.failed(err)
+		s.log.WarnContext(r.Context(), "upstream token exchange failed", "tenant", s.opts.Tenant, "status", xe.status, "err", err.Error())
+		if xe.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, xe.status, "exchange_unavailable", "the token for the upstream could not be obtained from the authorization server; retry shortly")
+			return Outcome{Status: xe.status, Kind: "exchange_unavailable"}
+		}
+		writeError(w, xe.status, "exchange_refused", "the authorization server refused a token for the upstream; its operator has been told")
+		return Outcome{Status: xe.status, Kind: "exchange_refused"}
+	case err != nil:
 		s.log.ErrorContext(r.Context(), "upstream identity", "tenant", s.opts.Tenant, "err", err)
 		writeError(w, http.StatusInternalServerError, "server_error", "the caller's identity could not be prepared for the upstream")
 		return Outcome{Status: http.StatusInternalServerError, Kind: "identity"}
@@ -240,23 +275,33 @@ func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outc
 }
 
 // identity is the header the caller's identity travels in (nil: none).
-func (s *Server) identity(p *providers.Principal) (*resolvedHeader, error) {
-	if s.cfg.Identity.Mode != ModeAssertion {
+func (s *Server) identity(ctx context.Context, call Call) (*resolvedHeader, error) {
+	var token string
+	var err error
+	p := call.Principal
+	switch s.cfg.Identity.Mode {
+	case ModeAssertion:
+		var granted []providers.Permission
+		for _, perm := range s.cfg.PermissionList() {
+			if p.Has(perm) {
+				granted = append(granted, perm)
+			}
+		}
+		token, err = s.opts.Signer.Assertion(s.opts.Issuer, s.cfg.URL, s.opts.Tenant, p, granted)
+	case ModeExchange:
+		if call.Token == "" {
+			return nil, errNoSubjectToken
+		}
+		token, err = s.exch.exchange(ctx, call.Token, p)
+	default:
 		return nil, nil
 	}
-	var granted []providers.Permission
-	for _, perm := range s.cfg.PermissionList() {
-		if p.Has(perm) {
-			granted = append(granted, perm)
-		}
-	}
-	jwt, err := s.opts.Signer.Assertion(s.opts.Issuer, s.cfg.URL, s.opts.Tenant, p, granted)
 	if err != nil {
 		return nil, err
 	}
-	h := &resolvedHeader{name: http.CanonicalHeaderKey(s.cfg.Identity.Header), value: jwt}
+	h := &resolvedHeader{name: http.CanonicalHeaderKey(s.cfg.Identity.Header), value: token}
 	if h.name == DefaultHeader {
-		h.value = "Bearer " + jwt
+		h.value = "Bearer " + token
 	}
 	return h, nil
 }
