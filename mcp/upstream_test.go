@@ -440,8 +440,26 @@ func TestUpstreamSessionPassesThrough(t *testing.T) {
 	}
 	seen := ns.requests()
 	last := seen[len(seen)-1]
-	if last.method != http.MethodDelete || last.header.Get("Mcp-Session-Id") != sid {
-		t.Errorf("upstream's last request %s with session %q", last.method, last.header.Get("Mcp-Session-Id"))
+	upstreamID, mac, _ := strings.Cut(sid, ".")
+	if last.method != http.MethodDelete || last.header.Get("Mcp-Session-Id") != upstreamID || mac == "" {
+		t.Errorf("upstream's last request %s with session %q; the client's id %q should be it with a MAC", last.method, last.header.Get("Mcp-Session-Id"), sid)
+	}
+	// The session is bound to rita: another user presenting its id, or
+	// rita a forged one, gets 404 (as for an ended session), never
+	// forwarded.
+	before := len(ns.requests())
+	for _, tc := range []struct{ token, id string }{
+		{b.token("notes", "mallory", notesReader...), sid},
+		{token, upstreamID},
+		{token, upstreamID + ".AAAAAAAAAAAAAAAAAAAAAA"},
+	} {
+		resp, body := post(t, url, tc.token, callBody(5, "search", `{}`), "Mcp-Session-Id", tc.id, "Mcp-Protocol-Version", "2025-06-18")
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "session_not_found") {
+			t.Errorf("session %q: %d %s, want 404", tc.id, resp.StatusCode, body)
+		}
+	}
+	if n := len(ns.requests()); n != before {
+		t.Errorf("the upstream got %d requests on sessions that were not the caller's", n-before)
 	}
 	// Without a token, GET and DELETE are refused before the upstream.
 	resp, body = send(t, request(t, http.MethodGet, url, "", "Mcp-Session-Id", sid))

@@ -201,10 +201,20 @@ scenario('upstream tenant in front of server-everything: per-role tools, progres
     // DELETE ends the upstream's session through the gateway.
     const sid = admin.transport.sessionId;
     assert.ok(sid, 'the upstream gave the session an id');
+    // The client's id is the upstream's bound to the caller: the
+    // upstream's id, a dot and a MAC the gateway checks on every request.
+    const upstreamSid = sid.slice(0, sid.lastIndexOf('.'));
+    assert.ok(upstreamSid.length > 0 && upstreamSid !== sid, `session id ${sid} carries a MAC`);
+    // Another user presenting the Admin's session id gets 404, as for an
+    // ended session; the upstream never sees the request.
+    const stolen = await rpc(resource, user.auth.accessToken, toolsList, {
+      'mcp-session-id': sid, 'mcp-protocol-version': admin.transport.protocolVersion,
+    });
+    assert.equal(stolen.status, 404, stolen.text);
     await admin.transport.terminateSession();
     assert.equal(admin.transport.sessionId, undefined);
-    await everything.proc.waitForLine(new RegExp(`session termination request for session ${sid}`), 5000);
-    await everything.proc.waitForLine(new RegExp(`Transport closed for session ${sid}`), 5000);
+    await everything.proc.waitForLine(new RegExp(`session termination request for session ${upstreamSid}`), 5000);
+    await everything.proc.waitForLine(new RegExp(`Transport closed for session ${upstreamSid}`), 5000);
     // The old session id is unknown upstream now. server-everything answers
     // 400 "No valid session ID" for it (the spec's answer would be 404):
     // the gateway passes the upstream's answer on as it is.

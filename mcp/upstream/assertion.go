@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -63,6 +64,10 @@ type Signer struct {
 	signer jose.Signer
 	jwks   []byte
 	now    func() time.Time
+	// sessionKey binds upstream session ids to callers (session.go): a
+	// hash of the signing key, so that every instance given the same key
+	// files binds alike.
+	sessionKey []byte
 
 	mu    sync.Mutex
 	cache map[string]cachedAssertion
@@ -108,7 +113,12 @@ func NewSigner(now func() time.Time, keys ...crypto.Signer) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{signer: js, jwks: jwks, now: now, cache: make(map[string]cachedAssertion)}, nil
+	der, err := x509.MarshalPKCS8PrivateKey(keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("signing key 1: %w", err)
+	}
+	sk := sha256.Sum256(append([]byte("todo-gateway upstream session binding\x00"), der...))
+	return &Signer{signer: js, jwks: jwks, now: now, sessionKey: sk[:], cache: make(map[string]cachedAssertion)}, nil
 }
 
 func algorithmOf(k crypto.Signer) (jose.SignatureAlgorithm, error) {

@@ -46,17 +46,20 @@ type Options struct {
 
 // Server forwards one tenant's MCP requests to its upstream.
 type Server struct {
-	cfg     Config
-	target  *url.URL
-	opts    Options
-	log     *slog.Logger
-	static  *resolvedHeader
-	exch    *exchanger // mode exchange
-	headers []resolvedHeader
-	proxy   *httputil.ReverseProxy
-	pool    *http.Transport // nil when Options.Transport was given
-	slots   chan struct{}
-	idle    time.Duration
+	cfg    Config
+	target *url.URL
+	opts   Options
+	log    *slog.Logger
+	static *resolvedHeader
+	exch   *exchanger // mode exchange
+	// sessions binds the upstream's session ids to callers; nil without
+	// a signer (a tenant in mode static or none on a gateway given none).
+	sessions *sessionBinder
+	headers  []resolvedHeader
+	proxy    *httputil.ReverseProxy
+	pool     *http.Transport // nil when Options.Transport was given
+	slots    chan struct{}
+	idle     time.Duration
 
 	// closing ends every request and stream still open when the tenant is
 	// retired (Close).
@@ -90,6 +93,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, target: target, opts: opts, log: opts.Logger,
 		slots: make(chan struct{}, cfg.MaxConcurrent), idle: time.Duration(*cfg.Timeouts.Idle)}
+	if opts.Signer != nil {
+		s.sessions = &sessionBinder{key: opts.Signer.sessionKey, tenant: opts.Tenant}
+	}
 	if st := cfg.Identity.Static; st != nil {
 		v, err := opts.Secrets.ReadSecret("the upstream's static credential", st.ValueEnv, st.ValueFile)
 		if err != nil {
@@ -232,6 +238,12 @@ func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outc
 			"too many requests are open to this MCP server's upstream; retry shortly")
 		return Outcome{Status: http.StatusServiceUnavailable, Kind: "busy"}
 	}
+	session, ok := s.upstreamSession(r, call)
+	if !ok {
+		writeError(w, http.StatusNotFound, "session_not_found",
+			"this MCP session does not exist or belongs to another user; start a new session with initialize")
+		return Outcome{Status: http.StatusNotFound, Kind: "session_refused"}
+	}
 	identity, err := s.identity(r.Context(), call)
 	var xe *exchangeError
 	switch {
@@ -262,7 +274,7 @@ func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outc
 
 	var out Outcome
 	proxy := *s.proxy
-	proxy.Rewrite = func(pr *httputil.ProxyRequest) { s.rewrite(pr, call, identity) }
+	proxy.Rewrite = func(pr *httputil.ProxyRequest) { s.rewrite(pr, call, identity, session) }
 	proxy.ModifyResponse = func(resp *http.Response) error { return s.modifyResponse(resp, call, cancel) }
 	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { out = s.answerError(w, r, err) }
 	rec := &statusRecorder{ResponseWriter: w}
@@ -272,6 +284,17 @@ func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outc
 		s.health.answered(rec.status)
 	}
 	return out
+}
+
+// upstreamSession is the upstream's session id for the request's
+// Mcp-Session-Id ("" for none), and false when that id is not bound to the
+// caller (session.go).
+func (s *Server) upstreamSession(r *http.Request, call Call) (string, bool) {
+	bound := r.Header.Get(sessionHeader)
+	if bound == "" || s.sessions == nil {
+		return bound, true
+	}
+	return s.sessions.unbind(call.Principal, bound)
 }
 
 // identity is the header the caller's identity travels in (nil: none).
@@ -310,7 +333,7 @@ func (s *Server) identity(ctx context.Context, call Call) (*resolvedHeader, erro
 // hop-by-hop headers, Forwarded and X-Forwarded-*; this removes every
 // credential of the client's and whatever a client sent in a header the
 // gateway sets, then sets those.
-func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolvedHeader) {
+func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolvedHeader, session string) {
 	u := *s.target
 	pr.Out.URL = &u
 	pr.Out.Host = ""
@@ -328,6 +351,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolve
 	// itself, so that a tool list is filtered as JSON, never passed
 	// through compressed.
 	h.Del("Accept-Encoding")
+	if session != "" {
+		h.Set(sessionHeader, session)
+	} else {
+		h.Del(sessionHeader)
+	}
 	if identity != nil {
 		h.Set(identity.name, identity.value)
 	}
@@ -358,6 +386,9 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 	h.Del("WWW-Authenticate")
 	if !s.cfg.ForwardCookies {
 		h.Del("Set-Cookie")
+	}
+	if id := h.Get(sessionHeader); id != "" && s.sessions != nil {
+		h.Set(sessionHeader, s.sessions.bind(call.Principal, id))
 	}
 	resp.Body = newIdleReader(resp.Body, s.idle, cancel)
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
