@@ -35,9 +35,12 @@ run:
 # test (a quick check; with etcd installed it also runs a gateway on the etcd
 # driver in the same rounds), then the measurement the README quotes
 # (bench/wrk_test.go): the gateway binary under wrk, interleaved with a bare
-# net/http handler and a bare mcp-go server, each a process of its own; and
-# the scale figures (cmd/todo-gateway/scale_test.go): the binary with 10,000
-# tenants on one issuer.
+# net/http handler and a bare mcp-go server, each a process of its own, and
+# an upstream tenant against the bare mcp-go server it fronts; the
+# memory and CPU per open SSE stream through an upstream tenant
+# (bench/streams_test.go, 1,000 streams); and the scale figures
+# (cmd/todo-gateway/scale_test.go): the binary with 10,000 tenants on one
+# issuer.
 # Installs wrk when missing (Debian: apt-get, as root or through sudo).
 BENCH_BIN := $(CURDIR)/bin/bench/todo-gateway
 
@@ -48,6 +51,7 @@ bench:
 		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
 	$(GO) build -o $(BENCH_BIN) ./cmd/todo-gateway
 	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 15m -run '^TestWrk$$' -v ./bench
+	TODO_GATEWAY_STREAMS=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 5m -run '^TestStreams$$' -v ./bench
 	TODO_GATEWAY_SCALE=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 10m -run '^TestScale$$' -v ./cmd/todo-gateway
 
 # The systemd unit (deploy/todo-gateway.service): systemd-analyze verify with

@@ -2,7 +2,9 @@
 // measurement from outside (wrk_test.go, run by make bench): the reference
 // servers answer a get-todos request with the gateway's own answer, so that
 // what they cost is the floor of the HTTP stack (Bare) and of mcp-go
-// (MCPAlone), and what the gateway costs beyond them is its own.
+// (MCPAlone), and what the gateway costs beyond them is its own. Upstream
+// is the MCP server behind an upstream tenant, measured directly and
+// through the gateway (wrk_test.go, streams_test.go).
 //
 // Nothing here is part of the gateway binary; only tests import it.
 package bench
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -69,4 +72,49 @@ func MCPAlone(sample []byte) (http.Handler, error) {
 	})
 	return server.NewStreamableHTTPServer(s,
 		server.WithStateLess(true), server.WithDisableStreaming(true), server.WithDisableLocalhostProtection(true)), nil
+}
+
+// Upstream is the MCP server a team runs behind an upstream tenant, as the
+// measurements run it: a stateless mcp-go Streamable HTTP server with
+// mcp-go's defaults otherwise (streaming on), no authentication, and three
+// tools:
+//
+//   - echo answers its text argument (what wrk calls);
+//   - whoami answers the Authorization header it got, so that a test sees
+//     the assertion the gateway attached;
+//   - tick sends a progress notification at once and then every second,
+//     which makes its answer an SSE stream, for its seconds argument
+//     (default 60, at most 600) or until the client leaves, then answers
+//     "done".
+func Upstream() http.Handler {
+	s := server.NewMCPServer("bench-upstream", "1.0.0", server.WithToolCapabilities(false))
+	s.AddTool(mcpgo.NewTool("echo", mcpgo.WithString("text")), func(_ context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		return mcpgo.NewToolResultText(req.GetString("text", "")), nil
+	})
+	s.AddTool(mcpgo.NewTool("whoami"), func(_ context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		return mcpgo.NewToolResultText(req.Header.Get("Authorization")), nil
+	})
+	s.AddTool(mcpgo.NewTool("tick", mcpgo.WithNumber("seconds")), func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		n := min(max(req.GetInt("seconds", 60), 1), 600)
+		var token mcpgo.ProgressToken
+		if req.Params.Meta != nil {
+			token = req.Params.Meta.ProgressToken
+		}
+		srv := server.ServerFromContext(ctx)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for i := 1; i <= n; i++ {
+			if err := srv.SendNotificationToClient(ctx, "notifications/progress",
+				map[string]any{"progressToken": token, "progress": i, "total": n}); err != nil {
+				return nil, err
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return mcpgo.NewToolResultText("done"), nil
+	})
+	return server.NewStreamableHTTPServer(s, server.WithStateLess(true))
 }

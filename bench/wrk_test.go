@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,7 +32,11 @@ import (
 //   - bare net/http: Bare, the ceiling of this HTTP stack;
 //   - bare mcp-go: MCPAlone, the floor of the MCP library;
 //   - get-todos through the gateway, a warm token, the caller's one todo;
-//   - create-todo through the gateway, every write fsynced.
+//   - create-todo through the gateway, every write fsynced;
+//   - upstream direct: Upstream, a bare mcp-go server, its echo tool;
+//   - upstream via gateway: the same call to the same server through an
+//     upstream tenant of the gateway (the token verified, the tool's
+//     permission checked, the gateway's assertion attached).
 //
 // Each reference server is a process of its own too (this test binary run
 // again, see TestMain), so no server shares a Go runtime with another or
@@ -66,12 +71,15 @@ func TestWrk(t *testing.T) {
 	dir := t.TempDir()
 	loadBefore := loadAverage()
 
-	// The gateway: one tenant on a test issuer, bbolt in dir. The issuer
-	// runs in this process; it serves discovery and the keys once, at the
-	// warm-up, and is idle during the rounds.
+	// The gateway: a todo tenant and an upstream tenant in front of the
+	// upstream server on a test issuer, bbolt in dir. The issuer runs in
+	// this process; it serves discovery and the keys once, at the warm-up,
+	// and is idle during the rounds.
+	upstreamURL, upstreamProc := startReference(t, "upstream", "", dir)
+	upstreamURL += "/mcp"
 	iss := providertest.New(t)
 	addr, admin := freeAddr(t), freeAddr(t)
-	resource := "http://" + addr + "/bench"
+	resource, upResource := "http://"+addr+"/bench", "http://"+addr+"/upstream"
 	cfg, err := json.MarshalIndent(map[string]any{
 		"listen": addr,
 		"admin":  map[string]any{"listen": admin},
@@ -80,7 +88,7 @@ func TestWrk(t *testing.T) {
 			"id": "bench", "resource": resource,
 			"provider": map[string]any{"type": "oidc", "issuer": iss.Issuer()},
 			"audience": map[string]any{"strategy": "resource"},
-		}},
+		}, upstreamTenant(upResource, iss.Issuer(), upstreamURL, 0)},
 	}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +120,7 @@ func TestWrk(t *testing.T) {
 	}
 	bare, bareProc := startReference(t, "bare", samplePath, dir)
 	alone, aloneProc := startReference(t, "mcp-go", samplePath, dir)
+	caller := iss.Mint(iss.Claims("bench-caller", upResource, upstreamScope))
 
 	// Every target answers what it should before it is measured: the
 	// references the gateway's get-todos answer (bare byte for byte).
@@ -124,13 +133,19 @@ func TestWrk(t *testing.T) {
 	if status, body := post(t, resource, writer, createBody); status != http.StatusOK || !strings.Contains(body, `"ownerId":"bench-writer"`) || strings.Contains(body, `"isError":true`) {
 		t.Fatalf("create-todo: %d %s", status, body)
 	}
+	// The upstream answers echo alike directly and through the gateway,
+	// which refuses a caller without the tool's permission and sends the
+	// upstream its own assertion for the caller.
+	checkUpstream(t, upstreamURL, upResource, caller, iss.Mint(iss.Claims("bench-outsider", upResource, "")))
 
-	const barei, alonei, listi, createi = 0, 1, 2, 3
+	const barei, alonei, listi, createi, directi, viai = 0, 1, 2, 3, 4, 5
 	targets := []*target{
 		barei:   {name: "bare net/http (ceiling)", short: "bare", url: bare, body: listBody, pid: bareProc},
 		alonei:  {name: "bare mcp-go (library floor)", short: "mcp-go", url: alone, body: listBody, pid: aloneProc},
 		listi:   {name: "get-todos (gateway)", short: "get", url: resource, token: reader, body: listBody, pid: gateway},
 		createi: {name: "create-todo (gateway, fsync)", short: "create", url: resource, token: writer, body: createBody, pid: gateway},
+		directi: {name: "upstream direct (mcp-go echo)", short: "up", url: upstreamURL, body: echoBody, pid: upstreamProc},
+		viai:    {name: "upstream via gateway", short: "via", url: upResource, token: caller, body: echoBody, pid: gateway, upstreamPid: upstreamProc},
 	}
 	for i, tg := range targets {
 		tg.script = filepath.Join(dir, fmt.Sprintf("target%d.lua", i))
@@ -149,12 +164,18 @@ func TestWrk(t *testing.T) {
 			fmt.Fprintf(&line, "round %2d:", r+1)
 		}
 		for i, tg := range targets {
-			cpuBefore := processCPU(t, tg.pid)
+			cpuBefore, upBefore := processCPU(t, tg.pid), time.Duration(0)
+			if tg.upstreamPid != 0 {
+				upBefore = processCPU(t, tg.upstreamPid)
+			}
 			res, err := runWrk(wrk, tg.script, tg.url, roundSecs)
 			if err != nil {
 				t.Fatalf("%s: %v", tg.name, err)
 			}
 			res.serverCPU = processCPU(t, tg.pid) - cpuBefore
+			if tg.upstreamPid != 0 {
+				res.upstreamCPU = processCPU(t, tg.upstreamPid) - upBefore
+			}
 			if r < 0 { // the warm-up round: heaps and connections settle
 				continue
 			}
@@ -186,6 +207,13 @@ func TestWrk(t *testing.T) {
 			t.Errorf("the gateway's store answered %d %s", n, key)
 		}
 	}
+	// Likewise the forwards to the upstream: ok, or canceled by wrk.
+	upstreamOps := upstreamOutcomes(t, "http://"+admin+"/metrics")
+	for outcome, n := range upstreamOps {
+		if outcome != "ok" && outcome != "canceled" {
+			t.Errorf("the gateway's forwards to the upstream ended %s %d times", outcome, n)
+		}
+	}
 	if warnings := logWarnings(filepath.Join(dir, "gateway.log"), 5); len(warnings) > 0 {
 		t.Errorf("the gateway logged warnings or errors, for example:\n%s", strings.Join(warnings, "\n"))
 	}
@@ -206,6 +234,12 @@ func TestWrk(t *testing.T) {
 			note = ratio(listi, barei) + " of bare net/http (target >= 40%); " + ratio(listi, alonei) + " of bare mcp-go (target >= 100%)"
 		case createi:
 			note = ratio(createi, listi) + " of get-todos (target >= 40%)"
+		case directi:
+			note = "baseline of the upstream rows"
+		case viai:
+			direct, _ := targets[directi].percentiles()
+			via, _ := tg.percentiles()
+			note = ratio(viai, directi) + " of upstream direct (target >= 60%); p50 added by the gateway " + fmtSigned(via-direct)
 		}
 		p50, p99 := tg.percentiles()
 		fmt.Printf("%-30s %9.0f %9s %9s %8.1f us  %s\n", tg.name, tg.rps(), fmtLatency(p50), fmtLatency(p99), tg.cpuPerRequest(), note)
@@ -213,6 +247,9 @@ func TestWrk(t *testing.T) {
 	cpuRatio := func(a, b int) float64 { return 100 * targets[a].cpuPerRequest() / targets[b].cpuPerRequest() }
 	fmt.Printf("server CPU: the serving process's CPU time (user and system, from /proc) per request answered; it does not depend on how wrk and the server share the cores. get-todos costs %.0f%% of bare net/http's and %.0f%% of bare mcp-go's.\n",
 		cpuRatio(listi, barei), cpuRatio(listi, alonei))
+	via := targets[viai]
+	fmt.Printf("upstream via gateway: the gateway's CPU per request %.1f us, the upstream's %.1f us behind it (%.1f us when called directly); the gateway's is %.0f%% of the upstream's. Upstream outcomes: %v\n",
+		via.cpuPerRequest(), via.upstreamCPUPerRequest(), targets[directi].cpuPerRequest(), 100*via.cpuPerRequest()/via.upstreamCPUPerRequest(), upstreamOps)
 	fmt.Printf("p50 and p99: the medians of the rounds' (wrk's latency distribution). Load average after: %s. The gateway wrote %.0f MB of log; its store operations: %v\n",
 		loadAfter, float64(logSize)/1e6, storeOps)
 	for _, tg := range targets {
@@ -229,7 +266,92 @@ func TestWrk(t *testing.T) {
 const (
 	listBody   = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`
 	createBody = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"a todo from the benchmark"}}}`
+	echoText   = "hello from the benchmark"
+	echoBody   = `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + echoText + `"}}}`
+	whoamiBody = `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
+	// upstreamScope is the permission (and scope) the upstream tenant's
+	// tools need.
+	upstreamScope = "bench:call"
 )
+
+// upstreamTenant is the configuration of an upstream tenant at resource,
+// on issuer, in front of the MCP server at url: the token verified, echo,
+// whoami and tick need upstreamScope, the gateway's assertion in the
+// Authorization header. maxConcurrent, when not 0, caps the requests open
+// to the upstream (default 256).
+func upstreamTenant(resource, issuer, url string, maxConcurrent int) map[string]any {
+	perm := []string{upstreamScope}
+	server := map[string]any{
+		"type": "upstream", "url": url,
+		"identity":    map[string]any{"mode": "assertion"},
+		"permissions": map[string]any{"tools": map[string]any{"echo": perm, "whoami": perm, "tick": perm}},
+	}
+	if maxConcurrent != 0 {
+		server["max_concurrent"] = maxConcurrent
+	}
+	return map[string]any{
+		"id": "upstream", "resource": resource,
+		"provider": map[string]any{"type": "oidc", "issuer": issuer},
+		"audience": map[string]any{"strategy": "resource"},
+		"server":   server,
+	}
+}
+
+// checkUpstream checks what the upstream rows rest on: the upstream at
+// upstreamURL answers echo with a result, the gateway's upstream tenant at
+// resource answers caller the same, refuses outsider (a token without
+// upstreamScope) with 403, and attaches an assertion for the caller, not
+// the caller's token, that the upstream receives.
+func checkUpstream(t *testing.T, upstreamURL, resource, caller, outsider string) {
+	t.Helper()
+	status, direct := post(t, upstreamURL, "", echoBody)
+	if status != http.StatusOK || !strings.Contains(direct, `"result"`) || !strings.Contains(direct, echoText) || strings.Contains(direct, `"isError":true`) {
+		t.Fatalf("upstream direct: echo answers %d %s", status, direct)
+	}
+	if status, body := post(t, resource, caller, echoBody); status != http.StatusOK || !sameJSON(body, direct) {
+		t.Fatalf("upstream via gateway: echo answers %d %s, want the upstream's answer %s", status, body, direct)
+	}
+	if status, body := post(t, resource, outsider, echoBody); status != http.StatusForbidden {
+		t.Fatalf("upstream via gateway: a token without %s gets %d %s, want 403", upstreamScope, status, body)
+	}
+	status, body := post(t, resource, caller, whoamiBody)
+	var resp struct {
+		Result struct {
+			Content []struct {
+				Text string `json:"text"`
+			} `json:"content"`
+		} `json:"result"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &resp) != nil || len(resp.Result.Content) != 1 {
+		t.Fatalf("upstream via gateway: whoami answers %d %s", status, body)
+	}
+	assertion, ok := strings.CutPrefix(resp.Result.Content[0].Text, "Bearer ")
+	parts := strings.Split(assertion, ".")
+	var claims struct {
+		Sub string `json:"sub"`
+		Aud any    `json:"aud"`
+	}
+	if !ok || assertion == caller || len(parts) != 3 {
+		t.Fatalf("the upstream got Authorization %q, want the gateway's assertion", resp.Result.Content[0].Text)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || json.Unmarshal(payload, &claims) != nil {
+		t.Fatalf("the upstream got an assertion it cannot read: %q", assertion)
+	}
+	if claims.Sub != "bench-caller" || (claims.Aud != upstreamURL && !slices.Contains(asStrings(claims.Aud), upstreamURL)) {
+		t.Fatalf("the assertion says sub %q aud %v, want bench-caller and %s", claims.Sub, claims.Aud, upstreamURL)
+	}
+}
+
+func asStrings(v any) []string {
+	list, _ := v.([]any)
+	var out []string
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
 
 // target is one thing wrk drives, and what it measured in each round.
 type target struct {
@@ -240,16 +362,28 @@ type target struct {
 	body   string
 	script string // the wrk Lua script that sends body with token
 	pid    int    // the process serving url
-	rounds []wrkResult
+	// upstreamPid, when not 0, is the process behind pid that serves the
+	// request too (the upstream behind the gateway).
+	upstreamPid int
+	rounds      []wrkResult
 }
 
 // cpuPerRequest is the serving process's CPU time per request, in
 // microseconds, over every round.
 func (tg *target) cpuPerRequest() float64 {
+	return tg.perRequest(func(r wrkResult) time.Duration { return r.serverCPU })
+}
+
+// upstreamCPUPerRequest is the same for the process behind it.
+func (tg *target) upstreamCPUPerRequest() float64 {
+	return tg.perRequest(func(r wrkResult) time.Duration { return r.upstreamCPU })
+}
+
+func (tg *target) perRequest(cpuOf func(wrkResult) time.Duration) float64 {
 	var n int
 	var cpu time.Duration
 	for _, r := range tg.rounds {
-		n, cpu = n+r.requests, cpu+r.serverCPU
+		n, cpu = n+r.requests, cpu+cpuOf(r)
 	}
 	return float64(cpu.Microseconds()) / float64(n)
 }
@@ -299,6 +433,7 @@ type wrkResult struct {
 	non2xx       int
 	socketErrors int
 	serverCPU    time.Duration // the serving process's CPU time during the run
+	upstreamCPU  time.Duration // the same of the process behind it, if any
 }
 
 var (
@@ -352,6 +487,14 @@ func wrkDuration(num, unit string) time.Duration {
 	return time.Duration(v * float64(scale))
 }
 
+// fmtSigned is fmtLatency with a sign.
+func fmtSigned(d time.Duration) string {
+	if d < 0 {
+		return "-" + fmtLatency(-d)
+	}
+	return "+" + fmtLatency(d)
+}
+
 func fmtLatency(d time.Duration) string {
 	if d < time.Millisecond {
 		return fmt.Sprintf("%dus", d.Microseconds())
@@ -360,8 +503,9 @@ func fmtLatency(d time.Duration) string {
 }
 
 // TestMain runs a reference server instead of the tests when
-// TODO_GATEWAY_WRK_SERVE names one ("bare" or "mcp-go"): TestWrk starts
-// each in a process of its own, this test binary again.
+// TODO_GATEWAY_WRK_SERVE names one ("bare", "mcp-go" or "upstream"):
+// TestWrk and TestStreams start each in a process of its own, this test
+// binary again.
 func TestMain(m *testing.M) {
 	if kind := os.Getenv("TODO_GATEWAY_WRK_SERVE"); kind != "" {
 		if err := serveReference(kind, os.Getenv("TODO_GATEWAY_WRK_SAMPLE")); err != nil {
@@ -374,21 +518,27 @@ func TestMain(m *testing.M) {
 }
 
 // serveReference serves the reference kind on a free loopback port, the
-// get-todos answer read from samplePath, until it is killed. It says where
-// on stdout, as the gateway does.
+// get-todos answer read from samplePath (but for the upstream, which needs
+// none), until it is killed. It says where on stdout, as the gateway does.
 func serveReference(kind, samplePath string) error {
-	sample, err := os.ReadFile(samplePath)
-	if err != nil {
-		return err
+	var sample []byte
+	if kind != "upstream" {
+		var err error
+		if sample, err = os.ReadFile(samplePath); err != nil {
+			return err
+		}
 	}
 	var h http.Handler
 	switch kind {
 	case "bare":
 		h = Bare(sample)
 	case "mcp-go":
+		var err error
 		if h, err = MCPAlone(sample); err != nil {
 			return err
 		}
+	case "upstream":
+		h = Upstream()
 	default:
 		return fmt.Errorf("no reference server %q", kind)
 	}
@@ -549,6 +699,30 @@ func storeOutcomes(t *testing.T, url string) map[string]int {
 	}
 	if len(out) == 0 {
 		t.Errorf("no store operation in the gateway's metrics at %s", url)
+	}
+	return out
+}
+
+// upstreamOutcomes reads the gateway's counts of requests forwarded to
+// upstreams from its metrics, keyed by outcome.
+func upstreamOutcomes(t *testing.T, url string) map[string]int {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	line := regexp.MustCompile(`^todo_gateway_upstream_requests_total\{outcome="([^"]+)",tenant="[^"]+"\} (\S+)$`)
+	out := map[string]int{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if m := line.FindStringSubmatch(sc.Text()); m != nil {
+			n, _ := strconv.ParseFloat(m[2], 64)
+			out[m[1]] += int(n)
+		}
+	}
+	if len(out) == 0 {
+		t.Errorf("no upstream request in the gateway's metrics at %s", url)
 	}
 	return out
 }

@@ -570,6 +570,18 @@ func TestUpstreamClientGoneCancelsUpstream(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the upstream's request went on after the client left")
 	}
+	// The stream the client closed is counted and has its access line
+	// (the proxy's abort would have skipped both).
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, b.reg, "todo_gateway_upstream_requests_total", map[string]string{"tenant": "notes", "outcome": "canceled"}) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed stream was not counted as canceled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(b.logs(t), `"msg":"access","method":"GET"`) {
+		t.Error("no access line for the closed stream")
+	}
 }
 
 // initSession initializes an upstream session through the gateway by hand

@@ -278,12 +278,38 @@ func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outc
 	proxy.ModifyResponse = func(resp *http.Response) error { return s.modifyResponse(resp, call, cancel) }
 	proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { out = s.answerError(w, r, err) }
 	rec := &statusRecorder{ResponseWriter: w}
-	proxy.ServeHTTP(rec, r.WithContext(ctx))
-	if out.Kind == "" {
+	proxy.ServeHTTP(rec, r.WithContext(noAbort{ctx}))
+	switch {
+	case out.Kind != "":
+	case r.Context().Err() != nil:
+		// The client left while the answer streamed: not the upstream's
+		// failure, and nobody to answer.
+		out = Outcome{Status: rec.status, Kind: "canceled"}
+	case ctx.Err() != nil && s.closing.Err() != nil:
+		out = Outcome{Status: rec.status, Kind: "closed"}
+	case ctx.Err() != nil:
+		// The stream went silent for timeouts.idle and was ended.
+		out = Outcome{Status: rec.status, Kind: "idle"}
+	default:
 		out = Outcome{Status: rec.status, Kind: "ok"}
 		s.health.answered(rec.status)
 	}
 	return out
+}
+
+// noAbort hides the server from the proxy. httputil.ReverseProxy aborts
+// the handler with a panic (http.ErrAbortHandler) when copying an answer
+// fails under a server; that skips every deferred count and the access
+// line for what is routine here: a client closing a stream, an idle
+// stream ended, a tenant retired. Without the server in the context it
+// returns instead, and the answer ends as a stream that ends.
+type noAbort struct{ context.Context }
+
+func (c noAbort) Value(key any) any {
+	if key == http.ServerContextKey {
+		return nil
+	}
+	return c.Context.Value(key)
 }
 
 // upstreamSession is the upstream's session id for the request's
