@@ -137,9 +137,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.proxy = &httputil.ReverseProxy{
 		Transport: transport,
-		// Every write is flushed: an SSE event reaches the client as it
-		// arrives, never held in a buffer.
-		FlushInterval:  -1,
+		// 0: the proxy flushes each write of an SSE answer, or of one
+		// without a length, as it arrives (httputil does so whatever this
+		// says), and sends a JSON answer of known length in one write with
+		// its headers; -1 would flush those headers on their own first.
+		FlushInterval:  0,
 		Rewrite:        func(*httputil.ProxyRequest) {}, // set per request (Forward)
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		ModifyResponse: nil,
