@@ -4,9 +4,13 @@
 // gateway: add the tenant as a streamable-http server, connect (401 →
 // metadata → dynamic client registration → the provider's login page →
 // connected), then as admin, user and guest call create-todo and get-todos
-// and read what the page shows. Every process (provider, gateway, Inspector,
-// Chromium) runs on loopback on free ports and is stopped by its PID; the
-// browser may fetch nothing outside loopback.
+// and read what the page shows. Then the same for the demo's upstream tenant
+// (DEMO_UPSTREAM: the gateway in front of server-everything): the Tools tab
+// lists, as user and as admin, exactly the tools the tenant's permissions let
+// them call, and echo and get-env run through the gateway. Every process
+// (provider, gateway, server-everything, Inspector, Chromium) runs on
+// loopback on free ports and is stopped by its PID; the browser may fetch
+// nothing outside loopback.
 //
 // Needs chromium (CHROMIUM_BIN, default chromium on the PATH) and
 // e2e/node_modules from npm ci (the Inspector and playwright-core are
@@ -17,8 +21,9 @@ import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-import { SIGN_OUT_BUTTON, USERS, signOutUrl } from '../lib/accounts.mjs';
-import { startDemo } from '../lib/demo.mjs';
+import { ROLES, SIGN_OUT_BUTTON, USERS, signOutUrl } from '../lib/accounts.mjs';
+import { DEMO_UPSTREAM_TENANT, startDemo } from '../lib/demo.mjs';
+import { EVERYTHING_PERMISSIONS } from '../lib/everything.mjs';
 import { freePort } from '../lib/harness.mjs';
 import { UI, inspectorLauncher, inspectorSteps } from '../lib/inspector.mjs';
 import { scenario } from '../lib/scenario.mjs';
@@ -26,8 +31,14 @@ import { scenario } from '../lib/scenario.mjs';
 const UI_TIMEOUT_MS = 20_000;
 const START_TIMEOUT_MS = 30_000;
 
-scenario('MCP Inspector 2.x in Chromium: connect through the provider\'s login page; admin, user and guest', async (lab, t) => {
-  const { idp } = await startDemo(lab);
+/** The upstream tenant's tools login may call: those whose scopes their roles all grant, by name. */
+const mayCall = (login) => {
+  const scopes = new Set(USERS[login].roles.flatMap((r) => ROLES[r]));
+  return Object.entries(EVERYTHING_PERMISSIONS.tools).filter(([, need]) => need.every((x) => scopes.has(x))).map(([tool]) => tool).sort();
+};
+
+scenario('MCP Inspector 2.x in Chromium: connect through the provider\'s login page; admin, user and guest; an upstream tenant\'s tools per role', async (lab, t) => {
+  const { idp, everything } = await startDemo(lab, { upstream: true });
   const resource = lab.resource('acme');
 
   // The sign-out page the banner names is the provider's own.
@@ -36,11 +47,11 @@ scenario('MCP Inspector 2.x in Chromium: connect through the provider\'s login p
 
   const browser = await startChromium(lab);
   const sessions = [];
-  /** A fresh Inspector process, and a browser window (no cookies) on it with acme added. */
-  const openInspector = async (name) => {
-    const s = new InspectorSession(lab, name, await startInspector(lab, name), idp);
+  /** A fresh Inspector process, and a browser window (no cookies) on it with the tenant id (acme) added. */
+  const openInspector = async (name, id = 'acme') => {
+    const s = new InspectorSession(lab, name, await startInspector(lab, name), idp, { id, url: lab.resource(id) });
     sessions.push(s);
-    await s.open(browser, resource);
+    await s.open(browser);
     return s;
   };
 
@@ -94,6 +105,30 @@ scenario('MCP Inspector 2.x in Chromium: connect through the provider\'s login p
     await closeNotifications(two.page);
     assert.deepEqual((await two.callTool('get-todos')).todos, [], 'still nothing for the guest');
 
+    // The upstream tenant, on an Inspector of its own, through the same
+    // OAuth flow: tools/list comes back filtered to what the signed-in user
+    // may call. (The other lists the Inspector asks for on connecting,
+    // resources, prompts and tasks, need read:todos: the user's get 403
+    // insufficient_scope, and the Inspector connects all the same.)
+    const up = await openInspector('inspector-everything', DEMO_UPSTREAM_TENANT);
+    await up.signIn('user', { first: true });
+    const userTools = await up.toolNames('echo');
+    assert.deepEqual(userTools, mayCall('user'), 'User: the tools that need no scope or create:todos');
+    assert.ok(userTools.includes('echo') && !userTools.includes('get-env'), `User sees echo, not get-env: ${userTools.join(', ')}`);
+    await up.shot('user-tools');
+    assert.equal(await up.callToolText('echo', { message: 'hello from Inspector' }), 'Echo: hello from Inspector');
+    await up.shot('user-echo');
+
+    // Admin: get-env (delete:todos) too, and it runs upstream; still none
+    // of server-everything's tools the tenant does not list (get-sum, ...).
+    await up.signIn('admin');
+    const adminTools = await up.toolNames('get-env');
+    assert.deepEqual(adminTools, mayCall('admin'), 'Admin: every tool the tenant lists, nothing else');
+    assert.ok(!adminTools.includes('get-sum'), 'a tool the tenant does not list is nobody\'s');
+    const env = await up.callTool('get-env');
+    assert.equal(env.PORT, String(everything.port), 'get-env printed server-everything\'s own environment');
+    await up.shot('admin-get-env');
+
     for (const s of sessions) {
       // The page itself never called the gateway: the Inspector's server
       // did, so no browser Origin reached it (http.allowed_origins stays empty).
@@ -118,15 +153,16 @@ scenario('MCP Inspector 2.x in Chromium: connect through the provider\'s login p
 
 /** One Inspector process and the browser window a person has open on it. */
 class InspectorSession {
-  constructor(lab, name, inspector, idp) {
-    Object.assign(this, { lab, name, inspector, idp });
+  /** server: the tenant it adds, {id, url}. */
+  constructor(lab, name, inspector, idp, server) {
+    Object.assign(this, { lab, name, inspector, idp, server });
     this.origin = new URL(inspector.url).origin;
     this.issuerOrigin = new URL(idp.issuer).origin;
     this.pageLog = [];
   }
 
-  /** A browser context of its own (no cookies), the Inspector's page, the acme server added. */
-  async open(browser, resource) {
+  /** A browser context of its own (no cookies), the Inspector's page, the tenant added. */
+  async open(browser) {
     this.context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     this.seen = watchRequests(this.context, this.lab.base);
     this.page = await this.context.newPage();
@@ -134,7 +170,7 @@ class InspectorSession {
     this.page.on('console', (m) => this.pageLog.push(`${m.type()}: ${m.text()}`.slice(0, 500)));
     this.page.on('framenavigated', (f) => f === this.page.mainFrame() && this.pageLog.push(`navigated: ${f.url().slice(0, 200)}`));
     await this.page.goto(this.inspector.url);
-    await addServer(this.page, 'acme', resource);
+    await addServer(this.page, this.server.id, this.server.url);
     await this.shot('added');
   }
 
@@ -145,22 +181,23 @@ class InspectorSession {
   }
 
   /**
-   * Connects the acme card as login through the Inspector's OAuth flow.
+   * Connects the tenant's card as login through the Inspector's OAuth flow.
    * Another user than the first: sign the provider's session out and clear
    * the Inspector's OAuth state first, as the banner says.
    */
   async signIn(login, { first = false } = {}) {
     const { page } = this;
+    const { id } = this.server;
     if (!first) {
       await signOut(this.context, this.idp.issuer);
       await page.bringToFront();
       await tab(page, UI.serversTab).click();
-      await card(page, 'acme').getByRole('button', { name: UI.connectionInfo }).click();
+      await card(page, id).getByRole('button', { name: UI.connectionInfo }).click();
       await page.getByRole('button', { name: UI.clearOAuth }).click();
-      await card(page, 'acme').getByText('Disconnected', { exact: true }).waitFor();
+      await card(page, id).getByText('Disconnected', { exact: true }).waitFor();
       await closeNotifications(page);
     }
-    await page.getByLabel(UI.connectSwitch('acme')).click({ force: true });
+    await page.getByLabel(UI.connectSwitch(id)).click({ force: true });
     // The Inspector sends the tab to the tenant's authorization server.
     await page.waitForURL((u) => u.origin === this.issuerOrigin && u.pathname.startsWith('/oidc/interaction/'));
     await page.locator('input[name=login]').fill(login);
@@ -169,11 +206,15 @@ class InspectorSession {
     await page.waitForURL((u) => u.origin === this.origin);
     await page.getByText(UI.authorized, { exact: true }).waitFor();
     await closeNotifications(page);
-    await card(page, 'acme').getByText(UI.connected, { exact: true }).waitFor();
+    await card(page, id).getByText(UI.connected, { exact: true }).waitFor();
     await this.shot(`connected-${login}`);
   }
 
   callTool(name, args) { return callTool(this.page, name, args); }
+
+  callToolText(name, args) { return callToolText(this.page, name, args); }
+
+  toolNames(shown) { return toolNames(this.page, shown); }
 
   /** create-todo without the scope: the Inspector's dialog that names it. */
   async createRefused(content) {
@@ -305,21 +346,61 @@ async function closeNotifications(page) {
   }
 }
 
+/** The Tools tab's list of tools. */
+function toolList(page) {
+  return page.locator('.mantine-Card-root', { has: page.getByRole('heading', { name: UI.toolsHeading }) });
+}
+
+/**
+ * A tool in the list, by its name: the item's last line (a tool with a
+ * title, as server-everything's, shows the title above the name).
+ */
+function toolButton(page, name) {
+  return toolList(page).getByRole('button').filter({ has: page.getByText(name, { exact: true }) });
+}
+
+/**
+ * The names of the tools the Tools tab lists, sorted, once the tool shown
+ * is among them (so not a list from before a reconnection).
+ */
+async function toolNames(page, shown) {
+  await tab(page, UI.toolsTab).click();
+  await toolButton(page, shown).waitFor();
+  const names = await toolList(page).getByRole('button')
+    .evaluateAll((items) => items.map((b) => [...b.querySelectorAll('p')].at(-1)?.textContent ?? b.textContent));
+  const heading = await toolList(page).getByRole('heading', { name: UI.toolsHeading }).innerText();
+  assert.equal(heading, `Tools (${names.length})`, 'the heading counts the tools listed');
+  return names.sort();
+}
+
 /** The Tools tab, the tool selected, its form filled. */
 async function openTool(page, name, args = {}) {
   await tab(page, UI.toolsTab).click();
-  await page.getByRole('button', { name, exact: true }).click();
+  await toolButton(page, name).click();
   for (const [field, value] of Object.entries(args)) {
     await page.getByRole('textbox', { name: field, exact: true }).fill(value);
   }
 }
 
-/** Calls a tool through the form and returns the JSON the Results panel shows. */
-async function callTool(page, name, args = {}) {
+/** Calls a tool through the form; returns the Results panel once it shows. */
+async function executeTool(page, name, args = {}) {
   await openTool(page, name, args);
   const results = page.locator('.mantine-Card-root', { has: page.getByRole('heading', { name: UI.results, exact: true }) });
   await results.waitFor({ state: 'hidden' });
   await page.getByRole('button', { name: UI.execute }).click();
+  return results;
+}
+
+/** Calls a tool whose result is plain text and returns it as the Results panel shows it. */
+async function callToolText(page, name, args = {}) {
+  const shown = (await executeTool(page, name, args)).locator('pre').first();
+  await shown.waitFor();
+  return shown.innerText();
+}
+
+/** Calls a tool through the form and returns the JSON the Results panel shows. */
+async function callTool(page, name, args = {}) {
+  const results = await executeTool(page, name, args);
   const editor = results.locator('.ace_editor').first();
   await editor.waitFor();
   // The panel is an Ace editor: its whole text, not only the lines on screen.

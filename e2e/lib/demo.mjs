@@ -5,11 +5,24 @@
 import { createServer } from 'node:net';
 
 import { ROLES, USERS, M2M_CLIENT_ID } from './accounts.mjs';
+import { EVERYTHING_PERMISSIONS, EVERYTHING_VERSION, startEverything } from './everything.mjs';
 import { freePort } from './harness.mjs';
 import { inspectorSteps } from './inspector.mjs';
 
 /** The demo's tenants. */
 export const DEMO_TENANTS = ['acme', 'globex'];
+
+/**
+ * The upstream tenant the demo adds when asked (DEMO_UPSTREAM=1, the
+ * browser test): server-everything on a loopback port behind the gateway,
+ * its tools mapped to the tutorial's scopes (EVERYTHING_PERMISSIONS).
+ */
+export const DEMO_UPSTREAM_TENANT = 'everything';
+
+/** Whether an environment variable such as DEMO_UPSTREAM is on: set, and not empty, 0, false or no. */
+export function envFlag(value) {
+  return !!value && !['0', 'false', 'no'].includes(value.trim().toLowerCase());
+}
 
 /**
  * The value of DEMO_ALLOWED_ORIGINS (comma-separated browser origins) as
@@ -24,21 +37,66 @@ export function allowedOriginsFrom(value) {
 /**
  * `make demo`'s provider and gateway in lab: node-oidc-provider shaped like
  * Logto on idpPort (a free one when undefined) and the gateway on the lab's
- * port with DEMO_TENANTS, each verified with the provider's JWTs.
+ * port with DEMO_TENANTS, each verified with the provider's JWTs. With
+ * upstream, also server-everything on a free loopback port and the tenant
+ * DEMO_UPSTREAM_TENANT in front of it (an upstream tenant, the same
+ * provider, EVERYTHING_PERMISSIONS).
  *
  * @param {import('./harness.mjs').Lab} lab
- * @param {{idpPort?: number, allowedOrigins?: string[]}} [o]
+ * @param {{idpPort?: number, allowedOrigins?: string[], upstream?: boolean}} [o]
  *   allowedOrigins: the gateway's http.allowed_origins
+ * @returns {Promise<{idp: any, gateway: any, tenants: string[], everything?: any}>}
+ *   tenants: the ids served; everything: server-everything when upstream
  */
-export async function startDemo(lab, { idpPort, allowedOrigins } = {}) {
-  const idp = await lab.startIdp({
-    shape: 'logto', port: idpPort, resources: DEMO_TENANTS.map((t) => lab.resource(t)), label: 'idp',
-  });
-  const gateway = await lab.startGateway(DEMO_TENANTS.map((t) => lab.logtoTenant(t, idp)), {
+export async function startDemo(lab, { idpPort, allowedOrigins, upstream = false } = {}) {
+  const tenants = upstream ? [...DEMO_TENANTS, DEMO_UPSTREAM_TENANT] : [...DEMO_TENANTS];
+  const [idp, everything] = await Promise.all([
+    lab.startIdp({ shape: 'logto', port: idpPort, resources: tenants.map((t) => lab.resource(t)), label: 'idp' }),
+    upstream ? startEverything(lab) : undefined,
+  ]);
+  const config = DEMO_TENANTS.map((t) => lab.logtoTenant(t, idp));
+  if (everything) {
+    config.push({
+      ...lab.logtoTenant(DEMO_UPSTREAM_TENANT, idp),
+      resource_name: `server-everything ${EVERYTHING_VERSION}`,
+      server: { type: 'upstream', url: everything.url, permissions: EVERYTHING_PERMISSIONS },
+    });
+  }
+  const gateway = await lab.startGateway(config, {
     label: 'gateway',
     http: allowedOrigins ? { allowed_origins: allowedOrigins } : undefined,
   });
-  return { idp, gateway };
+  return { idp, gateway, tenants, everything };
+}
+
+/**
+ * The banner's lines on the upstream tenant: what it fronts and who may
+ * call which of its tools; or, when it is off, how to turn it on.
+ *
+ * @param {import('./harness.mjs').Lab} lab
+ * @param {{url: string} | undefined} everything server-everything, when started
+ */
+export function upstreamText(lab, everything) {
+  if (!everything) {
+    return [
+      `DEMO_UPSTREAM=1 adds a tenant ${DEMO_UPSTREAM_TENANT} (${lab.resource(DEMO_UPSTREAM_TENANT)}): an upstream tenant in front of`,
+      `  @modelcontextprotocol/server-everything ${EVERYTHING_VERSION} on loopback, its tools mapped to the todo scopes.`,
+      '',
+    ];
+  }
+  const byScopes = new Map();
+  for (const [tool, scopes] of Object.entries(EVERYTHING_PERMISSIONS.tools)) {
+    const key = scopes.join(' ') || 'anyone signed in';
+    byScopes.set(key, [...(byScopes.get(key) ?? []), tool]);
+  }
+  return [
+    `${DEMO_UPSTREAM_TENANT} is an upstream tenant: the gateway checks the token and proxies to @modelcontextprotocol/server-everything`,
+    `  ${EVERYTHING_VERSION} at ${everything.url} (loopback). tools/list shows only what the caller may call:`,
+    ...[...byScopes].map(([scopes, tools]) => `    ${tools.join(', ')}: ${scopes}`),
+    `    any other method (resources, prompts, ...): ${EVERYTHING_PERMISSIONS.other_methods.join(' ')}; its other tools: nobody`,
+    `  (user sees echo, not get-env; admin sees both). Connect to it as to acme below: ${lab.resource(DEMO_UPSTREAM_TENANT)}`,
+    '',
+  ];
 }
 
 /** Whether port is free on 127.0.0.1 right now. */
@@ -94,6 +152,7 @@ const pad = (s, n) => String(s).padEnd(n);
  * @param {string} o.logs the last line, about the logs that follow ('' when quiet)
  */
 export function connectText({ title, lab, idp, tenants, where, after = [], hint = [], logs }) {
+  const width = Math.max(7, ...tenants.map((t) => t.length));
   const lines = [
     '',
     '================================================================================',
@@ -105,7 +164,7 @@ export function connectText({ title, lab, idp, tenants, where, after = [], hint 
     `  discovery  ${idp.issuer}/.well-known/openid-configuration`,
     '',
     `MCP servers (tenants) on ${where}:`,
-    ...tenants.map((t) => `  ${pad(t, 7)} ${pad(lab.resource(t), 32)} metadata ${lab.base}/.well-known/oauth-protected-resource/${t}`),
+    ...tenants.map((t) => `  ${pad(t, width)} ${pad(lab.resource(t), 32)} metadata ${lab.base}/.well-known/oauth-protected-resource/${t}`),
     '',
     ...after,
     'Users (sign in on the provider\'s login page):',

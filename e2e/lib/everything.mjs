@@ -18,6 +18,26 @@ export const EVERYTHING_VERSION = require(`${PACKAGE}/package.json`).version;
 const ENTRY = join(dirname(require.resolve(`${PACKAGE}/package.json`)), 'dist', 'index.js');
 
 /**
+ * The tutorial's scopes on four of server-everything's tools (its names in
+ * 2026.8.31), as an upstream tenant's server.permissions: echo for anyone
+ * signed in; trigger-long-running-operation and trigger-sampling-request
+ * (registered only for a client that declares sampling) for create:todos;
+ * get-env, which prints the server's environment, for delete:todos (Admin);
+ * every other method (resources, prompts, ...) for read:todos. Its other
+ * tools are not listed, so nobody may call them. `make demo`'s everything
+ * tenant (DEMO_UPSTREAM=1) and the browser test use it.
+ */
+export const EVERYTHING_PERMISSIONS = Object.freeze({
+  tools: {
+    echo: [],
+    'trigger-long-running-operation': ['create:todos'],
+    'trigger-sampling-request': ['create:todos'],
+    'get-env': ['delete:todos'],
+  },
+  other_methods: ['read:todos'],
+});
+
+/**
  * Starts server-everything in its Streamable HTTP mode and waits until it
  * listens. It listens on every interface when given only a port, so it is
  * started with lib/listen-loopback.mjs preloaded, which makes that

@@ -58,6 +58,8 @@ export const UI = {
   authorized: 'Authorization complete',
   serversTab: 'Servers',
   toolsTab: 'Tools',
+  /** The heading of the Tools tab's list, with the number of tools listed. */
+  toolsHeading: /^Tools \(\d+\)$/,
   execute: 'Execute Tool',
   results: 'Results',
   connectionInfo: 'Connection Info',

@@ -15,7 +15,7 @@ import { CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@m
 
 import { credentials as as } from '../lib/accounts.mjs';
 import { HeadlessOAuthProvider, TodoClient } from '../lib/client.mjs';
-import { startEverything } from '../lib/everything.mjs';
+import { EVERYTHING_PERMISSIONS as PERMISSIONS, startEverything } from '../lib/everything.mjs';
 import { eventually, rpc, toolCall, toolsList } from '../lib/harness.mjs';
 import { scenario } from '../lib/scenario.mjs';
 
@@ -28,15 +28,12 @@ const SAMPLING = 'trigger-sampling-request';
 const ADMIN_ONLY = 'get-env';
 const UNLISTED = 'get-sum';
 
-const PERMISSIONS = {
-  tools: {
-    [ECHO]: [],
-    [PROGRESS]: ['create:todos'],
-    [SAMPLING]: ['create:todos'],
-    [ADMIN_ONLY]: ['delete:todos'],
-  },
-  other_methods: ['read:todos'],
-};
+// The tenant's table (lib/everything.mjs, shared with the demo): echo for
+// anyone, the two trigger tools need create:todos, get-env delete:todos,
+// every other method read:todos.
+for (const [tool, perms] of Object.entries({ [ECHO]: [], [PROGRESS]: ['create:todos'], [SAMPLING]: ['create:todos'], [ADMIN_ONLY]: ['delete:todos'] })) {
+  assert.deepEqual(PERMISSIONS.tools[tool], perms, `the shared table maps ${tool}`);
+}
 
 const text = (res) => res.content?.find((c) => c.type === 'text')?.text ?? '';
 const sorted = (xs) => [...xs].sort();
