@@ -95,9 +95,11 @@ e2e: e2e-deps
 # The browser test (e2e/browser/inspector.test.mjs): MCP Inspector 2.x
 # (pinned in e2e/package-lock.json) driven through its web UI in headless
 # Chromium with playwright-core against make demo's provider and gateway,
-# as admin, user and guest; about 50 s. Uses Debian's chromium (CHROMIUM_BIN
-# for another), installed with apt-get when missing on a Debian machine;
-# without it the target fails rather than skip.
+# as admin, user and guest, then on an upstream tenant in front of
+# server-everything (tools per user, a tool run in the UI); about 50 s.
+# Uses Debian's chromium (CHROMIUM_BIN for another), installed with apt-get
+# when missing on a Debian machine; without it the target fails rather than
+# skip.
 CHROMIUM_BIN ?= chromium
 
 inspector-test: e2e-deps
@@ -132,6 +134,7 @@ cluster-test:
 
 # The gateway with two tenants and a Logto-like provider on 127.0.0.1;
 # prints users, resource URLs and how to connect; Ctrl-C stops it.
+# DEMO_UPSTREAM=1 adds a third tenant in front of server-everything.
 demo: e2e-deps
 	$(GO) build -o $(E2E_BIN) ./cmd/todo-gateway
 	TODO_GATEWAY_BIN=$(E2E_BIN) $(NODE) e2e/demo.mjs
