@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 )
@@ -66,7 +67,7 @@ type storeStatus struct {
 	// went, which is what shows a full disk.
 	OK     bool              `json:"ok"`
 	Error  string            `json:"error,omitempty"`
-	Writes storeWritesStatus `json:"writes"`
+	Writes todo.WritesStatus `json:"writes"`
 }
 
 // AdminOptions is what the operator's endpoints report besides the edge's
@@ -110,7 +111,7 @@ func (gen *Generation) status() statusDocument {
 		t := st.tenant
 		ts := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer, Problem: st.problem,
 			Server: t.Server.WithDefaults().Type}
-		if up := st.upstream; up != nil {
+		if up, ok := st.server.(upstreamServer); ok && up.Server != nil {
 			ts.Upstream = &upstreamStatus{URL: up.URL(), Identity: up.Mode(), Health: up.Health()}
 		}
 		if v, ok := st.verifier.(interface{ Status() providers.Status }); ok {
@@ -162,7 +163,7 @@ func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
 		if opts.StoreCheck != nil {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), storeCheckTimeout)
 			defer cancel()
-			doc.Store = &storeStatus{Backend: opts.StoreName, Writes: gw.writes.status()}
+			doc.Store = &storeStatus{Backend: opts.StoreName, Writes: gw.writes.Status()}
 			if err := opts.StoreCheck(ctx); err != nil {
 				doc.Store.Error = err.Error()
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
 )
@@ -199,16 +200,16 @@ func TestFullDiskIsVisibleAndRecovers(t *testing.T) {
 	}
 
 	disk.full.Store(true)
-	text, isErr := call(t, c, mcp.ToolCreateTodo, map[string]any{"content": "lost to a full disk"})
+	text, isErr := call(t, c, todo.ToolCreateTodo, map[string]any{"content": "lost to a full disk"})
 	if !isErr || !strings.HasPrefix(text, "the todo store is temporarily unavailable; retry later (the todo may or may not have been created; request ") ||
 		strings.Contains(text, "internal error") || strings.Contains(text, "no space") {
 		t.Errorf("create on a full disk: %q, want the retryable answer without the cause", text)
 	}
-	text, isErr = call(t, c, mcp.ToolDeleteTodo, map[string]any{"id": kept.ID})
+	text, isErr = call(t, c, todo.ToolDeleteTodo, map[string]any{"id": kept.ID})
 	if !isErr || !strings.HasPrefix(text, "the todo store is temporarily unavailable; retry later (the todo may or may not have been deleted; request ") {
 		t.Errorf("delete on a full disk: %q, want the retryable answer", text)
 	}
-	if text, isErr := call(t, c, mcp.ToolGetTodos, nil); isErr || !strings.Contains(text, kept.ID) {
+	if text, isErr := call(t, c, todo.ToolGetTodos, nil); isErr || !strings.Contains(text, kept.ID) {
 		t.Errorf("get-todos on a full disk: %q, want the todos (reads still work)", text)
 	}
 	readStatus()

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 )
 
@@ -40,8 +41,11 @@ func jsonStartsWith(b []byte, c byte) bool {
 	return len(b) > 0 && b[0] == c
 }
 
-// serveBatch answers a batch for p, after authentication.
-func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord, p *providers.Principal, body []byte) error {
+// serveBatch answers a batch to the todo server for p, after
+// authentication: it is read and checked whole, authorized whole, and each
+// message dispatched to the server on its own (read as the fast path
+// reads it, as a single message would be).
+func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, srv *todo.Server, audit *auditRecord, p *providers.Principal, body []byte) error {
 	r := c.Request()
 	audit.method = "batch"
 	invalid := func(code int, msg string) error {
@@ -76,7 +80,7 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord
 	for i, m := range msgs {
 		calls[i], peeked[i] = peekCall(m)
 	}
-	miss := missingPermissions(ts.tenant, p, calls...)
+	miss := missingPermissions(ts.server, p, calls...)
 	if len(miss) > 0 {
 		audit.tool = miss[0].label()
 	}
@@ -84,7 +88,7 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord
 		return err
 	}
 
-	ctx := WithPrincipal(r.Context(), p)
+	ctx := todo.WithPrincipal(r.Context(), p)
 	var answers [][]byte
 	for i, m := range msgs {
 		if !jsonStartsWith(m, '{') {
@@ -96,8 +100,7 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, audit *auditRecord
 			continue
 		}
 		rec := &recorder{header: http.Header{}}
-		fc, fast := ts.fast.parse(r.Header, m)
-		g.dispatch(rec, ctx, r, ts, m, fc, fast)
+		srv.Serve(ctx, rec, r, m, srv.Read(r.Header, m))
 		if a := rec.answer(m); a != nil {
 			answers = append(answers, a)
 		}

@@ -1,30 +1,10 @@
 package mcp
 
-import (
-	"context"
-
-	"github.com/todo-gateway/todo-gateway/providers"
-)
+import "context"
 
 type ctxKey int
 
-const (
-	principalKey ctxKey = iota
-	requestIDKey
-)
-
-// WithPrincipal returns ctx carrying the verified caller; the bearer
-// middleware sets it and the tools read it (mcp-go passes the HTTP request's
-// context to tool handlers).
-func WithPrincipal(ctx context.Context, p *providers.Principal) context.Context {
-	return context.WithValue(ctx, principalKey, p)
-}
-
-// PrincipalFrom returns the verified caller, or nil.
-func PrincipalFrom(ctx context.Context) *providers.Principal {
-	p, _ := ctx.Value(principalKey).(*providers.Principal)
-	return p
-}
+const requestIDKey ctxKey = iota
 
 // requestIDs are a request's ids: the gateway's own, and the one its client
 // sent, kept for correlation when it is short and plain (clientRequestID).

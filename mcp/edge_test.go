@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 )
 
@@ -101,7 +102,7 @@ func TestChallenges(t *testing.T) {
 			// From 2026-07-28 clients accumulate: only what the tool needs.
 			{"2026-07-28", "create:todos"},
 		} {
-			resp, body := post(t, acme, reader, toolCall(mcp.ToolCreateTodo), "Mcp-Protocol-Version", tc.version)
+			resp, body := post(t, acme, reader, toolCall(todo.ToolCreateTodo), "Mcp-Protocol-Version", tc.version)
 			h := wantChallenge(t, resp, body, http.StatusForbidden,
 				`error="insufficient_scope"`, `error_description="the create-todo tool requires the create:todos scope"`, metadata)
 			if !strings.HasSuffix(h, `scope="`+tc.scope+`"`) {
@@ -109,18 +110,18 @@ func TestChallenges(t *testing.T) {
 			}
 		}
 		// A token with no scope of the tenant is asked for the missing one.
-		resp, body := post(t, acme, b.token("acme", "nobody"), toolCall(mcp.ToolCreateTodo), "Mcp-Protocol-Version", "2025-06-18")
+		resp, body := post(t, acme, b.token("acme", "nobody"), toolCall(todo.ToolCreateTodo), "Mcp-Protocol-Version", "2025-06-18")
 		if h := wantChallenge(t, resp, body, http.StatusForbidden); !strings.HasSuffix(h, `scope="create:todos"`) {
 			t.Errorf("no scopes: %s, want scope=\"create:todos\"", h)
 		}
 	})
 	t.Run("step-up names the tenant's own scope strings", func(t *testing.T) {
-		resp, body := post(t, b.resources["initech"], b.token("initech", "reader", readerPerms...), toolCall(mcp.ToolCreateTodo))
+		resp, body := post(t, b.resources["initech"], b.token("initech", "reader", readerPerms...), toolCall(todo.ToolCreateTodo))
 		wantChallenge(t, resp, body, http.StatusForbidden, `error="insufficient_scope"`, `scope="todo-api:create todo-api:read"`)
 	})
 	t.Run("tools without a required permission need no step-up", func(t *testing.T) {
 		tok := b.token("acme", "nobody-special")
-		for _, tool := range []string{mcp.ToolGetTodos, mcp.ToolDeleteTodo} {
+		for _, tool := range []string{todo.ToolGetTodos, todo.ToolDeleteTodo} {
 			if resp, body := post(t, acme, tok, toolCall(tool)); resp.StatusCode != http.StatusOK {
 				t.Errorf("%s without any permission: %d %s, want 200 (the tool narrows by ownership)", tool, resp.StatusCode, body)
 			}
@@ -134,7 +135,7 @@ func TestChallenges(t *testing.T) {
 			{"Mcp-Method", "tools/call", "Mcp-Name", "=?base64?***?="},
 			{"Mcp-Method", "tools/list"},
 		} {
-			resp, body := post(t, acme, tok, toolCall(mcp.ToolCreateTodo), headers...)
+			resp, body := post(t, acme, tok, toolCall(todo.ToolCreateTodo), headers...)
 			var rpc struct {
 				ID    any `json:"id"`
 				Error struct {
@@ -151,7 +152,7 @@ func TestChallenges(t *testing.T) {
 			}
 		}
 		for _, name := range []string{"get-todos", "=?base64?Z2V0LXRvZG9z?="} {
-			if resp, body := post(t, acme, tok, toolCall(mcp.ToolGetTodos), "Mcp-Method", "tools/call", "Mcp-Name", name); resp.StatusCode != http.StatusOK {
+			if resp, body := post(t, acme, tok, toolCall(todo.ToolGetTodos), "Mcp-Method", "tools/call", "Mcp-Name", name); resp.StatusCode != http.StatusOK {
 				t.Errorf("agreeing headers (Mcp-Name %s): %d %s, want 200", name, resp.StatusCode, body)
 			}
 		}
@@ -395,7 +396,7 @@ func TestHostTenant(t *testing.T) {
 			t.Errorf("Host %s: %d %s", h, resp.StatusCode, body)
 		}
 	}
-	if resp, body := post(t, b.URL+"/", b.token("hooli", "u", userPerms...), toolCall(mcp.ToolCreateTodo), "Host", host); resp.StatusCode != http.StatusOK || !strings.Contains(body, `\"ownerId\":\"u\"`) {
+	if resp, body := post(t, b.URL+"/", b.token("hooli", "u", userPerms...), toolCall(todo.ToolCreateTodo), "Host", host); resp.StatusCode != http.StatusOK || !strings.Contains(body, `\"ownerId\":\"u\"`) {
 		t.Errorf("create-todo at the host tenant: %d %s", resp.StatusCode, body)
 	}
 	// Without the Host, the root of the listener is no tenant.

@@ -7,7 +7,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 )
 
 // The tutorial's checkpoint, on one tenant per provider shape and for each
@@ -32,11 +32,11 @@ func TestTutorialRoles(t *testing.T) {
 				if got := ids(listTodos(t, user)); len(got) != 1 || got[0] != userTodo.ID {
 					t.Errorf("user sees %v, want only their own %s", got, userTodo.ID)
 				}
-				text, isErr := call(t, user, mcp.ToolDeleteTodo, map[string]any{"id": adminTodo.ID})
+				text, isErr := call(t, user, todo.ToolDeleteTodo, map[string]any{"id": adminTodo.ID})
 				if !isErr || !strings.Contains(text, "Failed to delete todo") {
 					t.Errorf("user deleting admin's todo: %q (error %v), want Failed to delete todo", text, isErr)
 				}
-				text, isErr = call(t, user, mcp.ToolDeleteTodo, map[string]any{"id": "no-such-id"})
+				text, isErr = call(t, user, todo.ToolDeleteTodo, map[string]any{"id": "no-such-id"})
 				if !isErr || !strings.Contains(text, "Failed to delete todo") {
 					t.Errorf("deleting an unknown id: %q, want the same Failed to delete todo", text)
 				}
@@ -48,11 +48,11 @@ func TestTutorialRoles(t *testing.T) {
 				if !seen[adminTodo.ID] || !seen[userTodo.ID] {
 					t.Errorf("admin sees %v, want both %s and %s", seen, adminTodo.ID, userTodo.ID)
 				}
-				text, isErr = call(t, admin, mcp.ToolDeleteTodo, map[string]any{"id": userTodo.ID})
+				text, isErr = call(t, admin, todo.ToolDeleteTodo, map[string]any{"id": userTodo.ID})
 				if isErr || !strings.Contains(text, "Todo "+userTodo.ID+" deleted") {
 					t.Errorf("admin deleting user's todo: %q (error %v)", text, isErr)
 				}
-				text, isErr = call(t, admin, mcp.ToolDeleteTodo, map[string]any{"id": adminTodo.ID})
+				text, isErr = call(t, admin, todo.ToolDeleteTodo, map[string]any{"id": adminTodo.ID})
 				if isErr {
 					t.Errorf("admin deleting own todo: %q", text)
 				}
@@ -69,13 +69,13 @@ func TestOwnerDeletesOwnTodo(t *testing.T) {
 	b := newEdgeBed(t, nil)
 	user := connect(t, b.resources["acme"], b.token("acme", "user", userPerms...), "")
 	td := createTodo(t, user, "mine")
-	text, isErr := call(t, user, mcp.ToolDeleteTodo, map[string]any{"id": td.ID})
+	text, isErr := call(t, user, todo.ToolDeleteTodo, map[string]any{"id": td.ID})
 	if isErr {
 		t.Fatalf("owner delete: %s", text)
 	}
 	var res struct {
-		Message string `json:"message"`
-		Details todo   `json:"details"`
+		Message string     `json:"message"`
+		Details todoRecord `json:"details"`
 	}
 	if err := json.Unmarshal([]byte(text), &res); err != nil || res.Details.ID != td.ID || res.Message != "Todo "+td.ID+" deleted" {
 		t.Fatalf("delete result %q: %v", text, err)
@@ -95,19 +95,19 @@ func TestToolArgumentErrors(t *testing.T) {
 		args map[string]any
 		want string
 	}{
-		{mcp.ToolCreateTodo, nil, "content argument is required"},
-		{mcp.ToolCreateTodo, map[string]any{"content": 42}, "content argument is required"},
-		{mcp.ToolCreateTodo, map[string]any{"content": "   "}, "empty"},
-		{mcp.ToolCreateTodo, map[string]any{"content": strings.Repeat("x", 10*1024+1)}, "10240"},
-		{mcp.ToolDeleteTodo, nil, "id argument is required"},
-		{mcp.ToolGetTodos, map[string]any{"limit": 0}, "limit must be an integer from 1 to 1000"},
-		{mcp.ToolGetTodos, map[string]any{"limit": 1001}, "limit must be an integer from 1 to 1000"},
-		{mcp.ToolGetTodos, map[string]any{"limit": "many"}, "limit must be an integer from 1 to 1000"},
+		{todo.ToolCreateTodo, nil, "content argument is required"},
+		{todo.ToolCreateTodo, map[string]any{"content": 42}, "content argument is required"},
+		{todo.ToolCreateTodo, map[string]any{"content": "   "}, "empty"},
+		{todo.ToolCreateTodo, map[string]any{"content": strings.Repeat("x", 10*1024+1)}, "10240"},
+		{todo.ToolDeleteTodo, nil, "id argument is required"},
+		{todo.ToolGetTodos, map[string]any{"limit": 0}, "limit must be an integer from 1 to 1000"},
+		{todo.ToolGetTodos, map[string]any{"limit": 1001}, "limit must be an integer from 1 to 1000"},
+		{todo.ToolGetTodos, map[string]any{"limit": "many"}, "limit must be an integer from 1 to 1000"},
 		// mcp-go's RequireInt would cut 1.5 to 1.
-		{mcp.ToolGetTodos, map[string]any{"limit": 1.5}, "limit must be an integer from 1 to 1000"},
-		{mcp.ToolGetTodos, map[string]any{"limit": 1e300}, "limit must be an integer from 1 to 1000"},
-		{mcp.ToolGetTodos, map[string]any{"cursor": 7}, "cursor must be"},
-		{mcp.ToolGetTodos, map[string]any{"cursor": "not-a-cursor"}, "cursor"},
+		{todo.ToolGetTodos, map[string]any{"limit": 1.5}, "limit must be an integer from 1 to 1000"},
+		{todo.ToolGetTodos, map[string]any{"limit": 1e300}, "limit must be an integer from 1 to 1000"},
+		{todo.ToolGetTodos, map[string]any{"cursor": 7}, "cursor must be"},
+		{todo.ToolGetTodos, map[string]any{"cursor": "not-a-cursor"}, "cursor"},
 	}
 	for _, tt := range tests {
 		text, isErr := call(t, c, tt.tool, tt.args)
@@ -135,13 +135,13 @@ func TestGetTodosPagination(t *testing.T) {
 		if pages > 3 {
 			t.Fatal("more pages than 7 todos in pages of 3 can fill")
 		}
-		text, isErr := call(t, c, mcp.ToolGetTodos, args)
+		text, isErr := call(t, c, todo.ToolGetTodos, args)
 		if isErr {
 			t.Fatalf("get-todos: %s", text)
 		}
 		var page struct {
-			Todos      []todo `json:"todos"`
-			NextCursor string `json:"nextCursor"`
+			Todos      []todoRecord `json:"todos"`
+			NextCursor string       `json:"nextCursor"`
 		}
 		if err := json.Unmarshal([]byte(text), &page); err != nil {
 			t.Fatal(err)

@@ -18,9 +18,7 @@ import (
 	"sync"
 	"testing"
 
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
-
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -101,7 +99,7 @@ func TestFastPathSeeds(t *testing.T) {
 			if v != "" {
 				h.Set("Mcp-Protocol-Version", v)
 			}
-			if _, ok := d.fastTools().parse(h, []byte(body)); !ok {
+			if !d.todo().Read(h, []byte(body)).Fast() {
 				t.Errorf("protocol %q: %s does not take the fast path", v, body)
 			}
 		}
@@ -119,7 +117,7 @@ func TestFastPathSeedsToolError(t *testing.T) {
 	// And the fast path does take the refused create.
 	h := http.Header{"Content-Type": {"application/json"}}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"x"}}}`)
-	if _, ok := d.fastTools().parse(h, body); !ok {
+	if !d.todo().Read(h, body).Fast() {
 		t.Fatal("a create-todo call does not take the fast path")
 	}
 	rec := httptest.NewRecorder()
@@ -128,89 +126,6 @@ func TestFastPathSeedsToolError(t *testing.T) {
 		t.Errorf("create-todo without the create scope: %d %s, want a tool error naming create:todos", rec.Code, rec.Body.String())
 	}
 }
-
-// A handler that fails (an error, a panic, no result) or answers more than
-// text, or odd bytes, is answered by the fast path as mcp-go answers it,
-// byte for byte. The gateway's tools never do: these stand-ins carry their
-// names.
-func TestFastPathHandlerOutcomes(t *testing.T) {
-	structured := map[string]any{"a": "<b>", "n": 1.5}
-	outcomes := map[string]server.ToolHandlerFunc{
-		"error": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			return nil, errors.New("boom <&>")
-		},
-		"panic": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			panic("kaput")
-		},
-		"nil": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			return nil, nil
-		},
-		"elicitation": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			return nil, mcpgo.URLElicitationRequiredError{Elicitations: []mcpgo.ElicitationParams{{Mode: "url", Message: "go", URL: "https://x.example/", ElicitationID: "e1"}}}
-		},
-		"rich": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			return &mcpgo.CallToolResult{
-				Result:            mcpgo.Result{Meta: &mcpgo.Meta{AdditionalFields: map[string]any{"k": "v"}}},
-				Content:           []mcpgo.Content{mcpgo.NewTextContent("t"), mcpgo.NewImageContent("aGk=", "image/png")},
-				StructuredContent: structured,
-			}, nil
-		},
-		"empty": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			return &mcpgo.CallToolResult{}, nil
-		},
-		"invalid-structured": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			return &mcpgo.CallToolResult{RawStructuredContent: []byte(`{"a":`)}, nil
-		},
-		"odd-structured": func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			return &mcpgo.CallToolResult{IsError: true, Content: []mcpgo.Content{mcpgo.NewTextContent("bad \xff <\u2028>")},
-				RawStructuredContent: []byte(" {\"a\" : 1, \"a\": \"\xff<\u2029>\", \"b\":[ 1.50, 1e2, \"\\u0041\\/\\ud800\" ]} ")}, nil
-		},
-		"args": func(_ context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
-			// What the handler is given: the arguments, both forms, the
-			// headers, the method.
-			b, _ := stdjson.Marshal(map[string]any{
-				"args": req.GetArguments(), "raw": string(req.Params.RawArguments), "nilArgs": req.Params.Arguments == nil,
-				"method": req.Method, "name": req.Params.Name, "ua": req.Header.Get("User-Agent"), "meta": req.Params.Meta != nil,
-			})
-			return mcpgo.NewToolResultText(string(b)), nil
-		},
-	}
-	for outcome, h := range outcomes {
-		s := server.NewMCPServer("outcomes", "1", server.WithToolCapabilities(false), server.WithRecovery())
-		for _, tool := range Tools {
-			s.AddTool(mcpgo.NewTool(tool.Name), h)
-		}
-		fast := newFastTools(s)
-		oracle := server.NewStreamableHTTPServer(s, server.WithStateLess(true), server.WithDisableStreaming(true),
-			server.WithStreamableHTTPLogger(slog.New(slog.DiscardHandler)))
-		for _, body := range []string{
-			`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":{"a":[1,{"b":null}],"c":"\u00e9"}}}`,
-			`{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"create-todo"}}`,
-			`{"jsonrpc":"2.0","id":2.5,"method":"tools/call","params":{"name":"delete-todo","arguments":{}}}`,
-		} {
-			h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"ua/1"}}
-			c, ok := fast.parse(h, []byte(body))
-			if !ok {
-				t.Fatalf("%s: not on the fast path", body)
-			}
-			want := httptest.NewRecorder()
-			oracle.Handle(recorderWriter{want}, &server.HTTPRequest{Method: http.MethodPost, Header: h, Body: []byte(body), Context: context.Background()})
-			got := httptest.NewRecorder()
-			fast.serve(got, context.Background(), h, c)
-			if diff := answerDiff(got.Result(), got.Body.Bytes(), want.Result(), want.Body.Bytes()); diff != "" {
-				t.Errorf("%s, %s: %s", outcome, body, diff)
-			} else if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
-				t.Errorf("%s, %s: equal values, but the fast path wrote\n%q\nand mcp-go\n%q", outcome, body, got.Body.Bytes(), want.Body.Bytes())
-			}
-		}
-	}
-}
-
-// recorderWriter is a ResponseRecorder as mcp-go's Handle writes to it.
-type recorderWriter struct{ *httptest.ResponseRecorder }
-
-func (recorderWriter) CanStream() bool { return false }
-func (recorderWriter) Flush()          {}
 
 type fastSeed struct {
 	body     string
@@ -241,18 +156,18 @@ func fastSeeds() []fastSeed {
 	add := func(body string, who, hdr uint8) { seeds = append(seeds, fastSeed{body, who, hdr}) }
 	// Every tool, every caller, every argument shape.
 	args := map[string][]string{
-		ToolGetTodos: {"", `{}`, `null`, `[]`, `"x"`, `{"limit":1}`, `{"limit":0}`, `{"limit":1.5}`, `{"limit":"2"}`,
+		todo.ToolGetTodos: {"", `{}`, `null`, `[]`, `"x"`, `{"limit":1}`, `{"limit":0}`, `{"limit":1.5}`, `{"limit":"2"}`,
 			`{"limit":-1}`, `{"limit":1e3}`, `{"limit":1001}`, `{"limit":true}`, `{"limit":1e400}`, `{"limit":null}`,
 			`{"cursor":"` + seedCursor + `"}`, `{"cursor":"` + seedCursor + `","limit":1}`, `{"limit":1,"cursor":""}`,
 			`{"cursor":"nope"}`, `{"cursor":5}`, `{"other":{"a":[1,{"b":null}]}}`, `{"limit":1,"limit":2}`, `{"Limit":1}`},
-		ToolCreateTodo: {"", `{}`, `{"content":"x"}`, `{"content":"<b>&amp;</b> \u2028 \u2029 é 😀"}`, `{"content":""}`,
+		todo.ToolCreateTodo: {"", `{}`, `{"content":"x"}`, `{"content":"<b>&amp;</b> \u2028 \u2029 é 😀"}`, `{"content":""}`,
 			`{"content":"   "}`, `{"content":5}`, `{"content":null}`, `{"content":"` + strings.Repeat("é", 6000) + `"}`,
 			`{"content":"unavailable"}`, `{"content":"broken"}`, `{"content":"\ud800"}`, "{\"content\":\"\xff\"}",
 			`{"content":"a\u0000b"}`, `{"content":"x","content":"y"}`, `{"Content":"x"}`, `{"content":"\"quoted\" \\ \/ \b\f\n\r\t"}`},
-		ToolDeleteTodo: {"", `{}`, `{"id":"` + seedIDs[0] + `"}`, `{"id":"` + seedIDs[2] + `"}`, `{"id":"` + memID(99) + `"}`,
+		todo.ToolDeleteTodo: {"", `{}`, `{"id":"` + seedIDs[0] + `"}`, `{"id":"` + seedIDs[2] + `"}`, `{"id":"` + memID(99) + `"}`,
 			`{"id":""}`, `{"id":5}`, `{"id":"unavailable"}`, `{"id":"broken"}`, `{"id":"x"}`},
 	}
-	for _, name := range []string{ToolGetTodos, ToolCreateTodo, ToolDeleteTodo} {
+	for _, name := range []string{todo.ToolGetTodos, todo.ToolCreateTodo, todo.ToolDeleteTodo} {
 		for i, a := range args[name] {
 			for who := range uint8(4) {
 				add(call("1", tool(name, a)), who, uint8(i))
@@ -263,8 +178,8 @@ func fastSeeds() []fastSeed {
 	for _, id := range []string{`"abc"`, `""`, `0`, `-1`, `1.5`, `1e2`, `1E+2`, `12345678901234567890`, `-0`, `1e300`,
 		`1e400`, `1e-400`, `9007199254740993`, `0.1`, `1e-7`, `1e21`, `123456789012345678901234567890`, `"\u00e9"`, `"<script>&"`,
 		`"\u2028"`, `"\ud800"`, "\"\xff\"", `true`, `null`, `{}`, `[]`} {
-		add(call(id, tool(ToolGetTodos, `{}`)), 0, 0)
-		add(call(id, tool(ToolCreateTodo, `{"content":"x"}`)), 1, 0)
+		add(call(id, tool(todo.ToolGetTodos, `{}`)), 0, 0)
+		add(call(id, tool(todo.ToolCreateTodo, `{"content":"x"}`)), 1, 0)
 	}
 	add(`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"get-todos"}}`, 0, 0) // no id: a notification
 	// Extra, duplicate, case-folded and nested members.
@@ -323,7 +238,7 @@ func fastSeeds() []fastSeed {
 	}
 	// Header choices on the commonest call.
 	for hdr := range 128 {
-		add(call("1", tool(ToolGetTodos, `{}`)), uint8(hdr%4), uint8(hdr))
+		add(call("1", tool(todo.ToolGetTodos, `{}`)), uint8(hdr%4), uint8(hdr))
 	}
 	return seeds
 }
@@ -368,15 +283,20 @@ func newDiffBedAnswering(t testing.TB, missingPermission string) *diffBed {
 		t.Cleanup(func() { (*gw).Close(context.Background()) })
 	}
 	for _, st := range d.slow.Current().states {
-		st.fast = nil // mcp-go only
+		o := d.slow.todoOptions(st.tenant)
+		o.MCPOnly = true // mcp-go only
+		st.server = todo.New(o)
 	}
-	if d.fastTools() == nil {
-		t.Fatal("the gateway has no fast path")
+	h := http.Header{"Content-Type": {"application/json"}}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos"}}`)
+	if !d.todo().Read(h, body).Fast() || d.slow.Current().states[0].server.(*todo.Server).Read(h, body).Fast() {
+		t.Fatal("the fast path is not the one gateway's only")
 	}
 	return d
 }
 
-func (d *diffBed) fastTools() *fastTools { return d.fast.Current().states[0].fast }
+// todo is the todo server of the gateway that takes the fast path.
+func (d *diffBed) todo() *todo.Server { return d.fast.Current().states[0].server.(*todo.Server) }
 
 // callerVerifier takes the token for the index of a caller.
 type callerVerifier struct{}
@@ -414,7 +334,7 @@ func (d *diffBed) request(body []byte, who, hdr uint8) *http.Request {
 		r.Header.Set("Mcp-Session-Id", "s-1")
 	}
 	if hdr&(1<<6) != 0 {
-		r.Header.Set("Mcp-Name", ToolGetTodos)
+		r.Header.Set("Mcp-Name", todo.ToolGetTodos)
 	}
 	return r
 }
@@ -424,10 +344,11 @@ func (d *diffBed) request(body []byte, who, hdr uint8) *http.Request {
 func (d *diffBed) compare(t *testing.T, body []byte, who, hdr uint8) bool {
 	t.Helper()
 	probe := d.request(body, who, hdr)
-	c, fast := d.fastTools().parse(probe.Header, body)
+	c := d.todo().Read(probe.Header, body)
+	fast := c.Fast()
 	if fast {
 		want, wantOK := peekCall(body)
-		if got, _ := peekFast(c, true, body); !wantOK || got != want {
+		if got, _ := peekFast(c, body); !wantOK || got != want {
 			t.Fatalf("%q: the fast path reads %+v, peekCall %+v (ok %v)", body, got, want, wantOK)
 		}
 	}
@@ -660,19 +581,4 @@ func (m *memStore) Tenants(context.Context) ([]string, error) {
 
 func (m *memStore) Import(context.Context, string, []store.Todo) (int, error) {
 	return 0, errors.New("not supported")
-}
-
-// newFastTools is the fast path over the handlers registered with s, for
-// tests that register handlers of their own (a tenant's state builds its
-// fast path from newToolHandlers); nil if s lacks one of Tools.
-func newFastTools(s *server.MCPServer) *fastTools {
-	f := &fastTools{handlers: make([]server.ToolHandlerFunc, len(Tools))}
-	for i := range Tools {
-		st := s.GetTool(Tools[i].Name)
-		if st == nil || st.Handler == nil {
-			return nil
-		}
-		f.handlers[i] = st.Handler
-	}
-	return f
 }

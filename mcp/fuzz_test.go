@@ -7,6 +7,8 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 )
 
 // FuzzPeekCall: any body is either read or left to mcp-go, never a panic;
@@ -25,7 +27,7 @@ func FuzzPeekCall(f *testing.F) {
 
 	oracle := server.NewMCPServer("oracle", "1", server.WithToolCapabilities(false))
 	var ran string
-	for _, name := range []string{ToolCreateTodo, ToolGetTodos, ToolDeleteTodo} {
+	for _, name := range []string{todo.ToolCreateTodo, todo.ToolGetTodos, todo.ToolDeleteTodo} {
 		oracle.AddTool(mcpgo.NewTool(name), func(context.Context, mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
 			ran = name
 			return mcpgo.NewToolResultText("ok"), nil

@@ -1,8 +1,12 @@
 // Package mcp is the gateway's HTTP edge: it routes a request to its tenant,
 // serves the tenant's protected resource metadata, verifies the bearer token
-// and answers refusals with RFC 6750 / MCP challenges, then hands the call to
-// the tenant's mcp-go server, whose tools apply the permission and ownership
-// policy on the tenant's store.
+// and answers refusals with RFC 6750 / MCP challenges, checks the call's
+// permissions against what the tenant's server requires (the step-up),
+// writes the audit line and the metrics, then hands the call to the
+// tenant's MCP server (tenantServer): the built-in todo server (package
+// mcp/todo: the tools, their ownership policy, the fast path, mcp-go) or an
+// upstream MCP server (package mcp/upstream). It keeps one generation of
+// tenant states per tenant set (Apply).
 package mcp
 
 import (
@@ -19,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
@@ -68,8 +73,8 @@ type Gateway struct {
 	log   *slog.Logger
 	echo  *echo.Echo
 
-	// writes is how the tools' writes went, for /status.
-	writes storeWrites
+	// writes is how the todo tools' writes went, for /status.
+	writes todo.Writes
 
 	current atomic.Pointer[Generation]
 

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 
-	"github.com/mark3labs/mcp-go/server"
 	"golang.org/x/time/rate"
 
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -40,26 +38,15 @@ type tenantState struct {
 	// problem says why the verifier could not be built ("" when it was); the
 	// verifier is then a stand-in that answers 503.
 	problem string
-	// mcp answers what the fast path does not (initialize, tools/list,
-	// ping, anything unusual). It is built on its first such request:
-	// building it (three AddTool with mcp-go's schema checks) for every
-	// tenant at start was most of the start-up time and memory with
-	// 10,000 tenants, most of which may never be called.
-	mcp      func() *server.StreamableHTTPServer
-	mcpBuilt atomic.Pointer[server.StreamableHTTPServer]
-	// fast answers tools/call of the tenant's tools with the handlers its
-	// mcp-go server registers, where mcp-go would answer the same
-	// (fastpath.go); nil sends everything to mcp.
-	fast        *fastTools
+	// server is the tenant's MCP server: a *todo.Server or an
+	// upstreamServer.
+	server      tenantServer
 	metadata    []byte
 	metadataURL string
 	// allScopes is the scope parameter of a 401: every scope the tenant knows.
 	allScopes string
 	// origin is the resource's own origin, always allowed to call it.
 	origin string
-	// upstream is the tenant's server when it fronts an upstream MCP
-	// server (nil for the todo server, which mcp and fast serve).
-	upstream *upstream.Server
 	// limiter is the tenant's token bucket (rate_limit), nil for none. It
 	// lives as long as the state, so a reload that keeps the tenant keeps
 	// its bucket, and one that changes the tenant starts a full one.
@@ -181,39 +168,34 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 			// Like a verifier that cannot be built: the tenant keeps its
 			// routes and answers 503 until its configuration is mended.
 			st.verifier, st.problem = misconfigured{}, "server: "+err.Error()
-		} else {
-			st.upstream = up
 		}
+		st.server = upstreamServer{up, upstreamPolicy{&t.Server}}
 		return st
 	}
-	handlers := newToolHandlers(t, watchedStore{g.store, &g.writes}, g.log, g.opts.Metrics)
-	st.fast = &fastTools{handlers: handlers}
-	st.mcp = sync.OnceValue(func() *server.StreamableHTTPServer {
-		srv := server.NewStreamableHTTPServer(newMCPServer(t.ID, handlers),
-			server.WithStateLess(true),
-			server.WithDisableStreaming(true),
-			// Reached through Handle (serveMCP), which leaves CORS and the
-			// loopback Host guard to the gateway: it validates Origin itself
-			// and serves remote tenants by host name.
-		)
-		st.mcpBuilt.Store(srv)
-		return srv
-	})
+	st.server = todo.New(g.todoOptions(t))
 	return st
 }
 
+// todoOptions are what the todo server of t is built from: its space in
+// the gateway's store, whose writes /status reports, and the edge's log,
+// request ids and metrics.
+func (g *Gateway) todoOptions(t *tenants.Tenant) todo.Options {
+	m := g.opts.Metrics
+	return todo.Options{
+		Tenant: t.ID, Scope: t.Scope, Store: g.store, Writes: &g.writes,
+		Logger: g.log, RequestID: RequestIDFrom, Bound: bounded,
+		ToolError: func(tool string) { m.toolError(t.ID, tool) },
+	}
+}
+
 // toolLabel is the metrics label of a call's tool or method: the name when
-// the tenant's server knows it (bounded by its configuration), else
+// the tenant's server names it (bounded by its configuration), else
 // "other".
 func (ts *tenantState) toolLabel(tool string) string {
 	if tool == "" {
 		return ""
 	}
-	if ts.upstream != nil {
-		if _, ok := ts.tenant.Server.Permissions.Tools[tool]; ok {
-			return tool
-		}
-	} else if _, ok := toolNamed(tool); ok {
+	if ts.server.HasTool(tool) {
 		return tool
 	}
 	return "other"
@@ -223,9 +205,9 @@ func (ts *tenantState) toolLabel(tool string) string {
 // that have a space in the store.
 func (gen *Generation) todoTenants() []string {
 	var ids []string
-	for _, t := range gen.snap.Tenants() {
-		if !t.Server.IsUpstream() {
-			ids = append(ids, t.ID)
+	for _, st := range gen.states {
+		if s, ok := st.server.(*todo.Server); ok {
+			ids = append(ids, s.Tenant())
 		}
 	}
 	return ids
@@ -270,19 +252,14 @@ func (gen *Generation) replacedBy(next *Generation) []*tenantState {
 }
 
 // closeStates stops the verifiers' background work (key refreshers) and
-// shuts the MCP servers of states no request uses any more.
+// closes the MCP servers of states no request uses any more.
 func closeStates(ctx context.Context, states []*tenantState) error {
 	var errs []error
 	for _, st := range states {
 		if c, ok := st.verifier.(interface{ Close() error }); ok {
 			errs = append(errs, c.Close())
 		}
-		if srv := st.mcpBuilt.Load(); srv != nil { // never built: nothing to stop
-			errs = append(errs, srv.Shutdown(ctx))
-		}
-		if st.upstream != nil {
-			errs = append(errs, st.upstream.Close())
-		}
+		errs = append(errs, st.server.Close(ctx))
 	}
 	return errors.Join(errs...)
 }

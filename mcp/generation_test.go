@@ -261,30 +261,3 @@ func TestBrokenTenantIsIsolatedAndRetried(t *testing.T) {
 		t.Errorf("got change %+v, want the broken tenant rebuilt and the other carried over", ch)
 	}
 }
-
-// A tenant's mcp-go server is built on the first request the fast path does
-// not answer, once, and not at all for tenants never asked such a request:
-// building one per tenant at start was most of the start-up cost with
-// 10,000 tenants. Close stops only the servers that were built.
-func TestMCPServerIsBuiltOnFirstUse(t *testing.T) {
-	b := newGenBed(t, time.Hour)
-	mustApply(t, b.gw, genConfig("one", "used", "idle"), "v1")
-	gen := b.gw.Current()
-	used, idle := gen.states[0], gen.states[1]
-	if used.mcpBuilt.Load() != nil || idle.mcpBuilt.Load() != nil {
-		t.Fatal("an mcp-go server was built at start")
-	}
-	if used.fast == nil || len(used.fast.handlers) != len(Tools) {
-		t.Fatal("the fast path has no handlers before the mcp-go server is built")
-	}
-	srv := used.mcp()
-	if srv == nil || used.mcp() != srv || used.mcpBuilt.Load() != srv {
-		t.Fatal("the mcp-go server is not built once and kept")
-	}
-	if idle.mcpBuilt.Load() != nil {
-		t.Fatal("building one tenant's server built another's")
-	}
-	if err := b.gw.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}

@@ -9,7 +9,7 @@ import (
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -60,9 +60,9 @@ func TestMissingPermissionAsToolError(t *testing.T) {
 	for _, version := range []string{"", "2025-06-18", "2026-07-28"} {
 		headers := []string{"Mcp-Protocol-Version", version}
 		if version == "2026-07-28" { // the headers a 2026-07-28 client sends
-			headers = append(headers, "Mcp-Method", "tools/call", "Mcp-Name", mcp.ToolCreateTodo)
+			headers = append(headers, "Mcp-Method", "tools/call", "Mcp-Name", todo.ToolCreateTodo)
 		}
-		body := toolCall(mcp.ToolCreateTodo)
+		body := toolCall(todo.ToolCreateTodo)
 		if version == "2026-07-28" {
 			body = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"x"},` +
 				`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
@@ -76,7 +76,7 @@ func TestMissingPermissionAsToolError(t *testing.T) {
 	}
 	// Through mcp-go's client too.
 	c := connect(t, acme, reader, "2025-11-25")
-	if text, isErr := call(t, c, mcp.ToolCreateTodo, map[string]any{"content": "x"}); !isErr || !strings.Contains(text, "create:todos") {
+	if text, isErr := call(t, c, todo.ToolCreateTodo, map[string]any{"content": "x"}); !isErr || !strings.Contains(text, "create:todos") {
 		t.Errorf("mcp-go client: %q (isError %v), want the tool error", text, isErr)
 	}
 	admin := connect(t, acme, b.token("acme", "admin", adminPerms...), "")
@@ -87,7 +87,7 @@ func TestMissingPermissionAsToolError(t *testing.T) {
 		t.Errorf("no deny audit line for the tool error:\n%s", logs)
 	}
 	// The default stays the 403.
-	resp, body := post(t, b.resources["umbrella"], b.token("umbrella", "reader", readerPerms...), toolCall(mcp.ToolCreateTodo))
+	resp, body := post(t, b.resources["umbrella"], b.token("umbrella", "reader", readerPerms...), toolCall(todo.ToolCreateTodo))
 	wantChallenge(t, resp, body, http.StatusForbidden, `error="insufficient_scope"`)
 }
 
@@ -102,7 +102,7 @@ func TestBatches(t *testing.T) {
 	adminClient := connect(t, acme, admin, "")
 
 	t.Run("a batch holding a call without its permission is the 403 of that call", func(t *testing.T) {
-		batch := `[` + toolsList + `,` + toolCall(mcp.ToolCreateTodo) + `]`
+		batch := `[` + toolsList + `,` + toolCall(todo.ToolCreateTodo) + `]`
 		for _, version := range []string{"", "2025-03-26"} {
 			resp, body := post(t, acme, reader, batch, "Mcp-Protocol-Version", version)
 			wantChallenge(t, resp, body, http.StatusForbidden, `error="insufficient_scope"`, `scope="create:todos read:todos"`)
@@ -112,7 +112,7 @@ func TestBatches(t *testing.T) {
 		}
 	})
 	t.Run("each message is answered, in order, notifications not", func(t *testing.T) {
-		batch := `[` + toolsList + `,{"jsonrpc":"2.0","method":"notifications/initialized"},` + toolCall(mcp.ToolCreateTodo) +
+		batch := `[` + toolsList + `,{"jsonrpc":"2.0","method":"notifications/initialized"},` + toolCall(todo.ToolCreateTodo) +
 			`,{"jsonrpc":"2.0","id":"three","method":"tools/call","params":{"name":"get-todos"}},7]`
 		resp, body := post(t, acme, admin, batch, "Mcp-Protocol-Version", "2025-03-26")
 		var answers []rpcAnswer
@@ -163,7 +163,7 @@ func TestBatches(t *testing.T) {
 	})
 	t.Run("a tool_error tenant answers the call inside the batch", func(t *testing.T) {
 		b.reconfigure(t, toolErrorTenant)
-		resp, body := post(t, acme, reader, `[`+toolCall(mcp.ToolCreateTodo)+`]`)
+		resp, body := post(t, acme, reader, `[`+toolCall(todo.ToolCreateTodo)+`]`)
 		var answers []rpcAnswer
 		if err := json.Unmarshal([]byte(body), &answers); err != nil || resp.StatusCode != http.StatusOK || len(answers) != 1 ||
 			answers[0].Result == nil || !answers[0].Result.IsError {
@@ -232,7 +232,7 @@ func TestOutputShapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tool := range res.Tools {
-		if tool.Name != mcp.ToolGetTodos {
+		if tool.Name != todo.ToolGetTodos {
 			continue
 		}
 		todos, _ := tool.OutputSchema.Properties["todos"].(map[string]any)
@@ -240,7 +240,7 @@ func TestOutputShapes(t *testing.T) {
 			t.Errorf("get-todos' output schema has todos of type %v, want \"array\"", todos["type"])
 		}
 	}
-	text, isErr := call(t, c, mcp.ToolCreateTodo, map[string]any{"content": "x"})
+	text, isErr := call(t, c, todo.ToolCreateTodo, map[string]any{"content": "x"})
 	if isErr || !regexp.MustCompile(`"createdAt":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"`).MatchString(text) {
 		t.Errorf("create-todo answered %s, want createdAt with three fractional digits", text)
 	}

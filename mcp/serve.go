@@ -11,8 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
-	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -24,10 +24,13 @@ const (
 )
 
 // serveMCP is a tenant's MCP endpoint, in stages: admit (route, Origin,
-// method), authenticate (rate limit, bearer token, verification), then the
-// tenant's server: the todo server reads the body, authorizes the call and
-// dispatches it here; an upstream's is serveUpstream. Each stage answers
-// its own refusals (refuse: one audit line, one metric, one shape).
+// method), authenticate (rate limit, bearer token, verification), read
+// (the body), authorize (the permissions the call needs, from the tenant's
+// server) and dispatch (the call to the tenant's server). An upstream
+// tenant's request goes through the last three its own way after
+// authentication (serveUpstream), and a JSON-RPC batch to the todo server
+// is split (serveBatch). Each stage answers its own refusals (refuse: one
+// audit line, one metric, one shape).
 func (g *Gateway) serveMCP(c echo.Context) error {
 	start := time.Now()
 	ts, answered, err := g.admit(c)
@@ -41,41 +44,22 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	if answered {
 		return err
 	}
-	if ts.upstream != nil {
-		return g.serveUpstream(c, ts, &audit, p, token)
+	if up, ok := ts.server.(upstreamServer); ok {
+		return g.serveUpstream(c, ts, up, &audit, p, token)
 	}
+	srv := ts.server.(*todo.Server)
 	body, answered, err := g.read(c, ts, &audit)
 	if answered {
 		return err
 	}
-	r := c.Request()
 	if isBatch(body) {
-		return g.serveBatch(c, ts, &audit, p, body)
+		return g.serveBatch(c, ts, srv, &audit, p, body)
 	}
-	// authorize: a request the fast path answers is decoded once, there;
-	// the method and tool it reads are those peekCall would (FuzzFastPath).
-	var fc fastCall
-	fast := false
-	if r.Method == http.MethodPost {
-		fc, fast = ts.fast.parse(r.Header, body)
-	}
-	var miss []missing
-	if call, ok := peekFast(fc, fast, body); ok {
-		audit.method, audit.tool = call.Method, call.Tool
-		if err := checkHeaders(r.Header, call); err != nil {
-			return g.refuse(c, ts, &audit, headerMismatch(err, body))
-		}
-		miss = missingPermissions(ts.tenant, p, call)
-	}
-	if refused, err := g.decide(c, ts, &audit, p, miss); refused {
+	call, answered, err := g.authorize(c, ts, srv, &audit, p, body)
+	if answered {
 		return err
 	}
-
-	// dispatch
-	ctx := WithPrincipal(r.Context(), p)
-	w := &jsonRefusals{ResponseWriter: c.Response(), request: body}
-	g.dispatch(w, ctx, r, ts, body, fc, fast)
-	w.finish()
+	g.dispatch(c, srv, p, body, call)
 	return nil
 }
 
@@ -99,32 +83,30 @@ func (g *Gateway) admit(c echo.Context) (ts *tenantState, answered bool, err err
 		h.Add("Vary", "Origin")
 		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 	}
-	switch r.Method {
-	case http.MethodOptions:
+	methods := ts.server.Methods()
+	if r.Method == http.MethodOptions {
 		h := c.Response().Header()
-		h.Set("Access-Control-Allow-Methods", ts.allowedMethods())
+		h.Set("Access-Control-Allow-Methods", methods)
 		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 		h.Set("Access-Control-Max-Age", "86400")
 		return nil, true, c.NoContent(http.StatusNoContent)
-	case http.MethodPost, http.MethodDelete:
-		return ts, false, nil
-	case http.MethodGet:
-		if ts.upstream != nil { // the upstream's stream of its own messages
-			return ts, false, nil
-		}
 	}
-	// The todo server is stateless and sends nothing of its own: there is
-	// nothing to GET, whoever asks.
-	c.Response().Header().Set("Allow", ts.allowedMethods())
-	return nil, true, jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "this MCP endpoint accepts "+ts.allowedMethods())
+	if takes(methods, r.Method) {
+		return ts, false, nil
+	}
+	c.Response().Header().Set("Allow", methods)
+	return nil, true, jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "this MCP endpoint accepts "+methods)
 }
 
-// allowedMethods are the HTTP methods the tenant's endpoint takes.
-func (ts *tenantState) allowedMethods() string {
-	if ts.upstream != nil {
-		return "POST, GET, DELETE, OPTIONS"
+// takes reports whether methods, a list as an Allow header gives it (a
+// server's Methods), holds method.
+func takes(methods, method string) bool {
+	for m := range strings.SplitSeq(methods, ", ") {
+		if m == method {
+			return true
+		}
 	}
-	return "POST, DELETE, OPTIONS"
+	return false
 }
 
 // authenticate applies the tenant's rate limit, reads the bearer token and
@@ -212,6 +194,40 @@ func (g *Gateway) verify(ctx context.Context, v providers.Verifier, token string
 	return v.Verify(vctx, token)
 }
 
+// authorize reads the call of one JSON-RPC message to the todo server and
+// decides it: the fast path's reading when it takes the message (decoded
+// once, for the check as for dispatch; FuzzFastPath holds it equal to
+// peekCall's), else peekCall's. The 2026-07-28 routing headers must agree
+// with the body. A body that is no JSON-RPC request is left for mcp-go to
+// answer with the proper JSON-RPC error: nothing is decided about it.
+// answered says the request has been refused (err is what refusing
+// returned); call is what dispatch hands the server.
+func (g *Gateway) authorize(c echo.Context, ts *tenantState, srv *todo.Server, audit *auditRecord, p *providers.Principal, body []byte) (call todo.Call, answered bool, err error) {
+	r := c.Request()
+	if r.Method == http.MethodPost {
+		call = srv.Read(r.Header, body)
+	}
+	var miss []missing
+	if rc, ok := peekFast(call, body); ok {
+		audit.method, audit.tool = rc.Method, rc.Tool
+		if err := checkHeaders(r.Header, rc); err != nil {
+			return call, true, g.refuse(c, ts, audit, headerMismatch(err, body))
+		}
+		miss = missingPermissions(ts.server, p, rc)
+	}
+	refused, err := g.decide(c, ts, audit, p, miss)
+	return call, refused, err
+}
+
+// peekFast is peekCall(body), read from the fast path's call when it took
+// the message.
+func peekFast(call todo.Call, body []byte) (rpcCall, bool) {
+	if call.Fast() {
+		return rpcCall{Method: string(mcpgo.MethodToolsCall), Tool: call.Tool()}, true
+	}
+	return peekCall(body)
+}
+
 // decide is the authorization decision on calls that need the permissions
 // miss, which p lacks: none missing is allowed; otherwise the answer is the
 // tenant's choice, the 403 step-up (refused, and err is what sending it
@@ -233,37 +249,25 @@ func (g *Gateway) decide(c echo.Context, ts *tenantState, audit *auditRecord, p 
 	return false, nil
 }
 
-// dispatch hands one JSON-RPC message to the tenant's tools: the fast path
-// when it took the message, else mcp-go's transport-agnostic entry point,
-// with the body already read and peeked and the principal in the context
-// its tools receive. The checks ServeHTTP would add (CORS, the loopback
-// Host guard, metadata) are the gateway's own, in serveMCP.
-func (g *Gateway) dispatch(w responseWriter, ctx context.Context, r *http.Request, ts *tenantState, body []byte, fc fastCall, fast bool) {
-	if fast {
-		ts.fast.serve(w, ctx, r.Header, fc)
-		return
-	}
-	ts.mcp().Handle(w, &server.HTTPRequest{
-		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
-		Context: ctx,
-	})
-}
-
-// responseWriter is where a message's answer goes: the response itself, or
-// a batch's recorder. The endpoints are stateless and their tools send no
-// notifications, so nothing is ever streamed: CanStream false keeps every
-// answer one application/json body and spares mcp-go setting up a stream
-// per request.
-type responseWriter interface {
-	http.ResponseWriter
-	CanStream() bool
-	Flush()
+// dispatch hands one authorized JSON-RPC message, body, to the todo server
+// with the principal in the context its tools receive, and call, what
+// authorize read of it. A plain-text refusal of mcp-go's is answered as a
+// JSON-RPC error (jsonRefusals).
+func (g *Gateway) dispatch(c echo.Context, srv *todo.Server, p *providers.Principal, body []byte, call todo.Call) {
+	r := c.Request()
+	w := &jsonRefusals{ResponseWriter: c.Response(), request: body}
+	srv.Serve(todo.WithPrincipal(r.Context(), p), w, r, body, call)
+	w.finish()
 }
 
 // jsonRefusals is the response as mcp-go writes it, except that a refusal
 // mcp-go writes as plain text ("Invalid content type", "Unsupported
 // protocol version", a session error) is sent as a JSON-RPC error with the
 // same status and the request's id: every refusal of the gateway is JSON.
+// The todo server is stateless and its tools send no notifications, so
+// nothing is ever streamed: CanStream false keeps every answer one
+// application/json body and spares mcp-go setting up a stream per request.
+// (A batch's messages are answered to a recorder instead.)
 type jsonRefusals struct {
 	http.ResponseWriter
 	request []byte // the body, for the error's id

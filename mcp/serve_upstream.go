@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -19,7 +20,7 @@ import (
 // forward it with the caller's identity (never the client's token) and
 // stream the answer back. GET (the upstream's own stream) and DELETE (end
 // of session) carry no body and need no permission beyond a valid token.
-func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, audit *auditRecord, p *providers.Principal, token string) error {
+func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServer, audit *auditRecord, p *providers.Principal, token string) error {
 	r := c.Request()
 	call := upstream.Call{Principal: p, Token: token}
 	var miss []missing
@@ -32,12 +33,11 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, audit *auditRec
 		if ch != nil {
 			return g.refuse(c, ts, audit, *ch)
 		}
-		cfg := ts.tenant.Server
 		for _, rc := range calls {
 			if audit.method == "" || rc.Method == string(mcpgo.MethodToolsCall) {
 				audit.method, audit.tool = rc.Method, rc.Tool
 			}
-			if cfg.Requires(rc.Method, rc.Tool).Refused {
+			if _, exposed := up.Requires(rc.Method, rc.Tool); !exposed {
 				return g.refuse(c, ts, audit, notExposed(rc, requestID(body)))
 			}
 			if rc.Method == string(mcpgo.MethodToolsList) {
@@ -47,7 +47,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, audit *auditRec
 		if len(calls) > 1 {
 			audit.method = "batch"
 		}
-		miss = missingPermissions(ts.tenant, p, calls...)
+		miss = missingPermissions(ts.server, p, calls...)
 		if len(miss) > 0 && len(calls) == 1 && ts.tenant.MissingPermission == tenants.MissingPermissionToolError &&
 			calls[0].Method == string(mcpgo.MethodToolsCall) {
 			// The tenant's clients cannot step up: the call is answered as
@@ -56,7 +56,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, audit *auditRec
 			ch := stepUp(ts.tenant, p, r.Header.Get(mcpgo.HeaderProtocolVersion), miss)
 			audit.log(g.log, r.Context(), "deny", ch.code+": "+ch.description+" (answered as a tool error)", http.StatusOK)
 			g.opts.Metrics.decision(audit.tenant, "deny", ch.code)
-			return writeToolError(c.Response(), requestID(body), missingPermissionText(miss[0].tool, ts.tenant.Scope(miss[0].perm)))
+			return writeToolError(c.Response(), requestID(body), todo.MissingPermissionText(miss[0].tool, ts.tenant.Scope(miss[0].perm)))
 		}
 		call.Body = body
 	} else {
@@ -68,7 +68,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, audit *auditRec
 	}
 	audit.allow(g.log, r.Context())
 	g.opts.Metrics.decision(audit.tenant, "allow", "")
-	out := ts.upstream.Forward(c.Response(), r, call)
+	out := up.Forward(c.Response(), r, call)
 	g.opts.Metrics.upstreamOutcome(ts.tenant.ID, out.Kind)
 	return nil
 }

@@ -35,30 +35,18 @@ func (m missing) label() string {
 	return m.method
 }
 
-// requiredFor is what a call of the tenant's server needs: for the todo
-// server, the permission its tool table names (Tool.Requires); for an
-// upstream, what its permissions block says (upstream.Config.Requires).
-// A call the upstream refuses outright needs nothing here: serveUpstream
-// refuses it before asking.
-func requiredFor(t *tenants.Tenant, c rpcCall) []providers.Permission {
-	if t.Server.IsUpstream() {
-		return t.Server.Requires(c.Method, c.Tool).Permissions
-	}
-	if c.Method != string(mcpgo.MethodToolsCall) {
-		return nil
-	}
-	if perm, ok := RequiredPermission(c.Tool); ok {
-		return []providers.Permission{perm}
-	}
-	return nil
-}
-
 // missingPermissions lists what the calls need that p lacks, each
-// permission once, in the order of the calls.
-func missingPermissions(t *tenants.Tenant, p *providers.Principal, calls ...rpcCall) []missing {
+// permission once, in the order of the calls. What a call needs is the
+// tenant's server's to say (policy): for the todo server, the permission
+// its tool table names (todo.Tools.Requires); for an upstream, what its
+// permissions block says (upstream.Config.Requires). A call the upstream
+// takes from nobody needs nothing here: serveUpstream refuses it before
+// asking.
+func missingPermissions(s policy, p *providers.Principal, calls ...rpcCall) []missing {
 	var out []missing
 	for _, c := range calls {
-		for _, perm := range requiredFor(t, c) {
+		perms, _ := s.Requires(c.Method, c.Tool)
+		for _, perm := range perms {
 			if p.Has(perm) || slices.ContainsFunc(out, func(m missing) bool { return m.perm == perm }) {
 				continue
 			}
@@ -127,20 +115,12 @@ func replacesScopes(version string) bool {
 	return !mcpgo.IsModernProtocol(version)
 }
 
-// missingPermissionText is the tool error that answers a missing permission
-// where the tenant chose tool_error over the 403 (and the tool's own check,
-// should a call ever reach it past the HTTP layer).
-func missingPermissionText(tool, scope string) string {
-	return "Forbidden: the " + tool + " tool requires the " + scope + " scope, which this access token does not grant. " +
-		"Sign in again granting " + scope + ", or ask an administrator for it."
-}
-
 // StepUpScope is the scope parameter of the 403 a call of tool gets from the
 // tenant when p lacks its permission, for a request speaking protocol
 // version ("" when the tool needs nothing p lacks). The token command shows
-// it; the edge answers with the same.
+// it; the edge answers with the same, from the same rules (policyOf).
 func StepUpScope(t *tenants.Tenant, p *providers.Principal, version, tool string) string {
-	miss := missingPermissions(t, p, rpcCall{Method: string(mcpgo.MethodToolsCall), Tool: tool})
+	miss := missingPermissions(policyOf(t), p, rpcCall{Method: string(mcpgo.MethodToolsCall), Tool: tool})
 	if len(miss) == 0 {
 		return ""
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
@@ -396,34 +397,34 @@ func call(t *testing.T, c *client.Client, tool string, args map[string]any) (str
 	return text.Text, res.IsError
 }
 
-type todo struct {
+type todoRecord struct {
 	ID        string    `json:"id"`
 	Content   string    `json:"content"`
 	OwnerID   string    `json:"ownerId"`
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-func createTodo(t *testing.T, c *client.Client, content string) todo {
+func createTodo(t *testing.T, c *client.Client, content string) todoRecord {
 	t.Helper()
-	text, isErr := call(t, c, mcp.ToolCreateTodo, map[string]any{"content": content})
+	text, isErr := call(t, c, todo.ToolCreateTodo, map[string]any{"content": content})
 	if isErr {
 		t.Fatalf("create-todo failed: %s", text)
 	}
-	var td todo
+	var td todoRecord
 	if err := json.Unmarshal([]byte(text), &td); err != nil {
 		t.Fatalf("create-todo result %q: %v", text, err)
 	}
 	return td
 }
 
-func listTodos(t *testing.T, c *client.Client) []todo {
+func listTodos(t *testing.T, c *client.Client) []todoRecord {
 	t.Helper()
-	text, isErr := call(t, c, mcp.ToolGetTodos, nil)
+	text, isErr := call(t, c, todo.ToolGetTodos, nil)
 	if isErr {
 		t.Fatalf("get-todos failed: %s", text)
 	}
 	var out struct {
-		Todos []todo `json:"todos"`
+		Todos []todoRecord `json:"todos"`
 	}
 	if err := json.Unmarshal([]byte(text), &out); err != nil {
 		t.Fatalf("get-todos result %q: %v", text, err)
@@ -431,7 +432,7 @@ func listTodos(t *testing.T, c *client.Client) []todo {
 	return out.Todos
 }
 
-func ids(todos []todo) []string {
+func ids(todos []todoRecord) []string {
 	var out []string
 	for _, td := range todos {
 		out = append(out, td.ID)

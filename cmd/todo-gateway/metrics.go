@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 )
 
@@ -44,7 +45,7 @@ func newMetrics() *metrics {
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
 func (m *metrics) observeStore(op string, d time.Duration, err error) {
-	m.store.WithLabelValues(op, mcp.StoreOutcome(err)).Observe(d.Seconds())
+	m.store.WithLabelValues(op, todo.StoreOutcome(err)).Observe(d.Seconds())
 }
 
 // storeCheckTimeout bounds the store check behind todo_gateway_store_up, so

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
@@ -261,11 +262,11 @@ func refusal(err error) decision {
 	return decision{Status: status, Error: code, Reason: reason}
 }
 
-// toolVerdicts applies the tools' policy (package mcp's tool table) to the
+// toolVerdicts applies the tools' policy (package todo's tool table) to the
 // principal: the same step-up check and policy functions the tools run.
 func toolVerdicts(t *tenants.Tenant, p *providers.Principal) []toolVerdict {
 	var out []toolVerdict
-	for _, tool := range mcp.Tools {
+	for _, tool := range todo.Tools {
 		if tool.Requires != "" && !p.Has(tool.Requires) {
 			scope := t.Scope(tool.Requires)
 			var detail string

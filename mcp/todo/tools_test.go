@@ -1,10 +1,11 @@
-package mcp
+package todo
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -15,16 +16,23 @@ import (
 	"github.com/todo-gateway/todo-gateway/store"
 )
 
+// testTools are tools of tenant acme, without a store, that log to logs and
+// take every request for the one with id rid.
+func testTools(logs io.Writer, rid string) *todoTools {
+	return &todoTools{tenant: "acme", log: slog.New(slog.NewJSONHandler(logs, nil)),
+		requestID: func(context.Context) string { return rid },
+		toolError: func(string) {}, bound: func(s string) string { return s }}
+}
+
 // A panicking tool answers a generic tool error naming the request id and
 // logs the cause; the client never sees the panic's text.
 func TestToolPanicIsGeneric(t *testing.T) {
 	var logs bytes.Buffer
-	tt := &todoTools{tenant: "acme", log: slog.New(slog.NewJSONHandler(&logs, nil))}
+	tt := testTools(&logs, "req-42")
 	h := tt.authenticated("boom-tool", func(context.Context, mcpgo.CallToolRequest, *providers.Principal) (*mcpgo.CallToolResult, error) {
 		panic("secret internal detail")
 	})
-	ctx := withRequestIDs(WithPrincipal(context.Background(), principal("u")), requestIDs{own: "req-42"})
-	res, err := h(ctx, mcpgo.CallToolRequest{})
+	res, err := h(WithPrincipal(context.Background(), principal("u")), mcpgo.CallToolRequest{})
 	if err != nil || res == nil || !res.IsError {
 		t.Fatalf("got %v, %v; want a tool error", res, err)
 	}
@@ -38,7 +46,7 @@ func TestToolPanicIsGeneric(t *testing.T) {
 }
 
 func TestToolWithoutPrincipalIsRefused(t *testing.T) {
-	tt := &todoTools{tenant: "acme", log: slog.New(slog.DiscardHandler)}
+	tt := testTools(io.Discard, "")
 	ran := false
 	h := tt.authenticated("t", func(context.Context, mcpgo.CallToolRequest, *providers.Principal) (*mcpgo.CallToolResult, error) {
 		ran = true
@@ -55,8 +63,8 @@ func TestToolWithoutPrincipalIsRefused(t *testing.T) {
 // logged. Other failures stay generic.
 func TestStoreUnavailableAsksForARetry(t *testing.T) {
 	var logs bytes.Buffer
-	tt := &todoTools{tenant: "acme", log: slog.New(slog.NewJSONHandler(&logs, nil))}
-	ctx := withRequestIDs(context.Background(), requestIDs{own: "req-7"})
+	tt := testTools(&logs, "req-7")
+	ctx := context.Background()
 	err := fmt.Errorf("create todo: %w: %w", store.ErrUnavailable, errors.New("etcdserver: request timed out"))
 	for _, generic := range []string{"", deleteFailed} {
 		res := tt.failure(ctx, ToolCreateTodo, err, generic)

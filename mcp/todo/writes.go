@@ -1,4 +1,4 @@
-package mcp
+package todo
 
 import (
 	"context"
@@ -8,10 +8,11 @@ import (
 	"github.com/todo-gateway/todo-gateway/store"
 )
 
-// storeWrites remembers how the tools' latest writes went, for /status. A
-// store can answer every read, and so pass the check /status makes, while
-// refusing every write: a full disk under bbolt. Only the writes show it.
-type storeWrites struct {
+// Writes remembers how the tools' latest writes went, for the gateway's
+// /status. A store can answer every read, and so pass the check /status
+// makes, while refusing every write: a full disk under bbolt. Only the
+// writes show it. One Writes serves any number of servers (Options.Writes).
+type Writes struct {
 	mu            sync.Mutex
 	failures      uint64
 	lastError     string
@@ -22,7 +23,7 @@ type storeWrites struct {
 // note records one write's outcome. A refusal (an unknown id, another
 // owner's todo, bad input, a client gone) says nothing of the store and is
 // not recorded.
-func (w *storeWrites) note(err error) {
+func (w *Writes) note(err error) {
 	if err != nil && storeAnswerFor(err).refusal {
 		return
 	}
@@ -37,8 +38,8 @@ func (w *storeWrites) note(err error) {
 	w.lastError, w.lastErrorAt = err.Error(), now
 }
 
-// storeWritesStatus is the tools' writes as /status shows them.
-type storeWritesStatus struct {
+// WritesStatus is the tools' writes as /status shows them.
+type WritesStatus struct {
 	// OK is false while the latest write failed: the store is degraded,
 	// and stays so until a write succeeds again.
 	OK bool `json:"ok"`
@@ -49,10 +50,11 @@ type storeWritesStatus struct {
 	LastSuccessAt time.Time `json:"last_success_at,omitzero"`
 }
 
-func (w *storeWrites) status() storeWritesStatus {
+// Status is how the writes went so far.
+func (w *Writes) Status() WritesStatus {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return storeWritesStatus{
+	return WritesStatus{
 		OK:       w.lastErrorAt.IsZero() || w.lastSuccessAt.After(w.lastErrorAt),
 		Failures: w.failures, LastError: w.lastError, LastErrorAt: w.lastErrorAt, LastSuccessAt: w.lastSuccessAt,
 	}
@@ -62,7 +64,7 @@ func (w *storeWrites) status() storeWritesStatus {
 // their outcome to writes.
 type watchedStore struct {
 	store.Store
-	writes *storeWrites
+	writes *Writes
 }
 
 func (s watchedStore) Create(ctx context.Context, tenant, owner, content string) (store.Todo, error) {

@@ -1,4 +1,4 @@
-package mcp
+package todo
 
 import (
 	"bytes"
@@ -23,15 +23,16 @@ import (
 // detection, protocol era twice, envelope, trace context, the call), sets
 // up a session with seven channels and a notification goroutine per
 // request, and encodes the result through a map that its encoder then
-// reparses and compacts. That was half of serveMCP's CPU on get-todos.
-// Here the envelope is decoded once (instead of peekCall), the handler
+// reparses and compacts. That was half of the edge's CPU on get-todos
+// (serveMCP). Here the envelope is decoded once (Read: instead of the
+// edge's peekCall, for its permission check as for Serve), the handler
 // mcp-go would call runs, and the answer is encoded once, with
 // encoding/json/v2, byte for byte as mcp-go writes it.
 //
 // It is taken only where its answer is certainly mcp-go's: one JSON-RPC
 // request object whose members are exactly those of a plain legacy
-// tools/call (see fastRequest), decoded strictly (no duplicate or unknown
-// member, no other spelling of a known one, valid UTF-8), so that mcp-go's
+// tools/call (see fastDecoder.request), decoded strictly (no duplicate or
+// unknown member, no other spelling of a known one, valid UTF-8), so that mcp-go's
 // case-insensitive, last-duplicate-wins decoder reads the same values; a
 // string or number id; one of Tools by name; arguments an object or
 // absent; Content-Type exactly application/json; and no
@@ -40,8 +41,8 @@ import (
 // notifications, responses, other methods, unknown tools, _meta (progress
 // tokens, trace context, the 2026-07-28 protocol with its header checks
 // and result decoration), task augmentation, malformed input. FuzzFastPath
-// holds the answers of both paths equal, with a real mcp-go server as the
-// oracle.
+// (package mcp, through the whole edge) holds the answers of both paths
+// equal, with a real mcp-go server as the oracle (Options.MCPOnly).
 
 // fastTools is a tenant's fast path: the handlers its mcp-go server has for
 // Tools, in the table's order.
@@ -49,8 +50,10 @@ type fastTools struct {
 	handlers []server.ToolHandlerFunc
 }
 
-// fastCall is a request the fast path answers.
-type fastCall struct {
+// Call is a message the fast path answers, as it read it (Server.Read);
+// the zero Call is one it does not, which mcp-go answers.
+type Call struct {
+	fast bool
 	// id is the request id as mcp-go reads it: a string, or a float64 for
 	// any number (so 1.0 is answered as 1, and an integer beyond 2^53 with
 	// the float64 nearest to it, as mcp-go does).
@@ -62,19 +65,23 @@ type fastCall struct {
 	raw  jsontext.Value
 }
 
-// peekFast is peekCall(body), read from the fast call when there is one.
-func peekFast(c fastCall, fast bool, body []byte) (rpcCall, bool) {
-	if fast {
-		return rpcCall{Method: string(mcpgo.MethodToolsCall), Tool: Tools[c.tool].Name}, true
+// Fast reports whether the fast path answers the message.
+func (c Call) Fast() bool { return c.fast }
+
+// Tool is the name of the tool the message calls (its method is
+// tools/call), as mcp-go would read it; "" for the zero Call.
+func (c Call) Tool() string {
+	if !c.fast {
+		return ""
 	}
-	return peekCall(body)
+	return Tools[c.tool].Name
 }
 
 // parse reports whether the request is one the fast path answers, and
 // what it asks.
-func (f *fastTools) parse(h http.Header, body []byte) (fastCall, bool) {
+func (f *fastTools) parse(h http.Header, body []byte) (Call, bool) {
 	if f == nil || h.Get("Content-Type") != "application/json" || !legacyVersion(h.Get(mcpgo.HeaderProtocolVersion)) {
-		return fastCall{}, false
+		return Call{}, false
 	}
 	d := decoders.Get().(*fastDecoder)
 	d.src.Reset(body)
@@ -85,7 +92,7 @@ func (f *fastTools) parse(h http.Header, body []byte) (fastCall, bool) {
 		decoders.Put(d)
 	}
 	if !ok {
-		return fastCall{}, false
+		return Call{}, false
 	}
 	return c, true
 }
@@ -105,7 +112,7 @@ var decoders = sync.Pool{New: func() any { return new(fastDecoder) }}
 // object the whole body, params naming one of Tools. The values must be of the kinds mcp-go reads: a
 // member of another kind (null included) sends the request to mcp-go,
 // which answers it. body is what d reads, for the arguments' bytes.
-func (d *fastDecoder) request(body []byte) (c fastCall, ok bool) {
+func (d *fastDecoder) request(body []byte) (c Call, ok bool) {
 	c.tool = -1
 	dec := &d.dec
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
@@ -145,7 +152,7 @@ func (d *fastDecoder) stringIs(want string) bool {
 	return err == nil && tok.Kind() == '"' && tok.String() == want
 }
 
-// id reads the request id as mcp-go does (see fastCall.id), or nil.
+// id reads the request id as mcp-go does (see Call.id), or nil.
 func (d *fastDecoder) id() any {
 	tok, err := d.dec.ReadToken()
 	if err != nil {
@@ -167,7 +174,7 @@ func (d *fastDecoder) id() any {
 }
 
 // params reads {"name":..,"arguments":{..}}, arguments optional, into c.
-func (d *fastDecoder) params(c *fastCall, body []byte) bool {
+func (d *fastDecoder) params(c *Call, body []byte) bool {
 	dec := &d.dec
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return false
@@ -221,7 +228,7 @@ func legacyVersion(v string) bool {
 
 // serve runs the call and answers it as mcp-go would: 200, application/json,
 // one JSON-RPC response followed by a newline.
-func (f *fastTools) serve(w http.ResponseWriter, ctx context.Context, h http.Header, c fastCall) {
+func (f *fastTools) serve(w http.ResponseWriter, ctx context.Context, h http.Header, c Call) {
 	name := Tools[c.tool].Name
 	req := mcpgo.CallToolRequest{Header: h}
 	req.Method = string(mcpgo.MethodToolsCall)

@@ -1,4 +1,4 @@
-package mcp
+package todo
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
-	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // deleteFailed is the tutorial's answer to any refused delete: it does not
@@ -41,10 +40,10 @@ const (
 	ToolDeleteTodo = "delete-todo"
 )
 
-// Tool is one tool every tenant serves, described once: registration with
-// mcp-go, the step-up check at the HTTP layer, the policy and the
-// explanation "todo-gateway token" gives all read this table, so a new tool
-// is one row.
+// Tool is one tool every todo tenant serves, described once: registration
+// with mcp-go, the fast path, the step-up check at the HTTP layer
+// (Requires), the policy and the explanation "todo-gateway token" gives all
+// read this table, so a new tool is one row.
 type Tool struct {
 	Name string
 	// Requires is the permission a caller must hold before the tool runs at
@@ -60,8 +59,11 @@ type Tool struct {
 	handle     func(tt *todoTools, ctx context.Context, req mcpgo.CallToolRequest, p *providers.Principal) (*mcpgo.CallToolResult, error)
 }
 
+// Table is a table of tools: Tools is the todo server's.
+type Table []Tool
+
 // Tools is every tool, in the order clients list them.
-var Tools = []Tool{
+var Tools = Table{
 	{
 		Name:     ToolCreateTodo,
 		Requires: providers.PermCreate,
@@ -138,25 +140,38 @@ func arrayProperty(name string) mcpgo.ToolOption {
 	}
 }
 
-// toolNamed finds a tool of the table by name.
-func toolNamed(name string) (*Tool, bool) {
-	for i := range Tools {
-		if Tools[i].Name == name {
-			return &Tools[i], true
+// named finds a tool of the table by name.
+func (t Table) named(name string) (*Tool, bool) {
+	for i := range t {
+		if t[i].Name == name {
+			return &t[i], true
 		}
 	}
 	return nil, false
 }
 
-// todoTools serves the tools of one tenant.
+// Requires is what a call needs before it may reach the todo server: a
+// tools/call of a tool whose Requires names a permission needs it; any
+// other call, nothing. Every call is exposed: mcp-go answers a method or
+// tool it does not know with its own error.
+func (t Table) Requires(method, tool string) (perms []providers.Permission, exposed bool) {
+	if method == string(mcpgo.MethodToolsCall) {
+		if tt, ok := t.named(tool); ok && tt.Requires != "" {
+			return []providers.Permission{tt.Requires}, true
+		}
+	}
+	return nil, true
+}
+
+// todoTools serves the tools of one tenant (see Options for its fields).
 type todoTools struct {
-	tenant string
-	// scope names a permission's scope string, for the missing-permission
-	// tool error.
-	scope   func(providers.Permission) string
-	store   store.Store
-	log     *slog.Logger
-	metrics *Metrics
+	tenant    string
+	scope     func(providers.Permission) string
+	store     store.Store
+	log       *slog.Logger
+	requestID func(context.Context) string
+	toolError func(tool string)
+	bound     func(string) string
 }
 
 // newToolHandlers returns the handlers of a tenant's tools, in the order of
@@ -164,8 +179,7 @@ type todoTools struct {
 // mcp-go server (newMCPServer) registers the very same functions, as mcp-go
 // would call them with that server's options: a hook, tool middleware,
 // filter or schema validation added there must be mirrored in the fast path.
-func newToolHandlers(t *tenants.Tenant, st store.Store, log *slog.Logger, m *Metrics) []server.ToolHandlerFunc {
-	tt := &todoTools{tenant: t.ID, scope: t.Scope, store: st, log: log, metrics: m}
+func newToolHandlers(tt *todoTools) []server.ToolHandlerFunc {
 	handlers := make([]server.ToolHandlerFunc, len(Tools))
 	for i := range Tools {
 		tool := &Tools[i]
@@ -175,7 +189,7 @@ func newToolHandlers(t *tenants.Tenant, st store.Store, log *slog.Logger, m *Met
 			// which case this is the answer; it also keeps the tool safe
 			// if it is ever reached another way.
 			if tool.Requires != "" && !p.Has(tool.Requires) {
-				return mcpgo.NewToolResultError(missingPermissionText(tool.Name, tt.scope(tool.Requires))), nil
+				return mcpgo.NewToolResultError(MissingPermissionText(tool.Name, tt.scope(tool.Requires))), nil
 			}
 			return tool.handle(tt, ctx, req, p)
 		})
@@ -199,11 +213,12 @@ func newMCPServer(id string, handlers []server.ToolHandlerFunc) *server.MCPServe
 	return s
 }
 
-// authenticated hands the verified caller to a tool. The bearer middleware
-// always sets one; a missing principal means the tool was reached some other
-// way, and it is refused rather than run as nobody. A panic in the tool is
-// logged with the request id and answered generically: mcp-go's own recovery
-// would send the panic's text to the client.
+// authenticated hands the verified caller to a tool. The edge always puts
+// one in the context (WithPrincipal); a missing principal means the tool
+// was reached some other way, and it is refused rather than run as nobody.
+// A panic in the tool is logged with the request id and answered
+// generically: mcp-go's own recovery would send the panic's text to the
+// client.
 func (tt *todoTools) authenticated(name string, h func(context.Context, mcpgo.CallToolRequest, *providers.Principal) (*mcpgo.CallToolResult, error)) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcpgo.CallToolRequest) (res *mcpgo.CallToolResult, err error) {
 		defer func() {
@@ -213,7 +228,7 @@ func (tt *todoTools) authenticated(name string, h func(context.Context, mcpgo.Ca
 			if res != nil && res.IsError {
 				// A tool error travels in an HTTP 200: without this counter
 				// it would look like a success in the metrics.
-				tt.metrics.toolError(tt.tenant, name)
+				tt.toolError(name)
 			}
 		}()
 		p := PrincipalFrom(ctx)
@@ -324,9 +339,9 @@ func (tt *todoTools) failure(ctx context.Context, tool string, err error, generi
 	if answer.showText {
 		return mcpgo.NewToolResultError(err.Error())
 	}
-	rid := RequestIDFrom(ctx)
+	rid := tt.requestID(ctx)
 	if !answer.refusal { // a refusal is the request's doing, not a failure
-		tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", bounded(err.Error()))
+		tt.log.ErrorContext(ctx, "tool failed", "tenant", tt.tenant, "tool", tool, "request_id", rid, "err", tt.bound(err.Error()))
 	}
 	if answer.retry != "" {
 		detail := "request " + rid

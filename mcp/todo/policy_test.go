@@ -1,4 +1,4 @@
-package mcp
+package todo
 
 import (
 	"testing"
