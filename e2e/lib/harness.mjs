@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { GATEWAY_CLIENT_ID, M2M_CLIENT_ID } from './accounts.mjs';
+import { chainTenants } from './chain.mjs';
 
 const E2E_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 const IDP_SCRIPT = join(E2E_DIR, 'idp.mjs');
@@ -165,12 +166,16 @@ process.on('exit', () => {
 export class Lab {
   /**
    * @param {string} name
-   * @param {{echo?: (proc: Proc, line: string) => void, gatewayPort?: number}} [opts]
-   *   echo: also show each log line as it comes (the demo)
+   * @param {{echo?: (proc: Proc, line: string) => void, gatewayPort?: number, chain?: boolean}} [opts]
+   *   echo: also show each log line as it comes (the demo); chain: serve
+   *   every todo tenant through two gateways (lib/chain.mjs, E2E_CHAIN=1)
    */
   constructor(name, opts = {}) {
     this.name = name;
     this.echo = opts.echo;
+    this.chain = !!opts.chain;
+    /** @type {Proc[]} the inner gateways of chain mode, in the order started */
+    this.innerGateways = [];
     this.dir = mkdtempSync(join(tmpdir(), 'todo-gateway-e2e-'));
     /** @type {Proc[]} every process started, in order */
     this.procs = [];
@@ -236,8 +241,42 @@ export class Lab {
   async startGateway(tenants, {
     name = 'gateway', label, port = this.gatewayPort, adminPort = 0, store, shutdown, http,
   } = {}) {
+    if (this.chain) return this.startChain(tenants, { name, label, port, adminPort, store, shutdown, http });
     const file = this.writeGatewayConfig(tenants, { name, port, adminPort, store, shutdown, http });
     return this.runGateway(file, { label: label ?? `${name} (port ${port})` });
+  }
+
+  /**
+   * Chain mode's startGateway: the outer gateway on port with each todo
+   * tenant turned into an upstream tenant (lib/chain.mjs), and an inner
+   * gateway on a free loopback port serving those todo tenants with the
+   * outer gateway as their issuer, its own bbolt file, admin listener and
+   * the same http and shutdown blocks. Returns the outer gateway, as
+   * startGateway does, with the inner one as its .inner (undefined when no
+   * tenant is a todo tenant).
+   */
+  async startChain(tenants, { name, label, port, adminPort, store, shutdown, http }) {
+    const innerPort = await freePort();
+    const split = chainTenants(tenants, `http://127.0.0.1:${innerPort}`);
+    const file = this.writeGatewayConfig(split.outer, { name, port, adminPort, store, shutdown, http });
+    const outer = await this.runGateway(file, { label: `${label ?? `${name} (port ${port})`}, outer gateway of the chain` });
+    if (split.inner.length) {
+      // The outer gateway serves its assertion keys from now on; the inner
+      // one fetches them at the first assertion it verifies.
+      const innerName = `${name}-inner`;
+      const innerFile = this.writeGatewayConfig(split.inner, {
+        name: innerName,
+        port: innerPort,
+        adminPort: 0,
+        store: { driver: 'bbolt', bbolt: { path: join(this.dir, `${innerName}-todos.db`) } },
+        shutdown,
+        http,
+      });
+      outer.chainedTenants = split.inner.map((t) => t.id);
+      outer.inner = await this.runGateway(innerFile, { label: `${innerName} (port ${innerPort}), inner gateway of the chain: todo server of ${split.inner.map((t) => t.id).join(', ')}` });
+      this.innerGateways.push(outer.inner);
+    }
+    return outer;
   }
 
   /**

@@ -14,6 +14,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { CreateMessageRequestSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { credentials as as } from '../lib/accounts.mjs';
+import { NO_TODO_TENANT } from '../lib/chain.mjs';
 import { HeadlessOAuthProvider, TodoClient } from '../lib/client.mjs';
 import { EVERYTHING_PERMISSIONS as PERMISSIONS, startEverything } from '../lib/everything.mjs';
 import { eventually, rpc, toolCall, toolsList } from '../lib/harness.mjs';
@@ -235,4 +236,4 @@ scenario('upstream tenant in front of server-everything: per-role tools, progres
     await user.close();
     await admin.close();
   }
-});
+}, { chain: NO_TODO_TENANT });
