@@ -21,7 +21,10 @@ type missing struct {
 // what names the call in a refusal: "the create-todo tool", "the
 // resources/read method".
 func (m missing) what() string {
-	if m.method == string(mcpgo.MethodToolsCall) {
+	switch {
+	case m.method == string(mcpgo.MethodToolsCall) && m.tool == "":
+		return "a tools/call without a tool name"
+	case m.method == string(mcpgo.MethodToolsCall):
 		return "the " + m.tool + " tool"
 	}
 	return "the " + m.method + " method"

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -247,7 +249,7 @@ func explain(t *tenants.Tenant, token string, timeout time.Duration) *tokenRepor
 		rep.Principal.Scopes = []string{}
 	}
 	rep.Principal.Permissions = []string{}
-	for _, perm := range providers.Permissions {
+	for _, perm := range t.ProviderSettings().PermissionList() {
 		if p.Has(perm) {
 			rep.Principal.Permissions = append(rep.Principal.Permissions, string(perm))
 		}
@@ -262,36 +264,73 @@ func refusal(err error) decision {
 	return decision{Status: status, Error: code, Reason: reason}
 }
 
-// toolVerdicts applies the tools' policy (package todo's tool table) to the
-// principal: the same step-up check and policy functions the tools run.
+// toolVerdicts applies the tools' policy to the principal: for a todo
+// tenant, package todo's tool table, the same step-up check and policy
+// functions the tools run; for an upstream tenant, its permissions block.
 func toolVerdicts(t *tenants.Tenant, p *providers.Principal) []toolVerdict {
+	if t.Server.IsUpstream() {
+		return upstreamToolVerdicts(t, p)
+	}
 	var out []toolVerdict
 	for _, tool := range todo.Tools {
 		if tool.Requires != "" && !p.Has(tool.Requires) {
-			scope := t.Scope(tool.Requires)
-			var detail string
-			status := http.StatusForbidden
-			if t.MissingPermission == tenants.MissingPermissionToolError {
-				status = http.StatusOK
-				detail = fmt.Sprintf("200 with a tool error (missing_permission tool_error): the token lacks %s", scope)
-			} else {
-				// What the challenge names depends on the protocol version
-				// the client speaks (see "Step-up" in the README).
-				detail = fmt.Sprintf("403 insufficient_scope, scope=%q to clients before 2026-07-28, scope=%q from 2026-07-28: the client must ask for %s (step-up)",
-					mcp.StepUpScope(t, p, "2025-11-25", tool.Name), mcp.StepUpScope(t, p, "2026-07-28", tool.Name), scope)
-			}
-			if rg := t.Claims.Roles; rg != nil {
-				if by := rg.Grantors(tool.Requires); len(by) > 0 {
-					detail += fmt.Sprintf(", or the user needs %s %s", rg.Claim, strings.Join(by, " or "))
-				}
-			}
-			out = append(out, toolVerdict{Tool: tool.Name, Access: "refused", Status: status, Detail: detail})
+			out = append(out, refusedTool(t, p, tool.Name, tool.Requires))
 			continue
 		}
 		access, detail := tool.Explain(p, t.Scope)
 		out = append(out, toolVerdict{Tool: tool.Name, Access: access, Detail: detail})
 	}
 	return out
+}
+
+// upstreamToolVerdicts explains an upstream tenant's tools: each tool its
+// table lists, then the rule for the others.
+func upstreamToolVerdicts(t *tenants.Tenant, p *providers.Principal) []toolVerdict {
+	var out []toolVerdict
+	names := slices.Sorted(maps.Keys(t.Server.Permissions.Tools))
+	if t.Server.Permissions.OtherTools != nil {
+		names = append(names, "") // the tools the table does not list
+	}
+	for _, name := range names {
+		label := name
+		if name == "" {
+			label = "(other tools)"
+		}
+		need := t.Server.Requires("tools/call", name)
+		missing := slices.DeleteFunc(slices.Clone(need.Permissions), p.Has)
+		if len(missing) > 0 {
+			v := refusedTool(t, p, name, missing[0])
+			v.Tool = label
+			out = append(out, v)
+			continue
+		}
+		out = append(out, toolVerdict{Tool: label, Access: "allowed",
+			Detail: fmt.Sprintf("forwarded to %s with identity %s", t.Server.URL, t.Server.Identity.Mode)})
+	}
+	return out
+}
+
+// refusedTool is the verdict on a tool call that lacks perm: the 403
+// step-up, or the tool error of a tenant that chose it.
+func refusedTool(t *tenants.Tenant, p *providers.Principal, tool string, perm providers.Permission) toolVerdict {
+	scope := t.Scope(perm)
+	var detail string
+	status := http.StatusForbidden
+	if t.MissingPermission == tenants.MissingPermissionToolError {
+		status = http.StatusOK
+		detail = fmt.Sprintf("200 with a tool error (missing_permission tool_error): the token lacks %s", scope)
+	} else {
+		// What the challenge names depends on the protocol version
+		// the client speaks (see "Step-up" in the README).
+		detail = fmt.Sprintf("403 insufficient_scope, scope=%q to clients before 2026-07-28, scope=%q from 2026-07-28: the client must ask for %s (step-up)",
+			mcp.StepUpScope(t, p, "2025-11-25", tool), mcp.StepUpScope(t, p, "2026-07-28", tool), scope)
+	}
+	if rg := t.Claims.Roles; rg != nil {
+		if by := rg.Grantors(perm); len(by) > 0 {
+			detail += fmt.Sprintf(", or the user needs %s %s", rg.Claim, strings.Join(by, " or "))
+		}
+	}
+	return toolVerdict{Tool: tool, Access: "refused", Status: status, Detail: detail}
 }
 
 // Marks for passed and failed checks: they survive copying into a README

@@ -28,6 +28,7 @@ const (
 	acmeResource    = "http://localhost:3001/acme"
 	initechResource = "http://localhost:3001/initech"
 	groupsResource  = "http://localhost:3001/groups"
+	notesResource   = "http://localhost:3001/notes"
 	tokenTestSecret = "gateway-secret" // providertest's default client secret
 )
 
@@ -52,11 +53,14 @@ func newTokenBed(t *testing.T) *tokenBed {
    "claims": {"roles": {"claim": "groups", "grants": {"todo-admins": ["create", "read", "delete"], "todo-users": ["create"]}}}},
   {"id": "offline", "resource": "http://localhost:3001/offline", "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
   {"id": "sluggish", "resource": "http://localhost:3001/sluggish", "provider": {"type": "logto", "issuer": %q}, "audience": {"strategy": "resource"}},
+  {"id": "notes", "resource": %q, "provider": {"type": "logto", "issuer": %q},
+   "server": {"type": "upstream", "url": "http://notes.internal:8080/mcp",
+              "permissions": {"tools": {"search": ["notes:read"], "add": ["notes:write"], "echo": []}}}},
   {"id": "unset", "resource": "http://localhost:3001/unset",
    "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
                 "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_UNSET_SECRET"}},
    "audience": {"strategy": "resource"}}
-]}`, acmeResource, b.logto.Issuer(), initechResource, b.oauth.Issuer(), groupsResource, b.logto.Issuer(), b.down.Issuer(), b.slow.Issuer(), b.oauth.Issuer()))
+]}`, acmeResource, b.logto.Issuer(), initechResource, b.oauth.Issuer(), groupsResource, b.logto.Issuer(), b.down.Issuer(), b.slow.Issuer(), notesResource, b.logto.Issuer(), b.oauth.Issuer()))
 	return b
 }
 
@@ -258,6 +262,34 @@ func TestTokenJSON(t *testing.T) {
 	}
 }
 
+// TestTokenUpstreamTenant: for an upstream tenant, the permissions are its
+// own and the tools its table's, each with the answer the gateway gives.
+func TestTokenUpstreamTenant(t *testing.T) {
+	b := newTokenBed(t)
+	tok := b.logto.Mint(b.logto.Claims("rita", notesResource, "notes:read"), providertest.Alg(jose.ES384))
+	code, stdout, stderr := tokenCLI(tok, "--config", b.config, "--tenant", "notes", "--format", "json")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var rep tokenReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Principal.Permissions; !slices.Equal(got, []string{"notes:read"}) {
+		t.Errorf("permissions %q, want [notes:read]", got)
+	}
+	var tools []string
+	for _, v := range rep.Tools {
+		tools = append(tools, v.Tool+":"+v.Access)
+		if v.Tool == "add" && (v.Status != 403 || !strings.Contains(v.Detail, `scope="notes:write notes:read"`)) {
+			t.Errorf("add: %+v, want the 403 step-up naming notes:write", v)
+		}
+	}
+	if want := []string{"add:refused", "echo:allowed", "search:allowed"}; !slices.Equal(tools, want) {
+		t.Errorf("tools %q, want %q", tools, want)
+	}
+}
+
 // TestTokenTimeout: a hanging authorization server costs --timeout, and
 // the decision is the gateway's 503, not a refusal of the token.
 func TestTokenTimeout(t *testing.T) {
@@ -286,7 +318,7 @@ func TestTokenUsage(t *testing.T) {
 		{"no --config", []string{"--tenant", "acme"}, "x", 2, "", "todo-gateway token: --config FILE is required"},
 		{"no --tenant", []string{"--config", b.config}, "x", 2, "", "todo-gateway token: --tenant ID is required"},
 		{"unknown tenant", []string{"--config", b.config, "--tenant", "globex"}, "x", 2, "",
-			`has no tenant "globex" (it has: acme, initech, groups, offline, sluggish, unset)`},
+			`has no tenant "globex" (it has: acme, initech, groups, offline, sluggish, notes, unset)`},
 		{"empty stdin", []string{"--config", b.config, "--tenant", "acme"}, " \n\t", 2, "", "todo-gateway token: no token on stdin"},
 		{"only a Bearer scheme", []string{"--config", b.config, "--tenant", "acme"}, "Bearer  \n", 2, "", "no token on stdin"},
 		{"token as an argument", []string{"--config", b.config, "--tenant", "acme", "eyJ"}, "", 2, "", `unexpected argument "eyJ" (the token is read from stdin)`},

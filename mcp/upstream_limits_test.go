@@ -1,0 +1,124 @@
+package mcp_test
+
+import (
+	"bufio"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestUpstreamHeadersPassBothWays: the transport's own headers reach the
+// upstream (trace context, protocol version, 2026-07-28 routing headers,
+// the resumption cursor), hop-by-hop headers do not, and the upstream's
+// headers reach the client but for its cookies and challenges.
+func TestUpstreamHeadersPassBothWays(t *testing.T) {
+	var mu sync.Mutex
+	var got http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Upstream", "yes")
+		w.Header().Set("Set-Cookie", "upstream=1")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="upstream"`)
+		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}`))
+	}))
+	t.Cleanup(up.Close)
+	b := newEdgeBed(t, withSigner(t))
+	url := b.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp"}, notesServerBlock, "challenge")
+	const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp, body := post(t, url, b.token("notes", "rita", notesReader...), callBody(1, "search", `{}`),
+		"Traceparent", traceparent, "Tracestate", "vendor=1", "Mcp-Protocol-Version", "2026-07-28",
+		"Mcp-Method", "tools/call", "Mcp-Name", "search", "Last-Event-ID", "evt-7",
+		"Connection", "X-Hop", "X-Hop", "secret-hop", "X-Custom", "kept")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("call: %d %s", resp.StatusCode, body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for name, want := range map[string]string{"Traceparent": traceparent, "Tracestate": "vendor=1", "Mcp-Protocol-Version": "2026-07-28",
+		"Mcp-Method": "tools/call", "Mcp-Name": "search", "Last-Event-Id": "evt-7", "X-Custom": "kept", "X-Hop": ""} {
+		if g := got.Get(name); g != want {
+			t.Errorf("upstream got %s %q, want %q", name, g, want)
+		}
+	}
+	if resp.Header.Get("X-Upstream") != "yes" || resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("WWW-Authenticate") != "" {
+		t.Errorf("client got X-Upstream %q, Set-Cookie %q, WWW-Authenticate %q", resp.Header.Get("X-Upstream"),
+			resp.Header.Get("Set-Cookie"), resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+// TestUpstreamConcurrencyCap: past max_concurrent open requests the
+// tenant answers 503 with Retry-After, without reaching the upstream; a
+// slot freed serves again.
+func TestUpstreamConcurrencyCap(t *testing.T) {
+	release := make(chan struct{})
+	var calls sync.WaitGroup
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(": open\n\n"))
+		w.(http.Flusher).Flush()
+		if r.Method == http.MethodGet {
+			<-release
+		}
+		calls.Done()
+	}))
+	t.Cleanup(up.Close)
+	b := newEdgeBed(t, withSigner(t))
+	url := b.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp"},
+		`{"type": "upstream", "url": "URL", "max_concurrent": 1, "permissions": {"tools": {"search": []}}}`, "challenge")
+	token := b.token("notes", "rita")
+	calls.Add(1)
+	resp, err := httpClient.Do(request(t, http.MethodGet, url, "", "Authorization", bearer(token), "Accept", "text/event-stream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); !strings.HasPrefix(line, ": open") {
+		t.Fatalf("stream opened with %q", line)
+	}
+	busy, body := post(t, url, token, callBody(1, "search", `{}`))
+	if busy.StatusCode != http.StatusServiceUnavailable || busy.Header.Get("Retry-After") == "" || !strings.Contains(body, "upstream_busy") {
+		t.Errorf("second request while the first is open: %d %s, want 503 upstream_busy", busy.StatusCode, body)
+	}
+	close(release)
+	calls.Wait()
+	resp.Body.Close()
+	calls.Add(1)
+	var again *http.Response
+	for range 100 { // the slot is freed when the first handler returns
+		again, body = post(t, url, token, callBody(2, "search", `{}`))
+		if again.StatusCode != http.StatusServiceUnavailable {
+			break
+		}
+	}
+	if again.StatusCode != http.StatusOK {
+		t.Errorf("after the stream ended: %d %s", again.StatusCode, body)
+	}
+	calls.Wait()
+	if n := metricValue(t, b.reg, "todo_gateway_upstream_requests_total", map[string]string{"tenant": "notes", "outcome": "busy"}); n < 1 {
+		t.Errorf("busy outcomes %v, want at least 1", n)
+	}
+}
+
+// TestUpstreamCallWithoutToolName: a tools/call naming no tool (none, or
+// a name that is no string) is refused as not exposed, in words that say
+// so, and never forwarded.
+func TestUpstreamCallWithoutToolName(t *testing.T) {
+	b := newEdgeBed(t, withSigner(t))
+	ns := newNotesServer(t)
+	url := b.addUpstreamTenant(t, ns, notesServerBlock, "challenge")
+	for _, body := range []string{`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}`} {
+		resp, got := post(t, url, b.token("notes", "rita", notesReader...), body)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(got, "a tools/call without a tool name is not available") {
+			t.Errorf("%s: %d %s", body, resp.StatusCode, got)
+		}
+	}
+	if n := len(ns.requests()); n != 0 {
+		t.Errorf("the upstream got %d requests", n)
+	}
+}
