@@ -146,17 +146,21 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 // be read as JSON text: too large, or compressed.
 func (g *Gateway) read(c echo.Context, ts *tenantState, audit *auditRecord) (body []byte, answered bool, err error) {
 	r := c.Request()
-	if r.ContentLength > g.opts.BodyLimit {
-		return nil, true, g.refuse(c, ts, audit, tooLarge(g.opts.BodyLimit))
+	limit := g.opts.BodyLimit
+	if l := ts.tenant.Server.BodyLimit; l > 0 { // an upstream tenant's own
+		limit = l
+	}
+	if r.ContentLength > limit {
+		return nil, true, g.refuse(c, ts, audit, tooLarge(limit))
 	}
 	if enc := r.Header.Get(echo.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
 		// Decoding would be parsing garbage, or a decompression bomb.
 		return nil, true, g.refuse(c, ts, audit, challenge{status: http.StatusUnsupportedMediaType, code: "unsupported_content_encoding", plain: true,
 			description: "request bodies are not decoded: send the JSON without Content-Encoding (got " + quoteBounded(enc) + ")"})
 	}
-	body, err = readBody(r, g.opts.BodyLimit)
+	body, err = readBody(r, limit)
 	if errors.Is(err, errBodyTooLarge) {
-		return nil, true, g.refuse(c, ts, audit, tooLarge(g.opts.BodyLimit))
+		return nil, true, g.refuse(c, ts, audit, tooLarge(limit))
 	}
 	if err != nil {
 		return nil, true, g.refuse(c, ts, audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read", plain: true})

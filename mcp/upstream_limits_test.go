@@ -122,3 +122,19 @@ func TestUpstreamCallWithoutToolName(t *testing.T) {
 		t.Errorf("the upstream got %d requests", n)
 	}
 }
+
+// TestUpstreamBodyLimit: an upstream tenant's body_limit replaces
+// http.body_limit for it: 413 past it, before the upstream.
+func TestUpstreamBodyLimit(t *testing.T) {
+	b := newEdgeBed(t, withSigner(t))
+	ns := newNotesServer(t)
+	url := b.addUpstreamTenant(t, ns, `{"type": "upstream", "url": "URL", "body_limit": 2048, "permissions": {"tools": {"search": []}}}`, "challenge")
+	big := callBody(1, "search", `{"q":"`+strings.Repeat("x", 3000)+`"}`)
+	resp, body := post(t, url, b.token("notes", "rita"), big)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "larger than 2048 bytes") {
+		t.Errorf("3 KB body: %d %s, want 413", resp.StatusCode, body)
+	}
+	if n := len(ns.requests()); n != 0 {
+		t.Errorf("the upstream got %d requests", n)
+	}
+}

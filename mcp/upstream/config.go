@@ -63,6 +63,8 @@ const (
 	DefaultMaxConcurrent = 256
 	maxTimeout           = time.Hour
 	maxConcurrent        = 100000
+	minBodyLimit         = 1 << 10
+	maxBodyLimit         = 64 << 20
 	// DefaultHeader carries the assertion as "Bearer <jwt>", so an upstream
 	// that is an OAuth resource server verifies it as an access token.
 	DefaultHeader = "Authorization"
@@ -91,6 +93,9 @@ type Config struct {
 	Headers map[string]HeaderValue `json:"headers,omitempty"`
 	// ForwardCookies passes the client's Cookie header on; off by default.
 	ForwardCookies bool `json:"forward_cookies,omitempty"`
+	// BodyLimit caps the requests bodies the tenant takes, in bytes, in
+	// place of http.body_limit (1 KiB to 64 MiB); 0: http.body_limit.
+	BodyLimit int64 `json:"body_limit,omitempty"`
 	// MaxConcurrent caps the requests and streams open to the upstream at
 	// once on each instance; past it a request is answered 503. Default
 	// DefaultMaxConcurrent.
@@ -301,6 +306,9 @@ func (c Config) Validate() []Problem {
 			add(hp+".value", "must not contain line breaks or NUL")
 		}
 	}
+	if c.BodyLimit != 0 && (c.BodyLimit < minBodyLimit || c.BodyLimit > maxBodyLimit) {
+		add("body_limit", "must be from %d to %d bytes, or left out for http.body_limit", minBodyLimit, maxBodyLimit)
+	}
 	if c.MaxConcurrent < 1 || c.MaxConcurrent > maxConcurrent {
 		add("max_concurrent", "must be from 1 to %d", maxConcurrent)
 	}
@@ -311,7 +319,8 @@ func (c Config) isTodoOnly() bool {
 	z := Config{Type: c.Type}
 	return c.URL == z.URL && c.TLS == nil && c.Timeouts == z.Timeouts && c.Identity.Mode == "" && c.Identity.Header == "" &&
 		c.Identity.Static == nil && c.Identity.Exchange == nil && c.Permissions.Tools == nil && c.Permissions.OtherTools == nil &&
-		c.Permissions.OtherMethods == nil && c.Permissions.Forward == nil && c.Headers == nil && !c.ForwardCookies && c.MaxConcurrent == 0
+		c.Permissions.OtherMethods == nil && c.Permissions.Forward == nil && c.Headers == nil && !c.ForwardCookies && c.MaxConcurrent == 0 &&
+		c.BodyLimit == 0
 }
 
 // reservedHeaders are the headers the proxy owns: the configuration may

@@ -198,7 +198,7 @@ func (x *exchanger) exchange(ctx context.Context, subject string, p *providers.P
 	return ans.AccessToken, nil
 }
 
-// bound cuts what an issuer said to a log line's size.
+// bound cuts what an issuer or an upstream said to a log line's size.
 func bound(s string) string {
 	if len(s) > 200 {
 		return s[:200] + "…"

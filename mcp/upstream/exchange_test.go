@@ -94,3 +94,17 @@ func TestExchangeAnswers(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateBodyLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit int64
+		ok    bool
+	}{{0, true}, {1024, true}, {64 << 20, true}, {1023, false}, {64<<20 + 1, false}, {-1, false}} {
+		c := Config{Type: TypeUpstream, URL: "http://notes.internal/mcp", BodyLimit: tc.limit,
+			Permissions: Permissions{Tools: map[string][]providers.Permission{"search": nil}}}
+		probs := c.Validate()
+		if ok := len(probs) == 0; ok != tc.ok || (!ok && probs[0].Path != "body_limit") {
+			t.Errorf("body_limit %d: %v, want valid %v", tc.limit, probs, tc.ok)
+		}
+	}
+}

@@ -263,7 +263,7 @@ func (s *Server) Forward(w http.ResponseWriter, r *http.Request, call Call) Outc
 	switch {
 	case errors.As(err, &xe):
 		s.health.failed(err)
-		s.log.WarnContext(r.Context(), "upstream token exchange failed", "tenant", s.opts.Tenant, "status", xe.status, "err", err.Error())
+		s.log.WarnContext(r.Context(), "upstream token exchange failed", "tenant", s.opts.Tenant, "status", xe.status, "err", bound(err.Error()))
 		if xe.status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "5")
 			writeError(w, xe.status, "exchange_unavailable", "the token for the upstream could not be obtained from the authorization server; retry shortly")
@@ -496,7 +496,7 @@ func (s *Server) answerError(w http.ResponseWriter, r *http.Request, err error) 
 		writeError(w, o.Status, "upstream_unavailable", "the upstream MCP server could not be reached; retry shortly")
 	}
 	s.health.failed(err)
-	s.log.WarnContext(r.Context(), "upstream request failed", "tenant", s.opts.Tenant, "status", o.Status, "kind", o.Kind, "err", err.Error())
+	s.log.WarnContext(r.Context(), "upstream request failed", "tenant", s.opts.Tenant, "status", o.Status, "kind", o.Kind, "err", bound(err.Error()))
 	return o
 }
 
@@ -585,12 +585,8 @@ func (h *health) answered(status int) {
 func (h *health) failed(err error) {
 	h.requests.Add(1)
 	h.failures.Add(1)
-	msg := err.Error()
-	if len(msg) > 200 {
-		msg = msg[:200] + "…"
-	}
 	h.mu.Lock()
-	h.h.LastFailure, h.h.LastError = time.Now(), msg
+	h.h.LastFailure, h.h.LastError = time.Now(), bound(err.Error())
 	h.mu.Unlock()
 }
 
