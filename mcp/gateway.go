@@ -150,7 +150,7 @@ func (g *Gateway) ApplyRevision(ctx context.Context, cfg *tenants.Config, versio
 		return Change{}, fmt.Errorf("tenant storage: %w", err)
 	}
 	g.current.Store(next)
-	g.opts.Metrics.configApplied(version, revision)
+	g.opts.Metrics.configApplied(version, revision, next.servers())
 	g.retire(prev.replacedBy(next))
 	ch := diff(prev, next)
 	ch.Problems = problems

@@ -302,3 +302,12 @@ func (gen *Generation) indexOf(id string) (int, bool) {
 	}
 	return gen.snap.IndexOf(id)
 }
+
+// servers maps each tenant's id to its server's type, for the metrics.
+func (gen *Generation) servers() map[string]string {
+	out := make(map[string]string, gen.Len())
+	for _, t := range gen.snap.Tenants() {
+		out[t.ID] = t.Server.WithDefaults().Type
+	}
+	return out
+}

@@ -22,6 +22,7 @@ type Metrics struct {
 	connRefused  prometheus.Counter
 	rateLimited  *prometheus.CounterVec
 	upstreams    *prometheus.CounterVec
+	servers      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the edge's collectors with reg.
@@ -73,8 +74,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests forwarded to upstream MCP servers, by tenant and outcome (ok, busy, unreachable, timeout, credentials_refused, bad_answer, canceled, closed, identity).",
 		}, []string{"tenant", "outcome"}),
 	}
+	m.servers = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "todo_gateway_tenant_server_info",
+		Help: "1 for each tenant served, with its server: todo or upstream.",
+	}, []string{"tenant", "server"})
 	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors, m.revision,
-		m.connections, m.connLimit, m.connRefused, m.rateLimited, m.upstreams)
+		m.connections, m.connLimit, m.connRefused, m.rateLimited, m.upstreams, m.servers)
 	return m
 }
 
@@ -108,13 +113,17 @@ func (m *Metrics) verified(tenant, outcome string, d time.Duration) {
 
 // configApplied makes version the one configuration the info metric shows,
 // and revision the revision metric's value.
-func (m *Metrics) configApplied(version string, revision int64) {
+func (m *Metrics) configApplied(version string, revision int64, servers map[string]string) {
 	if m == nil {
 		return
 	}
 	m.config.Reset()
 	m.config.WithLabelValues(version).Set(1)
 	m.revision.Set(float64(revision))
+	m.servers.Reset()
+	for tenant, server := range servers {
+		m.servers.WithLabelValues(tenant, server).Set(1)
+	}
 }
 
 func (m *Metrics) connectionLimit(n int) {

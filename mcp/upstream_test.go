@@ -531,6 +531,11 @@ func TestUpstreamFailures(t *testing.T) {
 			t.Errorf("/status of acme: %s", body)
 		}
 	}
+	for tenant, server := range map[string]string{"notes": "upstream", "acme": "todo"} {
+		if n := metricValue(t, b.reg, "todo_gateway_tenant_server_info", map[string]string{"tenant": tenant, "server": server}); n != 1 {
+			t.Errorf("todo_gateway_tenant_server_info of %s: %v, want 1 with server %s", tenant, n, server)
+		}
+	}
 	for _, outcome := range []string{"credentials_refused", "unreachable", "timeout"} {
 		if n := metricValue(t, b.reg, "todo_gateway_upstream_requests_total", map[string]string{"tenant": "notes", "outcome": outcome}); n != 1 {
 			t.Errorf("upstream requests with outcome %s: %v, want 1", outcome, n)
