@@ -48,29 +48,9 @@ func jsonStartsWith(b []byte, c byte) bool {
 func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, srv *todo.Server, audit *auditRecord, p *providers.Principal, body []byte) error {
 	r := c.Request()
 	audit.method = "batch"
-	invalid := func(code int, msg string) error {
-		return g.refuse(c, ts, audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: msg, plain: true, rpcCode: code})
-	}
-	if v := r.Header.Get(mcpgo.HeaderProtocolVersion); v != "" && v != mcpgo.ProtocolVersion20250326 {
-		return invalid(mcpgo.INVALID_REQUEST, "JSON-RPC batches exist only in MCP protocol version 2025-03-26; this request speaks "+
-			quoteBounded(v)+": send one message per request")
-	}
-	// mcp-go's rule, checked once for the whole batch.
-	if mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
-		return invalid(mcpgo.INVALID_REQUEST, "Invalid content type: must be 'application/json'")
-	}
-	if r.Header.Get(mcpgo.HeaderMethod) != "" || r.Header.Get(mcpgo.HeaderName) != "" {
-		return invalid(mcpgo.HEADER_MISMATCH, "a batch cannot carry the Mcp-Method or Mcp-Name header: each names one message")
-	}
-	var msgs []json.RawMessage
-	if json.Unmarshal(body, &msgs) != nil {
-		return invalid(mcpgo.PARSE_ERROR, "request body is not valid json")
-	}
-	switch {
-	case len(msgs) == 0:
-		return invalid(mcpgo.INVALID_REQUEST, "the batch is empty")
-	case len(msgs) > maxBatch:
-		return invalid(mcpgo.INVALID_REQUEST, "a batch may hold at most "+strconv.Itoa(maxBatch)+" messages")
+	msgs, ch := readBatch(r.Header, body)
+	if ch != nil {
+		return g.refuse(c, ts, audit, *ch)
 	}
 
 	// Each message is peeked once: for the permission check of the whole
@@ -118,6 +98,35 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, srv *todo.Server, 
 	}
 	out.WriteString("]\n")
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, out.Bytes())
+}
+
+// readBatch reads a batch's messages and refuses, for the todo server and
+// an upstream alike, what no server takes: a batch under a protocol
+// version other than 2025-03-26, of another content type (mcp-go's rule),
+// with the Mcp-Method or Mcp-Name header (each names one message), that is
+// no JSON array, empty, or longer than maxBatch.
+func readBatch(h http.Header, body []byte) ([]json.RawMessage, *challenge) {
+	if v := h.Get(mcpgo.HeaderProtocolVersion); v != "" && v != mcpgo.ProtocolVersion20250326 {
+		return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "JSON-RPC batches exist only in MCP protocol version 2025-03-26; this request speaks "+
+			quoteBounded(v)+": send one message per request")
+	}
+	if mt, _, err := mime.ParseMediaType(h.Get(echo.HeaderContentType)); err != nil || mt != echo.MIMEApplicationJSON {
+		return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "Invalid content type: must be 'application/json'")
+	}
+	if h.Get(mcpgo.HeaderMethod) != "" || h.Get(mcpgo.HeaderName) != "" {
+		return nil, invalidMessage(mcpgo.HEADER_MISMATCH, nil, "a batch cannot carry the Mcp-Method or Mcp-Name header: each names one message")
+	}
+	var msgs []json.RawMessage
+	if json.Unmarshal(body, &msgs) != nil {
+		return nil, invalidMessage(mcpgo.PARSE_ERROR, nil, "request body is not valid json")
+	}
+	switch {
+	case len(msgs) == 0:
+		return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "the batch is empty")
+	case len(msgs) > maxBatch:
+		return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "a batch may hold at most "+strconv.Itoa(maxBatch)+" messages")
+	}
+	return msgs, nil
 }
 
 // recorder keeps the answer to one message of a batch.

@@ -13,8 +13,7 @@ import (
 // With no credentials at all it returns "" and a nil challenge.
 func bearerToken(r *http.Request) (token string, ch *challenge) {
 	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") { // parsing builds a map
-		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
-			description: "access tokens in the query string are not accepted; send an Authorization: Bearer header"}
+		return "", &tokenInQuery
 	}
 	values := r.Header.Values("Authorization")
 	switch len(values) {
@@ -22,22 +21,18 @@ func bearerToken(r *http.Request) (token string, ch *challenge) {
 		return "", nil
 	case 1:
 	default:
-		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
-			description: "more than one Authorization header"}
+		return "", &manyAuthorizations
 	}
 	scheme, rest, found := strings.Cut(values[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") {
-		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
-			description: "the Authorization header must use the Bearer scheme"}
+		return "", &notBearer
 	}
 	token = strings.TrimLeft(rest, " ")
 	if !found || token == "" {
-		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
-			description: "the Authorization header has no token after Bearer"}
+		return "", &emptyBearer
 	}
 	if !providers.ValidTokenSyntax(token) {
-		return "", &challenge{status: http.StatusBadRequest, code: errInvalidRequest,
-			description: "the bearer token contains characters a token cannot have"}
+		return "", &badTokenSyntax
 	}
 	return token, nil
 }

@@ -298,6 +298,14 @@ func TestOrigins(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `"error":"forbidden_origin"`) || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 			t.Errorf("foreign origin: %d %s %v, want 403 without CORS headers", resp.StatusCode, body, resp.Header)
 		}
+		// Refused like every other refusal: an audit line and a counted decision.
+		if !strings.Contains(b.logs(t), `"decision":"deny","reason":"forbidden_origin: requests from this Origin are not allowed","status":403`) {
+			t.Error("no audit line for the foreign Origin")
+		}
+		if n := metricValue(t, b.reg, "todo_gateway_authorization_decisions_total", map[string]string{"tenant": "acme", "decision": "deny", "reason": "forbidden_origin"}); n != 1 {
+			t.Errorf("forbidden_origin decisions %v, want 1", n)
+		}
+
 	})
 	t.Run("own Origin gets CORS", func(t *testing.T) {
 		resp, _ := post(t, acme, "", toolsList, "Origin", b.URL)

@@ -23,6 +23,12 @@ type auditRecord struct {
 	start                           time.Time
 }
 
+// audit is a new audit record of a request to the tenant, for a refusal
+// made before the request's own (admit).
+func (ts *tenantState) audit() *auditRecord {
+	return &auditRecord{tenant: ts.tenant.ID, issuer: ts.tenant.Provider.Issuer, start: time.Now()}
+}
+
 func (a *auditRecord) principal(p *providers.Principal) {
 	a.subject, a.client = p.Subject, p.ClientID
 }

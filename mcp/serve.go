@@ -76,7 +76,7 @@ func (g *Gateway) admit(c echo.Context) (ts *tenantState, answered bool, err err
 		// A browser page from another origin must not reach the tools: this
 		// is the DNS-rebinding defence the MCP transport requires.
 		if !g.originAllowed(ts, origin) {
-			return nil, true, jsonError(c, http.StatusForbidden, "forbidden_origin", "requests from this Origin are not allowed")
+			return nil, true, g.refuse(c, ts, ts.audit(), forbiddenOrigin)
 		}
 		h := c.Response().Header()
 		h.Set("Access-Control-Allow-Origin", origin)
@@ -95,7 +95,7 @@ func (g *Gateway) admit(c echo.Context) (ts *tenantState, answered bool, err err
 		return ts, false, nil
 	}
 	c.Response().Header().Set("Allow", methods)
-	return nil, true, jsonError(c, http.StatusMethodNotAllowed, "method_not_allowed", "this MCP endpoint accepts "+methods)
+	return nil, true, g.refuse(c, ts, ts.audit(), methodNotAllowed(methods))
 }
 
 // takes reports whether methods, a list as an Allow header gives it (a
@@ -120,7 +120,7 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 	}
 	token, ch := bearerToken(r)
 	if ch == nil && token == "" {
-		ch = &challenge{status: http.StatusUnauthorized, scope: ts.allScopes, description: "an access token is required"}
+		ch = noCredentials(ts)
 	}
 	if ch != nil {
 		return nil, "", true, g.refuse(c, ts, audit, *ch)
@@ -155,24 +155,16 @@ func (g *Gateway) read(c echo.Context, ts *tenantState, audit *auditRecord) (bod
 	}
 	if enc := r.Header.Get(echo.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
 		// Decoding would be parsing garbage, or a decompression bomb.
-		return nil, true, g.refuse(c, ts, audit, challenge{status: http.StatusUnsupportedMediaType, code: "unsupported_content_encoding", plain: true,
-			description: "request bodies are not decoded: send the JSON without Content-Encoding (got " + quoteBounded(enc) + ")"})
+		return nil, true, g.refuse(c, ts, audit, unsupportedEncoding(enc))
 	}
 	body, err = readBody(r, limit)
 	if errors.Is(err, errBodyTooLarge) {
 		return nil, true, g.refuse(c, ts, audit, tooLarge(limit))
 	}
 	if err != nil {
-		return nil, true, g.refuse(c, ts, audit, challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: "the request body could not be read", plain: true})
+		return nil, true, g.refuse(c, ts, audit, unreadableBody)
 	}
 	return body, false, nil
-}
-
-// headerMismatch is the refusal of a request whose 2026-07-28 routing
-// headers disagree with its body.
-func headerMismatch(err error, body []byte) challenge {
-	return challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: err.Error(),
-		plain: true, rpcCode: mcpgo.HEADER_MISMATCH, rpcID: requestID(body)}
 }
 
 // cachedVerifier is a verifier that answers tokens it has verified before
@@ -357,11 +349,6 @@ func (g *Gateway) verifyChallenge(ts *tenantState, err error) challenge {
 	return ch
 }
 
-// shuttingDown answers a request whose verification the shutdown cut
-// short: another instance, or this one restarted, can answer it at once.
-var shuttingDown = challenge{status: http.StatusServiceUnavailable, code: errUnavailable, retryAfter: 1,
-	description: "the gateway is shutting down; retry the request"}
-
 // rateLimited answers a request over the tenant's rate limit: 429, with
 // Retry-After the whole seconds until the bucket holds a request again.
 // No audit line: nothing was decided about any caller, and the access line
@@ -373,11 +360,6 @@ func (g *Gateway) rateLimited(c echo.Context, ts *tenantState) error {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
 	return jsonError(c, http.StatusTooManyRequests, "rate_limited",
 		"too many requests to this MCP server; retry after "+strconv.Itoa(retry)+" s")
-}
-
-func tooLarge(limit int64) challenge {
-	return challenge{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest, plain: true,
-		description: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
 }
 
 // refuse answers with the challenge and writes the audit line. Refusals of

@@ -3,7 +3,6 @@ package mcp
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -79,16 +78,13 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 // refused here, since the decision must rest on what the upstream will
 // read. A single message's 2026-07-28 routing headers must agree with it.
 func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
-	invalid := func(code int, msg string) *challenge {
-		return &challenge{status: http.StatusBadRequest, code: errInvalidRequest, description: msg, plain: true, rpcCode: code, rpcID: requestID(body)}
-	}
 	if !isBatch(body) {
 		if !jsonStartsWith(body, '{') {
-			return nil, invalid(mcpgo.PARSE_ERROR, "the body must be one JSON-RPC message (an object)")
+			return nil, invalidMessage(mcpgo.PARSE_ERROR, requestID(body), "the body must be one JSON-RPC message (an object)")
 		}
 		rc, ok := peekCall(body)
 		if !ok {
-			return nil, invalid(mcpgo.PARSE_ERROR, "request body is not valid json")
+			return nil, invalidMessage(mcpgo.PARSE_ERROR, requestID(body), "request body is not valid json")
 		}
 		if err := checkHeaders(h, rc); err != nil {
 			ch := headerMismatch(err, body)
@@ -96,38 +92,19 @@ func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 		}
 		return []rpcCall{rc}, nil
 	}
-	if h.Get(mcpgo.HeaderMethod) != "" || h.Get(mcpgo.HeaderName) != "" {
-		return nil, invalid(mcpgo.HEADER_MISMATCH, "a batch cannot carry the Mcp-Method or Mcp-Name header: each names one message")
-	}
-	var msgs []json.RawMessage
-	if json.Unmarshal(body, &msgs) != nil {
-		return nil, invalid(mcpgo.PARSE_ERROR, "request body is not valid json")
-	}
-	switch {
-	case len(msgs) == 0:
-		return nil, invalid(mcpgo.INVALID_REQUEST, "the batch is empty")
-	case len(msgs) > maxBatch:
-		return nil, invalid(mcpgo.INVALID_REQUEST, "a batch may hold at most "+strconv.Itoa(maxBatch)+" messages")
+	msgs, ch := readBatch(h, body)
+	if ch != nil {
+		return nil, ch
 	}
 	calls := make([]rpcCall, len(msgs))
 	for i, m := range msgs {
 		rc, ok := peekCall(m)
 		if !ok || !jsonStartsWith(m, '{') {
-			return nil, invalid(mcpgo.INVALID_REQUEST, "Invalid Request: a batch holds JSON-RPC message objects")
+			return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "Invalid Request: a batch holds JSON-RPC message objects")
 		}
 		calls[i] = rc
 	}
 	return calls, nil
-}
-
-// notExposed refuses a tool or method the tenant does not expose: 403,
-// with a JSON-RPC error, the same for a tool that does not exist and one
-// the table leaves out, so that the answer reveals nothing tools/list
-// does not.
-func notExposed(rc rpcCall, id any) challenge {
-	m := missing{method: rc.Method, tool: rc.Tool}
-	return challenge{status: http.StatusForbidden, code: "not_exposed", plain: true, rpcCode: mcpgo.INVALID_PARAMS, rpcID: id,
-		description: m.what() + " is not available through this gateway"}
 }
 
 // writeToolError answers a tools/call with a tool error result.
