@@ -33,17 +33,31 @@ export function gatewayBinary() {
   return bin.includes('/') ? resolve(bin) : bin;
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+/** Ports freePort has handed out in this process. */
+const handedOut = new Set();
+
+/**
+ * A TCP port free on 127.0.0.1 right now, and never one this process was
+ * given before: a port is chosen before the process that listens on it
+ * starts, and the kernel may offer a port just released to the next
+ * caller (seen in CI: a provider and a gateway given the same port).
+ */
+export async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address();
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
