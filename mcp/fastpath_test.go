@@ -285,18 +285,18 @@ func newDiffBedAnswering(t testing.TB, missingPermission string) *diffBed {
 	for _, st := range d.slow.Current().states {
 		o := d.slow.todoOptions(st.tenant)
 		o.MCPOnly = true // mcp-go only
-		st.server = todo.New(o)
+		st.server = todoServer{todo.New(o)}
 	}
 	h := http.Header{"Content-Type": {"application/json"}}
 	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos"}}`)
-	if !d.todo().Read(h, body).Fast() || d.slow.Current().states[0].server.(*todo.Server).Read(h, body).Fast() {
+	if !d.todo().Read(h, body).Fast() || d.slow.Current().states[0].server.(todoServer).Server.Read(h, body).Fast() {
 		t.Fatal("the fast path is not the one gateway's only")
 	}
 	return d
 }
 
 // todo is the todo server of the gateway that takes the fast path.
-func (d *diffBed) todo() *todo.Server { return d.fast.Current().states[0].server.(*todo.Server) }
+func (d *diffBed) todo() *todo.Server { return d.fast.Current().states[0].server.(todoServer).Server }
 
 // callerVerifier takes the token for the index of a caller.
 type callerVerifier struct{}

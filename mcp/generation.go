@@ -172,7 +172,7 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 		st.server = upstreamServer{up, upstreamPolicy{&t.Server}}
 		return st
 	}
-	st.server = todo.New(g.todoOptions(t))
+	st.server = todoServer{todo.New(g.todoOptions(t))}
 	return st
 }
 
@@ -206,7 +206,7 @@ func (ts *tenantState) toolLabel(tool string) string {
 func (gen *Generation) todoTenants() []string {
 	var ids []string
 	for _, st := range gen.states {
-		if s, ok := st.server.(*todo.Server); ok {
+		if s, ok := st.server.(todoServer); ok {
 			ids = append(ids, s.Tenant())
 		}
 	}

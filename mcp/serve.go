@@ -44,23 +44,7 @@ func (g *Gateway) serveMCP(c echo.Context) error {
 	if answered {
 		return err
 	}
-	if up, ok := ts.server.(upstreamServer); ok {
-		return g.serveUpstream(c, ts, up, &audit, p, token)
-	}
-	srv := ts.server.(*todo.Server)
-	body, answered, err := g.read(c, ts, &audit)
-	if answered {
-		return err
-	}
-	if isBatch(body) {
-		return g.serveBatch(c, ts, srv, &audit, p, body)
-	}
-	call, answered, err := g.authorize(c, ts, srv, &audit, p, body)
-	if answered {
-		return err
-	}
-	g.dispatch(c, srv, p, body, call)
-	return nil
+	return ts.server.serve(g, c, ts, &audit, p, token)
 }
 
 // admit finds the request's tenant and checks its Origin and method; it
