@@ -26,11 +26,12 @@ const (
 // serveMCP is a tenant's MCP endpoint, in stages: admit (route, Origin,
 // method), authenticate (rate limit, bearer token, verification), read
 // (the body), authorize (the permissions the call needs, from the tenant's
-// server) and dispatch (the call to the tenant's server). An upstream
-// tenant's request goes through the last three its own way after
-// authentication (serveUpstream), and a JSON-RPC batch to the todo server
-// is split (serveBatch). Each stage answers its own refusals (refuse: one
-// audit line, one metric, one shape).
+// server) and dispatch (the call to the tenant's server). The first two
+// are the edge's; the tenant's server (tenantServer.serve) runs the last
+// three its own way: the todo server a message at a time (a JSON-RPC batch
+// split, serveBatch), an upstream by forwarding (serveUpstream). Each
+// stage answers its own refusals (refuse: one audit line, one metric, one
+// shape).
 func (g *Gateway) serveMCP(c echo.Context) error {
 	start := time.Now()
 	ts, answered, err := g.admit(c)
