@@ -71,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"tenant"}),
 		upstreams: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "todo_gateway_upstream_requests_total",
-			Help: "Requests forwarded to upstream MCP servers, by tenant and outcome (ok, busy, unreachable, timeout, credentials_refused, bad_answer, canceled, closed, identity).",
+			Help: "Requests forwarded to upstream MCP servers, by tenant and outcome (ok, busy, unreachable, timeout, idle, credentials_refused, bad_answer, canceled, closed, session_refused, exchange_refused, exchange_unavailable, identity).",
 		}, []string{"tenant", "outcome"}),
 	}
 	m.servers = prometheus.NewGaugeVec(prometheus.GaugeOpts{

@@ -231,8 +231,9 @@ type Outcome struct {
 	// Status is the HTTP status the client got (0: the client went away
 	// before an answer).
 	Status int
-	// Kind is a bounded label: ok, busy, unreachable, timeout,
-	// credentials_refused, bad_answer, canceled, identity.
+	// Kind is a bounded label: ok, busy, unreachable, timeout, idle,
+	// credentials_refused, bad_answer, canceled, closed, session_refused,
+	// exchange_refused, exchange_unavailable, identity.
 	Kind string
 }
 
