@@ -38,7 +38,7 @@ type tenantState struct {
 	// problem says why the verifier could not be built ("" when it was); the
 	// verifier is then a stand-in that answers 503.
 	problem string
-	// server is the tenant's MCP server: a *todo.Server or an
+	// server is the tenant's MCP server: a todoServer or an
 	// upstreamServer.
 	server      tenantServer
 	metadata    []byte

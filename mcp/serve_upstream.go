@@ -10,7 +10,6 @@ import (
 	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 	"github.com/todo-gateway/todo-gateway/providers"
-	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // serveUpstream is the rest of a request to a tenant that fronts an
@@ -47,26 +46,25 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 			audit.method = "batch"
 		}
 		miss = missingPermissions(ts.server, p, calls...)
-		if len(miss) > 0 && len(calls) == 1 && ts.tenant.MissingPermission == tenants.MissingPermissionToolError &&
-			calls[0].Method == string(mcpgo.MethodToolsCall) {
-			// The tenant's clients cannot step up: the call is answered as
-			// the todo server answers it, with the tool error, and never
-			// reaches the upstream.
-			ch := stepUp(ts.tenant, p, r.Header.Get(mcpgo.HeaderProtocolVersion), miss)
-			audit.log(g.log, r.Context(), "deny", ch.code+": "+ch.description+" (answered as a tool error)", http.StatusOK)
-			g.opts.Metrics.decision(audit.tenant, "deny", ch.code)
-			return writeToolError(c.Response(), requestID(body), todo.MissingPermissionText(miss[0].tool, ts.tenant.Scope(miss[0].perm)))
+		if len(miss) > 0 && !(len(calls) == 1 && calls[0].Method == string(mcpgo.MethodToolsCall)) {
+			// Only a single tool call can be answered with a tool error:
+			// anything else lacking a permission gets the step-up, whatever
+			// missing_permission says.
+			return g.refuse(c, ts, audit, stepUp(ts.tenant, p, r.Header.Get(mcpgo.HeaderProtocolVersion), miss))
 		}
 		call.Body = body
 	} else {
 		audit.method = r.Method
 	}
-	if len(miss) > 0 {
-		ch := stepUp(ts.tenant, p, r.Header.Get(mcpgo.HeaderProtocolVersion), miss)
-		return g.refuse(c, ts, audit, ch)
+	if refused, err := g.decide(c, ts, audit, p, miss); refused {
+		return err
 	}
-	audit.allow(g.log, r.Context())
-	g.opts.Metrics.decision(audit.tenant, "allow", "")
+	if len(miss) > 0 {
+		// missing_permission tool_error (decide wrote the denial): the call
+		// is answered as the todo server answers it, and never reaches the
+		// upstream.
+		return writeToolError(c.Response(), requestID(call.Body), todo.MissingPermissionText(miss[0].tool, ts.tenant.Scope(miss[0].perm)))
+	}
 	out := up.Forward(c.Response(), r, call)
 	g.opts.Metrics.upstreamOutcome(ts.tenant.ID, out.Kind)
 	return nil
