@@ -2,6 +2,8 @@ package mcp_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -136,5 +138,64 @@ func TestUpstreamBodyLimit(t *testing.T) {
 	}
 	if n := len(ns.requests()); n != 0 {
 		t.Errorf("the upstream got %d requests", n)
+	}
+}
+
+// TestUpstreamCompressedToolLists: a tools/list answer the upstream
+// compresses is filtered all the same, JSON or SSE: the gateway does not
+// pass the client's Accept-Encoding on, and its transport asks for gzip
+// and decodes it. An encoding nobody asked for is answered 502, never
+// passed unfiltered.
+func TestUpstreamCompressedToolLists(t *testing.T) {
+	const list = `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"},{"name":"add"}]}}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := []byte(list)
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("sse") != "" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			body = []byte("event: message\ndata: " + list + "\n\n")
+		}
+		enc := r.URL.Query().Get("enc")
+		if enc == "gzip" && !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			enc = "" // gzip only when asked, as a server should
+		}
+		if enc != "" {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write(body)
+			zw.Close()
+			body = buf.Bytes()
+			w.Header().Set("Content-Encoding", enc)
+		}
+		w.Write(body)
+	}))
+	t.Cleanup(up.Close)
+	b := newEdgeBed(t, withSigner(t))
+	for _, tc := range []struct {
+		name, query string
+		status      int
+	}{
+		{"gzip JSON", "?enc=gzip", http.StatusOK},
+		{"gzip SSE", "?enc=gzip&sse=1", http.StatusOK},
+		{"an encoding not asked for", "?enc=br", http.StatusBadGateway},
+		{"an encoding not asked for, SSE", "?enc=br&sse=1", http.StatusBadGateway},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := b.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp" + tc.query}, notesServerBlock, "challenge")
+			resp, body := post(t, url, b.token("notes", "rita", notesReader...), `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+				"Accept-Encoding", "gzip, br")
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if resp.Header.Get("Content-Encoding") != "" {
+				t.Errorf("the answer is still encoded: %q", resp.Header.Get("Content-Encoding"))
+			}
+			if tc.status == http.StatusOK && (!strings.Contains(body, `"search"`) || strings.Contains(body, `"add"`)) {
+				t.Errorf("the reader's list %s, want search without add", body)
+			}
+			if tc.status != http.StatusOK && strings.Contains(body, "add") {
+				t.Errorf("the refused answer leaks the list: %s", body)
+			}
+		})
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -433,12 +434,20 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 	}
 	resp.Body = newIdleReader(resp.Body, s.idle, cancel)
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	filters := call.ListsTools || (mt == "text/event-stream" && resp.Request.Method == http.MethodGet)
+	if enc := h.Get("Content-Encoding"); filters && enc != "" && !strings.EqualFold(enc, "identity") {
+		// The transport asked for gzip and decoded it (the header is then
+		// gone); an encoding nobody asked for would pass a tool list the
+		// filter cannot read: fail closed.
+		resp.Body.Close()
+		return fmt.Errorf("%w: a tool list in Content-Encoding %q", errBadAnswer, bound(enc))
+	}
 	switch {
 	case mt == "text/event-stream":
 		h.Set("X-Accel-Buffering", "no")
 		h.Del("Content-Length")
 		resp.ContentLength = -1
-		if call.ListsTools || resp.Request.Method == http.MethodGet {
+		if filters {
 			resp.Body = newEventFilter(resp.Body, s.listFilter(call.Principal))
 		}
 	case call.ListsTools && mt == "application/json" && resp.StatusCode < 300:
