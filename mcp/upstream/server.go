@@ -51,6 +51,9 @@ type Server struct {
 	target *url.URL
 	opts   Options
 	log    *slog.Logger
+	// perms are the tenant's permissions (Config.PermissionList), those an
+	// assertion may grant: worked out once, not per request.
+	perms  []providers.Permission
 	static *resolvedHeader
 	exch   *exchanger // mode exchange
 	// sessions binds the upstream's session ids to callers; nil without
@@ -93,7 +96,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		return nil, errors.New("identity mode assertion needs the gateway's signing key")
 	}
 	s := &Server{cfg: cfg, target: target, opts: opts, log: opts.Logger,
-		slots: make(chan struct{}, cfg.MaxConcurrent), idle: time.Duration(*cfg.Timeouts.Idle)}
+		slots: make(chan struct{}, cfg.MaxConcurrent), idle: time.Duration(*cfg.Timeouts.Idle), perms: cfg.PermissionList()}
 	if opts.Signer != nil {
 		s.sessions = &sessionBinder{key: opts.Signer.sessionKey, tenant: opts.Tenant}
 	}
@@ -347,7 +350,7 @@ func (s *Server) identity(ctx context.Context, call Call) (*resolvedHeader, erro
 	switch s.cfg.Identity.Mode {
 	case ModeAssertion:
 		var granted []providers.Permission
-		for _, perm := range s.cfg.PermissionList() {
+		for _, perm := range s.perms {
 			if p.Has(perm) {
 				granted = append(granted, perm)
 			}
