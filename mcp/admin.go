@@ -110,7 +110,7 @@ func (gen *Generation) status() statusDocument {
 	for _, st := range gen.states {
 		t := st.tenant
 		ts := tenantStatus{ID: t.ID, Resource: t.Resource, Type: string(t.Provider.Type), Issuer: t.Provider.Issuer, Problem: st.problem,
-			Server: t.Server.WithDefaults().Type}
+			Server: t.Server.TypeOf()}
 		if up, ok := st.server.(upstreamServer); ok && up.Server != nil {
 			ts.Upstream = &upstreamStatus{URL: up.URL(), Identity: up.Mode(), Health: up.Health()}
 		}

@@ -163,13 +163,13 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 		}); ok {
 			opts.TokenEndpoint = te.TokenEndpoint // for a token exchange at the tenant's issuer
 		}
-		up, err := upstream.New(t.Server, opts)
+		up, err := upstream.New(*t.Server, opts)
 		if err != nil {
 			// Like a verifier that cannot be built: the tenant keeps its
 			// routes and answers 503 until its configuration is mended.
 			st.verifier, st.problem = misconfigured{}, "server: "+err.Error()
 		}
-		st.server = upstreamServer{up, upstreamPolicy{&t.Server}}
+		st.server = upstreamServer{up, upstreamPolicy{t.Server}}
 		return st
 	}
 	st.server = todoServer{todo.New(g.todoOptions(t))}
@@ -259,7 +259,9 @@ func closeStates(ctx context.Context, states []*tenantState) error {
 		if c, ok := st.verifier.(interface{ Close() error }); ok {
 			errs = append(errs, c.Close())
 		}
-		errs = append(errs, st.server.Close(ctx))
+		if err := st.server.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -307,7 +309,7 @@ func (gen *Generation) indexOf(id string) (int, bool) {
 func (gen *Generation) servers() map[string]string {
 	out := make(map[string]string, gen.Len())
 	for _, t := range gen.snap.Tenants() {
-		out[t.ID] = t.Server.WithDefaults().Type
+		out[t.ID] = t.Server.TypeOf()
 	}
 	return out
 }

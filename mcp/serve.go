@@ -132,8 +132,8 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 func (g *Gateway) read(c echo.Context, ts *tenantState, audit *auditRecord) (body []byte, answered bool, err error) {
 	r := c.Request()
 	limit := g.opts.BodyLimit
-	if l := ts.tenant.Server.BodyLimit; l > 0 { // an upstream tenant's own
-		limit = l
+	if s := ts.tenant.Server; s != nil && s.BodyLimit > 0 { // an upstream tenant's own
+		limit = s.BodyLimit
 	}
 	if r.ContentLength > limit {
 		return nil, true, g.refuse(c, ts, audit, tooLarge(limit))

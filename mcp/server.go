@@ -82,7 +82,7 @@ func (u upstreamServer) serve(g *Gateway, c echo.Context, ts *tenantState, audit
 // upstream's permissions.
 func policyOf(t *tenants.Tenant) policy {
 	if t.Server.IsUpstream() {
-		return upstreamPolicy{&t.Server}
+		return upstreamPolicy{t.Server}
 	}
 	return todo.Tools
 }

@@ -179,10 +179,12 @@ type Tenant struct {
 	// RateLimit, when set, bounds the requests to the tenant's MCP endpoint
 	// on each instance; nil (the default) sets no bound.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
-	// Server is the tenant's MCP server: the built-in todo server (the
-	// default), or an upstream MCP server with its tool permissions and
-	// the identity it receives. Package upstream owns its rules.
-	Server upstream.Config `json:"server,omitzero"`
+	// Server is the tenant's MCP server: nil (or type "todo") for the
+	// built-in todo server, the default, or an upstream MCP server with its
+	// tool permissions and the identity it receives. Package upstream owns
+	// its rules. A pointer: most tenants have none, and a Tenant is copied
+	// whole with every configuration.
+	Server *upstream.Config `json:"server,omitempty"`
 
 	// res caches the parsed resource; set when defaults are applied.
 	res resource
@@ -357,7 +359,10 @@ func (c *Config) applyDefaults() {
 		if t.ResourceName == "" {
 			t.ResourceName = t.ID
 		}
-		t.Server = t.Server.WithDefaults()
+		if t.Server != nil {
+			d := t.Server.WithDefaults() // a copy: the caller's may be shared
+			t.Server = &d
+		}
 		if t.MissingPermission == "" {
 			t.MissingPermission = MissingPermissionChallenge
 		}

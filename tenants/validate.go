@@ -197,7 +197,7 @@ func (v *validator) tenantFields(p string, t *Tenant) resource {
 		v.add(p+".missing_permission", "unknown value %q (one of %s, %s)", t.MissingPermission, MissingPermissionChallenge, MissingPermissionToolError)
 	}
 	v.rateLimit(p+".rate_limit", t.RateLimit)
-	for _, sp := range t.Server.Validate() {
+	for _, sp := range t.Server.Problems() {
 		path := p + ".server"
 		if sp.Path != "" {
 			path += "." + sp.Path

@@ -362,7 +362,7 @@ func runTenantsList(ctx context.Context, o *tenantsOptions, stdout, stderr io.Wr
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRESOURCE\tTYPE\tISSUER\tAUDIENCE\tSERVER")
 	for _, t := range cfg.Tenants {
-		server := t.Server.Type
+		server := t.Server.TypeOf()
 		if t.Server.IsUpstream() {
 			server += " " + t.Server.URL
 		}

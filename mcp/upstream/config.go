@@ -170,14 +170,23 @@ type Permissions struct {
 	Forward []providers.Permission `json:"forward,omitempty"`
 }
 
-// IsUpstream reports whether c names an upstream server.
-func (c Config) IsUpstream() bool { return c.Type == TypeUpstream }
+// IsUpstream reports whether c names an upstream server (nil, the todo
+// server, does not).
+func (c *Config) IsUpstream() bool { return c != nil && c.Type == TypeUpstream }
+
+// TypeOf is the server type c names: TypeTodo for nil or an empty type.
+func (c *Config) TypeOf() string {
+	if c == nil || c.Type == "" {
+		return TypeTodo
+	}
+	return c.Type
+}
 
 // PermissionList is every permission the policy names, each once: tools in
 // name order, then other_tools, other_methods and forward. It is the tenant's
 // permission vocabulary (providers.Settings.Permissions); nil for the todo
 // server, whose permissions are providers.Permissions.
-func (c Config) PermissionList() []providers.Permission {
+func (c *Config) PermissionList() []providers.Permission {
 	if !c.IsUpstream() {
 		return nil
 	}
@@ -231,6 +240,14 @@ func (c Config) WithDefaults() Config {
 		c.MaxConcurrent = DefaultMaxConcurrent
 	}
 	return c
+}
+
+// Problems validates c: none for nil, the todo server.
+func (c *Config) Problems() []Problem {
+	if c == nil {
+		return nil
+	}
+	return c.Validate()
 }
 
 // Problem is one thing wrong with a Config; Path is relative to the
