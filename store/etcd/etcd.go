@@ -9,8 +9,10 @@
 // page of one owner's todos is one range read. Tenant ids have no "/" and
 // owners no NUL (store.ValidateKey), so no prefix overlaps another.
 //
-// Reads are linearizable (etcd's default): a todo created through one
-// instance is listed at once through any other. Writes are acknowledged
+// Reads are linearizable: a todo created through one instance is listed
+// at once through any other. They are range reads in etcd, or, with a
+// cache (NewCached, cache.go), answers from a watch-fed copy that has
+// caught up with the cluster's revision. Writes are acknowledged
 // once a quorum has them. etcd's client does not retry a write on a
 // connection it already used, so a timeout, a leader change or a reset
 // connection leaves a write ambiguous: it may have committed. Create
@@ -58,6 +60,8 @@ type Store struct {
 	release func() error // closes what Open opened
 	opts    Options
 	gate    store.Gate
+	// cache, when set, answers Get and List (cache.go).
+	cache *cache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -77,20 +81,60 @@ func New(kv clientv3.KV, prefix string, opts Options) *Store {
 	return &Store{kv: namespace.NewKV(kv, prefix), opts: opts, release: func() error { return nil }}
 }
 
+// NewCached is New with reads answered from a copy of the prefix that
+// watcher keeps current (cache.go). It starts loading the copy at once;
+// reads go to etcd until it is loaded.
+func NewCached(kv clientv3.KV, watcher clientv3.Watcher, prefix string, opts Options, cacheOpts CacheOptions) *Store {
+	s := New(kv, prefix, opts)
+	s.cache = newCache(s, namespace.NewWatcher(watcher, prefix), cacheOpts)
+	return s
+}
+
 // Open connects to the cluster cfg names and serves the store under
-// prefix. Close closes the connection.
-func Open(cfg clientv3.Config, prefix string, opts Options) (*Store, error) {
+// prefix, with a cache when cacheOpts is set. Close closes the connection.
+func Open(cfg clientv3.Config, prefix string, opts Options, cacheOpts *CacheOptions) (*Store, error) {
 	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Endpoints, err)
 	}
-	s := New(cli.KV, prefix, opts)
+	var s *Store
+	if cacheOpts != nil {
+		s = NewCached(cli.KV, cli.Watcher, prefix, opts, *cacheOpts)
+	} else {
+		s = New(cli.KV, prefix, opts)
+	}
 	s.release = cli.Close
 	return s, nil
 }
 
-// Close waits for calls in progress, then closes the connection Open made.
-func (s *Store) Close() error { return s.gate.Close(s.release) }
+// Close waits for calls in progress, stops the cache, then closes the
+// connection Open made.
+func (s *Store) Close() error {
+	return s.gate.Close(func() error {
+		if s.cache != nil {
+			s.cache.close()
+		}
+		return s.release()
+	})
+}
+
+// CacheStats describes the cache; ok is false when the store has none.
+func (s *Store) CacheStats() (stats CacheStats, ok bool) {
+	if s.cache == nil {
+		return CacheStats{}, false
+	}
+	return s.cache.stats(), true
+}
+
+// cached waits until the cache can answer a read consistently; false
+// means read from etcd.
+func (s *Store) cached(ctx context.Context, op string) (bool, error) {
+	if s.cache == nil {
+		return false, nil
+	}
+	ok, err := s.cache.fresh(ctx)
+	return ok, s.failure(op, err)
+}
 
 // Ping reads one key with a linearizable read: it answers only while the
 // cluster has a quorum.
@@ -218,6 +262,13 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (store.Todo, error) 
 	if err := store.ValidateTodoKey(tenant, id); err != nil {
 		return store.Todo{}, err
 	}
+	if ok, err := s.cached(ctx, "get todo"); err != nil {
+		return store.Todo{}, err
+	} else if ok {
+		if todo, ok, err := s.cache.get(tenant, id); ok {
+			return todo, err
+		}
+	}
 	resp, err := s.read(ctx, clientv3.OpGet(tenantKey(tenant)), clientv3.OpGet(idKey(tenant, id)))
 	if err != nil {
 		return store.Todo{}, s.failure("get todo", err)
@@ -243,6 +294,13 @@ func (s *Store) List(ctx context.Context, tenant string, opts store.ListOptions)
 	limit, after, err := opts.Resolve(tenant)
 	if err != nil {
 		return store.Page{}, err
+	}
+	if ok, err := s.cached(ctx, "list todos"); err != nil {
+		return store.Page{}, err
+	} else if ok {
+		if page, ok, err := s.cache.list(tenant, opts.Owner, after, limit); ok {
+			return page, err
+		}
 	}
 	prefix := idPrefix(tenant)
 	if opts.Owner != "" {

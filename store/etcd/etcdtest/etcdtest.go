@@ -20,6 +20,7 @@ import (
 // Member is a running single-member cluster.
 type Member struct {
 	etcd *embed.Etcd
+	cfg  *embed.Config
 	// Endpoint is the client URL, http://127.0.0.1:<port>.
 	Endpoint string
 }
@@ -43,7 +44,33 @@ func Start(dir string) (*Member, error) {
 		e.Close()
 		return nil, errors.New("embedded etcd was not ready within 30s")
 	}
-	return &Member{etcd: e, Endpoint: "http://" + e.Clients[0].Addr().String()}, nil
+	return &Member{etcd: e, cfg: cfg, Endpoint: "http://" + e.Clients[0].Addr().String()}, nil
+}
+
+// Stop stops a member that Start started, keeping its data and its
+// ports' numbers for Restart.
+func (m *Member) Stop() {
+	client := url.URL{Scheme: "http", Host: m.etcd.Clients[0].Addr().String()}
+	peer := url.URL{Scheme: "http", Host: m.etcd.Peers[0].Addr().String()}
+	m.cfg.ListenClientUrls, m.cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	m.cfg.ListenPeerUrls = []url.URL{peer}
+	m.etcd.Close()
+}
+
+// Restart starts a stopped member again on its data and its ports.
+func (m *Member) Restart() error {
+	e, err := embed.StartEtcd(m.cfg)
+	if err != nil {
+		return fmt.Errorf("restart embedded etcd: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return errors.New("embedded etcd was not ready within 30s of its restart")
+	}
+	m.etcd = e
+	return nil
 }
 
 // StartCluster starts n members in this process, with their data under

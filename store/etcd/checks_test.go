@@ -1,0 +1,82 @@
+package etcd
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A read that arrives while a revision check is in flight must not take
+// that check's answer (it may predate a write acknowledged just before the
+// read): it waits for the next check, which it shares with every read that
+// arrived meanwhile.
+func TestRevisionChecksShareOnlyLaterChecks(t *testing.T) {
+	started := make(chan int64, 10)
+	release := make(chan struct{}, 10)
+	var rev int64
+	checks := revisionChecks{read: func(context.Context) (int64, error) {
+		rev++
+		started <- rev
+		<-release
+		return rev, nil
+	}}
+	ctx := context.Background()
+	first := make(chan int64)
+	go func() {
+		r, _ := checks.revision(ctx)
+		first <- r
+	}()
+	if got := <-started; got != 1 {
+		t.Fatalf("first check: %d", got)
+	}
+	// Five reads arrive while check 1 is in flight.
+	var wg sync.WaitGroup
+	later := make(chan int64, 5)
+	for range 5 {
+		wg.Go(func() {
+			r, _ := checks.revision(ctx)
+			later <- r
+		})
+	}
+	waitPending(t, &checks, 5)
+	release <- struct{}{}
+	if got := <-first; got != 1 {
+		t.Errorf("the first read got revision %d, want 1", got)
+	}
+	if got := <-started; got != 2 {
+		t.Fatalf("second check: %d", got)
+	}
+	release <- struct{}{}
+	wg.Wait()
+	close(later)
+	for r := range later {
+		if r != 2 {
+			t.Errorf("a read that arrived during check 1 got revision %d, want 2 (a check that started after it)", r)
+		}
+	}
+	if n := checks.count.Load(); n != 2 {
+		t.Errorf("%d checks for 6 reads, want 2", n)
+	}
+}
+
+// waitPending waits until n reads wait for a check that has not started.
+func waitPending(t *testing.T, r *revisionChecks, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		joined := 0
+		if r.pending != nil {
+			joined = r.pending.readers
+		}
+		r.mu.Unlock()
+		if joined == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reads wait for the next check after 5s, want %d", joined, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
