@@ -68,6 +68,8 @@ type storeStatus struct {
 	OK     bool              `json:"ok"`
 	Error  string            `json:"error,omitempty"`
 	Writes todo.WritesStatus `json:"writes"`
+	// Cache is the read cache's state, size and counts (etcd).
+	Cache any `json:"cache,omitempty"`
 }
 
 // AdminOptions is what the operator's endpoints report besides the edge's
@@ -90,6 +92,9 @@ type AdminOptions struct {
 	StoreCheck func(context.Context) error
 	// StoreName describes the store in /status ("bbolt data/todos.db").
 	StoreName string
+	// StoreCache describes the store's read cache in /status (etcd's
+	// CacheStats); nil for a store without one.
+	StoreCache func() any
 	// Issuers lists the shared issuer state (providers.Issuers.List).
 	Issuers func() []providers.IssuerStatus
 	// Metrics serves /metrics.
@@ -164,6 +169,9 @@ func NewAdmin(gw *Gateway, opts AdminOptions) http.Handler {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), storeCheckTimeout)
 			defer cancel()
 			doc.Store = &storeStatus{Backend: opts.StoreName, Writes: gw.writes.Status()}
+			if opts.StoreCache != nil {
+				doc.Store.Cache = opts.StoreCache()
+			}
 			if err := opts.StoreCheck(ctx); err != nil {
 				doc.Store.Error = err.Error()
 			}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store/bolt"
+	"github.com/todo-gateway/todo-gateway/store/etcd"
 )
 
 func TestCanonicalResource(t *testing.T) {
@@ -69,8 +71,8 @@ func TestDefaults(t *testing.T) {
 		set("tenants.4.audience", scopeAudience),
 	)
 	cfg := mustParse(t, data)
-	if cfg.Listen != DefaultListen || cfg.Store.Driver != DriverBolt || cfg.Store.Bolt == nil || cfg.Store.Bolt.Path != DefaultStorePath {
-		t.Errorf("got listen %q store %+v, want %q, %q, %q", cfg.Listen, cfg.Store, DefaultListen, DriverBolt, DefaultStorePath)
+	if cfg.Listen != DefaultListen || cfg.Store.Driver != DriverBolt || cfg.Store.Bolt == nil || cfg.Store.Bolt.Path != bolt.DefaultPath {
+		t.Errorf("got listen %q store %+v, want %q, %q, %q", cfg.Listen, cfg.Store, DefaultListen, DriverBolt, bolt.DefaultPath)
 	}
 	tests := []struct {
 		id     string
@@ -222,8 +224,9 @@ func TestEtcdDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := cfg.Store.Etcd
-	if cfg.Store.Bolt != nil || e == nil || e.Prefix != DefaultEtcdPrefix || time.Duration(*e.DialTimeout) != DefaultEtcdDialTimeout ||
-		time.Duration(*e.RequestTimeout) != DefaultEtcdRequestTimeout {
+	if cfg.Store.Bolt != nil || e == nil || e.Prefix != etcd.DefaultPrefix || time.Duration(*e.DialTimeout) != etcd.DefaultDialTimeout ||
+		time.Duration(*e.RequestTimeout) != etcd.DefaultRequestTimeout || e.Cache == nil || !*e.Cache.Enabled ||
+		e.Cache.MaxBytes != etcd.DefaultCacheMaxBytes || time.Duration(*e.Cache.Wait) != etcd.DefaultCacheWait {
 		t.Errorf("got store %+v (etcd %+v), want the etcd block with its defaults and no bbolt block", cfg.Store, e)
 	}
 }

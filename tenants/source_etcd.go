@@ -84,10 +84,10 @@ func OpenEtcdSource(cfg *Config) (*EtcdSource, error) {
 	}
 	s := &EtcdSource{
 		cli:     cli,
-		kv:      namespace.NewKV(cli.KV, e.prefix()),
-		watcher: namespace.NewWatcher(cli.Watcher, e.prefix()),
-		name:    fmt.Sprintf("etcd %s key %q", strings.Join(e.Endpoints, ","), e.prefix()+EtcdDocumentKey),
-		timeout: e.requestTimeout(),
+		kv:      namespace.NewKV(cli.KV, e.PrefixOrDefault()),
+		watcher: namespace.NewWatcher(cli.Watcher, e.PrefixOrDefault()),
+		name:    fmt.Sprintf("etcd %s key %q", strings.Join(e.Endpoints, ","), e.PrefixOrDefault()+EtcdDocumentKey),
+		timeout: e.RequestTimeoutOrDefault(),
 	}
 	if cfg.TenantsFrom == TenantsFromEtcd {
 		s.bootstrap = cfg

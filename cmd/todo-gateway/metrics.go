@@ -12,6 +12,7 @@ import (
 	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store/etcd"
 )
 
 // metrics is the process's Prometheus registry and the collectors the
@@ -65,4 +66,41 @@ func (m *metrics) watchStore(check func(context.Context) error) {
 		}
 		return 1
 	}))
+}
+
+// watchCache exports the etcd read cache's state, size and counts, read
+// at each scrape.
+func (m *metrics) watchCache(stats func() (etcd.CacheStats, bool)) {
+	read := func(f func(etcd.CacheStats) float64) func() float64 {
+		return func() float64 { st, _ := stats(); return f(st) }
+	}
+	for _, g := range []struct {
+		name, help string
+		value      func(etcd.CacheStats) float64
+	}{
+		{"todo_gateway_store_cache_ready", "1 when reads are answered from the etcd read cache; 0 while it loads, or after it passed its size limit (reads go to etcd).",
+			func(st etcd.CacheStats) float64 {
+				if st.State == etcd.CacheReady {
+					return 1
+				}
+				return 0
+			}},
+		{"todo_gateway_store_cache_todos", "Todos held by the etcd read cache.", func(st etcd.CacheStats) float64 { return float64(st.Todos) }},
+		{"todo_gateway_store_cache_bytes", "Estimated size of the etcd read cache, as its limit counts it.", func(st etcd.CacheStats) float64 { return float64(st.Bytes) }},
+		{"todo_gateway_store_cache_max_bytes", "The etcd read cache's size limit (store.etcd.cache.max_bytes).", func(st etcd.CacheStats) float64 { return float64(st.MaxBytes) }},
+		{"todo_gateway_store_cache_revision", "The etcd revision the read cache has applied.", func(st etcd.CacheStats) float64 { return float64(st.Revision) }},
+	} {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: g.name, Help: g.help}, read(g.value)))
+	}
+	for _, c := range []struct {
+		name, help string
+		value      func(etcd.CacheStats) float64
+	}{
+		{"todo_gateway_store_cache_reads_total", "Reads answered from the etcd read cache.", func(st etcd.CacheStats) float64 { return float64(st.Served) }},
+		{"todo_gateway_store_cache_fallbacks_total", "Reads sent to etcd because the read cache was not ready or did not catch up in time.", func(st etcd.CacheStats) float64 { return float64(st.Fallbacks) }},
+		{"todo_gateway_store_cache_revision_checks_total", "Linearizable revision reads made for cached reads (one serves every read that arrived before it started).", func(st etcd.CacheStats) float64 { return float64(st.Checks) }},
+		{"todo_gateway_store_cache_reloads_total", "Listings of the whole prefix by the read cache: at start, and after a compaction overtook its watch.", func(st etcd.CacheStats) float64 { return float64(st.Reloads) }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, read(c.value)))
+	}
 }

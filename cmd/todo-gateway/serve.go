@@ -247,13 +247,20 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	}
 	ln = mcp.LimitConnections(ln, maxConns, prom.edge)
 	prom.watchStore(st.ready)
+	var storeCache func() any
+	if st.cache != nil {
+		if _, ok := st.cache(); ok {
+			prom.watchCache(st.cache)
+			storeCache = func() any { stats, _ := st.cache(); return stats }
+		}
+	}
 	draining := &atomic.Bool{}
 	g = &gateway{
 		draining:      draining,
 		adminListener: adminLn,
 		admin: &http.Server{
 			Handler: mcp.NewAdmin(edge, mcp.AdminOptions{
-				Draining: draining.Load, StoreCheck: st.ready, StoreName: st.description, Issuers: issuers.List, Metrics: prom.handler(),
+				Draining: draining.Load, StoreCheck: st.ready, StoreName: st.description, StoreCache: storeCache, Issuers: issuers.List, Metrics: prom.handler(),
 				Backup: st.backup,
 			}),
 			ReadHeaderTimeout: 5 * time.Second,

@@ -56,19 +56,21 @@ const (
 
 // CacheStats is what the copy holds and how reads were answered.
 type CacheStats struct {
-	State    string
-	Todos    int
-	Bytes    int64 // estimated, as MaxBytes counts it
-	MaxBytes int64
+	State    string `json:"state"`
+	Todos    int    `json:"todos"`
+	Bytes    int64  `json:"bytes"` // estimated, as MaxBytes counts it
+	MaxBytes int64  `json:"max_bytes"`
 	// Revision is the cluster revision the copy has applied.
-	Revision int64
+	Revision int64 `json:"revision"`
 	// Served counts reads answered from the copy; Fallbacks reads sent to
 	// etcd because the copy was not ready or did not catch up within Wait;
 	// Checks the revision reads made for them (one serves many reads).
-	Served, Fallbacks, Checks uint64
+	Served    uint64 `json:"reads_served"`
+	Fallbacks uint64 `json:"reads_from_etcd"`
+	Checks    uint64 `json:"revision_checks"`
 	// Reloads counts listings of the whole prefix: the first, and one after
 	// each compaction that overtook the watch.
-	Reloads uint64
+	Reloads uint64 `json:"reloads"`
 }
 
 // The estimated cost of a cached todo beyond its three strings: the Todo

@@ -1,0 +1,66 @@
+package bolt
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/todo-gateway/todo-gateway/providers"
+)
+
+// Config is the bbolt driver's settings, the "store.bbolt" block of the
+// gateway's configuration. It fills its defaults, validates and opens
+// itself; the configuration only names the driver.
+type Config struct {
+	// Path of the bbolt file, relative to the process's working directory
+	// (not to the config file, so that the same config works from a unit
+	// file and from a shell in the same directory). Default DefaultPath.
+	Path string `json:"path,omitempty"`
+	// BatchDelay is Options.BatchDelay: how long a write that finds no
+	// commit in progress waits for others to share its fsync; omitted
+	// means no wait (writes that arrive during a commit share the next one
+	// anyway). At most 1s, because every acknowledged write may wait this
+	// long.
+	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
+}
+
+// DefaultPath is where the driver keeps its file by default.
+const DefaultPath = "data/todos.db"
+
+// maxBatchDelay bounds Config.BatchDelay.
+const maxBatchDelay = time.Second
+
+// WithDefaults returns c with every omitted setting filled.
+func (c Config) WithDefaults() Config {
+	if c.Path == "" {
+		c.Path = DefaultPath
+	}
+	return c
+}
+
+// Validate reports what is wrong with c, with paths relative to the block.
+func (c Config) Validate() []providers.Problem {
+	if d := c.BatchDelay; d != nil && (*d < 0 || time.Duration(*d) > maxBatchDelay) {
+		return []providers.Problem{{Path: "batch_delay", Message: fmt.Sprintf("must be between 0s and %s", maxBatchDelay)}}
+	}
+	return nil
+}
+
+// Describe names the file, for logs and messages.
+func (c Config) Describe() string { return "bbolt " + c.WithDefaults().Path }
+
+// Open creates the file's directory if needed and opens the store.
+func (c Config) Open() (*Store, error) {
+	c = c.WithDefaults()
+	if dir := filepath.Dir(c.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store directory: %w", err)
+		}
+	}
+	var opts Options
+	if c.BatchDelay != nil {
+		opts.BatchDelay = time.Duration(*c.BatchDelay)
+	}
+	return Open(c.Path, opts)
+}
