@@ -80,23 +80,16 @@ func TestWrk(t *testing.T) {
 	iss := providertest.New(t)
 	addr, admin := freeAddr(t), freeAddr(t)
 	resource, upResource := "http://"+addr+"/bench", "http://"+addr+"/upstream"
-	cfg, err := json.MarshalIndent(map[string]any{
-		"listen": addr,
-		"admin":  map[string]any{"listen": admin},
-		"store":  map[string]any{"driver": "bbolt", "bbolt": map[string]any{"path": filepath.Join(dir, "todos.db")}},
-		"tenants": []any{map[string]any{
+	benchTenant := func(resource string) map[string]any {
+		return map[string]any{
 			"id": "bench", "resource": resource,
 			"provider": map[string]any{"type": "oidc", "issuer": iss.Issuer()},
 			"audience": map[string]any{"strategy": "resource"},
-		}, upstreamTenant(upResource, iss.Issuer(), upstreamURL, 0)},
-	}, "", "  ")
-	if err != nil {
-		t.Fatal(err)
+		}
 	}
-	cfgPath := filepath.Join(dir, "gateway.json")
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, filepath.Join(dir, "gateway.json"), addr, admin,
+		map[string]any{"driver": "bbolt", "bbolt": map[string]any{"path": filepath.Join(dir, "todos.db")}},
+		benchTenant(resource), upstreamTenant(upResource, iss.Issuer(), upstreamURL, 0))
 	// Its JSON log (an access line per request) goes to a file, as a
 	// production log goes to a file or a pipe: the write is part of the cost.
 	_, gateway := startProcess(t, "gateway", exec.Command(bin, "serve", "--config", cfgPath), filepath.Join(dir, "gateway.log"))
@@ -138,7 +131,20 @@ func TestWrk(t *testing.T) {
 	// upstream its own assertion for the caller.
 	checkUpstream(t, upstreamURL, upResource, caller, iss.Mint(iss.Claims("bench-outsider", upResource, "")))
 
+	// The rows on etcd: a user listing their own 10 todos (an owner page
+	// of 10, as the etcd measurements in the README) on bbolt, and on three
+	// etcd members through a gateway reading from its cache and one reading
+	// from etcd; creates through both. Both etcd gateways share one
+	// prefix, so they list the same todos.
+	var onEtcd *etcdRows
+	if etcdBin := os.Getenv("ETCD_BIN"); etcdBin != "" {
+		onEtcd = startEtcdRows(t, etcdBin, dir, resource, iss, benchTenant)
+	} else {
+		fmt.Println("ETCD_BIN is not set: no rows on etcd")
+	}
+
 	const barei, alonei, listi, createi, directi, viai = 0, 1, 2, 3, 4, 5
+	const list10i, cachedi, uncachedi, createCachedi, createUncachedi = 6, 7, 8, 9, 10
 	targets := []*target{
 		barei:   {name: "bare net/http (ceiling)", short: "bare", url: bare, body: listBody, pid: bareProc},
 		alonei:  {name: "bare mcp-go (library floor)", short: "mcp-go", url: alone, body: listBody, pid: aloneProc},
@@ -146,6 +152,15 @@ func TestWrk(t *testing.T) {
 		createi: {name: "create-todo (gateway, fsync)", short: "create", url: resource, token: writer, body: createBody, pid: gateway},
 		directi: {name: "upstream direct (mcp-go echo)", short: "up", url: upstreamURL, body: echoBody, pid: upstreamProc},
 		viai:    {name: "upstream via gateway", short: "via", url: upResource, token: caller, body: echoBody, pid: gateway, upstreamPid: upstreamProc},
+	}
+	if e := onEtcd; e != nil {
+		targets = append(targets,
+			&target{name: "get-todos x10 (bbolt)", short: "get10", url: resource, token: e.reader10, body: listBody, pid: gateway},
+			&target{name: "get-todos x10 (etcd x3, cache)", short: "etcd-get", url: e.cached.resource, token: e.cached.reader10, body: listBody, pid: e.cached.pid, members: &e.cluster},
+			&target{name: "get-todos x10 (etcd x3, no cache)", short: "etcd-get-nc", url: e.uncached.resource, token: e.uncached.reader10, body: listBody, pid: e.uncached.pid, members: &e.cluster},
+			&target{name: "create-todo (etcd x3, cache)", short: "etcd-create", url: e.cached.resource, token: e.cached.writer, body: createBody, pid: e.cached.pid, members: &e.cluster},
+			&target{name: "create-todo (etcd x3, no cache)", short: "etcd-create-nc", url: e.uncached.resource, token: e.uncached.writer, body: createBody, pid: e.uncached.pid, members: &e.cluster},
+		)
 	}
 	for i, tg := range targets {
 		tg.script = filepath.Join(dir, fmt.Sprintf("target%d.lua", i))
@@ -164,9 +179,12 @@ func TestWrk(t *testing.T) {
 			fmt.Fprintf(&line, "round %2d:", r+1)
 		}
 		for i, tg := range targets {
-			cpuBefore, upBefore := processCPU(t, tg.pid), time.Duration(0)
+			cpuBefore, upBefore, storeBefore := processCPU(t, tg.pid), time.Duration(0), time.Duration(0)
 			if tg.upstreamPid != 0 {
 				upBefore = processCPU(t, tg.upstreamPid)
+			}
+			if tg.members != nil {
+				storeBefore = tg.members.cpu(t)
 			}
 			res, err := runWrk(wrk, tg.script, tg.url, roundSecs)
 			if err != nil {
@@ -175,6 +193,9 @@ func TestWrk(t *testing.T) {
 			res.serverCPU = processCPU(t, tg.pid) - cpuBefore
 			if tg.upstreamPid != 0 {
 				res.upstreamCPU = processCPU(t, tg.upstreamPid) - upBefore
+			}
+			if tg.members != nil {
+				res.storeCPU = tg.members.cpu(t) - storeBefore
 			}
 			if r < 0 { // the warm-up round: heaps and connections settle
 				continue
@@ -205,6 +226,18 @@ func TestWrk(t *testing.T) {
 	for key, n := range storeOps {
 		if !strings.HasSuffix(key, "/ok") && !strings.HasSuffix(key, "/canceled") {
 			t.Errorf("the gateway's store answered %d %s", n, key)
+		}
+	}
+	if e := onEtcd; e != nil {
+		for _, g := range []etcdGateway{e.cached, e.uncached} {
+			for key, n := range storeOutcomes(t, g.metrics) {
+				if !strings.HasSuffix(key, "/ok") && !strings.HasSuffix(key, "/canceled") {
+					t.Errorf("the gateway on etcd (%s) answered %d %s", g.resource, n, key)
+				}
+			}
+			if warnings := logWarnings(g.log, 5); len(warnings) > 0 {
+				t.Errorf("the gateway on etcd logged warnings or errors, for example:\n%s", strings.Join(warnings, "\n"))
+			}
 		}
 	}
 	// Likewise the forwards to the upstream: ok, or canceled by wrk.
@@ -240,6 +273,16 @@ func TestWrk(t *testing.T) {
 			direct, _ := targets[directi].percentiles()
 			via, _ := tg.percentiles()
 			note = ratio(viai, directi) + " of upstream direct (target >= 60%); p50 added by the gateway " + fmtSigned(via-direct)
+		case list10i:
+			note = "baseline of the etcd rows"
+		case cachedi:
+			note = ratio(cachedi, list10i) + " of bbolt (target >= 60%); " + ratio(cachedi, uncachedi) + " of no cache"
+		case uncachedi:
+			note = ratio(uncachedi, list10i) + " of bbolt"
+		case createCachedi:
+			note = ratio(createCachedi, createi) + " of bbolt's; " + ratio(createCachedi, createUncachedi) + " of no cache (target: unchanged or better)"
+		case createUncachedi:
+			note = ratio(createUncachedi, createi) + " of bbolt's"
 		}
 		p50, p99 := tg.percentiles()
 		fmt.Printf("%-30s %9.0f %9s %9s %8.1f us  %s\n", tg.name, tg.rps(), fmtLatency(p50), fmtLatency(p99), tg.cpuPerRequest(), note)
@@ -247,6 +290,19 @@ func TestWrk(t *testing.T) {
 	cpuRatio := func(a, b int) float64 { return 100 * targets[a].cpuPerRequest() / targets[b].cpuPerRequest() }
 	fmt.Printf("server CPU: the serving process's CPU time (user and system, from /proc) per request answered; it does not depend on how wrk and the server share the cores. get-todos costs %.0f%% of bare net/http's and %.0f%% of bare mcp-go's.\n",
 		cpuRatio(listi, barei), cpuRatio(listi, alonei))
+	if onEtcd != nil {
+		base := targets[list10i].cpuPerRequest()
+		for _, i := range []int{cachedi, uncachedi, createCachedi, createUncachedi} {
+			tg := targets[i]
+			gw, members := tg.cpuPerRequest(), tg.storeCPUPerRequest()
+			fmt.Printf("%s: CPU per request gateway %.1f us + etcd members %.1f us = %.1f us, %.2fx bbolt's get-todos x10 (%.1f us)\n",
+				tg.name, gw, members, gw+members, (gw+members)/base, base)
+		}
+		fmt.Println("target for get-todos on etcd with the cache: at most 1.5x bbolt's CPU per request, gateway and members together")
+		if st := onEtcd.cacheStats(t); st != "" {
+			fmt.Printf("the cached gateway's /status store.cache after the run: %s\n", st)
+		}
+	}
 	via := targets[viai]
 	fmt.Printf("upstream via gateway: the gateway's CPU per request %.1f us, the upstream's %.1f us behind it (%.1f us when called directly); the gateway's is %.0f%% of the upstream's. Upstream outcomes: %v\n",
 		via.cpuPerRequest(), via.upstreamCPUPerRequest(), targets[directi].cpuPerRequest(), 100*via.cpuPerRequest()/via.upstreamCPUPerRequest(), upstreamOps)
@@ -365,7 +421,9 @@ type target struct {
 	// upstreamPid, when not 0, is the process behind pid that serves the
 	// request too (the upstream behind the gateway).
 	upstreamPid int
-	rounds      []wrkResult
+	// members, when set, is the etcd cluster the server stores in.
+	members *etcdCluster
+	rounds  []wrkResult
 }
 
 // cpuPerRequest is the serving process's CPU time per request, in
@@ -377,6 +435,11 @@ func (tg *target) cpuPerRequest() float64 {
 // upstreamCPUPerRequest is the same for the process behind it.
 func (tg *target) upstreamCPUPerRequest() float64 {
 	return tg.perRequest(func(r wrkResult) time.Duration { return r.upstreamCPU })
+}
+
+// storeCPUPerRequest is the same for the etcd members, together.
+func (tg *target) storeCPUPerRequest() float64 {
+	return tg.perRequest(func(r wrkResult) time.Duration { return r.storeCPU })
 }
 
 func (tg *target) perRequest(cpuOf func(wrkResult) time.Duration) float64 {
@@ -434,6 +497,7 @@ type wrkResult struct {
 	socketErrors int
 	serverCPU    time.Duration // the serving process's CPU time during the run
 	upstreamCPU  time.Duration // the same of the process behind it, if any
+	storeCPU     time.Duration // the etcd members' CPU time, if the server uses them
 }
 
 var (

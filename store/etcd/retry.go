@@ -44,7 +44,9 @@ func (s *Store) retryWithin(ctx context.Context, limit time.Duration, attempt fu
 			}
 			return err
 		}
-		if !retryable(err) {
+		if !retryable(err) || ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+			// Refused, or the caller left (a read's client went away):
+			// nothing to retry for, and nothing an operator needs to see.
 			return err
 		}
 		if errors.Is(err, errConflict) && ctx.Err() == nil {
