@@ -230,7 +230,9 @@ func (c *mcpClient) deleteTodo(ctx context.Context, o *op, addr, token string) {
 	res, err := c.call(ctx, addr, token, "delete-todo", map[string]any{"id": o.id})
 	o.end = time.Now()
 	if err == nil && res.isError && strings.Contains(res.text, "Failed to delete todo") {
-		o.served = append(o.served, res.served)
+		if res.served != "" {
+			o.served = append(o.served, res.served)
+		}
 		o.outcome, o.errText = refused, res.text
 		return
 	}
