@@ -268,34 +268,25 @@ func closeStates(ctx context.Context, states []*tenantState) error {
 
 // Change is what applying a generation changed, for the reload's log line.
 type Change struct {
-	Added, Changed, Removed []string
-	Unchanged               int
+	// A tenant counts as changed when its state was rebuilt: its
+	// configuration changed, or its verifier could not be built before.
+	tenants.TenantChanges
 	// Problems name the tenants whose verifier could not be built.
 	Problems []tenants.Problem
 }
 
 // diff names the tenants next added, changed, removed and kept from prev.
 func diff(prev, next *Generation) Change {
-	var ch Change
-	for i, t := range next.snap.Tenants() {
-		j, ok := prev.indexOf(t.ID)
-		switch {
-		case !ok:
-			ch.Added = append(ch.Added, t.ID)
-		case prev.states[j] != next.states[i]:
-			ch.Changed = append(ch.Changed, t.ID)
-		default:
-			ch.Unchanged++
-		}
-	}
+	var before []*tenants.Tenant
 	if prev != nil {
-		for _, t := range prev.snap.Tenants() {
-			if _, ok := next.snap.IndexOf(t.ID); !ok {
-				ch.Removed = append(ch.Removed, t.ID)
-			}
-		}
+		before = prev.snap.Tenants()
 	}
-	return ch
+	kept := func(old, t *tenants.Tenant) bool {
+		i, _ := next.snap.IndexOf(t.ID)
+		j, _ := prev.snap.IndexOf(old.ID)
+		return prev.states[j] == next.states[i]
+	}
+	return Change{TenantChanges: tenants.ChangesBy(before, next.snap.Tenants(), kept)}
 }
 
 func (gen *Generation) indexOf(id string) (int, bool) {

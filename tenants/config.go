@@ -21,6 +21,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/todo-gateway/todo-gateway/mcp/upstream"
@@ -35,23 +36,8 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
-	// Listen is the TCP address the gateway serves on, as host:port. An empty
-	// host listens on every interface; port 0 picks a free port (tests).
-	// Default DefaultListen, which is loopback only on purpose: exposing the
-	// gateway is a decision, not an accident.
-	Listen string `json:"listen,omitempty"`
-	// Store says where todos are kept. It cannot change on reload.
-	Store StoreConfig `json:"store"`
-	// HTTP tunes the public listener; every field is optional.
-	HTTP HTTPConfig `json:"http"`
-	// Admin is the private listener of /healthz, /readyz, /status, /metrics.
-	Admin AdminConfig `json:"admin"`
-	// Shutdown says how the process stops on SIGTERM; it cannot change on
-	// reload.
-	Shutdown ShutdownConfig `json:"shutdown"`
-	// Assertion is the gateway's signing key for the identity assertions
-	// it sends to upstream MCP servers; every field is optional.
-	Assertion AssertionConfig `json:"assertion,omitzero"`
+	// Process is the settings the process reads once, when it starts.
+	Process
 	// Tenants in the order they are listed; at least one is required,
 	// unless TenantsFrom says where else they come from.
 	Tenants []Tenant `json:"tenants"`
@@ -62,6 +48,52 @@ type Config struct {
 	// its listen, admin, store, http and shutdown settings are the
 	// instance's own, and it lists no tenants.
 	TenantsFrom string `json:"tenants_from,omitempty"`
+
+	// parsed is set by Parse, which validated the configuration and
+	// filled its defaults: NewSnapshot does not validate it again.
+	parsed bool
+}
+
+// Process is the restart-only settings: the listeners, the store, the
+// HTTP tuning, the shutdown and the assertion keys are set up once, when
+// the process starts. A reload that changes any of them still applies the
+// tenants, and warns that these take effect on restart. In JSON they are
+// members of the configuration object itself.
+type Process struct {
+	// Listen is the TCP address the gateway serves on, as host:port. An empty
+	// host listens on every interface; port 0 picks a free port (tests).
+	// Default DefaultListen, which is loopback only on purpose: exposing the
+	// gateway is a decision, not an accident.
+	Listen string `json:"listen,omitempty"`
+	// Store says where todos are kept.
+	Store StoreConfig `json:"store"`
+	// HTTP tunes the public listener; every field is optional.
+	HTTP HTTPConfig `json:"http"`
+	// Admin is the private listener of /healthz, /readyz, /status, /metrics.
+	Admin AdminConfig `json:"admin"`
+	// Shutdown says how the process stops on SIGTERM.
+	Shutdown ShutdownConfig `json:"shutdown"`
+	// Assertion is the gateway's signing key for the identity assertions
+	// it sends to upstream MCP servers, read at start; every field is
+	// optional.
+	Assertion AssertionConfig `json:"assertion,omitzero"`
+}
+
+// Changed names, by their JSON names, the settings of p that differ from
+// running's.
+func (p Process) Changed(running Process) []string {
+	if reflect.DeepEqual(p, running) {
+		return nil
+	}
+	var names []string
+	a, b, t := reflect.ValueOf(p), reflect.ValueOf(running), reflect.TypeFor[Process]()
+	for i := range t.NumField() {
+		if !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()) {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // TenantsFromEtcd is Config.TenantsFrom for tenants kept in etcd.
@@ -272,32 +304,44 @@ type TenantChanges struct {
 
 // Changes compares the tenants of next with those of prev (nil: none).
 func Changes(prev, next *Config) TenantChanges {
-	var ch TenantChanges
-	old := map[string]*Tenant{}
-	if prev != nil {
-		for i := range prev.Tenants {
-			old[prev.Tenants[i].ID] = &prev.Tenants[i]
-		}
+	return ChangesBy(tenantList(prev), tenantList(next), (*Tenant).Same)
+}
+
+func tenantList(c *Config) []*Tenant {
+	if c == nil {
+		return nil
 	}
-	kept := map[string]bool{}
-	for i := range next.Tenants {
-		t := &next.Tenants[i]
+	out := make([]*Tenant, len(c.Tenants))
+	for i := range c.Tenants {
+		out[i] = &c.Tenants[i]
+	}
+	return out
+}
+
+// ChangesBy compares next with prev by id: a tenant of both is changed
+// unless same(old, new).
+func ChangesBy(prev, next []*Tenant, same func(old, new *Tenant) bool) TenantChanges {
+	var ch TenantChanges
+	old := make(map[string]*Tenant, len(prev))
+	for _, t := range prev {
+		old[t.ID] = t
+	}
+	kept := make(map[string]bool, len(next))
+	for _, t := range next {
 		o, ok := old[t.ID]
 		switch {
 		case !ok:
 			ch.Added = append(ch.Added, t.ID)
-		case !o.Same(t):
+		case !same(o, t):
 			ch.Changed = append(ch.Changed, t.ID)
 		default:
 			ch.Unchanged++
 		}
 		kept[t.ID] = true
 	}
-	if prev != nil {
-		for _, t := range prev.Tenants {
-			if !kept[t.ID] {
-				ch.Removed = append(ch.Removed, t.ID)
-			}
+	for _, t := range prev {
+		if !kept[t.ID] {
+			ch.Removed = append(ch.Removed, t.ID)
 		}
 	}
 	return ch
@@ -332,6 +376,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, &ValidationError{Problems: probs}
 	}
 	cfg.applyDefaults()
+	cfg.parsed = true
 	return &cfg, nil
 }
 

@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,6 +245,30 @@ func TestRateLimitDefaults(t *testing.T) {
 		got := cfg.Tenants[i].RateLimit
 		if (got == nil) != (w == nil) || (got != nil && *got != *w) {
 			t.Errorf("tenant %d: rate limit %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+// The restart-only settings are compared as one block, and named by their
+// JSON names; the tenants are not among them.
+func TestProcessChanged(t *testing.T) {
+	base := `{"listen": "127.0.0.1:3001", "store": {"path": "a.db"}, "tenants": [{"id": "a", "resource": "http://localhost:3001/a", "provider": {"type": "oidc", "issuer": "https://id.example.com"}}]}`
+	running, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ from, to, want string }{
+		{`"listen": "127.0.0.1:3001"`, `"listen": "127.0.0.1:3002"`, "[listen]"},
+		{`"store": {"path": "a.db"}`, `"store": {"path": "b.db"}`, "[store]"},
+		{`"store": {"path": "a.db"}`, `"store": {"path": "a.db"}, "assertion": {"key_files": ["k.pem"]}, "shutdown": {"drain": "1s"}`, "[shutdown assertion]"},
+		{`"id": "a"`, `"id": "b"`, "[]"},
+	} {
+		cfg, err := Parse([]byte(strings.Replace(base, tc.from, tc.to, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(cfg.Process.Changed(running.Process)); got != tc.want {
+			t.Errorf("%s → %s: changed %s, want %s", tc.from, tc.to, got, tc.want)
 		}
 	}
 }

@@ -20,15 +20,17 @@ type Snapshot struct {
 	byFolded map[string]int
 }
 
-// NewSnapshot validates cfg and indexes its tenants. It works on a copy with
-// defaults applied, so a Config built by hand (not through Parse) is checked
-// just the same and never modified.
+// NewSnapshot indexes the tenants of cfg. A Config from Parse was validated
+// there; one built by hand is validated here, so it is checked just the
+// same. It works on a copy with defaults applied: cfg is never modified.
 func NewSnapshot(cfg *Config) (*Snapshot, error) {
 	c := cfg.clone()
-	if probs := c.validate(); len(probs) > 0 {
-		return nil, &ValidationError{Problems: probs}
+	if !c.parsed {
+		if probs := c.validate(); len(probs) > 0 {
+			return nil, &ValidationError{Problems: probs}
+		}
+		c.applyDefaults()
 	}
-	c.applyDefaults()
 	s := &Snapshot{
 		tenants:  make([]*Tenant, len(c.Tenants)),
 		byID:     make(map[string]int, len(c.Tenants)),

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"reflect"
 	"slices"
 	"sync"
 	"syscall"
@@ -43,27 +42,6 @@ type reloader struct {
 	restartPending []string
 }
 
-// restartOnly names the settings of cfg that differ from those the process
-// started with and take effect only on restart.
-func restartOnly(cfg, running *tenants.Config) []string {
-	var names []string
-	for _, s := range []struct {
-		name string
-		same bool
-	}{
-		{"listen", cfg.Listen == running.Listen},
-		{"admin", reflect.DeepEqual(cfg.Admin, running.Admin)},
-		{"store", reflect.DeepEqual(cfg.Store, running.Store)},
-		{"http", reflect.DeepEqual(cfg.HTTP, running.HTTP)},
-		{"shutdown", reflect.DeepEqual(cfg.Shutdown, running.Shutdown)},
-	} {
-		if !s.same {
-			names = append(names, s.name)
-		}
-	}
-	return names
-}
-
 // reload reads the source and applies it when its bytes changed since they
 // were last read, or always when force is set (SIGHUP: a tenant whose
 // verifier could not be built is retried, say after its secret file was
@@ -93,7 +71,7 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "revision", doc.Revision, "err", err)
 		return err
 	}
-	if pending := restartOnly(cfg, r.gw.cfg); !slices.Equal(pending, r.restartPending) {
+	if pending := cfg.Process.Changed(r.gw.cfg.Process); !slices.Equal(pending, r.restartPending) {
 		r.restartPending = pending
 		if len(pending) > 0 {
 			r.log.Warn("settings changed in the configuration take effect only on restart; the tenants are reloaded", "settings", pending)
