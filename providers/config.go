@@ -60,6 +60,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// CheckBetween reports an optional duration at path outside [least, most].
+func CheckBetween(path string, d *Duration, least, most time.Duration) []Problem {
+	if d != nil && (time.Duration(*d) < least || time.Duration(*d) > most) {
+		return []Problem{{Path: path, Message: fmt.Sprintf("must be between %s and %s", least, most)}}
+	}
+	return nil
+}
+
 // Config is a tenant's "provider" block: which authorization server issues
 // its tokens and how to verify them. Settings.WithDefaults fills what is
 // omitted and Settings.Validate says what is wrong.

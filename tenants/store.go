@@ -83,6 +83,8 @@ func (v *validator) within(path string, problems []providers.Problem) {
 		at := path
 		switch {
 		case p.Path == "":
+		case path == "":
+			at = p.Path
 		case strings.HasPrefix(p.Path, "."):
 			at += p.Path
 		default:
@@ -112,9 +114,7 @@ func (s *StoreConfig) applyDefaults() {
 
 // between checks an optional duration against its bounds.
 func (v *validator) between(path string, d *providers.Duration, least, most time.Duration) {
-	if d != nil && (time.Duration(*d) < least || time.Duration(*d) > most) {
-		v.add(path, "must be between %s and %s", least, most)
-	}
+	v.within("", providers.CheckBetween(path, d, least, most))
 }
 
 func durationOf(d time.Duration) *providers.Duration {

@@ -41,10 +41,7 @@ func (c Config) WithDefaults() Config {
 
 // Validate reports what is wrong with c, with paths relative to the block.
 func (c Config) Validate() []providers.Problem {
-	if d := c.BatchDelay; d != nil && (*d < 0 || time.Duration(*d) > maxBatchDelay) {
-		return []providers.Problem{{Path: "batch_delay", Message: fmt.Sprintf("must be between 0s and %s", maxBatchDelay)}}
-	}
-	return nil
+	return providers.CheckBetween("batch_delay", c.BatchDelay, 0, maxBatchDelay)
 }
 
 // Describe names the file, for logs and messages.

@@ -111,9 +111,7 @@ func (c Config) Validate() []providers.Problem {
 		problems = append(problems, providers.Problem{Path: path, Message: fmt.Sprintf(format, args...)})
 	}
 	between := func(path string, d *providers.Duration, least, most time.Duration) {
-		if d != nil && (time.Duration(*d) < least || time.Duration(*d) > most) {
-			add(path, "must be between %s and %s", least, most)
-		}
+		problems = append(problems, providers.CheckBetween(path, d, least, most)...)
 	}
 	if len(c.Endpoints) == 0 {
 		add("endpoints", `required: the members' client URLs, such as "https://etcd-0.etcd:2379"`)
