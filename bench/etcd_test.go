@@ -117,9 +117,12 @@ func startEtcdRows(t *testing.T, etcdBin, dir, bboltResource string, iss *provid
 		addr, admin := freeAddr(t), freeAddr(t)
 		g := etcdGateway{resource: "http://" + addr + "/bench", metrics: "http://" + admin + "/metrics", status: "http://" + admin + "/status",
 			log: filepath.Join(dir, name+".log")}
+		cacheBlock := map[string]any{"enabled": cache}
+		if v := os.Getenv("TODO_GATEWAY_WRK_CHECK_INTERVAL"); v != "" && cache {
+			cacheBlock["check_interval"] = v // another spacing of the revision checks than the default
+		}
 		cfg := writeConfig(t, filepath.Join(dir, name+".json"), addr, admin,
-			map[string]any{"driver": "etcd", "etcd": map[string]any{"endpoints": e.cluster.endpoints, "prefix": "bench/",
-				"cache": map[string]any{"enabled": cache}}},
+			map[string]any{"driver": "etcd", "etcd": map[string]any{"endpoints": e.cluster.endpoints, "prefix": "bench/", "cache": cacheBlock}},
 			tenant(g.resource))
 		bin := os.Getenv("TODO_GATEWAY_BIN")
 		_, g.pid = startProcess(t, name, exec.Command(bin, "serve", "--config", cfg), g.log)

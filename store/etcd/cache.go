@@ -31,6 +31,9 @@ import (
 const (
 	DefaultCacheMaxBytes = 256 << 20
 	DefaultCacheWait     = time.Second
+	// DefaultCacheCheckInterval: see CacheOptions.CheckInterval and the
+	// README's measurements.
+	DefaultCacheCheckInterval = 2 * time.Millisecond
 )
 
 // CacheOptions switch the copy on (Options.Cache) and bound it.
@@ -44,6 +47,12 @@ type CacheOptions struct {
 	// cluster's revision before it reads from etcd instead. 0 means
 	// DefaultCacheWait.
 	Wait time.Duration
+	// CheckInterval is the least time between the starts of two revision
+	// checks: each costs the members a linearizable read (a ReadIndex
+	// round through the leader), so it bounds what one instance's reads
+	// cost etcd, at the price of up to that much latency under load.
+	// 0: no spacing (one check per round trip); negative is 0.
+	CheckInterval time.Duration
 }
 
 // Cache states, as /status and the metrics show them.
@@ -238,7 +247,7 @@ func newCache(s *Store, watcher clientv3.Watcher, opts CacheOptions) *cache {
 		state: CacheLoading, advanced: make(chan struct{}),
 		restart: make(chan struct{}, 1), stop: stop, done: make(chan struct{}),
 	}
-	c.checks.read = c.currentRevision
+	c.checks.read, c.checks.interval = c.currentRevision, opts.CheckInterval
 	go c.run(ctx)
 	return c
 }
@@ -583,16 +592,22 @@ func (c *cache) stats() CacheStats {
 // revisionChecks shares revision reads among concurrent reads. A read may
 // use a revision read that started after it arrived (one that started
 // earlier could miss a write acknowledged just before the read): it joins
-// the check waiting to start, or starts one when none is in flight. So at
-// most one check is in flight and one waits, and under load etcd sees about
-// one check per round trip, however many reads there are.
+// the check waiting to start. At most one check is in flight and one
+// waits, and a check starts no sooner than interval after the previous
+// one started: under load etcd sees one check per round trip or per
+// interval, whichever is longer, however many reads there are; a read
+// that finds no check recent waits for none.
 type revisionChecks struct {
-	read  func(context.Context) (int64, error)
-	count atomic.Uint64
+	read     func(context.Context) (int64, error)
+	interval time.Duration
+	count    atomic.Uint64
 
 	mu      sync.Mutex
-	running bool
+	running bool           // a goroutine runs checks
 	pending *revisionCheck // not started yet: every read now joins it
+	// lastStart is when the latest check started; only the goroutine
+	// running checks uses it.
+	lastStart time.Time
 }
 
 type revisionCheck struct {
@@ -607,11 +622,10 @@ func (r *revisionChecks) revision(ctx context.Context) (int64, error) {
 	check := r.pending
 	if check == nil {
 		check = &revisionCheck{done: make(chan struct{})}
-		if r.running {
-			r.pending = check
-		} else {
+		r.pending = check
+		if !r.running {
 			r.running = true
-			go r.run(check)
+			go r.run()
 		}
 	}
 	check.readers++
@@ -624,17 +638,25 @@ func (r *revisionChecks) revision(ctx context.Context) (int64, error) {
 	}
 }
 
-// run performs check, then the one that waited meanwhile, until none waits.
-// Checks run on their own context: one reader leaving must not fail the
-// others that joined it.
-func (r *revisionChecks) run(check *revisionCheck) {
-	for check != nil {
+// run performs the pending check, then the one that gathered readers
+// meanwhile, until none waits. Checks run on their own context: one reader
+// leaving must not fail the others that joined it.
+func (r *revisionChecks) run() {
+	for {
+		if wait := r.interval - time.Since(r.lastStart); wait > 0 {
+			time.Sleep(wait) // more reads join the pending check meanwhile
+		}
+		r.mu.Lock()
+		check := r.pending
+		r.pending = nil
+		r.running = check != nil
+		r.mu.Unlock()
+		if check == nil {
+			return
+		}
+		r.lastStart = time.Now()
 		r.count.Add(1)
 		check.rev, check.err = r.read(context.Background())
 		close(check.done)
-		r.mu.Lock()
-		check, r.pending = r.pending, nil
-		r.running = check != nil
-		r.mu.Unlock()
 	}
 }

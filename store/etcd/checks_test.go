@@ -80,3 +80,27 @@ func waitPending(t *testing.T, r *revisionChecks, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Checks start at least interval apart; a read that finds no recent check
+// waits for none.
+func TestRevisionChecksSpaced(t *testing.T) {
+	var starts []time.Time
+	checks := revisionChecks{interval: 40 * time.Millisecond, read: func(context.Context) (int64, error) {
+		starts = append(starts, time.Now())
+		return int64(len(starts)), nil
+	}}
+	begin := time.Now()
+	for range 3 {
+		if _, err := checks.revision(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(starts) != 3 || starts[0].Sub(begin) > 30*time.Millisecond {
+		t.Fatalf("the first check should start at once: %v after the read", starts[0].Sub(begin))
+	}
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < 40*time.Millisecond {
+			t.Errorf("checks %d and %d started %v apart, want at least 40ms", i, i+1, gap)
+		}
+	}
+}

@@ -57,6 +57,9 @@ type CacheConfig struct {
 	MaxBytes int64 `json:"max_bytes,omitempty"`
 	// Wait is CacheOptions.Wait: default 1s, 10ms to 1m.
 	Wait *providers.Duration `json:"wait,omitempty"`
+	// CheckInterval is CacheOptions.CheckInterval: default
+	// DefaultCacheCheckInterval, 0 to 100ms.
+	CheckInterval *providers.Duration `json:"check_interval,omitempty"`
 }
 
 // Defaults and bounds of Config.
@@ -67,6 +70,8 @@ const (
 	minRequestTimeout  = 100 * time.Millisecond
 	minCacheBytes      = 1 << 20
 	minCacheWait       = 10 * time.Millisecond
+	// maxCacheCheckInterval: every read may wait this long.
+	maxCacheCheckInterval = 100 * time.Millisecond
 )
 
 // WithDefaults returns c with every omitted setting filled; c is not
@@ -94,6 +99,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if cache.Wait == nil {
 		cache.Wait = durationOf(DefaultCacheWait)
+	}
+	if cache.CheckInterval == nil {
+		cache.CheckInterval = durationOf(DefaultCacheCheckInterval)
 	}
 	c.Cache = &cache
 	return c
@@ -155,6 +163,7 @@ func (c Config) Validate() []providers.Problem {
 			add("cache.max_bytes", "must be at least %d (1 MiB); to read from etcd only, set \"enabled\": false", minCacheBytes)
 		}
 		between("cache.wait", cache.Wait, minCacheWait, maxTimeout)
+		between("cache.check_interval", cache.CheckInterval, 0, maxCacheCheckInterval)
 	}
 	return problems
 }
@@ -222,7 +231,7 @@ func (c Config) CacheOptions() *CacheOptions {
 	if !*c.Cache.Enabled {
 		return nil
 	}
-	return &CacheOptions{MaxBytes: c.Cache.MaxBytes, Wait: time.Duration(*c.Cache.Wait)}
+	return &CacheOptions{MaxBytes: c.Cache.MaxBytes, Wait: time.Duration(*c.Cache.Wait), CheckInterval: time.Duration(*c.Cache.CheckInterval)}
 }
 
 // Describe names the cluster and prefix, for logs and messages.
