@@ -74,6 +74,7 @@ func TestLinearizableChecker(t *testing.T) {
 		{"a list shows a deleted todo", h(create(1, 0, 10), del(1, ok, 20, 30), list(40, 50, 1)), false, "the list shows c1"},
 		{"a list goes back in time", h(failedCreate(1, 0, 10), list(20, 30, 1), list(40, 50)), false, "the list misses c1"},
 		{"a list goes back in time across instances", h(create(1, 0, 100), list(10, 20, 1), list(30, 40)), false, "the list misses c1"},
+		{"a stale list", h(create(1, 0, 10), create(2, 20, 30), del(1, ok, 40, 50), list(60, 70, 1)), false, "the list is a stale state, 2 operations back: the state after [0.000s → 0.010s] create(c1"},
 		{"a todo from nowhere", h(create(1, 0, 10), list(20, 30, 1, 9)), false, "the list shows c9"},
 		{"two deletes of one todo both succeed", h(create(1, 0, 10), del(1, ok, 20, 40), del(1, ok, 25, 35)), false, "delete("},
 		{"a delete of an existing todo says not-found", h(create(1, 0, 10), del(1, refused, 20, 30)), false, "not-found"},

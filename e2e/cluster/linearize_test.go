@@ -367,9 +367,11 @@ func explain(parts [][]porcupine.Operation, partials [][][]int) string {
 		// The state after the longest linearizable prefix.
 		state := todoModel.Init()
 		done := make([]bool, len(ops))
+		states := []any{state} // states[k]: after the first k of longest
 		for _, i := range longest {
 			_, state = todoModel.Step(state, ops[i].Input, ops[i].Output)
 			done[i] = true
+			states = append(states, state)
 		}
 		// The culprit: the first operation (by invocation) with a known
 		// result that the prefix could not take.
@@ -411,6 +413,18 @@ func explain(parts [][]porcupine.Operation, partials [][][]int) string {
 			}
 			if len(out.keys) == len(st) && !slices.Equal(out.keys, st) && slices.Equal(slices.Sorted(slices.Values(out.keys)), st) {
 				fmt.Fprintf(&b, "  the list is not in id order\n")
+			}
+			// A stale read: the list is an earlier state of the prefix.
+			for k := len(states) - 2; k >= 0; k-- {
+				if slices.Equal(states[k].([]string), out.keys) {
+					when := "the initial state"
+					if k > 0 {
+						prev := ops[longest[k-1]]
+						when = fmt.Sprintf("the state after %s", describeLinOp(prev))
+					}
+					fmt.Fprintf(&b, "  the list is a stale state, %d operations back: %s\n", len(states)-1-k, when)
+					break
+				}
 			}
 		}
 		// The history around it: what overlapped it or ended within 2s
