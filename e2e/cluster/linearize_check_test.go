@@ -70,8 +70,8 @@ func TestLinearizableChecker(t *testing.T) {
 		{"creation order across instances", h(create(2, 0, 10), create(1, 5, 15), list(20, 30, 1, 2)), true, ""},
 
 		// Anomalies.
-		{"a list misses an acknowledged todo", h(create(1, 0, 10), create(2, 0, 10), list(20, 30, 2)), false, "the list misses c1"},
-		{"a list shows a deleted todo", h(create(1, 0, 10), del(1, ok, 20, 30), list(40, 50, 1)), false, "the list shows c1"},
+		{"a list misses an acknowledged todo", h(create(1, 0, 10), create(2, 0, 10), list(20, 30, 2)), false, "the list misses c1=…000001 (acknowledged before the list began)"},
+		{"a list shows a deleted todo", h(create(1, 0, 10), del(1, ok, 20, 30), list(40, 50, 1)), false, "the list shows c1=…000001, which the model does not have (its delete acknowledged before the list began)"},
 		{"a list goes back in time", h(failedCreate(1, 0, 10), list(20, 30, 1), list(40, 50)), false, "the list misses c1"},
 		{"a list goes back in time across instances", h(create(1, 0, 100), list(10, 20, 1), list(30, 40)), false, "the list misses c1"},
 		{"a stale list", h(create(1, 0, 10), create(2, 20, 30), del(1, ok, 40, 50), list(60, 70, 1)), false, "the list is a stale state, 2 operations back: the state after [0.000s → 0.010s] create(c1"},

@@ -401,14 +401,32 @@ func explain(parts [][]porcupine.Operation, partials [][][]int) string {
 		}
 		if in, out := c.Input.(linInput), c.Output.(linOutput); in.kind == opListOwn {
 			st := state.([]string)
+			// before says whether an operation on the todo with a known
+			// result ended before the list began: then the list had to
+			// see it.
+			before := func(k string, kind opKind) bool {
+				return slices.ContainsFunc(ops, func(o porcupine.Operation) bool {
+					in, res := o.Input.(linInput), o.Output.(linOutput).result
+					return in.kind == kind && res == linOK && o.Return < c.Call &&
+						(in.key == k || (kind == opDelete && in.id == keyID(k)))
+				})
+			}
 			for _, k := range st {
 				if !slices.Contains(out.keys, k) {
-					fmt.Fprintf(&b, "  the list misses %s: %s\n", describeKey(k), lastTouch(ops, done, k))
+					note := ""
+					if before(k, opCreate) {
+						note = " (acknowledged before the list began)"
+					}
+					fmt.Fprintf(&b, "  the list misses %s%s: %s\n", describeKey(k), note, lastTouch(ops, done, k))
 				}
 			}
 			for _, k := range out.keys {
 				if !slices.Contains(st, k) {
-					fmt.Fprintf(&b, "  the list shows %s, which the model does not have: %s\n", describeKey(k), lastTouch(ops, done, k))
+					note := ""
+					if before(k, opDelete) {
+						note = " (its delete acknowledged before the list began)"
+					}
+					fmt.Fprintf(&b, "  the list shows %s, which the model does not have%s: %s\n", describeKey(k), note, lastTouch(ops, done, k))
 				}
 			}
 			if len(out.keys) == len(st) && !slices.Equal(out.keys, st) && slices.Equal(slices.Sorted(slices.Values(out.keys)), st) {
