@@ -26,6 +26,14 @@ import (
 // answer, as it would be with a linearizable range read; a copy that cannot
 // catch up in time (its watch is cut off from the cluster, say) is not
 // used: the read goes to etcd.
+//
+// The copy knows it has applied a revision only from the events it
+// received: the write key's own event arrives on the watch after every
+// earlier event of the prefix. Progress notifications are not used: a
+// server without the fix of etcd issue 15220 (Debian's 3.4.23 among them,
+// as TestClusterNemesis showed) may send a requested one ahead of events
+// still on their way, which would make a stale copy look current. Nor is the cluster's revision, which moves with every
+// write outside the prefix, and so could not be reached without them.
 
 // Defaults of CacheOptions.
 const (
@@ -222,8 +230,6 @@ type cache struct {
 	// advanced is closed, and replaced, whenever applied or state changes.
 	advanced chan struct{}
 
-	lastProgress atomic.Int64 // when progress was last requested, unix ns
-
 	served, fallbacks, reloads atomic.Uint64
 
 	// restart ends the current watch, and beforeWatch runs before each
@@ -354,9 +360,8 @@ func (c *cache) follow(ctx context.Context, rev int64) (int64, error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
 	// Every record a reader needs is in the event's value (records are
-	// immutable, so deletions need no previous value); progress
-	// notifications move an idle copy's revision on.
-	events := c.watcher.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
+	// immutable, so deletions need no previous value).
+	events := c.watcher.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	for {
 		var resp clientv3.WatchResponse
 		var open bool
@@ -377,13 +382,8 @@ func (c *cache) follow(ctx context.Context, rev int64) (int64, error) {
 		if err := resp.Err(); err != nil {
 			return rev, err
 		}
-		if resp.IsProgressNotify() {
-			rev = max(rev, resp.Header.Revision)
-			c.advance(rev, nil)
-			continue
-		}
 		if len(resp.Events) == 0 {
-			continue
+			continue // progress notifications are not trusted (above)
 		}
 		// A response's header may name a revision beyond its events (a
 		// watch catching up gets its history in batches), so the copy
@@ -423,17 +423,20 @@ func (c *cache) setState(state string, data *todoCopy, rev int64) {
 	c.advanced = make(chan struct{})
 }
 
-// currentRevision is the cluster's revision now: a linearizable read of a
-// key that never exists ("t/" with no tenant after it), the cheapest read
-// that goes through the leader.
+// currentRevision is the revision of the prefix's latest write: that of
+// lastWriteKey, with a linearizable read (through the leader); 0 before
+// any write.
 func (c *cache) currentRevision(ctx context.Context) (int64, error) {
 	var rev int64
 	err := c.store.retryWithin(ctx, c.store.opts.RequestTimeout, func(ctx context.Context) (bool, error) {
-		resp, err := c.kv.Get(ctx, "t/")
+		resp, err := c.kv.Get(ctx, lastWriteKey, clientv3.WithKeysOnly())
 		if err != nil {
 			return false, err
 		}
-		rev = resp.Header.Revision
+		rev = 0
+		if len(resp.Kvs) == 1 {
+			rev = resp.Kvs[0].ModRevision
+		}
 		return true, nil
 	})
 	return rev, err
@@ -466,10 +469,7 @@ func (c *cache) fresh(ctx context.Context) (ok bool, err error) {
 		case applied >= rev:
 			return true, nil
 		}
-		// Behind: events are on their way, or the watch is idle because
-		// the revision moved outside the prefix; a progress notification
-		// says which.
-		c.requestProgress()
+		// Behind: the events are on their way.
 		if deadline == nil {
 			timer := time.NewTimer(c.opts.Wait)
 			defer timer.Stop()
@@ -477,32 +477,12 @@ func (c *cache) fresh(ctx context.Context) (ok bool, err error) {
 		}
 		select {
 		case <-advanced:
-		case <-time.After(progressInterval):
 		case <-deadline:
 			c.fallbacks.Add(1)
 			return false, nil
 		case <-ctx.Done():
 			return false, ctx.Err()
 		}
-	}
-}
-
-// progressInterval is how often a read still behind asks for progress
-// again; requests from many reads within it are one.
-const progressInterval = 20 * time.Millisecond
-
-func (c *cache) requestProgress() {
-	now := time.Now().UnixNano()
-	last := c.lastProgress.Load()
-	if now-last < int64(progressInterval) || !c.lastProgress.CompareAndSwap(last, now) {
-		return
-	}
-	// The request goes on the watch's stream, which is found by the
-	// context's metadata: it must be the watch's (WithRequireLeader).
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(context.Background()), c.store.opts.RequestTimeout)
-	defer cancel()
-	if err := c.watcher.RequestProgress(ctx); err != nil {
-		c.store.opts.Logger.Debug("etcd progress request failed", "err", err.Error())
 	}
 }
 

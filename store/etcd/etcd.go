@@ -4,6 +4,10 @@
 //	t/<tenant>                  tenant marker (EnsureTenants)
 //	i/<tenant>/<id>             the todo's record
 //	o/<tenant>/<owner> NUL <id> the same record, in the owner index
+//	d/<tenant>/<id>             tombstone of a deleted todo: the deleting
+//	                            call's token, on a lease (minutes)
+//	w                           rewritten by every write: its revision is
+//	                            that of the prefix's latest write (cache.go)
 //
 // Todos are immutable, so the two copies of a record cannot diverge, and a
 // page of one owner's todos is one range read. Tenant ids have no "/" and
@@ -17,7 +21,9 @@
 // connection it already used, so a timeout, a leader change or a reset
 // connection leaves a write ambiguous: it may have committed. Create
 // resolves that by retrying with the same id and recognising its own
-// record, Import (import.go) likewise; Delete by reading again.
+// record, or the tombstone of its todo if another call deleted it since,
+// Import (import.go) likewise; Delete by reading again and recognising its
+// own tombstone, so that of two deletes of one todo only one succeeds.
 package etcd
 
 import (
@@ -52,6 +58,9 @@ type Options struct {
 	// Logger receives a warning when etcd does not answer and a request is
 	// retried; default: discarded.
 	Logger *slog.Logger
+	// Lease grants the leases of deleted todos' tombstones
+	// (tombstone.go); nil (tests on a bare KV): tombstones never expire.
+	Lease clientv3.Lease
 }
 
 // Store is a store.Store on etcd.
@@ -62,6 +71,8 @@ type Store struct {
 	gate    store.Gate
 	// cache, when set, answers Get and List (cache.go).
 	cache *cache
+	// tombstones holds the lease of deleted todos' tombstones.
+	tombstones tombstoneLeases
 }
 
 var _ store.Store = (*Store)(nil)
@@ -78,7 +89,8 @@ func New(kv clientv3.KV, prefix string, opts Options) *Store {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{kv: namespace.NewKV(kv, prefix), opts: opts, release: func() error { return nil }}
+	return &Store{kv: namespace.NewKV(kv, prefix), opts: opts, release: func() error { return nil },
+		tombstones: tombstoneLeases{leases: opts.Lease, ttl: tombstoneRenew + 2*opts.WriteTimeout}}
 }
 
 // NewCached is New with reads answered from a copy of the prefix that
@@ -97,6 +109,7 @@ func Open(cfg clientv3.Config, prefix string, opts Options, cacheOpts *CacheOpti
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Endpoints, err)
 	}
+	opts.Lease = cli.Lease
 	var s *Store
 	if cacheOpts != nil {
 		s = NewCached(cli.KV, cli.Watcher, prefix, opts, *cacheOpts)
@@ -150,9 +163,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.failure("ping", err)
 }
 
-func tenantKey(tenant string) string { return "t/" + tenant }
-func idPrefix(tenant string) string  { return "i/" + tenant + "/" }
-func idKey(tenant, id string) string { return idPrefix(tenant) + id }
+// lastWriteKey is put by every write transaction, so that its revision
+// says up to where the cache must have caught up (cache.go).
+const lastWriteKey = "w"
+
+var touchLastWrite = clientv3.OpPut(lastWriteKey, "")
+
+func tenantKey(tenant string) string   { return "t/" + tenant }
+func tombKey(tenant, id string) string { return "d/" + tenant + "/" + id }
+func idPrefix(tenant string) string    { return "i/" + tenant + "/" }
+func idKey(tenant, id string) string   { return idPrefix(tenant) + id }
 func ownerPrefix(tenant, owner string) string {
 	return "o/" + tenant + "/" + owner + "\x00"
 }
@@ -190,10 +210,10 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 		}
 	}
 	for len(puts) > 0 {
-		n := min(len(puts), maxTxnOps)
+		n := min(len(puts), maxTxnOps-1)
 		// Idempotent, so an ambiguous failure is simply retried.
 		err := s.retry(ctx, func(ctx context.Context) (bool, error) {
-			_, err := s.kv.Txn(ctx).Then(puts[:n]...).Commit()
+			_, err := s.kv.Txn(ctx).Then(append(puts[:n:n], touchLastWrite)...).Commit()
 			return err == nil, err
 		})
 		if err != nil {
@@ -216,13 +236,14 @@ func (s *Store) Create(ctx context.Context, tenant, owner, content string) (stor
 	if err != nil {
 		return store.Todo{}, err
 	}
-	tk, ik, ok := tenantKey(tenant), idKey(tenant, todo.ID), ownerKey(tenant, owner, todo.ID)
+	tk, ik, ok, dk := tenantKey(tenant), idKey(tenant, todo.ID), ownerKey(tenant, owner, todo.ID), tombKey(tenant, todo.ID)
 	var opErr error
 	err = s.retry(ctx, func(ctx context.Context) (bool, error) {
 		resp, err := s.kv.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(tk), ">", 0), clientv3.Compare(clientv3.CreateRevision(ik), "=", 0)).
-			Then(clientv3.OpPut(ik, string(val)), clientv3.OpPut(ok, string(val))).
-			Else(clientv3.OpGet(tk), clientv3.OpGet(ik)).
+			If(clientv3.Compare(clientv3.CreateRevision(tk), ">", 0), clientv3.Compare(clientv3.CreateRevision(ik), "=", 0),
+				clientv3.Compare(clientv3.CreateRevision(dk), "=", 0)).
+			Then(clientv3.OpPut(ik, string(val)), clientv3.OpPut(ok, string(val)), touchLastWrite).
+			Else(clientv3.OpGet(tk), clientv3.OpGet(ik), clientv3.OpGet(dk, clientv3.WithKeysOnly())).
 			Commit()
 		if err != nil {
 			return false, err
@@ -230,10 +251,15 @@ func (s *Store) Create(ctx context.Context, tenant, owner, content string) (stor
 		if resp.Succeeded {
 			return true, nil
 		}
-		marker, existing := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+		marker, existing, tomb := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs, resp.Responses[2].GetResponseRange().Kvs
 		switch {
 		case len(existing) == 1 && string(existing[0].Value) == string(val):
 			// An earlier attempt committed and only its answer was lost.
+			return true, nil
+		case len(existing) == 0 && len(tomb) == 1:
+			// An earlier attempt committed, its answer was lost, and the
+			// todo was deleted since (someone listed it): it was created.
+			// Writing it again would bring a deleted todo back.
 			return true, nil
 		case len(existing) == 1:
 			// 80 random bits make this practically impossible; never overwrite.
@@ -350,7 +376,10 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 	if allow == nil {
 		return store.Todo{}, fmt.Errorf("%w: delete without a condition", store.ErrInvalid)
 	}
-	tk, ik := tenantKey(tenant), idKey(tenant, id)
+	tk, ik, dk := tenantKey(tenant), idKey(tenant, id), tombKey(tenant, id)
+	// token marks this call's tombstone: after an ambiguous attempt, a todo
+	// that is gone was deleted by this call only if the tombstone is its.
+	token := store.NewID()
 	var (
 		deleted store.Todo
 		opErr   error
@@ -360,18 +389,20 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 	)
 	err = s.retry(ctx, func(ctx context.Context) (bool, error) {
 		opErr = nil
-		resp, err := s.kv.Txn(ctx).Then(clientv3.OpGet(tk), clientv3.OpGet(ik)).Commit()
+		resp, err := s.kv.Txn(ctx).Then(clientv3.OpGet(tk), clientv3.OpGet(ik), clientv3.OpGet(dk)).Commit()
 		if err != nil {
 			return false, err
 		}
-		marker, rec := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+		marker, rec, tomb := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs, resp.Responses[2].GetResponseRange().Kvs
 		switch {
 		case len(marker) == 0:
 			opErr = fmt.Errorf("tenant %q: %w", tenant, store.ErrUnknownTenant)
 			return true, nil
-		case len(rec) == 0 && ambiguous:
+		case len(rec) == 0 && ambiguous && len(tomb) == 1 && string(tomb[0].Value) == token:
 			return true, nil // deleted holds the todo of the ambiguous attempt
 		case len(rec) == 0:
+			// Never there, or deleted by another call (whose tombstone
+			// this is), even if an attempt of this one failed ambiguously.
 			opErr = store.NotFound(tenant, id)
 			return true, nil
 		}
@@ -383,10 +414,18 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 			opErr = fmt.Errorf("delete todo %s: %w", id, store.ErrDenied)
 			return true, nil
 		}
+		lease, err := s.tombstones.lease(ctx)
+		if err != nil {
+			return false, err
+		}
 		del, err := s.kv.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(ik), "=", rec[0].ModRevision)).
-			Then(clientv3.OpDelete(ik), clientv3.OpDelete(ownerKey(tenant, todo.OwnerID, id))).
+			Then(clientv3.OpDelete(ik), clientv3.OpDelete(ownerKey(tenant, todo.OwnerID, id)),
+				clientv3.OpPut(dk, token, clientv3.WithLease(lease)), touchLastWrite).
 			Commit()
+		if s.tombstones.lost(err) {
+			return false, errConflict // nothing written: try again on a new lease
+		}
 		if err != nil {
 			ambiguous = true
 			deleted = todo

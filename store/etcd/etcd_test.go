@@ -125,8 +125,11 @@ type faultKV struct {
 	mu      sync.Mutex
 	plan    []fault
 	commits int
-	// stop is called on failAfterStop.
+	// stop is called on failAfter and failAfterStop.
 	stop func()
+	// afterFault, when set, runs after each injected fault, before the
+	// caller sees it: another instance acting in that moment.
+	afterFault func()
 }
 
 func (f *faultKV) Txn(ctx context.Context) clientv3.Txn {
@@ -159,6 +162,7 @@ var errInjected = status.Error(codes.Unavailable, "injected: connection reset")
 func (t *faultTxn) Commit() (*clientv3.TxnResponse, error) {
 	switch t.kv.next() {
 	case failBefore:
+		t.kv.after()
 		return nil, errInjected
 	case failAfter, failAfterStop:
 		if _, err := t.Txn.Commit(); err != nil {
@@ -167,9 +171,16 @@ func (t *faultTxn) Commit() (*clientv3.TxnResponse, error) {
 		if t.kv.stop != nil {
 			t.kv.stop()
 		}
+		t.kv.after()
 		return nil, errInjected
 	}
 	return t.Txn.Commit()
+}
+
+func (f *faultKV) after() {
+	if f.afterFault != nil {
+		f.afterFault()
+	}
 }
 
 // faultStore is a store whose transactions meet plan, under a fresh prefix
@@ -320,5 +331,88 @@ func TestReadsRetried(t *testing.T) {
 	slow, _, _ := faultStore(t, etcd.Options{RequestTimeout: 200 * time.Millisecond}, plan...)
 	if _, err := slow.Get(context.Background(), "acme", todo.ID); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Get with no answer: got %v, want ErrUnavailable", err)
+	}
+}
+
+// A create whose answer was lost, and whose todo another instance listed
+// and deleted before the retry: the retry finds the tombstone and reports
+// the create done; the todo stays deleted.
+func TestCreateAmbiguousThenDeleted(t *testing.T) {
+	s, plain, kv := faultStore(t, etcd.Options{}, failAfter)
+	ctx := context.Background()
+	var deletedID string
+	kv.afterFault = func() {
+		for _, todo := range list(t, plain, "alice") {
+			if _, err := plain.Delete(ctx, "acme", todo.ID, func(store.Todo) bool { return true }); err != nil {
+				t.Errorf("the other instance's delete: %v", err)
+			}
+			deletedID = todo.ID
+		}
+	}
+	todo, err := s.Create(ctx, "acme", "alice", "buy milk")
+	if err != nil || todo.ID != deletedID {
+		t.Fatalf("Create: %+v, %v; want the todo it made (%s), which was then deleted", todo, err, deletedID)
+	}
+	for _, owner := range []string{"", "alice"} {
+		if got := list(t, plain, owner); len(got) != 0 {
+			t.Errorf("list (owner %q): %v; the deleted todo came back", owner, got)
+		}
+	}
+}
+
+// Two deletes of one todo: one's attempt fails ambiguously (it never
+// reached etcd) and the other deletes the todo meanwhile. Only the other
+// succeeds; the first finds another call's tombstone: not found.
+func TestDeleteAmbiguousRacingAnother(t *testing.T) {
+	s, plain, kv := faultStore(t, etcd.Options{}, pass, failBefore)
+	ctx := context.Background()
+	todo, err := plain.Create(ctx, "acme", "alice", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var otherErr error
+	kv.afterFault = func() {
+		_, otherErr = plain.Delete(ctx, "acme", todo.ID, func(store.Todo) bool { return true })
+	}
+	_, err = s.Delete(ctx, "acme", todo.ID, func(store.Todo) bool { return true })
+	if otherErr != nil {
+		t.Fatalf("the other delete: %v", otherErr)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the delete whose attempt failed: %v; want ErrNotFound (the other call deleted the todo)", err)
+	}
+}
+
+// A tombstone expires on its own: it is put on a lease that outlives every
+// retry that must find it (a minute and twice the write timeout), and one
+// lease serves many deletes.
+func TestTombstonesExpire(t *testing.T) {
+	prefix := newPrefix()
+	s := etcd.New(cli.KV, prefix, etcd.Options{Lease: cli.Lease})
+	ctx := context.Background()
+	if err := s.EnsureTenants(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	leases := map[int64]bool{}
+	for range 3 {
+		todo, err := s.Create(ctx, "acme", "alice", "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Delete(ctx, "acme", todo.ID, func(store.Todo) bool { return true }); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := cli.Get(ctx, prefix+"d/acme/"+todo.ID)
+		if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease == 0 {
+			t.Fatalf("tombstone of %s: %v, %v; want one on a lease", todo.ID, resp, err)
+		}
+		leases[resp.Kvs[0].Lease] = true
+		ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+		if err != nil || ttl.GrantedTTL != int64((time.Minute+2*etcd.DefaultWriteTimeout)/time.Second) || ttl.TTL < 60 {
+			t.Errorf("tombstone lease: %+v, %v; want granted for 90s, at least a minute left", ttl, err)
+		}
+	}
+	if len(leases) != 1 {
+		t.Errorf("3 deletes used %d leases, want 1", len(leases))
 	}
 }

@@ -70,7 +70,7 @@ func (s *Store) Import(ctx context.Context, tenant string, todos []store.Todo) (
 // writes: two puts each, and their records twice.
 func chunkLen(items []store.Imported) int {
 	n, size := 0, 0
-	for n < len(items) && n < maxTxnOps/2 {
+	for n < len(items) && n < (maxTxnOps-1)/2 { // and the put of lastWriteKey
 		size += 2 * len(items[n].Record)
 		if n > 0 && size > maxTxnBytes {
 			break
@@ -107,7 +107,7 @@ func (s *Store) importChunk(ctx context.Context, tenant string, items []store.Im
 			gets = append(gets, clientv3.OpGet(ik))
 			puts = append(puts, clientv3.OpPut(ik, val), clientv3.OpPut(ownerKey(tenant, im.Todo.OwnerID, im.Todo.ID), val))
 		}
-		resp, err := s.kv.Txn(ctx).If(cmps...).Then(puts...).Else(gets...).Commit()
+		resp, err := s.kv.Txn(ctx).If(cmps...).Then(append(puts, touchLastWrite)...).Else(gets...).Commit()
 		if err != nil {
 			ambiguous = true
 			return false, err

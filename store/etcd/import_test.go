@@ -29,9 +29,9 @@ func TestImportAmbiguousCommit(t *testing.T) {
 		// 100 todos are two transactions: the second one's answer is lost.
 		{"second transaction lost", []fault{pass, failAfter}, 0, 100},
 		{"half there, never sent", []fault{failBefore}, 50, 50},
-		// The first transaction (64 todos) is resolved, the second is not
+		// The first transaction (63 todos) is resolved, the second is not
 		// started, and Import says so.
-		{"caller gives up", []fault{failAfterStop}, 0, 64},
+		{"caller gives up", []fault{failAfterStop}, 0, 63},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, plain, kv := faultStore(t, etcd.Options{})
