@@ -178,6 +178,12 @@ func TestClusterNemesis(t *testing.T) {
 	settle := func(ft *fault, d time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		l, err := ec.leader(ctx)
+		// A member just resumed (SIGCONT) or healed may still name the
+		// old leader for a moment: ask again until they agree.
+		for err != nil && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			l, err = ec.leader(ctx)
+		}
 		cancel()
 		if err != nil {
 			t.Errorf("after %s: %v", ft.name, err)
