@@ -36,7 +36,9 @@ run:
 # driver in the same rounds), then the measurement the README quotes
 # (bench/wrk_test.go): the gateway binary under wrk, interleaved with a bare
 # net/http handler and a bare mcp-go server, each a process of its own, and
-# an upstream tenant against the bare mcp-go server it fronts; the
+# an upstream tenant against the bare mcp-go server it fronts, and, with etcd
+# on the PATH (Debian: apt-get install -y etcd-server), the gateway on three
+# etcd members with and without its read cache against bbolt; the
 # memory and CPU per open SSE stream through an upstream tenant
 # (bench/streams_test.go, 1,000 streams); and the scale figures
 # (cmd/todo-gateway/scale_test.go): the binary with 10,000 tenants on one
@@ -50,7 +52,7 @@ bench:
 	@command -v wrk >/dev/null 2>&1 || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
 	$(GO) build -o $(BENCH_BIN) ./cmd/todo-gateway
-	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 15m -run '^TestWrk$$' -v ./bench
+	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -timeout 20m -run '^TestWrk$$' -v ./bench
 	TODO_GATEWAY_STREAMS=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 5m -run '^TestStreams$$' -v ./bench
 	TODO_GATEWAY_SCALE=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 10m -run '^TestScale$$' -v ./cmd/todo-gateway
 
