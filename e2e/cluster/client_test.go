@@ -367,3 +367,25 @@ func (w *worker) deleteOne(ctx context.Context, o *op, first bool) {
 func newRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
 }
+
+// load is the clients' work of a test: goroutines that run until stop,
+// which waits for them (and does nothing the second time).
+type load struct {
+	sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func newLoad() *load {
+	l := &load{}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	return l
+}
+
+func (l *load) stop() {
+	l.once.Do(func() {
+		l.cancel()
+		l.Wait()
+	})
+}

@@ -126,28 +126,19 @@ func TestCluster(t *testing.T) {
 	setup := time.Since(began)
 
 	// --- the load
-	loadCtx, stopLoad := context.WithCancel(context.Background())
-	var load sync.WaitGroup
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			stopLoad()
-			load.Wait()
-		}
-	}
-	defer stop()
+	load := newLoad()
+	defer load.stop()
 	for i, s := range subjects {
 		for k := range workersPerSubject {
 			w := &worker{
 				name: fmt.Sprintf("%s-%d", s, k+1), subject: s, tok: tok[s], c: client, addr: px.Host(), h: h,
 				rng: newRand(uint64(i*10 + k)), pause: workerPause, maxOps: maxOpsPerWorker,
 			}
-			load.Go(func() { w.run(loadCtx) })
+			load.Go(func() { w.run(load.ctx) })
 		}
 	}
 	var xc crossChecks
-	load.Go(func() { xc.run(loadCtx, client, gws, bes, tok["xcheck"], h) })
+	load.Go(func() { xc.run(load.ctx, client, gws, bes, tok["xcheck"], h) })
 
 	// --- the fault schedule
 	scheduleStart := time.Now()
@@ -275,7 +266,7 @@ func TestCluster(t *testing.T) {
 	mark("%s restarted (pid %d) and back in rotation", drained.name, drained.pid())
 
 	pause(3 * time.Second)
-	stop()
+	load.stop()
 	mark("load stopped")
 	schedule := time.Since(scheduleStart)
 	if schedule > maxSchedule {

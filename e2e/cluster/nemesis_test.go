@@ -131,17 +131,8 @@ func TestClusterNemesis(t *testing.T) {
 
 	// --- the load: per owner, workers through every instance; per
 	// instance, a write probe.
-	loadCtx, stopLoad := context.WithCancel(context.Background())
-	var load sync.WaitGroup
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			stopLoad()
-			load.Wait()
-		}
-	}
-	defer stop()
+	load := newLoad()
+	defer load.stop()
 	var owners []*nemOwner
 	for i := range nemOwners {
 		ow := &nemOwner{name: fmt.Sprintf("u%d", i+1)}
@@ -149,12 +140,12 @@ func TestClusterNemesis(t *testing.T) {
 		owners = append(owners, ow)
 		for k := range nemWorkersPerOwner {
 			w := &nemWorker{name: fmt.Sprintf("%s-w%d", ow.name, k+1), owner: ow, c: client, gws: gws, h: h, rng: newRand(uint64(100 + 10*i + k))}
-			load.Go(func() { w.run(loadCtx) })
+			load.Go(func() { w.run(load.ctx) })
 		}
 	}
 	for _, g := range gws {
 		tok := userToken("probe-" + g.name)
-		load.Go(func() { probeInstance(loadCtx, client, g, tok, h) })
+		load.Go(func() { probeInstance(load.ctx, client, g, tok, h) })
 	}
 
 	// --- the nemesis
@@ -310,7 +301,7 @@ func TestClusterNemesis(t *testing.T) {
 		}
 	}
 
-	stop()
+	load.stop()
 	mark("load stopped")
 	schedule := time.Since(scheduleStart)
 
