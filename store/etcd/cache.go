@@ -296,7 +296,9 @@ func (c *cache) run(ctx context.Context) {
 			rev = 0
 			continue
 		case err != nil:
-			log.Warn("the todo cache's watch ended; resuming", "err", err.Error(), "revision", rev)
+			// A load or a watch that failed (etcd out of reach, no
+			// leader): reads meanwhile wait for the copy or go to etcd.
+			log.Warn("the todo cache lost etcd; trying again", "err", err.Error(), "revision", rev)
 			select {
 			case <-ctx.Done():
 				return
