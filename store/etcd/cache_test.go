@@ -253,6 +253,28 @@ func TestCacheWatchResumes(t *testing.T) {
 	}
 }
 
+// An instance restarted (its cache closed, writes made meanwhile by
+// others, a new cache loaded) holds what etcd holds.
+func TestCacheInstanceRestart(t *testing.T) {
+	prefix := newPrefix()
+	writer := etcd.New(cli.KV, prefix, etcd.Options{})
+	ctx := context.Background()
+	if err := writer.EnsureTenants(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	first := etcd.NewCached(cli.KV, cli.Watcher, prefix, etcd.Options{}, etcd.CacheOptions{})
+	churn(t, first, "acme", 15)
+	ready(t, first)
+	sameAsEtcd(t, cli, prefix, first)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	churn(t, writer, "acme", 15)
+	again := cached(t, cli, prefix, etcd.CacheOptions{})
+	ready(t, again)
+	sameAsEtcd(t, cli, prefix, again)
+}
+
 // A compaction that overtook the watch while it was away: the cache lists
 // the prefix again, and ends equal to etcd.
 func TestCacheAfterCompaction(t *testing.T) {
