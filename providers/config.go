@@ -84,6 +84,11 @@ type Config struct {
 	Algorithms []string `json:"algorithms,omitempty"`
 	// JWTTypes are the accepted JWT "typ" headers; the default depends on Type.
 	JWTTypes []string `json:"jwt_types,omitempty"`
+	// AllowIDTokenClaims names claims of ID tokens only (nonce, at_hash,
+	// c_hash, s_hash: idtoken.go) that this provider also puts in its
+	// access tokens, so that a JWT carrying them is not refused as an ID
+	// token. Providers known to do so need nothing here (quirks.go).
+	AllowIDTokenClaims []string `json:"allow_id_token_claims,omitempty"`
 	// Leeway for exp, nbf and iat; default 60s, at most 5m.
 	Leeway *Duration `json:"leeway,omitempty"`
 	// JWKSMinRefresh bounds refetches of the JWKS on an unknown kid; default

@@ -143,6 +143,16 @@ func (p *Provider) verifyJWT(ctx context.Context, raw string, jws *jose.JSONWebS
 	if err := idt.Claims(&m); err != nil {
 		return nil, tr.fail(stepClaims, invalid(reasonClaims, err))
 	}
+	if claim := p.idTokenClaim(m, ep); claim != "" {
+		err := invalid(reasonIDToken(claim), nil)
+		if tr != nil {
+			tr.failWith(stepTokenUse, err, "it carries "+claim+", which OpenID Connect defines for ID tokens only; if this provider puts it in access tokens too, list it in provider.allow_id_token_claims")
+		}
+		return nil, err
+	}
+	if tr != nil {
+		tr.add(stepTokenUse, true, "no claim of ID tokens only ("+strings.Join(idTokenOnlyClaims, ", ")+")")
+	}
 	return p.principal(m, TokenKindJWT, claimRules{}, tr)
 }
 

@@ -20,7 +20,14 @@ type issuerQuirk struct {
 	// refuses scopes it does not define, so no scope can grant a
 	// permission; roles or groups must (claims.roles).
 	noScopeClaim bool
-	instead      string // which strategy to use, and with what
+	// idClaimsInAccessTokens are claims of ID tokens only (idtoken.go)
+	// that its access tokens carry too, and so do not mark an ID token.
+	idClaimsInAccessTokens []string
+	// sameTokens: its ID and access tokens have the same header and claim
+	// set, so nothing tells an ID token presented as an access token
+	// apart; only its audience (the client it was issued to) can.
+	sameTokens bool
+	instead    string // which strategy to use, and with what
 }
 
 // Authorization server software recognised from its metadata, wherever it
@@ -34,6 +41,7 @@ var softwareQuirks = map[string]issuerQuirk{
 	softwareHydra: {name: softwareHydra, apiScopesUnlisted: true,
 		instead: `its tokens come with "aud": [] unless the client sends audience= (not resource=), for an audience listed in the client's registration; use the audience strategy with that value`},
 	softwareDex: {name: softwareDex, clientIDAudience: true, noScopeClaim: true,
+		idClaimsInAccessTokens: []string{"at_hash"}, sameTokens: true,
 		instead: "it sets aud to the OAuth client id of the client that asked (or the peers it trusts); use the audience strategy with the client ids the gateway accepts"},
 }
 

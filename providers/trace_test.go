@@ -51,7 +51,7 @@ func checkFailedTrace(t *testing.T, steps []Step, reason, tok string) {
 }
 
 var (
-	jwtSteps = []string{stepToken, stepHeader, stepTyp, stepDiscovery, stepAlgorithm, stepKeys, stepKey, stepSignature,
+	jwtSteps = []string{stepToken, stepHeader, stepTyp, stepDiscovery, stepAlgorithm, stepKeys, stepKey, stepSignature, stepTokenUse,
 		stepIssuer, stepExpiry, stepNotBefore, stepIssuedAt, stepSubject, stepAudience, stepScopes, stepPermissions, stepClient}
 	opaqueSteps = []string{stepToken, stepDiscovery, stepIntrospection, stepActive,
 		stepIssuer, stepExpiry, stepNotBefore, stepIssuedAt, stepSubject, stepAudience, stepScopes, stepPermissions, stepClient}

@@ -136,6 +136,7 @@ func (v *validation) provider(p string, c Config) {
 			v.add(fmt.Sprintf("%s.jwt_types[%d]", p, i), "must not be empty")
 		}
 	}
+	v.idTokenClaims(p+".allow_id_token_claims", c.AllowIDTokenClaims)
 	if d := time.Duration(*c.Leeway); d < 0 || d > maxLeeway {
 		v.add(p+".leeway", "must be between 0s and %s", maxLeeway)
 	}
