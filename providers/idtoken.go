@@ -64,3 +64,9 @@ func (v *validation) idTokenClaims(path string, names []string) {
 		}
 	}
 }
+
+// sameTokensWarning says that the provider's ID tokens cannot be told from
+// its access tokens, for the verdict and "todo-gateway token".
+func sameTokensWarning(q issuerQuirk) string {
+	return q.name + " signs ID and access tokens alike (the same header and claims, at_hash included), so nothing in a token tells an ID token presented as an access token apart: only its aud, the client it was issued to, can"
+}

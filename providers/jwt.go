@@ -151,7 +151,12 @@ func (p *Provider) verifyJWT(ctx context.Context, raw string, jws *jose.JSONWebS
 		return nil, err
 	}
 	if tr != nil {
-		tr.add(stepTokenUse, true, "no claim of ID tokens only ("+strings.Join(idTokenOnlyClaims, ", ")+")")
+		detail := "no claim of ID tokens only (" + strings.Join(idTokenOnlyClaims, ", ") + ")"
+		if q, known := p.quirkOf(ep); known && q.sameTokens {
+			tr.warn(stepTokenUse, detail, sameTokensWarning(q))
+		} else {
+			tr.add(stepTokenUse, true, detail)
+		}
 	}
 	return p.principal(m, TokenKindJWT, claimRules{}, tr)
 }

@@ -49,11 +49,14 @@ type Trace struct {
 	steps []Step
 }
 
-// Step is one check and its outcome.
+// Step is one check and its outcome. Warning, on a step that passed, is
+// what the check could not rule out: "todo-gateway token" prints it next
+// to its decision.
 type Step struct {
-	Name   string `json:"name"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Detail  string `json:"detail,omitempty"`
+	Warning string `json:"warning,omitempty"`
 }
 
 // Step names; see Trace.
@@ -122,6 +125,16 @@ func (t *Trace) add(name string, ok bool, detail string) {
 	}
 	t.mu.Lock()
 	t.steps = append(t.steps, Step{Name: name, OK: ok, Detail: detail})
+	t.mu.Unlock()
+}
+
+// warn records a step that passed with what it could not rule out.
+func (t *Trace) warn(name, detail, warning string) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.steps = append(t.steps, Step{Name: name, OK: true, Detail: detail, Warning: warning})
 	t.mu.Unlock()
 }
 

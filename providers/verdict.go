@@ -221,16 +221,23 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 	// A client id is a plain name or a GUID; an API identifier is most often
 	// a URI (https://api.acme.example, api://default), which no ID token
 	// carries in aud.
+	// ID tokens that carry nonce, at_hash, c_hash or s_hash are refused
+	// (idtoken.go); one from a code flow may carry none of them.
 	clientIDLike := slices.ContainsFunc(s.Audience.Values, func(v string) bool { return !strings.Contains(v, ":") })
-	if needJWKS && acceptsUntypedJWT(c.JWTTypes) && s.Audience.Strategy == AudienceValues &&
-		(clientIDLike || (known && quirk.clientIDAudience)) {
-		msg := "the tenant accepts JWTs typed JWT (or untyped), as ID tokens are, so an ID token passes as an access token if one of audience.values is a client's id, as " +
-			quotedList(s.Audience.Values) + ` may be: use audience values that are no client's id (an API identifier the provider puts only in access tokens), or a provider that issues access tokens typed at+jwt with provider.jwt_types ["at+jwt"]`
+	switch {
+	case needJWKS && known && quirk.sameTokens:
+		// Whatever the strategy: nothing in the token can help.
+		msg := sameTokensWarning(quirk) + "; "
 		if known && quirk.clientIDAudience {
-			msg = quirk.name + " types neither ID nor access tokens and puts client ids in aud of both, so an ID token issued to a client in audience.values passes as an access token: " +
-				"list only a client id that nobody signs in with, used as the audience of tokens other clients ask for (Dex: trusted peers, scope audience:server:client_id:<id>), never the id of the client people sign in to"
+			msg += "with the audience strategy, list only a client id that nobody signs in with, used as the audience of tokens other clients ask for (Dex: trusted peers, scope audience:server:client_id:<id>), never the id of the client people sign in to"
+		} else {
+			msg += "accept only audiences that no sign-in client's ID tokens carry"
 		}
 		add(RuleIDTokenAsAccessToken, SeverityWarning, "%s", msg)
+	case needJWKS && acceptsUntypedJWT(c.JWTTypes) && s.Audience.Strategy == AudienceValues && clientIDLike:
+		add(RuleIDTokenAsAccessToken, SeverityWarning,
+			"the tenant accepts JWTs typed JWT (or untyped), as ID tokens are, so an ID token that carries none of nonce, at_hash, c_hash and s_hash (one from a code flow may not) passes as an access token if one of audience.values is a client's id, as %s may be: "+
+				`use audience values that are no client's id (an API identifier the provider puts only in access tokens), or a provider that issues access tokens typed at+jwt with provider.jwt_types ["at+jwt"]`, quotedList(s.Audience.Values))
 	}
 
 	if !haveMetadata {

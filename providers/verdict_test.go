@@ -238,7 +238,15 @@ func TestVerdicts(t *testing.T) {
 			s.Claims.Roles = tutorialRoles("groups")
 			s.Claims.Roles.Grants["todo-readers"] = []Permission{PermRead}
 		}, report: func(r *ProbeReport) { r.Software = softwareDex },
-			want: map[string]Severity{RuleResourceIndicators: SeverityError}, mention: "cannot work with Dex"},
+			want: map[string]Severity{RuleResourceIndicators: SeverityError, RuleIDTokenAsAccessToken: SeverityWarning}, mention: "cannot work with Dex"},
+		// Dex's ID tokens cannot be told apart, whatever the strategy.
+		{name: "scope strategy on Dex", settings: func(s *Settings) {
+			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
+			s.Audience = Audience{Strategy: AudienceScope, Prefix: "todo:"}
+			s.Claims.Roles = tutorialRoles("groups")
+			s.Claims.Roles.Grants["todo-readers"] = []Permission{PermRead}
+		}, report: func(r *ProbeReport) { r.Software = softwareDex },
+			want: map[string]Severity{RuleIDTokenAsAccessToken: SeverityWarning}, mention: "Dex signs ID and access tokens alike"},
 		// The Dex case: no scope claim and unknown scopes refused.
 		{name: "Dex without role grants", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
@@ -264,7 +272,7 @@ func TestVerdicts(t *testing.T) {
 		}, report: func(r *ProbeReport) {
 			r.Software = softwareDex
 			r.ScopesSupported, r.MissingScopes = []string{"openid", "groups"}, r.TenantScopes
-		}, want: map[string]Severity{RuleIDTokenAsAccessToken: SeverityWarning}, mention: "Dex types neither ID nor access tokens and puts client ids in aud of both"},
+		}, want: map[string]Severity{RuleIDTokenAsAccessToken: SeverityWarning}, mention: "Dex signs ID and access tokens alike (the same header and claims, at_hash included)"},
 
 		// ID tokens passing as access tokens.
 		{name: "untyped JWTs and a client-id-like audience", settings: func(s *Settings) {

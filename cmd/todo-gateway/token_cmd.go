@@ -380,6 +380,13 @@ func (r *tokenReport) writeText(w io.Writer) {
 			fmt.Fprintf(&b, ", until %s", p.Expiry.UTC().Format(time.RFC3339))
 		}
 		b.WriteString("\n")
+		// What the checks that passed could not rule out, such as an ID
+		// token of a provider whose ID and access tokens look alike.
+		for _, s := range r.Steps {
+			if s.Warning != "" {
+				fmt.Fprintf(&b, "  warning (%s): %s\n", s.Name, s.Warning)
+			}
+		}
 	default:
 		fmt.Fprintf(&b, "rejected: %s\n", d.Reason)
 		fmt.Fprintf(&b, "  the gateway answers %d %s", d.Status, d.Error)

@@ -358,3 +358,25 @@ func withClaim(c map[string]any, name string, v any) map[string]any {
 	c[name] = v
 	return c
 }
+
+// A token of a provider whose ID and access tokens cannot be told apart
+// (Dex, recognised from its metadata) is accepted with that warning next
+// to the decision; a token carrying nonce is refused as an ID token.
+func TestTokenWarnsOfIndistinguishableIDTokens(t *testing.T) {
+	dex := providertest.New(t, providertest.WithKeys(jose.RS256))
+	dex.SetMetadata(func(_ providertest.Endpoint, m map[string]any) { m["jwks_uri"] = dex.Issuer() + "/keys" })
+	const resource = "http://localhost:3001/dexter"
+	config := writeFile(t, fmt.Sprintf(`{"tenants": [{"id": "dexter", "resource": %q, "provider": {"type": "oidc", "issuer": %q}, "audience": {"strategy": "resource"}}]}`, resource, dex.Issuer()))
+	claims := dex.Claims("alice", resource, "create:todos")
+	claims["at_hash"] = "b2Xq"
+	code, out, errOut := tokenCLI(dex.Mint(claims, providertest.Header("typ", nil)), "--config", config, "--tenant", "dexter")
+	if code != exitOK || !strings.Contains(out, "Decision: accepted") ||
+		!strings.Contains(out, "  warning (token use): Dex signs ID and access tokens alike") {
+		t.Errorf("exit %d, stderr %q; want accepted with the warning next to the decision:\n%s", code, errOut, out)
+	}
+	claims["nonce"] = "n-1"
+	code, out, _ = tokenCLI(dex.Mint(claims, providertest.Header("typ", nil)), "--config", config, "--tenant", "dexter")
+	if code != exitFail || !strings.Contains(out, "rejected: an ID token is not an access token: it carries nonce") {
+		t.Errorf("exit %d; want the ID token refused:\n%s", code, out)
+	}
+}

@@ -236,7 +236,7 @@ func (i *Issuer) route(path string) Endpoint {
 	}
 	p := strings.TrimSuffix(i.cfg.path, "/")
 	switch path {
-	case p + "/jwks":
+	case p + "/jwks", p + "/keys": // "/keys" where Dex serves it
 		return JWKS
 	case p + "/token/introspection":
 		return Introspection
