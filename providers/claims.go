@@ -156,6 +156,8 @@ type claimRules struct {
 	introspection        bool
 	allowMissingIssuer   bool
 	allowMissingAudience bool
+	// acceptedClients, when set, are the only client ids accepted.
+	acceptedClients []string
 }
 
 // principal applies the checks common to both token kinds (issuer, time,
@@ -179,7 +181,8 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 	}
 	if !ok {
 		iss = p.issuer
-		tr.add(stepIssuer, true, "no iss; accepted because allow_missing_issuer is set")
+		tr.warn(stepIssuer, "no iss; accepted because allow_missing_issuer is set",
+			"the answer does not say which issuer the token comes from: it is accepted because its client is one of accepted_clients")
 	} else if tr != nil {
 		tr.add(stepIssuer, true, "iss "+quoted(iss)+" is the tenant's issuer")
 	}
@@ -301,7 +304,8 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 			if hasAud {
 				tr.add(stepAudience, true, "aud "+quotedList(aud)+" contains one of "+quotedList(want)+" (strategy "+string(p.aud.Strategy)+")")
 			} else {
-				tr.add(stepAudience, true, "no aud; accepted because allow_missing_audience is set")
+				tr.warn(stepAudience, "no aud; accepted because allow_missing_audience is set",
+					"the answer does not say which resource the token is for: any token of an accepted client passes, whatever API it was issued for")
 			}
 		}
 	case AudienceScope:
@@ -369,6 +373,14 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 	}
 	if hasExp {
 		pr.Expiry = exp
+	}
+	if len(r.acceptedClients) > 0 && !slices.Contains(r.acceptedClients, clientID) {
+		err := invalid(reasonClientNotAccepted, nil)
+		if tr != nil {
+			tr.add(stepPermissions, true, p.describePermissions(scopes, roles, pr.Permissions))
+			tr.failWith(stepClient, err, "client "+quoted(clientID)+"; accepted_clients lists "+quotedList(r.acceptedClients))
+		}
+		return nil, err
 	}
 	if tr != nil {
 		tr.add(stepPermissions, true, p.describePermissions(scopes, roles, pr.Permissions))

@@ -128,9 +128,18 @@ type IntrospectionConfig struct {
 	// sent, so a flood of made-up tokens is not relayed to the
 	// authorization server. Default 100, from 1 to 10000.
 	MaxCallsPerSecond *int `json:"max_calls_per_second,omitempty"`
-	// AllowMissingIssuer / AllowMissingAudience accept answers without iss / aud.
+	// AllowMissingIssuer / AllowMissingAudience accept answers without iss
+	// / aud. Without aud, nothing in the answer says the token is meant for
+	// this resource (a token another client holds for another API of the
+	// same server would pass), and without iss, that it comes from this
+	// tenant's issuer: either needs AcceptedClients, which is then what
+	// binds an answer to this resource (validate.go).
 	AllowMissingIssuer   bool `json:"allow_missing_issuer,omitempty"`
 	AllowMissingAudience bool `json:"allow_missing_audience,omitempty"`
+	// AcceptedClients, when set, are the only clients whose tokens this
+	// resource accepts: an answer whose client id (claims.client_id) is
+	// absent or another is refused.
+	AcceptedClients []string `json:"accepted_clients,omitempty"`
 }
 
 // AudienceStrategy names how a token is checked as meant for this tenant.

@@ -64,7 +64,7 @@ func newIntrospector(client *http.Client, c IntrospectionConfig, sr SecretResolv
 		auth:     c.AuthMethod,
 		ttl:      time.Duration(*c.CacheTTL),
 		rules: claimRules{introspection: true,
-			allowMissingIssuer: c.AllowMissingIssuer, allowMissingAudience: c.AllowMissingAudience},
+			allowMissingIssuer: c.AllowMissingIssuer, allowMissingAudience: c.AllowMissingAudience, acceptedClients: c.AcceptedClients},
 		active:  newLRU[introResult](defaultIntrospectCacheSize),
 		refused: newLRU[introResult](refusedIntrospectCacheSize),
 		budget:  rate.NewLimiter(rate.Limit(*c.MaxCallsPerSecond), *c.MaxCallsPerSecond),

@@ -65,10 +65,23 @@ func TestIntrospectionAnswers(t *testing.T) {
 	}{
 		{name: "full answer", resp: func(map[string]any) {}},
 		{name: "Logto-style minimal answer refused by default", resp: minimal, reason: reasonNoIssuer},
-		{name: "minimal answer without audience permission", edit: func(c *IntrospectionConfig) { c.AllowMissingIssuer = true }, resp: minimal, reason: reasonNoAudience},
-		{name: "minimal answer allowed", edit: func(c *IntrospectionConfig) { c.AllowMissingIssuer, c.AllowMissingAudience = true, true }, resp: minimal},
-		{name: "present iss still checked", edit: func(c *IntrospectionConfig) { c.AllowMissingIssuer = true }, resp: func(m map[string]any) { m["iss"] = "https://evil.example" }, reason: reasonIssuer},
-		{name: "present aud still checked", edit: func(c *IntrospectionConfig) { c.AllowMissingAudience = true }, resp: func(m map[string]any) { m["aud"] = "other" }, reason: reasonAudResource},
+		{name: "minimal answer without audience permission", edit: func(c *IntrospectionConfig) { c.AllowMissingIssuer, c.AcceptedClients = true, []string{"test-client"} },
+			resp: minimalWithClient, reason: reasonNoAudience},
+		{name: "minimal answer allowed, from an accepted client", edit: func(c *IntrospectionConfig) {
+			c.AllowMissingIssuer, c.AllowMissingAudience, c.AcceptedClients = true, true, []string{"test-client"}
+		}, resp: minimalWithClient},
+		{name: "minimal answer of another client", edit: func(c *IntrospectionConfig) {
+			c.AllowMissingIssuer, c.AllowMissingAudience, c.AcceptedClients = true, true, []string{"todo-app"}
+		}, resp: minimalWithClient, reason: reasonClientNotAccepted},
+		{name: "minimal answer without a client", edit: func(c *IntrospectionConfig) {
+			c.AllowMissingIssuer, c.AllowMissingAudience, c.AcceptedClients = true, true, []string{"test-client"}
+		}, resp: minimal, reason: reasonClientNotAccepted},
+		{name: "full answer of a client not accepted", edit: func(c *IntrospectionConfig) { c.AcceptedClients = []string{"todo-app"} },
+			resp: func(map[string]any) {}, reason: reasonClientNotAccepted},
+		{name: "present iss still checked", edit: func(c *IntrospectionConfig) { c.AllowMissingIssuer, c.AcceptedClients = true, []string{"test-client"} },
+			resp: func(m map[string]any) { m["iss"] = "https://evil.example" }, reason: reasonIssuer},
+		{name: "present aud still checked", edit: func(c *IntrospectionConfig) { c.AllowMissingAudience, c.AcceptedClients = true, []string{"test-client"} },
+			resp: func(m map[string]any) { m["aud"] = "other" }, reason: reasonAudResource},
 		{name: "not yet valid despite active", resp: func(m map[string]any) {
 			m["exp"] = clk.Now().Add(time.Hour).Unix() // the issuer still says active...
 			m["nbf"] = clk.Now().Add(2 * time.Hour).Unix()
@@ -109,6 +122,12 @@ func minimal(m map[string]any) {
 			delete(m, k)
 		}
 	}
+}
+
+// minimalWithClient is minimal and the client the token was issued to.
+func minimalWithClient(m map[string]any) {
+	minimal(m)
+	m["client_id"] = "test-client"
 }
 
 func TestIntrospectionInactiveAndRevoked(t *testing.T) {

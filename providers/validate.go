@@ -61,6 +61,9 @@ func (s Settings) Validate() []Problem {
 	var v validation
 	v.provider("provider", s.Config)
 	v.audience("audience", s.Audience)
+	if in := s.Config.Introspection; in != nil {
+		v.missingClaims("provider.introspection", *in, s.Audience.Strategy)
+	}
 	if s.Audience.Strategy == AudienceResource && s.Resource == "" {
 		// The message is the tenants package's own for a missing resource,
 		// so that a tenant reports it once.
@@ -191,6 +194,28 @@ func (v *validation) introspection(p string, c IntrospectionConfig) {
 	}
 	if n := *c.MaxCallsPerSecond; n < 1 || n > maxIntrospectRate {
 		v.add(p+".max_calls_per_second", "must be from 1 to %d", maxIntrospectRate)
+	}
+	for i, id := range c.AcceptedClients {
+		if strings.TrimSpace(id) == "" {
+			v.add(fmt.Sprintf("%s.accepted_clients[%d]", p, i), "must not be empty")
+		}
+	}
+}
+
+// missingClaims checks what binds an introspection answer to this resource
+// when the tenant accepts one without aud or iss.
+func (v *validation) missingClaims(p string, c IntrospectionConfig, strategy AudienceStrategy) {
+	bound := len(c.AcceptedClients) > 0
+	switch {
+	case c.AllowMissingAudience && strategy == AudienceScope:
+		v.add(p+".allow_missing_audience", "has no effect: the scope strategy checks no audience (its scope prefix binds tokens to this resource); remove it")
+	case c.AllowMissingAudience && !bound:
+		v.add(p+".allow_missing_audience", "accepts any token the authorization server says is active, whatever resource it was issued for (a client-credentials token another client holds for another API would pass): "+
+			"list the clients whose tokens this resource accepts in %s.accepted_clients, or use the scope audience strategy with a prefix only this resource's scopes carry", p)
+	}
+	if c.AllowMissingIssuer && !bound {
+		v.add(p+".allow_missing_issuer", "accepts an answer that does not say which issuer the token comes from (an endpoint serving several issuers would vouch for all of them): "+
+			"list the clients whose tokens this resource accepts in %s.accepted_clients", p)
 	}
 }
 

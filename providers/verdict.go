@@ -65,6 +65,7 @@ const (
 	RuleIntrospectionUnauthenticated = "introspection-unauthenticated"
 	RuleIntrospectionProbe           = "introspection-probe"
 	RuleIDTokenAsAccessToken         = "id-token-as-access-token"
+	RuleMissingClaimsAllowed         = "missing-claims-allowed"
 )
 
 // Worst returns the highest severity among vs, "" when vs is empty.
@@ -184,6 +185,20 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 	if needIntro && c.Introspection != nil && c.Introspection.AuthMethod == authNone {
 		add(RuleIntrospectionUnauthenticated, SeverityWarning,
 			"provider.introspection.auth_method none calls the introspection endpoint without client authentication: whoever can reach it can test tokens and read what they grant, so it must not be public (keep Hydra's admin port on a private network)")
+	}
+	// What accepting answers without aud or iss trades away (validation
+	// requires accepted_clients for it).
+	if in := c.Introspection; needIntro && in != nil && (in.AllowMissingAudience || in.AllowMissingIssuer) {
+		var missing []string
+		if in.AllowMissingAudience {
+			missing = append(missing, "aud (the resource the token is for)")
+		}
+		if in.AllowMissingIssuer {
+			missing = append(missing, "iss (the issuer)")
+		}
+		add(RuleMissingClaimsAllowed, SeverityWarning,
+			"introspection answers without %s are accepted for the clients in accepted_clients, %s: any token the authorization server says is active for one of them passes, whatever it was issued for; keep that list to clients whose tokens are meant only for this resource",
+			strings.Join(missing, " or "), quotedList(in.AcceptedClients))
 	}
 	if needIntro && r.Introspection != nil {
 		switch pr := r.Introspection; {

@@ -76,6 +76,18 @@ var providerRules = func() []ruleCase {
 		{"introspection budget zero", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 0})}, tp + ".provider.introspection.max_calls_per_second", "must be from 1 to 10000"},
 		{"introspection budget too large", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 10001})}, tp + ".provider.introspection.max_calls_per_second", "must be from 1 to 10000"},
 		{"introspection budget at bounds", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 1})}, "", ""},
+		// A missing aud or iss needs something else that binds the answer to this resource.
+		{"missing audience allowed alone", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "allow_missing_audience": true})},
+			tp + ".provider.introspection.allow_missing_audience", "accepts any token the authorization server says is active, whatever resource it was issued for (a client-credentials token another client holds for another API would pass): list the clients whose tokens this resource accepts in provider.introspection.accepted_clients, or use the scope audience strategy with a prefix only this resource's scopes carry"},
+		{"missing issuer allowed alone", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "allow_missing_issuer": true})},
+			tp + ".provider.introspection.allow_missing_issuer", "accepts an answer that does not say which issuer the token comes from (an endpoint serving several issuers would vouch for all of them): list the clients whose tokens this resource accepts in provider.introspection.accepted_clients"},
+		{"missing claims allowed for accepted clients", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S",
+			"allow_missing_issuer": true, "allow_missing_audience": true, "accepted_clients": arr{"todo-app", "todo-cli"}})}, "", ""},
+		{"missing audience under the scope strategy", []edit{set("tenants.0.audience", obj{"strategy": "scope", "prefix": "todo-api:"}),
+			set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "allow_missing_audience": true})},
+			tp + ".provider.introspection.allow_missing_audience", "has no effect: the scope strategy checks no audience (its scope prefix binds tokens to this resource); remove it"},
+		{"empty accepted client", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "accepted_clients": arr{""}})},
+			tp + ".provider.introspection.accepted_clients[0]", "must not be empty"},
 		{"introspection budget upper bound", []edit{set("tenants.0.provider.introspection", obj{"client_id": "gw", "client_secret_env": "S", "max_calls_per_second": 10000})}, "", ""},
 
 		// provider: algorithms, types, durations, metadata

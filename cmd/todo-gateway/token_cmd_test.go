@@ -380,3 +380,27 @@ func TestTokenWarnsOfIndistinguishableIDTokens(t *testing.T) {
 		t.Errorf("exit %d; want the ID token refused:\n%s", code, out)
 	}
 }
+
+// An introspection answer without aud, accepted for a listed client, is
+// accepted with the trade-off named next to the decision; another
+// client's is refused.
+func TestTokenNamesMissingAudienceTradeOff(t *testing.T) {
+	iss := providertest.New(t, providertest.WithDiscovery(providertest.OAuthInserted), providertest.WithKeys(jose.ES256))
+	t.Setenv("TOKEN_TEST_SECRET", tokenTestSecret)
+	const resource = "http://localhost:3001/lemon"
+	config := writeFile(t, fmt.Sprintf(`{"tenants": [{"id": "lemon", "resource": %q,
+  "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
+               "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_SECRET", "allow_missing_audience": true, "accepted_clients": ["todo-cli"]}},
+  "audience": {"strategy": "resource"}}]}`, resource, iss.Issuer()))
+	claims := iss.Claims("alice", "", "read:todos")
+	claims["client_id"] = "todo-cli"
+	code, out, errOut := tokenCLI(iss.MintOpaque(claims), "--config", config, "--tenant", "lemon")
+	if code != exitOK || !strings.Contains(out, "  warning (audience): the answer does not say which resource the token is for") {
+		t.Errorf("exit %d, stderr %q; want accepted with the trade-off next to the decision:\n%s", code, errOut, out)
+	}
+	claims["client_id"] = "other-api-client"
+	code, out, _ = tokenCLI(iss.MintOpaque(claims), "--config", config, "--tenant", "lemon")
+	if code != exitFail || !strings.Contains(out, "rejected: token was issued to a client this resource does not accept") {
+		t.Errorf("exit %d; want another client's token refused:\n%s", code, out)
+	}
+}
