@@ -80,7 +80,9 @@ func TestIntrospectionAnswers(t *testing.T) {
 			resp: func(map[string]any) {}, reason: reasonClientNotAccepted},
 		{name: "present iss still checked", edit: func(c *IntrospectionConfig) { c.AllowMissingIssuer, c.AcceptedClients = true, []string{"test-client"} },
 			resp: func(m map[string]any) { m["iss"] = "https://evil.example" }, reason: reasonIssuer},
-		{name: "present aud still checked", edit: func(c *IntrospectionConfig) { c.AllowMissingAudience, c.AcceptedClients = true, []string{"test-client"} },
+		{name: "present aud still checked", edit: func(c *IntrospectionConfig) {
+			c.AllowMissingAudience, c.AcceptedClients = true, []string{"test-client"}
+		},
 			resp: func(m map[string]any) { m["aud"] = "other" }, reason: reasonAudResource},
 		{name: "not yet valid despite active", resp: func(m map[string]any) {
 			m["exp"] = clk.Now().Add(time.Hour).Unix() // the issuer still says active...
