@@ -412,3 +412,28 @@ func TestHostTenant(t *testing.T) {
 		t.Errorf("metadata at the root of 127.0.0.1: %d, want 404", resp.StatusCode)
 	}
 }
+
+// Before 2026-07-28 a client replaces its scopes with a 403's: the
+// challenge names every scope the token carries, the tenant's or not
+// (offline_access keeps the client's refresh token), plus the missing one;
+// a scope that could not stand in the header is left out. From 2026-07-28,
+// only the missing one.
+func TestStepUpKeepsEveryScopeOfTheToken(t *testing.T) {
+	b := newEdgeBed(t, nil)
+	tok := b.register(grant{tenant: "acme", subject: "reader", perms: readerPerms, extraScopes: []string{"openid", "offline_access", `bad"scope`, "calendar:read"}})
+	create := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"x"}}}`
+	for _, tc := range []struct{ version, want string }{
+		{"", `scope="create:todos read:todos openid offline_access calendar:read"`},
+		{"2025-11-25", `scope="create:todos read:todos openid offline_access calendar:read"`},
+		{"2026-07-28", `scope="create:todos"`},
+	} {
+		var header []string
+		if tc.version != "" {
+			header = []string{"Mcp-Protocol-Version", tc.version}
+		}
+		resp, body := post(t, b.resources["acme"], tok, create, header...)
+		if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusForbidden || !strings.Contains(got, tc.want) {
+			t.Errorf("version %q: %d %q %s; want 403 with %s", tc.version, resp.StatusCode, got, body, tc.want)
+		}
+	}
+}

@@ -87,16 +87,30 @@ func neededScopes(t *tenants.Tenant, miss []missing) []string {
 // From 2026-07-28 (SEP-2350) the client accumulates and the challenge names
 // only what the operation needs (RFC 6750 §3.1).
 //
-// The scopes the token has are its raw scopes (p.Scopes) that are the
-// tenant's; a permission granted another way (a role claim) is not asked for.
+// It names the tenant's scopes the token has (a permission granted another
+// way, by a role claim, is not asked for) and the missing ones, in the
+// tenant's order, then every other scope the token carries (openid,
+// offline_access, another API's), in the token's order: a client that
+// replaced its scopes with only the tenant's would lose its refresh token
+// (offline_access) and whatever else it had asked for. A scope that could
+// not stand in the header (not an RFC 6749 scope-token) is left out.
 func stepUpScope(t *tenants.Tenant, p *providers.Principal, version string, miss ...missing) string {
 	need := neededScopes(t, miss)
 	if !replacesScopes(version) {
 		return strings.Join(need, " ")
 	}
+	var held []string
+	if p != nil {
+		held = p.Scopes
+	}
 	var out []string
 	for _, s := range t.ScopeList() {
-		if slices.Contains(need, s) || (p != nil && slices.Contains(p.Scopes, s)) {
+		if slices.Contains(need, s) || slices.Contains(held, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range held {
+		if !slices.Contains(out, s) && providers.IsScopeToken(s) {
 			out = append(out, s)
 		}
 	}

@@ -58,7 +58,10 @@ type edgeBed struct {
 type grant struct {
 	tenant, subject string
 	perms           []providers.Permission
-	err             error
+	// extraScopes are scopes the token carries besides its permissions'
+	// (openid, offline_access, another API's).
+	extraScopes []string
+	err         error
 }
 
 // The tutorial's roles, as permissions.
@@ -239,6 +242,7 @@ func (v *fakeVerifier) Verify(_ context.Context, raw string) (*providers.Princip
 		Permissions: map[providers.Permission]bool{}, Audience: []string{v.tenant.Resource},
 		Expiry: time.Now().Add(time.Hour), Kind: providers.TokenKindJWT,
 	}
+	p.Scopes = append(p.Scopes, g.extraScopes...)
 	for _, perm := range g.perms {
 		p.Permissions[perm] = true
 		p.Scopes = append(p.Scopes, v.tenant.Scope(perm))

@@ -241,7 +241,7 @@ func (v *validation) audience(p string, a Audience) {
 		switch {
 		case a.Prefix == "":
 			v.add(p+".prefix", `required with strategy "scope", such as "todo-api:"`)
-		case !isScopeToken(a.Prefix):
+		case !IsScopeToken(a.Prefix):
 			v.add(p+".prefix", "must be printable ASCII without spaces, quotes or backslashes (it starts every scope)")
 		}
 	} else if a.Prefix != "" {
@@ -267,7 +267,7 @@ func (v *validation) scopes(p string, m ScopeMap, a Audience, perms []Permission
 		switch {
 		case s == "":
 			v.add(sp, "must not be empty (omit it for the default)")
-		case !isScopeToken(s):
+		case !IsScopeToken(s):
 			// A scope travels in a space-separated list and inside a quoted
 			// WWW-Authenticate parameter (RFC 6749 §3.3, RFC 6750 §3).
 			v.add(sp, "must be one scope: printable ASCII without spaces, quotes or backslashes")
@@ -371,8 +371,9 @@ func isLoopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// isScopeToken reports whether s is a scope-token of RFC 6749 §3.3.
-func isScopeToken(s string) bool {
+// IsScopeToken reports whether s is a scope-token of RFC 6749 §3.3, which
+// can also stand in a quoted WWW-Authenticate parameter.
+func IsScopeToken(s string) bool {
 	for i := range len(s) {
 		c := s[i]
 		if c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' {

@@ -667,7 +667,7 @@ func TestProvidersDexHydraAndIntrospection(t *testing.T) {
 		t.Fatalf("got exit %d ok %v, want 1 and false\n%s", code, out.OK, raw)
 	}
 	want := map[string]map[string]providers.Severity{
-		"dex":        {providers.RuleResourceIndicators: providers.SeverityError, providers.RulePermissionsUngrantable: providers.SeverityError},
+		"dex":        {providers.RuleResourceIndicators: providers.SeverityError, providers.RulePermissionsUngrantable: providers.SeverityError, providers.RuleIDTokenAsAccessToken: providers.SeverityWarning},
 		"dex-groups": {providers.RuleIDTokenAsAccessToken: providers.SeverityWarning},
 		"hydra":      {providers.RuleResourceIndicators: providers.SeverityWarning, providers.RuleIntrospectionUnauthenticated: providers.SeverityWarning},
 		"typo":       {providers.RuleIntrospectionProbe: providers.SeverityError, providers.RuleIntrospectionUnauthenticated: providers.SeverityWarning},

@@ -422,7 +422,7 @@ func (ps Permissions) validate() []Problem {
 	var probs []Problem
 	checkList := func(path string, perms []providers.Permission) {
 		for i, p := range perms {
-			if !isScopeToken(string(p)) {
+			if !providers.IsScopeToken(string(p)) {
 				probs = append(probs, Problem{Path: fmt.Sprintf("%s[%d]", path, i),
 					Message: fmt.Sprintf("permission %q must be printable ASCII without spaces, quotes or backslashes (by default it is also the scope that grants it)", p)})
 			}
@@ -447,18 +447,4 @@ func (ps Permissions) validate() []Problem {
 			Message: `no tool is callable: map tool names to the permissions they need ({"search": ["notes:read"]}), or set other_tools`})
 	}
 	return probs
-}
-
-// isScopeToken reports whether s is one RFC 6749 scope token that can also
-// stand in a quoted WWW-Authenticate parameter.
-func isScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
