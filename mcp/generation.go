@@ -182,7 +182,7 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 func (g *Gateway) todoOptions(t *tenants.Tenant) todo.Options {
 	m := g.opts.Metrics
 	return todo.Options{
-		Tenant: t.ID, Scope: t.Scope, Store: g.store, Writes: &g.writes,
+		Tenant: t.ID, Scope: t.Scope, Roles: t.Claims.Roles, Store: g.store, Writes: &g.writes,
 		Logger: g.log, RequestID: RequestIDFrom, Bound: bounded,
 		ToolError: func(tool string) { m.toolError(t.ID, tool) },
 	}

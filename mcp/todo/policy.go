@@ -3,6 +3,7 @@ package todo
 import (
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
+	"strings"
 )
 
 // RequiredPermission is the permission a caller must hold before a tool runs
@@ -26,11 +27,20 @@ func CanDelete(p *providers.Principal, t store.Todo) bool {
 }
 
 // MissingPermissionText is the tool error that answers a call of tool by a
-// caller without the permission whose scope string is scope: where the
-// tenant chose tool_error over the 403 (the edge answers it so for an
+// caller without the permission perm, whose scope string is scope: where
+// the tenant chose tool_error over the 403 (the edge answers it so for an
 // upstream's tool too), and the tool's own check, should a call ever reach
-// it past the HTTP layer.
-func MissingPermissionText(tool, scope string) string {
-	return "Forbidden: the " + tool + " tool requires the " + scope + " scope, which this access token does not grant. " +
-		"Sign in again granting " + scope + ", or ask an administrator for it."
+// it past the HTTP layer. When the tenant grants perm from a role or group
+// claim (claims.roles), it names the values that grant it: at a provider
+// that issues no such scope (Dex refuses scopes it does not define),
+// signing in again cannot help, and membership is what the user must ask
+// for.
+func MissingPermissionText(tool, scope string, roles *providers.RoleGrants, perm providers.Permission) string {
+	msg := "Forbidden: the " + tool + " tool requires the " + scope + " scope"
+	grantors := roles.Grantors(perm)
+	if len(grantors) == 0 {
+		return msg + ", which this access token does not grant. Sign in again granting " + scope + ", or ask an administrator for it."
+	}
+	return msg + " or one of the " + roles.Claim + " " + strings.Join(grantors, ", ") + ", which this access token does not grant. " +
+		"Ask an administrator to add you to " + strings.Join(grantors, " or ") + ", then sign in again (or sign in granting " + scope + ", where the authorization server issues it)."
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// Scope names a permission's scope string in the tenant's provider, for
 	// the missing-permission tool error.
 	Scope func(providers.Permission) string
+	// Roles are the tenant's role or group grants (claims.roles), named in
+	// the refusal of a call without its permission; nil for none.
+	Roles *providers.RoleGrants
 	// Store holds the todos; the tenant's space must exist
 	// (store.Store.EnsureTenants).
 	Store store.Store
@@ -91,7 +94,7 @@ func New(o Options) *Server {
 	if o.Writes != nil {
 		st = watchedStore{st, o.Writes}
 	}
-	handlers := newToolHandlers(&todoTools{tenant: o.Tenant, scope: o.Scope, store: st, log: o.Logger,
+	handlers := newToolHandlers(&todoTools{tenant: o.Tenant, scope: o.Scope, roles: o.Roles, store: st, log: o.Logger,
 		requestID: o.RequestID, toolError: o.ToolError, bound: o.Bound})
 	s := &Server{tenant: o.Tenant}
 	if !o.MCPOnly {
