@@ -111,3 +111,22 @@ func TestAllowIDTokenClaimsValidated(t *testing.T) {
 		t.Errorf("got %v", v.problems)
 	}
 }
+
+// The trace names the accepted typ values as the configuration spells
+// them, not as they are compared.
+func TestTraceTypSpelling(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	s := settings(iss, KindOIDC)
+	s.Config.JWTTypes = []string{"at+jwt", "JWT"}
+	p := newProvider(t, iss, s, clk)
+	_, steps, err := tracedVerify(p, iss.Mint(iss.Claims("alice", testResource, ""), providertest.Typ("JWT")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		if st.Name == stepTyp && !strings.HasSuffix(st.Detail, "the tenant accepts at+jwt, JWT") {
+			t.Errorf("typ step: %q", st.Detail)
+		}
+	}
+}

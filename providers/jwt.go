@@ -88,12 +88,12 @@ func (p *Provider) verifyJWT(ctx context.Context, raw string, jws *jose.JSONWebS
 	}
 	if err := p.checkType(h); err != nil {
 		if tr != nil {
-			tr.failWith(stepTyp, err, "the tenant accepts "+strings.Join(p.jwtTypes, ", "))
+			tr.failWith(stepTyp, err, "the tenant accepts "+strings.Join(p.jwtTypesWritten, ", "))
 		}
 		return nil, err
 	}
 	if tr != nil {
-		tr.add(stepTyp, true, describeType(h)+" is accepted: the tenant accepts "+strings.Join(p.jwtTypes, ", "))
+		tr.add(stepTyp, true, describeType(h)+" is accepted: the tenant accepts "+strings.Join(p.jwtTypesWritten, ", "))
 	}
 
 	ep, err := p.disc.get(ctx)

@@ -98,6 +98,9 @@ type Provider struct {
 	perms    []Permission // Settings.PermissionList
 	leeway   time.Duration
 	jwtTypes []string // normalised: lower case, without "application/"
+	// jwtTypesWritten are the same as the configuration spells them, for
+	// the trace.
+	jwtTypesWritten []string
 	// idClaimsAllowed are the ID-token-only claims the tenant accepts in
 	// access tokens (Config.AllowIDTokenClaims).
 	idClaimsAllowed []string
@@ -184,7 +187,7 @@ func New(s Settings, opts ...Option) (*Provider, error) {
 		leeway:   time.Duration(*c.Leeway),
 		disc:     discovery{mode: c.Token, algs: c.Algorithms},
 	}
-	p.idClaimsAllowed = c.AllowIDTokenClaims
+	p.idClaimsAllowed, p.jwtTypesWritten = c.AllowIDTokenClaims, c.JWTTypes
 	for _, t := range c.JWTTypes {
 		p.jwtTypes = append(p.jwtTypes, normaliseType(t))
 	}

@@ -322,8 +322,13 @@ func refusedTool(t *tenants.Tenant, p *providers.Principal, tool string, perm pr
 	} else {
 		// What the challenge names depends on the protocol version
 		// the client speaks (see "Step-up" in the README).
-		detail = fmt.Sprintf("403 insufficient_scope, scope=%q to clients before 2026-07-28, scope=%q from 2026-07-28: the client must ask for %s (step-up)",
-			mcp.StepUpScope(t, p, "2025-11-25", tool), mcp.StepUpScope(t, p, "2026-07-28", tool), scope)
+		before, from := mcp.StepUpScope(t, p, "2025-11-25", tool), mcp.StepUpScope(t, p, "2026-07-28", tool)
+		if before == from {
+			detail = fmt.Sprintf("403 insufficient_scope, scope=%q: the client must ask for %s (step-up)", from, scope)
+		} else {
+			detail = fmt.Sprintf("403 insufficient_scope, scope=%q to clients before 2026-07-28, scope=%q from 2026-07-28: the client must ask for %s (step-up)",
+				before, from, scope)
+		}
 	}
 	if rg := t.Claims.Roles; rg != nil {
 		if by := rg.Grantors(perm); len(by) > 0 {

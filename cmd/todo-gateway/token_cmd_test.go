@@ -132,7 +132,7 @@ func TestTokenExplains(t *testing.T) {
 			token: b.logto.Mint(withClaim(b.logto.Claims("guest-1", groupsResource, ""), "groups", []string{"staff"}), providertest.Alg(jose.ES384)),
 			code:  0,
 			want: []string{"✓ roles ", `groups ["staff"]`,
-				`create-todo  refused  403 insufficient_scope, scope="create:todos" to clients before 2026-07-28, scope="create:todos" from 2026-07-28: the client must ask for create:todos (step-up), or the user needs groups todo-admins or todo-users`},
+				`create-todo  refused  403 insufficient_scope, scope="create:todos": the client must ask for create:todos (step-up), or the user needs groups todo-admins or todo-users`},
 		},
 		{
 			name: "expired token", tenant: "acme",
