@@ -185,16 +185,18 @@ func TestChallenges(t *testing.T) {
 			t.Errorf("over budget: %d Retry-After %q %s, want 503 with Retry-After 2 (rounded up) and no challenge", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 	})
-	t.Run("an internal failure is a 500 that tells the client nothing", func(t *testing.T) {
+	t.Run("an operator's mistake is a 503 with Retry-After that tells the client nothing", func(t *testing.T) {
 		resp, body := post(t, acme, b.failing(providers.ClassInternal, "secret internal detail"), toolsList)
-		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(body, `"error":"server_error"`) || strings.Contains(body, "secret") {
-			t.Errorf("internal failure: %d %s, want a generic 500", resp.StatusCode, body)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+			!strings.Contains(body, "this resource is misconfigured on the gateway") || strings.Contains(body, "secret") {
+			t.Errorf("internal failure: %d Retry-After %q %s, want a generic 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
 		if h := resp.Header.Get("WWW-Authenticate"); h != "" {
-			t.Errorf("a 500 carries a challenge: %s", h)
+			t.Errorf("a 503 carries a challenge: %s", h)
 		}
-		if logs := b.logs(t); !strings.Contains(logs, "token verification failed") || !strings.Contains(logs, "secret internal detail") {
-			t.Errorf("the operator is not told the cause:\n%s", logs)
+		if logs := b.logs(t); !strings.Contains(logs, "token verification failed") || !strings.Contains(logs, "secret internal detail") ||
+			!strings.Contains(logs, "todo-gateway providers --config FILE --tenant acme") {
+			t.Errorf("the operator is not told the cause and the fix:\n%s", logs)
 		}
 	})
 }

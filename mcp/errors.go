@@ -22,12 +22,16 @@ type verificationAnswer struct {
 
 // verificationAnswers, by class: a bad token is the client's to fix (401);
 // an unreachable issuer is ours (503, so the client retries instead of
-// throwing its token away); anything else is a 500 that says nothing of the
-// cause.
+// throwing its token away); anything else is an operator's mistake found
+// at request time (a wrong introspection path, refused gateway
+// credentials, an issuer that publishes no keys), answered as a
+// misconfigured tenant is: 503 with Retry-After, saying nothing of the
+// cause, which the log line names (serve.go) and the verification metric
+// counts ("error").
 var verificationAnswers = [...]verificationAnswer{
 	providers.ClassInvalidToken: {http.StatusUnauthorized, errInvalidToken, "invalid"},
 	providers.ClassUnavailable:  {http.StatusServiceUnavailable, errUnavailable, "unavailable"},
-	providers.ClassInternal:     {http.StatusInternalServerError, "server_error", "error"},
+	providers.ClassInternal:     {http.StatusServiceUnavailable, errUnavailable, "error"},
 }
 
 func answerFor(class providers.Class) verificationAnswer {

@@ -87,9 +87,12 @@ func BuildVerifier(t *tenants.Tenant, newVerifier NewVerifier) (v providers.Veri
 type misconfigured struct{}
 
 func (misconfigured) Verify(context.Context, string) (*providers.Principal, error) {
-	return nil, &providers.Error{Class: providers.ClassUnavailable,
-		Reason: "this resource is misconfigured on the gateway; its operator has been told in the log"}
+	return nil, &providers.Error{Class: providers.ClassUnavailable, Reason: misconfiguredReason}
 }
+
+// misconfiguredReason is what a client is told when the tenant cannot
+// verify tokens for a reason its operator must fix.
+const misconfiguredReason = "this resource is misconfigured on the gateway; its operator has been told in the log"
 
 // Len is the number of tenants.
 func (gen *Generation) Len() int { return gen.snap.Len() }

@@ -118,7 +118,9 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 	}
 	if err != nil && providers.ClassOf(err) == providers.ClassInternal {
 		// The client is told nothing of the cause; the operator must be.
-		g.log.ErrorContext(r.Context(), "token verification failed", "tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", bounded(err.Error()))
+		g.log.ErrorContext(r.Context(), "token verification failed: the tenant's provider settings or its authorization server need an operator (answered 503)",
+			"tenant", t.ID, "request_id", RequestIDFrom(r.Context()), "err", bounded(err.Error()),
+			"fix", "run: todo-gateway providers --config FILE --tenant "+t.ID+" (and todo-gateway token for one token)")
 	}
 	if err != nil {
 		return nil, "", true, g.refuse(c, ts, audit, g.verifyChallenge(ts, err))
@@ -307,9 +309,10 @@ func refusalCode(status int) int {
 // retries instead of throwing its token away); anything else is a 500 that
 // says nothing of the cause. The token command shows the same answer.
 func VerificationAnswer(err error) (status int, code, description string) {
-	a := answerFor(providers.ClassOf(err))
-	if a.status == http.StatusInternalServerError {
-		return a.status, a.code, "the token could not be verified because of a server error"
+	class := providers.ClassOf(err)
+	a := answerFor(class)
+	if class == providers.ClassInternal {
+		return a.status, a.code, misconfiguredReason
 	}
 	var ve *providers.Error
 	reason := "the token could not be verified"
