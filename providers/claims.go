@@ -171,7 +171,13 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 	case err != nil:
 		return nil, tr.fail(stepIssuer, err)
 	case !ok && !r.allowMissingIssuer:
-		return nil, tr.fail(stepIssuer, invalid(reasonNoIssuer, nil))
+		err := invalid(reasonNoIssuer, nil)
+		if tr != nil && r.introspection {
+			tr.failWith(stepIssuer, err, "the introspection answer has no iss; if this authorization server never sends one, "+
+				"provider.introspection.allow_missing_issuer accepts such answers for the clients listed in accepted_clients, and any token those clients hold passes")
+			return nil, err
+		}
+		return nil, tr.fail(stepIssuer, err)
 	case ok && iss != p.issuer:
 		err := invalid(reasonIssuer, nil)
 		if tr != nil {
@@ -292,7 +298,13 @@ func (p *Provider) principal(m claimSet, kind TokenKind, r claimRules, tr *Trace
 		}
 		switch {
 		case !hasAud && !r.allowMissingAudience:
-			return nil, tr.fail(stepAudience, invalid(reasonNoAudience, nil))
+			err := invalid(reasonNoAudience, nil)
+			if tr != nil && r.introspection {
+				tr.failWith(stepAudience, err, "the introspection answer has no aud (LemonLDAP::NG's and zitadel's never do); "+
+					"provider.introspection.allow_missing_audience accepts such answers for the clients listed in accepted_clients, and any token those clients hold passes, whatever API it was issued for")
+				return nil, err
+			}
+			return nil, tr.fail(stepAudience, err)
 		case hasAud && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(want, a) }):
 			err := invalid(reason, nil)
 			if tr != nil {

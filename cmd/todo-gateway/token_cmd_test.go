@@ -391,12 +391,22 @@ func TestTokenNamesMissingAudienceTradeOff(t *testing.T) {
 	config := writeFile(t, fmt.Sprintf(`{"tenants": [{"id": "lemon", "resource": %q,
   "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
                "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_SECRET", "allow_missing_audience": true, "accepted_clients": ["todo-cli"]}},
-  "audience": {"strategy": "resource"}}]}`, resource, iss.Issuer()))
+  "audience": {"strategy": "resource"}},
+  {"id": "strict", "resource": "http://localhost:3001/strict",
+  "provider": {"type": "oauth", "issuer": %q, "token": "introspection",
+               "introspection": {"client_id": "gateway", "client_secret_env": "TOKEN_TEST_SECRET"}},
+  "audience": {"strategy": "resource"}}]}`, resource, iss.Issuer(), iss.Issuer()))
 	claims := iss.Claims("alice", "", "read:todos")
 	claims["client_id"] = "todo-cli"
 	code, out, errOut := tokenCLI(iss.MintOpaque(claims), "--config", config, "--tenant", "lemon")
 	if code != exitOK || !strings.Contains(out, "  warning (audience): the answer does not say which resource the token is for") {
 		t.Errorf("exit %d, stderr %q; want accepted with the trade-off next to the decision:\n%s", code, errOut, out)
+	}
+	// Without the setting, the trace says which setting accepts such
+	// answers, and at what price.
+	code, out, _ = tokenCLI(iss.MintOpaque(claims), "--config", config, "--tenant", "strict")
+	if code != exitFail || !strings.Contains(out, "the introspection answer has no aud") || !strings.Contains(out, "allow_missing_audience accepts such answers for the clients listed in accepted_clients") {
+		t.Errorf("exit %d; want the refusal to name the setting and its price:\n%s", code, out)
 	}
 	claims["client_id"] = "other-api-client"
 	code, out, _ = tokenCLI(iss.MintOpaque(claims), "--config", config, "--tenant", "lemon")
