@@ -280,7 +280,8 @@ func (v *validation) scopes(p string, m ScopeMap, a Audience, perms []Permission
 func (v *validation) claims(p string, c Claims, perms []Permission) {
 	for i, name := range c.Scopes {
 		if !slices.Contains(scopeClaimNames, name) {
-			v.add(fmt.Sprintf("%s.scopes[%d]", p, i), "unknown scope claim %q (one of %s)", name, strings.Join(scopeClaimNames, ", "))
+			v.add(fmt.Sprintf("%s.scopes[%d]", p, i), "unknown scope claim %q (one of %s); to grant permissions from a group or role claim such as %q, map its values in claims.roles (\"roles\": {\"claim\": %q, \"grants\": {…}})",
+				name, strings.Join(scopeClaimNames, ", "), name, name)
 		}
 	}
 	for i, name := range c.ClientID {

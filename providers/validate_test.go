@@ -116,7 +116,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`audience.values: only used with strategy "audience"`,
 		`scopes: unknown permission "write" (one of create, read, delete)`,
 		`scopes.create: must start with the audience prefix "api:"`,
-		`claims.scopes[0]: unknown scope claim "groups" (one of scope, scp, scopes, permissions, roles)`,
+		`claims.scopes[0]: unknown scope claim "groups" (one of scope, scp, scopes, permissions, roles); to grant permissions from a group or role claim such as "groups", map its values in claims.roles ("roles": {"claim": "groups", "grants": {…}})`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

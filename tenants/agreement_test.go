@@ -133,7 +133,7 @@ var providerRules = func() []ruleCase {
 		{"scope with prefix", []edit{set("tenants.0.audience", scopeAudience), set("tenants.0.scopes", obj{"create": "todo-api:write"})}, "", ""},
 
 		// claims
-		{"scope claim unknown", []edit{set("tenants.0.claims", obj{"scopes": []any{"scope", "groups"}})}, tp + ".claims.scopes[1]", `unknown scope claim "groups" (one of scope, scp, scopes, permissions, roles)`},
+		{"scope claim unknown", []edit{set("tenants.0.claims", obj{"scopes": []any{"scope", "groups"}})}, tp + ".claims.scopes[1]", `unknown scope claim "groups" (one of scope, scp, scopes, permissions, roles); to grant permissions from a group or role claim such as "groups", map its values in claims.roles ("roles": {"claim": "groups", "grants": {…}})`},
 		{"client id claim empty", []edit{set("tenants.0.claims", obj{"client_id": []any{""}})}, tp + ".claims.client_id[0]", "must not be empty"},
 		// claims.roles: permissions from a role or group claim
 		{"roles tutorial table", []edit{set("tenants.0.claims", obj{"roles": obj{"claim": "groups", "grants": obj{"todo-admins": []any{"create", "read", "delete"}, "todo-users": []any{"create"}}}})}, "", ""},
