@@ -206,8 +206,12 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 			add(RuleIntrospectionProbe, SeverityInfo, "the introspection endpoint %s was not probed: %s", pr.URL, pr.NotProbed)
 		case !pr.Inactive:
 			add(RuleIntrospectionProbe, SeverityError,
-				`%s %s with a random token did not answer 200 with "active": false (%s): tokens that need introspection would be answered 500 or 503; check the endpoint URL, that it is reachable from the gateway, and the client credentials`,
+				`%s %s with a random token did not answer 200 with "active": false (%s): tokens that need introspection would be answered 503; check the endpoint URL, that it is reachable from the gateway, and the client credentials`,
 				pr.Method, pr.URL, pr.Error)
+		default:
+			add(RuleIntrospectionProbe, SeverityInfo,
+				`%s %s answered a random token "active": false, as it should; a random token cannot show whether a real one is accepted (some servers answer false for tokens issued to other clients, or under one client authentication method only) nor what a real answer lacks (iss, aud): check one with --token-file`,
+				pr.Method, pr.URL)
 		}
 	}
 

@@ -158,20 +158,20 @@ func TestVerdicts(t *testing.T) {
 		}, report: func(r *ProbeReport) {
 			r.IntrospectionAuthMethods = []string{"none"}
 			r.Introspection = &IntrospectionProbe{URL: r.Endpoints.Introspection, Method: "POST", Status: 200, Inactive: true}
-		}, want: map[string]Severity{RuleIntrospectionUnauthenticated: SeverityWarning}, mention: "must not be public"},
+		}, want: map[string]Severity{RuleIntrospectionUnauthenticated: SeverityWarning, RuleIntrospectionProbe: SeverityInfo}, mention: "must not be public"},
 		{name: "introspection answers without aud, for accepted clients", settings: func(s *Settings) {
 			in := introspectionClient("")
 			in.AllowMissingAudience, in.AcceptedClients = true, []string{"todo-cli"}
 			s.Config.Token, s.Config.Introspection = TokenIntrospection, in
 		}, report: func(r *ProbeReport) {
 			r.Introspection = &IntrospectionProbe{URL: r.Endpoints.Introspection, Method: "POST", Status: 200, Inactive: true}
-		}, want: map[string]Severity{RuleMissingClaimsAllowed: SeverityWarning},
+		}, want: map[string]Severity{RuleMissingClaimsAllowed: SeverityWarning, RuleIntrospectionProbe: SeverityInfo},
 			mention: `introspection answers without aud (the resource the token is for) are accepted for the clients in accepted_clients, ["todo-cli"]`},
 		{name: "introspection endpoint answers a random token inactive", settings: func(s *Settings) {
 			s.Config.Token, s.Config.Introspection = TokenIntrospection, introspectionClient("")
 		}, report: func(r *ProbeReport) {
 			r.Introspection = &IntrospectionProbe{URL: r.Endpoints.Introspection, Method: "POST", Status: 200, Inactive: true}
-		}, want: map[string]Severity{}},
+		}, want: map[string]Severity{RuleIntrospectionProbe: SeverityInfo}, mention: "a random token cannot show whether a real one is accepted"},
 		{name: "introspection endpoint 404", settings: func(s *Settings) {
 			s.Config.Token, s.Config.Introspection = TokenIntrospection, introspectionClient("")
 		}, report: func(r *ProbeReport) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -19,8 +20,13 @@ import (
 // the pure rules do not see.
 const ruleVerifierSetup = "verifier-setup"
 
+// ruleRealToken is the verdict on the token of --token-file, verified as
+// serve verifies it (the token command's explain).
+const ruleRealToken = "real-token"
+
 type providersOptions struct {
 	config, tenant, format string
+	tokenFile              string
 	timeout                time.Duration
 	parallel, width        int
 }
@@ -30,6 +36,7 @@ func providersFlags() (*flag.FlagSet, *providersOptions) {
 	fs := flag.NewFlagSet("providers", flag.ContinueOnError)
 	fs.StringVar(&o.config, "config", "", "the configuration `file` (JSON) whose tenants to probe")
 	fs.StringVar(&o.tenant, "tenant", "", "probe only the tenant with this `id`")
+	fs.StringVar(&o.tokenFile, "token-file", "", "also verify the access token in this `file` for the --tenant, exactly as serve would, and put the outcome in the verdict")
 	fs.StringVar(&o.format, "format", "table", "output `format`: table, markdown or json")
 	fs.DurationVar(&o.timeout, "timeout", providers.ProbeTimeout, "time allowed for each tenant's probe (at most 15s)")
 	fs.IntVar(&o.parallel, "parallel", 8, "how many issuers are probed at once (1-64)")
@@ -40,14 +47,17 @@ func providersFlags() (*flag.FlagSet, *providersOptions) {
 func providersUsage(w io.Writer) {
 	fs, _ := providersFlags()
 	fs.SetOutput(w)
-	fmt.Fprint(w, `Usage: todo-gateway providers --config FILE [--tenant ID] [--format table|markdown|json]
+	fmt.Fprint(w, `Usage: todo-gateway providers --config FILE [--tenant ID [--token-file FILE]] [--format table|markdown|json]
                               [--timeout DURATION] [--parallel N] [--width N]
 
 Providers probes every tenant's authorization server (discovery documents,
 JWKS, endpoints, PKCE, client registration, scopes) and prints the tenants
 side by side, one column each, with the gateway's verdict on each tenant's
 configuration against what its provider publishes. Each verdict is an error
-(the tenant cannot work), a warning (likely trouble) or info.
+(the tenant cannot work), a warning (likely trouble) or info. A probe with
+made-up tokens cannot see everything (whether a real token of a client is
+accepted, what a real introspection answer lacks): --token-file adds the
+verdict on one real token of the tenant's, verified as serve verifies it.
 
 Exits 0 when every tenant can work, 1 when at least one has an error
 verdict (or the file is invalid), and 2 on a usage error.
@@ -75,6 +85,22 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 		return providersUsageError(stderr, fmt.Sprintf("--parallel %d is not between 1 and 64", o.parallel))
 	case o.width < 20 || o.width > 200:
 		return providersUsageError(stderr, fmt.Sprintf("--width %d is not between 20 and 200", o.width))
+	case o.tokenFile != "" && o.tenant == "":
+		return providersUsageError(stderr, "--token-file needs --tenant: a token is meant for one tenant")
+	}
+	var token string
+	if o.tokenFile != "" {
+		f, err := os.Open(o.tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "todo-gateway providers: --token-file: %v\n", err)
+			return exitFail
+		}
+		token, err = readToken(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(stderr, "todo-gateway providers: --token-file %s: %v\n", o.tokenFile, err)
+			return exitFail
+		}
 	}
 
 	cfg := loadFile(o.config, stderr)
@@ -92,6 +118,9 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 	}
 
 	results := probeProviders(context.Background(), selected, o.timeout, o.parallel)
+	if token != "" {
+		results[0].verdicts = append(results[0].verdicts, realTokenVerdicts(selected[0], token, o.timeout)...)
+	}
 	var err error
 	switch o.format {
 	case "json":
@@ -184,4 +213,32 @@ func provStatus(vs []providers.Verdict) string {
 		return "warning"
 	}
 	return "ok"
+}
+
+// realTokenVerdicts verifies token for t as serve would (explain, the
+// token command's) and says how it went: an error with the refusal and
+// the step that made it, in the authorization server's own terms where
+// the step quotes it; or info, with a warning for what a passing check
+// could not rule out.
+func realTokenVerdicts(t *tenants.Tenant, token string, timeout time.Duration) []providers.Verdict {
+	rep := explain(t, token, timeout)
+	if !rep.Decision.Accepted {
+		msg := fmt.Sprintf("a real token was refused as serve would refuse it (%d %s): %s", rep.Decision.Status, rep.Decision.Error, rep.Decision.Reason)
+		for _, s := range rep.Steps {
+			if !s.OK {
+				msg += fmt.Sprintf("; at the %s step: %s", s.Name, s.Detail)
+				break
+			}
+		}
+		return []providers.Verdict{{Rule: ruleRealToken, Severity: providers.SeverityError, Message: msg}}
+	}
+	p := rep.Principal
+	out := []providers.Verdict{{Rule: ruleRealToken, Severity: providers.SeverityInfo,
+		Message: fmt.Sprintf("a real token was accepted as serve would accept it: subject %q, client %q, permissions %v", p.Subject, p.ClientID, p.Permissions)}}
+	for _, s := range rep.Steps {
+		if s.Warning != "" {
+			out = append(out, providers.Verdict{Rule: ruleRealToken, Severity: providers.SeverityWarning, Message: "the real token's " + s.Name + " check: " + s.Warning})
+		}
+	}
+	return out
 }

@@ -183,7 +183,8 @@ func TestProvidersJSONThreeShapes(t *testing.T) {
 			keyAlgs: []string{"RS256"}, pkce: true, dcr: true, cimd: true, introspection: true, missing: []string{}},
 		{id: "initech", typ: "oauth", token: "introspection", strategy: "scope", status: "ok",
 			docs:    []string{"rfc8414 " + ps.oauth.MetadataURL(providertest.OAuthInserted)},
-			keyAlgs: []string{"ES256"}, pkce: true, dcr: true, cimd: true, introspection: true, missing: []string{}},
+			keyAlgs: []string{"ES256"}, pkce: true, dcr: true, cimd: true, introspection: true, missing: []string{},
+			rules: []string{"info " + providers.RuleIntrospectionProbe}},
 	}
 	for i, w := range wants {
 		got := out.Tenants[i]
@@ -692,5 +693,44 @@ func TestProvidersDexHydraAndIntrospection(t *testing.T) {
 		if !strings.Contains(raw, phrase) {
 			t.Errorf("output lacks %q:\n%s", phrase, raw)
 		}
+	}
+}
+
+// --token-file verifies one real token of the tenant's as serve would and
+// puts the outcome in the verdict: a token the introspection endpoint
+// says is inactive (as Glewlwyd answers for another client's token) is an
+// error naming the step, which a random-token probe cannot see.
+func TestProvidersTokenFile(t *testing.T) {
+	ps := newProviderShapes(t)
+	config := ps.config(t)
+	dir := t.TempDir()
+	write := func(name, token string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := write("good", ps.oauth.MintOpaque(ps.oauth.Claims("svc-7", "", "todo-api:create todo-api:read")))
+	code, out, _ := runProvidersJSON(t, "--config", config, "--tenant", "initech", "--token-file", good)
+	if code != exitOK || !slices.Contains(rules(out.Tenants[0].Verdicts), "info "+ruleRealToken) {
+		t.Errorf("a good token: exit %d, verdicts %q; want ok with the real-token info", code, rules(out.Tenants[0].Verdicts))
+	}
+	revoked := ps.oauth.MintOpaque(ps.oauth.Claims("svc-7", "", "todo-api:create"))
+	ps.oauth.Revoke(revoked)
+	bad := write("bad", revoked)
+	code, out, _ = runProvidersJSON(t, "--config", config, "--tenant", "initech", "--token-file", bad)
+	var msg string
+	for _, v := range out.Tenants[0].Verdicts {
+		if v.Rule == ruleRealToken && v.Severity == providers.SeverityError {
+			msg = v.Message
+		}
+	}
+	if code != exitFail || !strings.Contains(msg, "a real token was refused as serve would refuse it (401 invalid_token): token is not active") ||
+		!strings.Contains(msg, "at the active step") {
+		t.Errorf("an inactive token: exit %d, real-token error %q", code, msg)
+	}
+	if code, _, stderr := runCLI("providers", "--config", config, "--token-file", good); code != exitUsage || !strings.Contains(stderr, "--token-file needs --tenant") {
+		t.Errorf("--token-file without --tenant: exit %d, %q", code, stderr)
 	}
 }
