@@ -277,8 +277,8 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 				claim = "groups"
 			}
 			add(RulePermissionsUngrantable, SeverityError,
-				`%s puts no scope claim in its tokens and refuses scopes it does not define, so no token can grant %s (no user could create todos, or see and delete the others'); grant permissions from a group claim, as in "claims": {"roles": {"claim": %q, "grants": {"todo-admins": ["create", "read", "delete"], "todo-users": ["create"]}}}, with clients asking for the %s scope`,
-				quirk.name, strings.Join(ungrantable, ", "), claim, claim)
+				`%s puts no scope claim in its tokens and refuses scopes it does not define, so no token can grant %s%s; grant permissions from a group claim, as in "claims": {"roles": {"claim": %q, "grants": {"todo-admins": ["create", "read", "delete"], "todo-users": ["create"]}}}, with clients asking for the %s scope`,
+				quirk.name, strings.Join(ungrantable, ", "), ungrantableEffect(ungrantable), claim, claim)
 		}
 	}
 
@@ -480,4 +480,25 @@ func sortVerdicts(vs []Verdict) []Verdict {
 // carry: typ JWT, or none (which counts as JWT).
 func acceptsUntypedJWT(types []string) bool {
 	return slices.ContainsFunc(types, func(t string) bool { return normaliseType(t) == "jwt" })
+}
+
+// ungrantableEffect says what no user could do without the todo server's
+// permissions perms, as " (no user could …)"; "" for other permissions (an
+// upstream's, whose meaning the gateway does not know).
+func ungrantableEffect(perms []string) string {
+	effects := map[string]string{
+		string(PermCreate): "create todos",
+		string(PermRead):   "see the others' todos",
+		string(PermDelete): "delete the others' todos",
+	}
+	var out []string
+	for _, p := range perms {
+		if e, ok := effects[p]; ok {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (no user could " + strings.Join(out, ", or ") + ")"
 }

@@ -263,7 +263,7 @@ func TestVerdicts(t *testing.T) {
 			r.Software = softwareDex
 			r.ScopesSupported, r.MissingScopes = []string{"openid", "email", "groups", "profile", "offline_access"}, r.TenantScopes
 		}, want: map[string]Severity{RulePermissionsUngrantable: SeverityError, RuleIDTokenAsAccessToken: SeverityWarning},
-			mention: `no token can grant create, read, delete (no user could create todos, or see and delete the others'); grant permissions from a group claim, as in "claims": {"roles": {"claim": "groups"`},
+			mention: `no token can grant create, read, delete (no user could create todos, or see the others' todos, or delete the others' todos); grant permissions from a group claim, as in "claims": {"roles": {"claim": "groups"`},
 		{name: "Dex with grants for create only", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
 			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-app"}}
@@ -272,7 +272,7 @@ func TestVerdicts(t *testing.T) {
 			r.Software = softwareDex
 			r.ScopesSupported, r.MissingScopes = []string{"openid", "groups"}, r.TenantScopes
 		}, want: map[string]Severity{RulePermissionsUngrantable: SeverityError, RuleIDTokenAsAccessToken: SeverityWarning},
-			mention: "no token can grant read, delete"},
+			mention: "no token can grant read, delete (no user could see the others' todos, or delete the others' todos);"},
 		{name: "Dex with the tutorial's role table and readers", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
 			s.Audience = Audience{Strategy: AudienceValues, Values: []string{"todo-app"}}
