@@ -232,6 +232,11 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 	case s.Audience.Strategy == AudienceValues && quirk.noAudience:
 		add(RuleNoAudienceClaim, SeverityWarning,
 			"the audience strategy needs an aud claim, but %s access tokens have none: %s", quirk.name, quirk.instead)
+	case s.Audience.Strategy == AudienceValues && !quirk.resourceIndicators && slices.Contains(s.Audience.Values, s.Resource):
+		// The resource URL as an audience value looks like the resource
+		// strategy's fix, but MCP clients ask for it with resource=.
+		add(RuleResourceIndicators, SeverityWarning,
+			"audience.values names the resource URL, which MCP clients ask for with resource= (RFC 8707), but %s ignores resource indicators, so their tokens do not carry it in aud: only a client that asks with the provider's own parameter gets a token that passes; %s", quirk.name, quirk.instead)
 	}
 
 	// An ID token is a JWT from the same issuer with the same keys: if the

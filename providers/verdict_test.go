@@ -247,6 +247,13 @@ func TestVerdicts(t *testing.T) {
 			s.Claims.Roles.Grants["todo-readers"] = []Permission{PermRead}
 		}, report: func(r *ProbeReport) { r.Software = softwareDex },
 			want: map[string]Severity{RuleResourceIndicators: SeverityError, RuleIDTokenAsAccessToken: SeverityWarning}, mention: "cannot work with Dex"},
+		// Hydra ignores resource=: the resource URL as an audience value does
+		// not help MCP clients.
+		{name: "audience strategy on Hydra with the resource URL", settings: func(s *Settings) {
+			s.Config.Type, s.Config.JWTTypes = KindOIDC, []string{"at+jwt"}
+			s.Audience = Audience{Strategy: AudienceValues, Values: []string{s.Resource}}
+		}, report: func(r *ProbeReport) { r.Software = softwareHydra },
+			want: map[string]Severity{RuleResourceIndicators: SeverityWarning}, mention: "audience.values names the resource URL, which MCP clients ask for with resource= (RFC 8707), but Ory Hydra ignores resource indicators"},
 		// Dex's ID tokens cannot be told apart, whatever the strategy.
 		{name: "scope strategy on Dex", settings: func(s *Settings) {
 			s.Config.Type, s.Config.Issuer = KindOIDC, "https://dex.acme.example"
