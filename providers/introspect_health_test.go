@@ -71,17 +71,18 @@ func TestIntrospectionStatus(t *testing.T) {
 	}
 
 	// With the endpoint configured nothing is fetched from the issuer:
-	// introspection answering is what makes it reachable.
+	// the issuer's facts stay the issuer's (never contacted, configured,
+	// not discovered), whatever the endpoint answered, which is the
+	// introspection status's to say; the tenant shows what Issuers.List
+	// shows for its issuer.
 	iss.SetStatus(providertest.Introspection, 0)
 	configured := introspectionTenant(iss, nil)
 	configured.Config.Metadata = &MetadataOverride{IntrospectionEndpoint: iss.IntrospectionURL()}
 	c := newProvider(t, iss, configured, clk, testSecrets)
-	if s := c.Status(); s.Reachable {
-		t.Fatalf("configured endpoint, never called: %+v, want not reachable", s)
-	}
 	mustVerify(t, c, iss.MintOpaque(iss.Claims("w", testResource, "")))
-	if s := c.Status(); !s.Reachable || s.Introspection.LastSuccess.IsZero() {
-		t.Fatalf("configured endpoint after an answer: %+v, want reachable", s)
+	st := c.Status()
+	if st.Reachable || st.Discovered || !st.MetadataAt.IsZero() || !st.Configured || st.Introspection.LastSuccess.IsZero() {
+		t.Fatalf("configured endpoint after an answer: %+v (introspection %+v), want configured, neither discovered nor reachable, and the endpoint's success", st, st.Introspection)
 	}
 
 	q := newProvider(t, iss, settings(iss, KindOIDC), clk)

@@ -10,9 +10,13 @@ import "time"
 type Status struct {
 	// IssuerID names the shared issuer state, as listed by Issuers.List.
 	IssuerID string `json:"issuer_id"`
-	// Discovered: the metadata (or the configured override) is in hand.
+	// Discovered: the issuer's metadata was fetched, at MetadataAt.
+	// Configured: the configuration's endpoints (provider.metadata) cover
+	// what the tenants need, so discovery is not needed; neither says the
+	// issuer ever answered.
 	Discovered bool      `json:"discovered"`
 	MetadataAt time.Time `json:"metadata_fetched_at,omitzero"`
+	Configured bool      `json:"configured,omitempty"`
 	// Reachable is true once the issuer has answered (metadata or keys)
 	// and while nothing is failing: false before any contact, and while
 	// discovery or the JWKS is failing and backing off.
@@ -32,16 +36,13 @@ type Status struct {
 
 // Status reports the provider's view of its authorization server.
 func (p *Provider) Status() Status {
+	// Every field but Introspection is the issuer's, as Issuers.List shows
+	// it: one source for each fact. Whether the tenant's introspection
+	// endpoint answers is Introspection's (last_success, last_error).
 	s := p.disc.iss.status()
 	if p.intro != nil {
 		in := p.intro.status()
 		s.Introspection = &in
-		// With its endpoint configured, an introspecting tenant may never
-		// fetch anything from the issuer: an answer from the endpoint is
-		// then what shows the server reachable.
-		if !s.Reachable && s.LastError == "" && in.LastSuccess.After(in.LastErrorAt) {
-			s.Reachable = true
-		}
 	}
 	return s
 }
@@ -56,11 +57,12 @@ func (is *issuer) status() Status {
 	// a discovery or a key fetch that succeeded counts as an answer.
 	answered := is.cur.Load() != nil
 	r := is.cur.Load()
-	if r == nil {
-		r = is.configured.Load()
-	}
 	if r != nil {
 		s.Discovered, s.MetadataAt = true, r.fetchedAt
+	} else if r = is.configured.Load(); r != nil {
+		s.Configured = true
+	}
+	if r != nil {
 		if ks != nil {
 			ks.mu.Lock()
 			s.Keys, s.KeysAt = len(ks.keys), ks.fetchedAt
