@@ -12,7 +12,7 @@ const (
 	reasonEmpty             = "token is empty"
 	reasonTooLarge          = "token is larger than 16 KiB"
 	reasonBadChars          = "token contains characters not allowed in a bearer token"
-	reasonNotCanonical      = "token is not in canonical base64url form: a segment ends in a character with unused bits set"
+	reasonNotCanonical      = "token is not a JWT this provider issued: a segment is not canonical base64url (its last character has unused bits set)"
 	reasonMalformed         = "token is not a well-formed JWT"
 	reasonJWE               = "encrypted tokens are not supported"
 	reasonUnsupported       = "token uses an unsupported signing algorithm"

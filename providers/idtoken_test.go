@@ -130,3 +130,15 @@ func TestTraceTypSpelling(t *testing.T) {
 		}
 	}
 }
+
+// An encrypted token's refusal tells the operator what to do instead.
+func TestTraceJWESuggestsIntrospection(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	p := newProvider(t, iss, settings(iss, KindOIDC), clk)
+	_, steps, err := tracedVerify(p, "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a2V5.aXY.Y2lwaGVy.dGFn")
+	checkErr(t, err, ClassInvalidToken, reasonJWE)
+	if last := steps[len(steps)-1]; last.OK || !strings.Contains(last.Detail, `verify them by introspection ("token": "introspection")`) {
+		t.Errorf("last step %+v, want the JWE refused with the suggestion", last)
+	}
+}

@@ -55,7 +55,8 @@ func (p *Provider) verifyJWT(ctx context.Context, raw string, jws *jose.JSONWebS
 		switch strings.Count(raw, ".") {
 		case 2:
 		case 4:
-			return nil, tr.fail(stepHeader, invalid(reasonJWE, nil))
+			return nil, tr.failWith(stepHeader, invalid(reasonJWE, nil),
+				`five dot-separated parts: a JWE, which the gateway cannot decrypt; if this provider encrypts its access tokens, verify them by introspection ("token": "introspection")`)
 		default:
 			return nil, tr.fail(stepHeader, invalid(reasonMalformed, errors.New("a compact JWS has three dot-separated parts")))
 		}
