@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,7 +121,7 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 
 	results := probeProviders(context.Background(), selected, o.timeout, o.parallel)
 	if token != "" {
-		results[0].verdicts = append(results[0].verdicts, realTokenVerdicts(selected[0], token, o.timeout)...)
+		results[0].verdicts = append(results[0].verdicts, realTokenVerdicts(selected[0], results[0].report, token, o.timeout)...)
 	}
 	var err error
 	switch o.format {
@@ -220,7 +222,7 @@ func provStatus(vs []providers.Verdict) string {
 // the step that made it, in the authorization server's own terms where
 // the step quotes it; or info, with a warning for what a passing check
 // could not rule out.
-func realTokenVerdicts(t *tenants.Tenant, token string, timeout time.Duration) []providers.Verdict {
+func realTokenVerdicts(t *tenants.Tenant, report *providers.ProbeReport, token string, timeout time.Duration) []providers.Verdict {
 	rep := explain(t, token, timeout)
 	if !rep.Decision.Accepted {
 		msg := fmt.Sprintf("a real token was refused as serve would refuse it (%d %s): %s", rep.Decision.Status, rep.Decision.Error, rep.Decision.Reason)
@@ -239,6 +241,15 @@ func realTokenVerdicts(t *tenants.Tenant, token string, timeout time.Duration) [
 		if s.Warning != "" {
 			out = append(out, providers.Verdict{Rule: ruleRealToken, Severity: providers.SeverityWarning, Message: "the real token's " + s.Name + " check: " + s.Warning})
 		}
+	}
+	// A token with none of the tenant's permissions, from a server that
+	// does not publish its scopes either (the zitadel example OP strips
+	// them from every request): asking again will not help.
+	if len(p.Permissions) == 0 && report != nil && len(report.TenantScopes) > 0 &&
+		!slices.ContainsFunc(report.TenantScopes, func(sc string) bool { return !slices.Contains(report.MissingScopes, sc) }) {
+		out = append(out, providers.Verdict{Rule: ruleRealToken, Severity: providers.SeverityWarning,
+			Message: fmt.Sprintf("the real token grants none of the tenant's permissions, and scopes_supported lists none of its scopes (%s): this provider may not issue them at all, and then a 403 step-up asking for them cannot succeed; grant the permissions from a role or group claim (claims.roles), or define the scopes at the provider",
+				strings.Join(report.TenantScopes, " "))})
 	}
 	return out
 }

@@ -734,3 +734,26 @@ func TestProvidersTokenFile(t *testing.T) {
 		t.Errorf("--token-file without --tenant: exit %d, %q", code, stderr)
 	}
 }
+
+// A real token that grants nothing, from a server that lists none of the
+// tenant's scopes (the zitadel example OP strips them from every request):
+// the verdict says a step-up cannot help.
+func TestProvidersTokenFileScopesNeverIssued(t *testing.T) {
+	ps := newProviderShapes(t)
+	zitadel := providertest.New(t, providertest.WithKeys(jose.RS256), providertest.WithScopes("openid", "profile"))
+	config := ps.config(t, fmt.Sprintf(`{"id": "zita", "resource": "http://localhost:3001/zita",
+		"provider": {"type": "oidc", "issuer": %q}, "audience": {"strategy": "resource"}}`, zitadel.Issuer()))
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(zitadel.Mint(zitadel.Claims("alice", "http://localhost:3001/zita", "openid profile"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ := runProvidersJSON(t, "--config", config, "--tenant", "zita", "--token-file", path)
+	var found bool
+	for _, v := range out.Tenants[0].Verdicts {
+		found = found || (v.Rule == ruleRealToken && v.Severity == providers.SeverityWarning &&
+			strings.Contains(v.Message, "a 403 step-up asking for them cannot succeed"))
+	}
+	if !found {
+		t.Errorf("verdicts %+v; want the warning that the scopes are never issued", out.Tenants[0].Verdicts)
+	}
+}
