@@ -87,12 +87,13 @@ func BuildVerifier(t *tenants.Tenant, newVerifier NewVerifier) (v providers.Veri
 type misconfigured struct{}
 
 func (misconfigured) Verify(context.Context, string) (*providers.Principal, error) {
-	return nil, &providers.Error{Class: providers.ClassUnavailable, Reason: misconfiguredReason}
+	return nil, &providers.Error{Class: providers.ClassUnavailable, Reason: MisconfiguredReason}
 }
 
-// misconfiguredReason is what a client is told when the tenant cannot
-// verify tokens for a reason its operator must fix.
-const misconfiguredReason = "this resource is misconfigured on the gateway; its operator has been told in the log"
+// MisconfiguredReason is what a client is told when the tenant cannot
+// verify tokens for a reason its operator must fix (the token command
+// recognises it).
+const MisconfiguredReason = "this resource is misconfigured on the gateway; its operator has been told in the log"
 
 // Len is the number of tenants.
 func (gen *Generation) Len() int { return gen.snap.Len() }

@@ -312,7 +312,7 @@ func VerificationAnswer(err error) (status int, code, description string) {
 	class := providers.ClassOf(err)
 	a := answerFor(class)
 	if class == providers.ClassInternal {
-		return a.status, a.code, misconfiguredReason
+		return a.status, a.code, MisconfiguredReason
 	}
 	var ve *providers.Error
 	reason := "the token could not be verified"

@@ -395,10 +395,12 @@ func (r *tokenReport) writeText(w io.Writer) {
 	default:
 		fmt.Fprintf(&b, "rejected: %s\n", d.Reason)
 		fmt.Fprintf(&b, "  the gateway answers %d %s", d.Status, d.Error)
-		switch d.Status {
-		case http.StatusUnauthorized:
+		switch {
+		case d.Status == http.StatusUnauthorized:
 			b.WriteString(" with WWW-Authenticate: the client needs another token\n")
-		case http.StatusServiceUnavailable:
+		case d.Status == http.StatusServiceUnavailable && d.Reason == mcp.MisconfiguredReason:
+			b.WriteString(" with Retry-After: the token was not judged; the tenant's configuration or its authorization server needs an operator (the failed step above says what)\n")
+		case d.Status == http.StatusServiceUnavailable:
 			b.WriteString(" with Retry-After: the token was not judged; the client should retry\n")
 		default:
 			b.WriteString(": the gateway's configuration or the authorization server needs an operator\n")

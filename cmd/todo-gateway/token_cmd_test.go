@@ -186,7 +186,8 @@ func TestTokenExplains(t *testing.T) {
 			name: "introspection secret not set", tenant: "unset", token: "c29tZS1vcGFxdWUtdG9rZW4",
 			code: 1,
 			want: []string{"✗ configuration ", "environment variable TOKEN_TEST_UNSET_SECRET is not set",
-				"Decision: rejected: this resource is misconfigured on the gateway", "503 temporarily_unavailable"},
+				"Decision: rejected: this resource is misconfigured on the gateway", "503 temporarily_unavailable",
+				"needs an operator (the failed step above says what)"},
 		},
 	}
 	for _, tt := range tests {
