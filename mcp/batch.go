@@ -52,6 +52,9 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, srv *todo.Server, 
 	if ch != nil {
 		return g.refuse(c, ts, audit, *ch)
 	}
+	if refused, err := g.chargeBatch(c, ts, len(msgs)); refused {
+		return err
+	}
 
 	// Each message is peeked once: for the permission check of the whole
 	// batch, then for its own dispatch.

@@ -420,3 +420,38 @@ func TestConnectionLimit(t *testing.T) {
 		t.Errorf("a new connection once one closed: %d, want 200", resp3.StatusCode)
 	}
 }
+
+// A batch counts as many requests as it holds messages: with a burst of 5,
+// a batch of 3 creates passes, a second one (3 more of the 2 left) is 429
+// before any of its messages runs, and a batch larger than the burst is
+// refused for its size.
+func TestRateLimitCountsBatchMessages(t *testing.T) {
+	b := newEdgeBed(t, nil)
+	b.reconfigure(t, func(cfg *tenants.Config) {
+		cfg.Tenants[0].RateLimit = &tenants.RateLimit{RequestsPerSecond: 0.01, Burst: 5}
+	})
+	acme := b.resources["acme"]
+	tok := b.token("acme", "u", adminPerms...)
+	batch := func(n int) string {
+		msgs := make([]string, n)
+		for i := range msgs {
+			msgs[i] = fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"create-todo","arguments":{"content":"b%d"}}}`, i+1, i)
+		}
+		return "[" + strings.Join(msgs, ",") + "]"
+	}
+	if resp, body := post(t, acme, tok, batch(3)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a batch of 3 within a burst of 5: %d %s", resp.StatusCode, body)
+	}
+	resp, body := post(t, acme, tok, batch(3))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second batch of 3 with 2 left: %d %s, want 429 with Retry-After", resp.StatusCode, body)
+	}
+	if resp, body := post(t, acme, tok, batch(6)); resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "send smaller batches") {
+		t.Errorf("a batch larger than the burst: %d %s, want 429 naming the batch's size", resp.StatusCode, body)
+	}
+	// Only the first batch's creates ran.
+	page, err := b.store.List(context.Background(), "acme", store.ListOptions{Owner: "u", Limit: store.MaxLimit})
+	if err != nil || len(page.Todos) != 3 {
+		t.Errorf("stored %d todos (%v), want the first batch's 3", len(page.Todos), err)
+	}
+}

@@ -101,7 +101,7 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 	t := ts.tenant
 	// Before the token, so that a flood costs no verification.
 	if ts.limiter != nil && !ts.limiter.Allow() {
-		return nil, "", true, g.rateLimited(c, ts)
+		return nil, "", true, g.rateLimited(c, ts, 1)
 	}
 	token, ch := bearerToken(r)
 	if ch == nil && token == "" {
@@ -338,16 +338,37 @@ func (g *Gateway) verifyChallenge(ts *tenantState, err error) challenge {
 }
 
 // rateLimited answers a request over the tenant's rate limit: 429, with
-// Retry-After the whole seconds until the bucket holds a request again.
-// No audit line: nothing was decided about any caller, and the access line
-// records the 429.
-func (g *Gateway) rateLimited(c echo.Context, ts *tenantState) error {
+// Retry-After the whole seconds until the bucket holds what the request
+// needs (need messages: one, or a batch's). No audit line: nothing was
+// decided about any caller, and the access line records the 429.
+func (g *Gateway) rateLimited(c echo.Context, ts *tenantState, need int) error {
 	g.opts.Metrics.rateLimit(ts.tenant.ID)
-	wait := (1 - ts.limiter.Tokens()) / float64(ts.limiter.Limit())
+	wait := (float64(need) - ts.limiter.Tokens()) / float64(ts.limiter.Limit())
 	retry := max(1, int(math.Ceil(wait)))
 	c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
 	return jsonError(c, http.StatusTooManyRequests, "rate_limited",
 		"too many requests to this MCP server; retry after "+strconv.Itoa(retry)+" s")
+}
+
+// chargeBatch counts a batch's messages against the tenant's rate limit:
+// admission counted the request as one, and each message is a call of its
+// own (a batch of 100 creates is 100 creates). A batch larger than the
+// bucket can ever hold is refused for its size, since waiting would not
+// help.
+func (g *Gateway) chargeBatch(c echo.Context, ts *tenantState, messages int) (refused bool, err error) {
+	more := messages - 1
+	if ts.limiter == nil || more <= 0 {
+		return false, nil
+	}
+	if burst := ts.limiter.Burst(); messages > burst {
+		g.opts.Metrics.rateLimit(ts.tenant.ID)
+		return true, jsonError(c, http.StatusTooManyRequests, "rate_limited",
+			"a batch of "+strconv.Itoa(messages)+" messages is more than this MCP server's rate limit allows at once ("+strconv.Itoa(burst)+"): send smaller batches")
+	}
+	if !ts.limiter.AllowN(time.Now(), more) {
+		return true, g.rateLimited(c, ts, more)
+	}
+	return false, nil
 }
 
 // refuse answers with the challenge and writes the audit line. Refusals of

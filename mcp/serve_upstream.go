@@ -31,6 +31,9 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 		if ch != nil {
 			return g.refuse(c, ts, audit, *ch)
 		}
+		if refused, err := g.chargeBatch(c, ts, len(calls)); refused {
+			return err
+		}
 		for _, rc := range calls {
 			if audit.method == "" || rc.Method == string(mcpgo.MethodToolsCall) {
 				audit.method, audit.tool = rc.Method, rc.Tool
