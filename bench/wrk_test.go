@@ -746,47 +746,37 @@ func sameJSON(a, b string) bool {
 // storeOutcomes reads the gateway's store operation counts from its
 // metrics, keyed "op/outcome".
 func storeOutcomes(t *testing.T, url string) map[string]int {
-	t.Helper()
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	line := regexp.MustCompile(`^todo_gateway_store_operation_seconds_count\{op="([^"]+)",outcome="([^"]+)"\} (\d+)`)
-	out := map[string]int{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if m := line.FindStringSubmatch(sc.Text()); m != nil {
-			n, _ := strconv.Atoi(m[3])
-			out[m[1]+"/"+m[2]] += n
-		}
-	}
-	if len(out) == 0 {
-		t.Errorf("no store operation in the gateway's metrics at %s", url)
-	}
-	return out
+	return metricCounts(t, url, "store operation",
+		regexp.MustCompile(`^todo_gateway_store_operation_seconds_count\{op="([^"]+)",outcome="([^"]+)"\} (\S+)$`))
 }
 
 // upstreamOutcomes reads the gateway's counts of requests forwarded to
 // upstreams from its metrics, keyed by outcome.
 func upstreamOutcomes(t *testing.T, url string) map[string]int {
+	return metricCounts(t, url, "upstream request",
+		regexp.MustCompile(`^todo_gateway_upstream_requests_total\{outcome="([^"]+)",tenant="[^"]+"\} (\S+)$`))
+}
+
+// metricCounts sums the samples of the metrics at url that line matches:
+// its last group is the value, the others joined with "/" the key. None
+// at all is an error (what names them).
+func metricCounts(t *testing.T, url, what string, line *regexp.Regexp) map[string]int {
 	t.Helper()
 	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
 	defer resp.Body.Close()
-	line := regexp.MustCompile(`^todo_gateway_upstream_requests_total\{outcome="([^"]+)",tenant="[^"]+"\} (\S+)$`)
 	out := map[string]int{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if m := line.FindStringSubmatch(sc.Text()); m != nil {
-			n, _ := strconv.ParseFloat(m[2], 64)
-			out[m[1]] += int(n)
+			n, _ := strconv.ParseFloat(m[len(m)-1], 64)
+			out[strings.Join(m[1:len(m)-1], "/")] += int(n)
 		}
 	}
 	if len(out) == 0 {
-		t.Errorf("no upstream request in the gateway's metrics at %s", url)
+		t.Errorf("no %s in the gateway's metrics at %s", what, url)
 	}
 	return out
 }

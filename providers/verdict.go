@@ -252,7 +252,7 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 	case needJWKS && known && quirk.sameTokens:
 		// Whatever the strategy: nothing in the token can help.
 		msg := sameTokensWarning(quirk) + "; "
-		if known && quirk.clientIDAudience {
+		if quirk.clientIDAudience {
 			msg += "with the audience strategy, list only a client id that nobody signs in with, used as the audience of tokens other clients ask for (Dex: trusted peers, scope audience:server:client_id:<id>), never the id of the client people sign in to"
 		} else {
 			msg += "accept only audiences that no sign-in client's ID tokens carry"

@@ -151,17 +151,18 @@ func (c *todoCopy) tenant(id string) *tenantCopy {
 // nothing the copy does not already have.
 func (c *todoCopy) apply(key string, value []byte, deleted bool) error {
 	switch {
-	case strings.HasPrefix(key, "t/"):
+	case strings.HasPrefix(key, tenantsSpace):
+		tenant := key[len(tenantsSpace):]
 		if deleted {
 			// Never done by the gateway; an operator removed the marker.
-			if t := c.tenants[key[2:]]; t != nil {
+			if t := c.tenants[tenant]; t != nil {
 				t.marked = false
 			}
 			return nil
 		}
-		c.tenant(key[2:]).marked = true
-	case strings.HasPrefix(key, "i/"):
-		tenant, id, ok := strings.Cut(key[2:], "/")
+		c.tenant(tenant).marked = true
+	case strings.HasPrefix(key, idsSpace):
+		tenant, id, ok := strings.Cut(key[len(idsSpace):], "/")
 		if !ok {
 			return nil
 		}
@@ -322,7 +323,7 @@ func (c *cache) load(ctx context.Context) (int64, error) {
 	data := newTodoCopy(c.opts.MaxBytes)
 	// The markers, with a linearizable read: its revision is the copy's.
 	var rev int64
-	for _, prefix := range []string{"t/", "i/"} {
+	for _, prefix := range []string{tenantsSpace, idsSpace} {
 		start, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 		for {
 			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPage)}

@@ -16,7 +16,7 @@
 // Reads are linearizable: a todo created through one instance is listed
 // at once through any other. They are range reads in etcd, or, with a
 // cache (NewCached, cache.go), answers from a watch-fed copy that has
-// caught up with the cluster's revision. Writes are acknowledged
+// caught up with the prefix's latest write. Writes are acknowledged
 // once a quorum has them. etcd's client does not retry a write on a
 // connection it already used, so a timeout, a leader change or a reset
 // connection leaves a write ambiguous: it may have committed. Create
@@ -159,7 +159,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	defer leave()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
-	_, err = s.kv.Get(ctx, "t/", clientv3.WithPrefix(), clientv3.WithLimit(1), clientv3.WithKeysOnly())
+	_, err = s.kv.Get(ctx, tenantsSpace, clientv3.WithPrefix(), clientv3.WithLimit(1), clientv3.WithKeysOnly())
 	return s.failure("ping", err)
 }
 
@@ -169,9 +169,15 @@ const lastWriteKey = "w"
 
 var touchLastWrite = clientv3.OpPut(lastWriteKey, "")
 
-func tenantKey(tenant string) string   { return "t/" + tenant }
+// The key spaces under the prefix (the layout above).
+const (
+	tenantsSpace = "t/"
+	idsSpace     = "i/"
+)
+
+func tenantKey(tenant string) string   { return tenantsSpace + tenant }
 func tombKey(tenant, id string) string { return "d/" + tenant + "/" + id }
-func idPrefix(tenant string) string    { return "i/" + tenant + "/" }
+func idPrefix(tenant string) string    { return idsSpace + tenant + "/" }
 func idKey(tenant, id string) string   { return idPrefix(tenant) + id }
 func ownerPrefix(tenant, owner string) string {
 	return "o/" + tenant + "/" + owner + "\x00"
@@ -193,7 +199,7 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 		}
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
-	resp, err := s.kv.Get(rctx, "t/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	resp, err := s.kv.Get(rctx, tenantsSpace, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	cancel()
 	if err != nil {
 		return s.failure("ensure tenants", err)
