@@ -4,6 +4,7 @@
 //
 //   node idp.mjs --shape logto --port 4000 --resource http://127.0.0.1:3001/acme [--resource ...]
 //                [--keys FILE] [--rotate-keys] [--state FILE] [--access-token-ttl SECONDS] [--groups]
+//                [--oidc-scopes-in-access-tokens]
 //
 // Secrets come from the environment: IDP_GATEWAY_SECRET (the gateway's
 // introspection client "todo-gateway") and IDP_M2M_SECRET (the client
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     state: { type: 'string' },
     'access-token-ttl': { type: 'string' },
     groups: { type: 'boolean', default: false },
+    'oidc-scopes-in-access-tokens': { type: 'boolean', default: false },
   },
 });
 
@@ -47,6 +49,7 @@ const idp = await startIdp({
   stateFile: values.state,
   accessTokenTTL: values['access-token-ttl'] ? Number(values['access-token-ttl']) : undefined,
   groups: values.groups,
+  oidcScopesInAccessTokens: values['oidc-scopes-in-access-tokens'],
   gatewaySecret: process.env.IDP_GATEWAY_SECRET,
   m2mSecret: process.env.IDP_M2M_SECRET,
 }).catch((err) => fail(err.stack ?? String(err)));

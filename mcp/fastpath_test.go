@@ -283,7 +283,7 @@ func newDiffBedAnswering(t testing.TB, missingPermission string) *diffBed {
 		t.Cleanup(func() { (*gw).Close(context.Background()) })
 	}
 	for _, st := range d.slow.Current().states {
-		o := d.slow.todoOptions(st.tenant)
+		o := d.slow.todoOptions(st.tenant, st.verifier)
 		o.MCPOnly = true // mcp-go only
 		st.server = todoServer{todo.New(o)}
 	}

@@ -69,6 +69,16 @@ func ProviderVerifier(opts ...providers.Option) NewVerifier {
 	}
 }
 
+// scopeNotIssued is what v knows of the scopes its authorization server
+// will not issue (providers.Provider.ScopeNotIssued), for a refused call's
+// tool error; a stand-in or fake verifier knows nothing.
+func scopeNotIssued(v providers.Verifier) func(scope string) string {
+	if n, ok := v.(interface{ ScopeNotIssued(scope string) string }); ok {
+		return n.ScopeNotIssued
+	}
+	return func(string) string { return "" }
+}
+
 // BuildVerifier builds t's verifier with newVerifier, or the stand-in that
 // refuses every token as temporarily unavailable when it cannot be built
 // (typically the environment variable holding an introspection secret is
@@ -176,17 +186,18 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 		st.server = upstreamServer{up, upstreamPolicy{t.Server}}
 		return st
 	}
-	st.server = todoServer{todo.New(g.todoOptions(t))}
+	st.server = todoServer{todo.New(g.todoOptions(t, st.verifier))}
 	return st
 }
 
 // todoOptions are what the todo server of t is built from: its space in
-// the gateway's store, whose writes /status reports, and the edge's log,
-// request ids and metrics.
-func (g *Gateway) todoOptions(t *tenants.Tenant) todo.Options {
+// the gateway's store, whose writes /status reports, what its verifier
+// knows of its authorization server's scopes, and the edge's log, request
+// ids and metrics.
+func (g *Gateway) todoOptions(t *tenants.Tenant, v providers.Verifier) todo.Options {
 	m := g.opts.Metrics
 	return todo.Options{
-		Tenant: t.ID, Scope: t.Scope, Roles: t.Claims.Roles, Store: g.store, Writes: &g.writes,
+		Tenant: t.ID, Scope: t.Scope, Roles: t.Claims.Roles, NotIssued: scopeNotIssued(v), Store: g.store, Writes: &g.writes,
 		Logger: g.log, RequestID: RequestIDFrom, Bound: bounded,
 		ToolError: func(tool string) { m.toolError(t.ID, tool) },
 	}

@@ -66,7 +66,8 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 		// missing_permission tool_error (decide wrote the denial): the call
 		// is answered as the todo server answers it, and never reaches the
 		// upstream.
-		return writeToolError(c.Response(), requestID(call.Body), todo.MissingPermissionText(miss[0].tool, ts.tenant.Scope(miss[0].perm), ts.tenant.Claims.Roles, miss[0].perm))
+		scope := ts.tenant.Scope(miss[0].perm)
+		return writeToolError(c.Response(), requestID(call.Body), todo.MissingPermissionText(miss[0].tool, scope, ts.tenant.Claims.Roles, miss[0].perm, scopeNotIssued(ts.verifier)(scope)))
 	}
 	out := up.Forward(c.Response(), r, call)
 	g.opts.Metrics.upstreamOutcome(ts.tenant.ID, out.Kind)

@@ -108,8 +108,8 @@ func recogniseIssuer(issuer string) (issuerQuirk, bool) {
 
 // unlistedAPIScopes explains why a provider's scopes_supported cannot be
 // expected to list the tenant's scopes, or returns "" when it should.
-func unlistedAPIScopes(c Config, q issuerQuirk, known bool) string {
-	kind, _ := ruleOf(c.Type)
+func unlistedAPIScopes(k Kind, q issuerQuirk, known bool) string {
+	kind, _ := ruleOf(k)
 	switch {
 	case kind.scopesUnlisted != "":
 		return kind.scopesUnlisted
@@ -117,4 +117,23 @@ func unlistedAPIScopes(c Config, q issuerQuirk, known bool) string {
 		return q.name + " lists only OpenID scopes there, not an API's"
 	}
 	return ""
+}
+
+// ScopeNotIssued says why the tenant's authorization server will not issue
+// scope, from its metadata as last fetched: it publishes scopes_supported,
+// the list leaves scope out, and nothing known of the provider says API
+// scopes go unlisted there. It returns "" when the server may issue it, or
+// its metadata does not say. A refused user reads it in the tool error:
+// asking them to sign in again for a scope nobody can be granted helps no
+// one (zitadel's example provider strips every scope it does not define).
+// It never fetches.
+func (p *Provider) ScopeNotIssued(scope string) string {
+	ep := p.disc.cur.Load()
+	if ep == nil || ep.md == nil || len(ep.md.ScopesSupported) == 0 || slices.Contains(ep.md.ScopesSupported, scope) {
+		return ""
+	}
+	if q, known := p.quirkOf(ep); unlistedAPIScopes(p.disc.iss.key.kind, q, known) != "" {
+		return ""
+	}
+	return "the authorization server does not list " + scope + " among the scopes it issues (its scopes_supported), so signing in again will not grant it"
 }

@@ -300,10 +300,10 @@ func Verdicts(s Settings, r *ProbeReport) []Verdict {
 	case len(r.ScopesSupported) == 0:
 		add(RuleScopesUnpublished, SeverityInfo,
 			"no scopes_supported published, so the tenant's scopes (%s) cannot be checked", strings.Join(r.TenantScopes, ", "))
-	case len(missing) > 0 && unlistedAPIScopes(c, quirk, known) != "":
+	case len(missing) > 0 && unlistedAPIScopes(c.Type, quirk, known) != "":
 		add(RuleScopesMissing, SeverityInfo,
 			"scopes_supported lacks %s, as expected: %s; check that the API defines them",
-			strings.Join(missing, ", "), unlistedAPIScopes(c, quirk, known))
+			strings.Join(missing, ", "), unlistedAPIScopes(c.Type, quirk, known))
 	case len(missing) > 0:
 		add(RuleScopesMissing, SeverityWarning,
 			"scopes_supported lacks %s: clients asking for them may be refused or get tokens without them; define them at the provider, map the permissions to its scopes (scopes.create/read/delete), or grant them from a role or group claim (claims.roles)",

@@ -268,6 +268,33 @@ func TestTutorialRolesEndToEnd(t *testing.T) {
 	}
 }
 
+// Under missing_permission "tool_error", the refusal tells the user what
+// would help: at a provider whose scopes_supported leaves the scope out
+// (zitadel's example provider strips every scope it does not define), not
+// to sign in again for it.
+func TestToolErrorSaysTheProviderDoesNotIssueTheScope(t *testing.T) {
+	issues := providertest.New(t, providertest.WithScopes("openid", "profile", "create:todos"))
+	strips := providertest.New(t, providertest.WithScopes("openid", "profile"))
+	toolError := `, "missing_permission": "tool_error"`
+	b := startBed(t, bedSpec{tenants: []bedTenant{
+		{id: "issues", fields: onIssuer("", "oidc", issues.Issuer()).fields + toolError},
+		{id: "strips", fields: onIssuer("", "oidc", strips.Issuer()).fields + toolError},
+	}})
+	for _, tc := range []struct {
+		tenant string
+		iss    *providertest.Issuer
+		want   string
+	}{
+		{"issues", issues, "Sign in again granting create:todos, or ask an administrator for it."},
+		{"strips", strips, "the authorization server does not list create:todos among the scopes it issues (its scopes_supported), so signing in again will not grant it. Ask an administrator"},
+	} {
+		tok := tc.iss.Mint(tc.iss.Claims("reader", b.resources[tc.tenant], "read:todos"))
+		if text, isErr := callTool(t, b.resources[tc.tenant], tok, "create-todo", map[string]any{"content": "x"}); !isErr || !strings.Contains(text, tc.want) {
+			t.Errorf("%s: %v %s\nwant a tool error saying %q", tc.tenant, isErr, text, tc.want)
+		}
+	}
+}
+
 // lockedBuffer collects the gateway's log lines from concurrent requests.
 type lockedBuffer struct {
 	mu  sync.Mutex

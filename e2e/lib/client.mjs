@@ -160,7 +160,8 @@ export class HeadlessOAuthProvider {
     return {
       client_name: this.clientName,
       redirect_uris: [this._redirectUrl],
-      grant_types: ['authorization_code'],
+      // refresh_token: a client that asks for offline_access gets a refresh token.
+      grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
       application_type: 'native',

@@ -225,7 +225,7 @@ export class Lab {
    *
    * @returns {Promise<Idp>}
    */
-  async startIdp({ name = 'idp', shape, port, resources, rotateKeys = false, persist = true, accessTokenTTL, groups = false, label } = {}) {
+  async startIdp({ name = 'idp', shape, port, resources, rotateKeys = false, persist = true, accessTokenTTL, groups = false, oidcScopesInAccessTokens = false, label } = {}) {
     port ??= await freePort();
     const args = [IDP_SCRIPT, '--shape', shape, '--port', String(port)];
     for (const r of resources) args.push('--resource', r);
@@ -233,6 +233,7 @@ export class Lab {
     if (rotateKeys) args.push('--rotate-keys');
     if (accessTokenTTL) args.push('--access-token-ttl', String(accessTokenTTL));
     if (groups) args.push('--groups');
+    if (oidcScopesInAccessTokens) args.push('--oidc-scopes-in-access-tokens');
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       env: { ...process.env, IDP_GATEWAY_SECRET: this.secrets.gateway, IDP_M2M_SECRET: this.secrets.m2m },
@@ -243,7 +244,7 @@ export class Lab {
       child.once('message', (m) => { clearTimeout(timer); resolve(m); });
       proc.exited.then(() => { clearTimeout(timer); reject(new Error(`${proc.name} exited (${proc.exitCode}) at start`)); });
     });
-    return new Idp(proc, { name, shape, port, resources, groups, issuer: ready.issuer, kids: ready.kids, lab: this });
+    return new Idp(proc, { name, shape, port, resources, groups, oidcScopesInAccessTokens, issuer: ready.issuer, kids: ready.kids, lab: this });
   }
 
   /**
@@ -382,8 +383,8 @@ export class Lab {
 
 /** A running node-oidc-provider and what the tests ask of it. */
 export class Idp {
-  constructor(proc, { name, shape, port, resources, groups, issuer, kids, lab }) {
-    Object.assign(this, { proc, name, shape, port, resources, groups, issuer, kids, lab });
+  constructor(proc, { name, shape, port, resources, groups, oidcScopesInAccessTokens, issuer, kids, lab }) {
+    Object.assign(this, { proc, name, shape, port, resources, groups, oidcScopesInAccessTokens, issuer, kids, lab });
     this.acks = 0;
   }
 
@@ -393,7 +394,7 @@ export class Idp {
 
   /** Starts it again on the same port with the same state; rotateKeys for new keys. */
   restart({ rotateKeys = false } = {}) {
-    return this.lab.startIdp({ name: this.name, shape: this.shape, port: this.port, resources: this.resources, groups: this.groups, rotateKeys });
+    return this.lab.startIdp({ name: this.name, shape: this.shape, port: this.port, resources: this.resources, groups: this.groups, oidcScopesInAccessTokens: this.oidcScopesInAccessTokens, rotateKeys });
   }
 
   async metadata() {

@@ -102,6 +102,9 @@ async function readForm(req) {
  * @param {boolean} [o.groups]      grant by group, as Dex does: users get no todo
  *                                  scope, and access tokens carry a "groups" claim
  *                                  with the group of each of their roles (GROUPS)
+ * @param {boolean} [o.oidcScopesInAccessTokens] access tokens also carry the
+ *                                  granted OpenID scopes (openid, offline_access),
+ *                                  as Keycloak's and Auth0's do
  * @param {(line: string) => void} [o.log]
  */
 export async function startIdp(o) {
@@ -118,7 +121,9 @@ export async function startIdp(o) {
   const resources = new Set(o.resources);
   // Role changes made while running (the step-up scenario grants a role).
   const roles = new Map(Object.entries(USERS).map(([id, u]) => [id, [...u.roles]]));
-  const scopesOf = (accountId) => new Set(o.groups ? [] : (roles.get(accountId) ?? []).flatMap((r) => ROLES[r] ?? []));
+  // The OpenID scopes a resource's tokens may carry besides its own.
+  const oidcScopes = o.oidcScopesInAccessTokens ? ['openid', 'offline_access'] : [];
+  const scopesOf = (accountId) => new Set([...oidcScopes, ...(o.groups ? [] : (roles.get(accountId) ?? []).flatMap((r) => ROLES[r] ?? []))]);
   const groupsOf = (accountId) => (roles.get(accountId) ?? []).flatMap((r) => (GROUPS[r] ? [GROUPS[r]] : []));
 
   const provider = new Provider(issuer, {
@@ -206,7 +211,7 @@ export async function startIdp(o) {
         getResourceServerInfo: async (ctx, indicator) => {
           if (!resources.has(indicator)) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
           const info = {
-            scope: TODO_SCOPES.join(' '),
+            scope: [...oidcScopes, ...TODO_SCOPES].join(' '),
             audience: indicator,
             accessTokenTTL: o.accessTokenTTL ?? 3600,
             accessTokenFormat: shape.format,

@@ -34,13 +34,22 @@ func CanDelete(p *providers.Principal, t store.Todo) bool {
 // claim (claims.roles), it names the values that grant it: at a provider
 // that issues no such scope (Dex refuses scopes it does not define),
 // signing in again cannot help, and membership is what the user must ask
-// for.
-func MissingPermissionText(tool, scope string, roles *providers.RoleGrants, perm providers.Permission) string {
+// for. notIssued, when not "", says why the authorization server will not
+// issue scope (providers.Provider.ScopeNotIssued); the text then does not
+// send the user to sign in for it.
+func MissingPermissionText(tool, scope string, roles *providers.RoleGrants, perm providers.Permission, notIssued string) string {
 	msg := "Forbidden: the " + tool + " tool requires the " + scope + " scope"
 	grantors := roles.Grantors(perm)
-	if len(grantors) == 0 {
+	switch {
+	case len(grantors) == 0 && notIssued == "":
 		return msg + ", which this access token does not grant. Sign in again granting " + scope + ", or ask an administrator for it."
+	case len(grantors) == 0:
+		return msg + ", which this access token does not grant; " + notIssued + ". Ask an administrator to have it issued to you."
 	}
-	return msg + " or one of the " + roles.Claim + " " + strings.Join(grantors, ", ") + ", which this access token does not grant. " +
-		"Ask an administrator to add you to " + strings.Join(grantors, " or ") + ", then sign in again (or sign in granting " + scope + ", where the authorization server issues it)."
+	msg += " or one of the " + roles.Claim + " " + strings.Join(grantors, ", ") + ", which this access token does not grant. " +
+		"Ask an administrator to add you to " + strings.Join(grantors, " or ") + ", then sign in again"
+	if notIssued != "" {
+		return msg + "."
+	}
+	return msg + " (or sign in granting " + scope + ", where the authorization server issues it)."
 }

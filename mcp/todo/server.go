@@ -36,6 +36,10 @@ type Options struct {
 	// Roles are the tenant's role or group grants (claims.roles), named in
 	// the refusal of a call without its permission; nil for none.
 	Roles *providers.RoleGrants
+	// NotIssued says why the tenant's authorization server will not issue
+	// a scope, or "" (providers.Provider.ScopeNotIssued), for the same
+	// refusal; nil: nothing is known.
+	NotIssued func(scope string) string
 	// Store holds the todos; the tenant's space must exist
 	// (store.Store.EnsureTenants).
 	Store store.Store
@@ -87,6 +91,9 @@ func New(o Options) *Server {
 	if o.ToolError == nil {
 		o.ToolError = func(string) {}
 	}
+	if o.NotIssued == nil {
+		o.NotIssued = func(string) string { return "" }
+	}
 	if o.Bound == nil {
 		o.Bound = func(s string) string { return s }
 	}
@@ -94,7 +101,7 @@ func New(o Options) *Server {
 	if o.Writes != nil {
 		st = watchedStore{st, o.Writes}
 	}
-	handlers := newToolHandlers(&todoTools{tenant: o.Tenant, scope: o.Scope, roles: o.Roles, store: st, log: o.Logger,
+	handlers := newToolHandlers(&todoTools{tenant: o.Tenant, scope: o.Scope, roles: o.Roles, notIssued: o.NotIssued, store: st, log: o.Logger,
 		requestID: o.RequestID, toolError: o.ToolError, bound: o.Bound})
 	s := &Server{tenant: o.Tenant}
 	if !o.MCPOnly {

@@ -168,6 +168,7 @@ type todoTools struct {
 	tenant    string
 	scope     func(providers.Permission) string
 	roles     *providers.RoleGrants
+	notIssued func(scope string) string
 	store     store.Store
 	log       *slog.Logger
 	requestID func(context.Context) string
@@ -190,7 +191,7 @@ func newToolHandlers(tt *todoTools) []server.ToolHandlerFunc {
 			// which case this is the answer; it also keeps the tool safe
 			// if it is ever reached another way.
 			if tool.Requires != "" && !p.Has(tool.Requires) {
-				return mcpgo.NewToolResultError(MissingPermissionText(tool.Name, tt.scope(tool.Requires), tt.roles, tool.Requires)), nil
+				return mcpgo.NewToolResultError(MissingPermissionText(tool.Name, tt.scope(tool.Requires), tt.roles, tool.Requires, tt.notIssued(tt.scope(tool.Requires)))), nil
 			}
 			return tool.handle(tt, ctx, req, p)
 		})
