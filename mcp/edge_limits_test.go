@@ -359,7 +359,7 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: b.gw, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(mcp.LimitConnections(ln, 2, m))
+	go srv.Serve(mcp.LimitConnections(ln, 2, mcp.DefaultLinger(1<<20), m))
 	t.Cleanup(func() { srv.Close() })
 	addr := ln.Addr().String()
 	// To this listener, as if to the bed's (the tenants' resources name

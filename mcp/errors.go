@@ -53,7 +53,9 @@ func jsonError(c echo.Context, status int, code, description string) error {
 // that a refusal of a body sent one byte a second (a 401 for want of a
 // token, a 413 by Content-Length) would wait for the whole body. With
 // Connection: close it writes at once; the read deadline in the past ends
-// the read it still makes of the body when the handler returns.
+// the read it still makes of the body when the handler returns. The
+// connection then closes with a lingering close (Linger), so that a client
+// still sending the body gets the answer rather than a reset.
 func closeUnread(c echo.Context) {
 	r := c.Request()
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
@@ -61,6 +63,7 @@ func closeUnread(c echo.Context) {
 	}
 	c.Response().Header().Set(echo.HeaderConnection, "close")
 	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Unix(1, 0))
+	lingerOnClose(r.Context())
 }
 
 const noServerHere = "no MCP server is configured at this URL"

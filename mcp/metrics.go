@@ -20,6 +20,8 @@ type Metrics struct {
 	connections  prometheus.Gauge
 	connLimit    prometheus.Gauge
 	connRefused  prometheus.Counter
+	lingering    prometheus.Gauge
+	lingered     *prometheus.CounterVec
 	rateLimited  *prometheus.CounterVec
 	upstreams    *prometheus.CounterVec
 	servers      *prometheus.GaugeVec
@@ -65,6 +67,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "todo_gateway_connections_refused_total",
 			Help: "Public connections closed at once (answered 503) because the cap was reached.",
 		}),
+		lingering: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "todo_gateway_connections_lingering",
+			Help: "Public connections answered before their request body was read, now reading and discarding the rest of it before they close (counted in todo_gateway_connections too).",
+		}),
+		lingered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_lingering_closes_total",
+			Help: "Lingering closes by how they ended: eof (the client closed: it had the answer), idle (no byte for the idle bound), time (the time bound), bytes (the byte bound), error.",
+		}, []string{"outcome"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "todo_gateway_rate_limited_total",
 			Help: "Requests answered 429 by the tenant's rate limit on this instance, by tenant.",
@@ -79,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "1 for each tenant served, with its server: todo or upstream.",
 	}, []string{"tenant", "server"})
 	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors, m.revision,
-		m.connections, m.connLimit, m.connRefused, m.rateLimited, m.upstreams, m.servers)
+		m.connections, m.connLimit, m.connRefused, m.lingering, m.lingered, m.rateLimited, m.upstreams, m.servers)
 	return m
 }
 
@@ -152,6 +162,21 @@ func (m *Metrics) connectionRefused() {
 		return
 	}
 	m.connRefused.Inc()
+}
+
+func (m *Metrics) lingerStarted() {
+	if m == nil {
+		return
+	}
+	m.lingering.Inc()
+}
+
+func (m *Metrics) lingerEnded(outcome string) {
+	if m == nil {
+		return
+	}
+	m.lingering.Dec()
+	m.lingered.WithLabelValues(outcome).Inc()
 }
 
 func (m *Metrics) rateLimit(tenant string) {

@@ -245,7 +245,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	if maxConns == 0 {
 		maxConns = mcp.DefaultMaxConnections()
 	}
-	ln = mcp.LimitConnections(ln, maxConns, prom.edge)
+	ln = mcp.LimitConnections(ln, maxConns, mcp.DefaultLinger(cfg.HTTP.BodyLimit), prom.edge)
 	prom.watchStore(st.ready)
 	var storeCache func() any
 	if st.cache != nil {
@@ -276,6 +276,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 		adminDone:     make(chan error, 1),
 		server: &http.Server{
 			Handler:           edge,
+			ConnContext:       mcp.ConnContext, // lingering closes
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
