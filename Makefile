@@ -54,6 +54,9 @@ bench:
 	$(GO) build -o $(BENCH_BIN) ./cmd/todo-gateway
 	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -timeout 20m -run '^TestWrk$$' -v ./bench
 	TODO_GATEWAY_STREAMS=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 5m -run '^TestStreams$$' -v ./bench
+	@command -v python3 >/dev/null 2>&1 || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get install -y python3 || { $$sudo apt-get update && $$sudo apt-get install -y python3; }; }
+	TODO_GATEWAY_REFUSALS=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 5m -run '^TestEarlyRefusals$$' -v ./bench
 	TODO_GATEWAY_SCALE=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 10m -run '^TestScale$$' -v ./cmd/todo-gateway
 
 # The systemd unit (deploy/todo-gateway.service): systemd-analyze verify with

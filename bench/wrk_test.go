@@ -712,25 +712,32 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // post sends body as an MCP client would and returns the status and body.
 func post(t *testing.T, url, token, body string) (int, string) {
 	t.Helper()
+	status, b, err := postWith(client, url, token, body)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	return status, b
+}
+
+// postWith is post through c, for callers that count failures rather than
+// stop at the first.
+func postWith(c *http.Client, url, token, body string) (int, string, error) {
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), err
 }
 
 func sameJSON(a, b string) bool {
