@@ -52,16 +52,15 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, srv *todo.Server, 
 	if ch != nil {
 		return g.refuse(c, ts, audit, *ch)
 	}
-	if refused, err := g.chargeBatch(c, ts, len(msgs)); refused {
-		return err
-	}
-
-	// Each message is peeked once: for the permission check of the whole
-	// batch, then for its own dispatch.
+	// Each message is peeked once: for the rate limit and the permission
+	// check of the whole batch, then for its own dispatch.
 	calls := make([]rpcCall, len(msgs))
 	peeked := make([]bool, len(msgs))
 	for i, m := range msgs {
 		calls[i], peeked[i] = peekCall(m)
+	}
+	if refused, err := g.chargeCalls(c, ts, calls); refused {
+		return err
 	}
 	miss := missingPermissions(ts.server, p, calls...)
 	if len(miss) > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/todo-gateway/todo-gateway/mcp"
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -106,9 +107,12 @@ func TestRefusalsBeforeTheBodyAreImmediate(t *testing.T) {
 		lines := append([]string{"POST " + path + " HTTP/1.1", "Host: " + host, "Content-Type: application/json"}, extra...)
 		return strings.Join(lines, "\n")
 	}
-	// globex (tenants[2]) spends its one request.
-	if resp, body := post(t, b.resources["globex"], "", toolsList); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("globex's first request: %d %s", resp.StatusCode, body)
+	// globex (tenants[2]) spends its requests: ten per tool call of its
+	// burst of 1.
+	for i := range 10 {
+		if resp, body := post(t, b.resources["globex"], "", toolsList); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("globex's request %d: %d %s", i, resp.StatusCode, body)
+		}
 	}
 	cases := []struct {
 		name   string
@@ -263,10 +267,10 @@ func TestClientGoneMidCallIsNotAnError(t *testing.T) {
 	}
 }
 
-// A tenant's rate limit answers 429 with Retry-After and a JSON body before
-// the token is looked at, counts it, and leaves the other tenants alone. A
-// reload that keeps the tenant keeps its bucket; one that changes its
-// limit starts a new one.
+// A tenant's rate limit counts tool calls: past it a call is answered 429
+// with Retry-After and a JSON body, counted, and the other tenants are
+// left alone; a listing costs no call. A reload that keeps the tenant
+// keeps its bucket; one that changes its limit starts a new one.
 func TestRateLimit(t *testing.T) {
 	b := newEdgeBed(t, nil)
 	setLimit := func(burst int) {
@@ -277,19 +281,23 @@ func TestRateLimit(t *testing.T) {
 	setLimit(2)
 	acme := b.resources["acme"]
 	tok := b.token("acme", "u", adminPerms...)
+	getTodos := toolCall(todo.ToolGetTodos)
 	for i := range 2 {
-		if resp, body := post(t, acme, tok, toolsList); resp.StatusCode != http.StatusOK {
-			t.Fatalf("request %d within the burst: %d %s", i, resp.StatusCode, body)
+		if resp, body := post(t, acme, tok, getTodos); resp.StatusCode != http.StatusOK {
+			t.Fatalf("call %d within the burst: %d %s", i, resp.StatusCode, body)
 		}
 	}
-	resp, body := post(t, acme, tok, toolsList)
+	if resp, body := post(t, acme, tok, toolsList); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tools/list with the calls spent: %d %s, want 200 (a listing is no call)", resp.StatusCode, body)
+	}
+	resp, body := post(t, acme, tok, getTodos)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Content-Type") != "application/json" ||
 		!strings.Contains(body, `"error":"rate_limited"`) || !strings.Contains(body, `"error_description":"too many requests`) {
 		t.Fatalf("over the limit: %d %q %s, want a JSON 429", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	// 0.01 a second: the next request is about 100 s away.
+	// 0.01 a second: the next call is about 100 s away.
 	if ra := resp.Header.Get("Retry-After"); ra < "1" || len(ra) > 3 {
-		t.Errorf("Retry-After %q, want whole seconds until the next request (about 100)", ra)
+		t.Errorf("Retry-After %q, want whole seconds until the next call (about 100)", ra)
 	}
 	if n := metricValue(t, b.reg, "todo_gateway_rate_limited_total", map[string]string{"tenant": "acme"}); n != 1 {
 		t.Errorf("todo_gateway_rate_limited_total{tenant=acme} = %v, want 1", n)
@@ -297,7 +305,7 @@ func TestRateLimit(t *testing.T) {
 	if n := metricValue(t, b.reg, "todo_gateway_requests_total", map[string]string{"tenant": "acme", "status": "429"}); n != 1 {
 		t.Errorf("todo_gateway_requests_total{tenant=acme,status=429} = %v, want 1", n)
 	}
-	if resp, body := post(t, b.resources["umbrella"], b.token("umbrella", "u", adminPerms...), toolsList); resp.StatusCode != http.StatusOK {
+	if resp, body := post(t, b.resources["umbrella"], b.token("umbrella", "u", adminPerms...), getTodos); resp.StatusCode != http.StatusOK {
 		t.Errorf("another tenant: %d %s, want 200", resp.StatusCode, body)
 	}
 
@@ -305,12 +313,35 @@ func TestRateLimit(t *testing.T) {
 		cfg.Tenants[0].RateLimit = &tenants.RateLimit{RequestsPerSecond: 0.01, Burst: 2}
 		cfg.Tenants[1].ResourceName = "Umbrella, renamed"
 	})
-	if resp, _ := post(t, acme, tok, toolsList); resp.StatusCode != http.StatusTooManyRequests {
+	if resp, _ := post(t, acme, tok, getTodos); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("after a reload that keeps acme: %d, want 429 (the same bucket)", resp.StatusCode)
 	}
 	setLimit(3)
-	if resp, body := post(t, acme, tok, toolsList); resp.StatusCode != http.StatusOK {
+	if resp, body := post(t, acme, tok, getTodos); resp.StatusCode != http.StatusOK {
 		t.Errorf("after a reload that changes acme's limit: %d %s, want 200 (a new bucket)", resp.StatusCode, body)
+	}
+}
+
+// Requests that are no tool call (a client's handshake, notifications,
+// listings, the GET of its stream) cost no call, up to ten requests for
+// each call of the burst, all before verification.
+func TestRateLimitAdmitsTenRequestsPerCall(t *testing.T) {
+	b := newEdgeBed(t, nil)
+	b.reconfigure(t, func(cfg *tenants.Config) {
+		cfg.Tenants[0].RateLimit = &tenants.RateLimit{RequestsPerSecond: 0.01, Burst: 1}
+	})
+	acme := b.resources["acme"]
+	tok := b.token("acme", "u", adminPerms...)
+	for i := range 9 {
+		if resp, body := post(t, acme, tok, toolsList); resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d, no call: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	if resp, body := post(t, acme, tok, toolCall(todo.ToolGetTodos)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the one call of the burst after 9 listings: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := post(t, acme, tok, toolsList); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("an eleventh request: %d %s, want 429 (ten requests per call)", resp.StatusCode, body)
 	}
 }
 
@@ -342,8 +373,9 @@ func TestRateLimitComesBeforeVerification(t *testing.T) {
 	for range 20 {
 		post(t, b.resources["acme"], strings.Repeat("z", 40), toolsList)
 	}
-	if n := verified.Load(); n != 1 {
-		t.Errorf("%d verifications for 20 requests with a burst of 1, want 1", n)
+	// Ten requests are admitted for the one call of the burst.
+	if n := verified.Load(); n != 10 {
+		t.Errorf("%d verifications for 20 requests with a burst of 1, want 10", n)
 	}
 }
 

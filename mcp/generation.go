@@ -47,10 +47,14 @@ type tenantState struct {
 	allScopes string
 	// origin is the resource's own origin, always allowed to call it.
 	origin string
-	// limiter is the tenant's token bucket (rate_limit), nil for none. It
-	// lives as long as the state, so a reload that keeps the tenant keeps
-	// its bucket, and one that changes the tenant starts a full one.
-	limiter *rate.Limiter
+	// calls is the tenant's token bucket (rate_limit), nil for none: each
+	// tool call takes a token once the body is read. requests holds every
+	// request, before its token is verified, to requestsPerCall times that
+	// rate and burst, so that a flood costs no verification while a
+	// client's handshake, notifications and listings cost it no calls.
+	// Both live as long as the state, so a reload that keeps the tenant
+	// keeps its buckets, and one that changes the tenant starts full ones.
+	calls, requests *rate.Limiter
 }
 
 // NewVerifier builds a tenant's token verifier. Serve passes one over
@@ -167,7 +171,8 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 		}),
 	}
 	if rl := t.RateLimit; rl != nil {
-		st.limiter = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.Burst)
+		st.calls = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.Burst)
+		st.requests = rate.NewLimiter(rate.Limit(requestsPerCall*rl.RequestsPerSecond), requestsPerCall*rl.Burst)
 	}
 	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
 	if t.Server.IsUpstream() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"golang.org/x/time/rate"
 
 	"github.com/todo-gateway/todo-gateway/mcp/todo"
 	"github.com/todo-gateway/todo-gateway/providers"
@@ -100,8 +101,8 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 	r := c.Request()
 	t := ts.tenant
 	// Before the token, so that a flood costs no verification.
-	if ts.limiter != nil && !ts.limiter.Allow() {
-		return nil, "", true, g.rateLimited(c, ts, 1)
+	if ts.requests != nil && !ts.requests.Allow() {
+		return nil, "", true, g.rateLimited(c, ts, ts.requests, 1)
 	}
 	token, ch := bearerToken(r)
 	if ch == nil && token == "" {
@@ -195,6 +196,9 @@ func (g *Gateway) authorize(c echo.Context, ts *tenantState, srv *todo.Server, a
 		audit.method, audit.tool = rc.Method, rc.Tool
 		if err := checkHeaders(r.Header, rc); err != nil {
 			return call, true, g.refuse(c, ts, audit, headerMismatch(err, body))
+		}
+		if refused, err := g.chargeCalls(c, ts, []rpcCall{rc}); refused {
+			return call, true, err
 		}
 		miss = missingPermissions(ts.server, p, rc)
 	}
@@ -337,36 +341,52 @@ func (g *Gateway) verifyChallenge(ts *tenantState, err error) challenge {
 	return ch
 }
 
-// rateLimited answers a request over the tenant's rate limit: 429, with
-// Retry-After the whole seconds until the bucket holds what the request
-// needs (need messages: one, or a batch's). No audit line: nothing was
-// decided about any caller, and the access line records the 429.
-func (g *Gateway) rateLimited(c echo.Context, ts *tenantState, need int) error {
+// requestsPerCall is how many requests of any kind a tenant's rate_limit
+// admits for each tool call it allows: a client's handshake
+// (initialize, notifications/initialized, the GET of its stream),
+// listings and pings ride along with its calls, and a flood is still
+// refused before verification.
+const requestsPerCall = 10
+
+// rateLimited answers a request over one of the tenant's buckets, lim:
+// 429, with Retry-After the whole seconds until lim holds what the request
+// needs (need: one request, or a body's tool calls). No audit line:
+// nothing was decided about any caller, and the access line records the
+// 429.
+func (g *Gateway) rateLimited(c echo.Context, ts *tenantState, lim *rate.Limiter, need int) error {
 	g.opts.Metrics.rateLimit(ts.tenant.ID)
-	wait := (float64(need) - ts.limiter.Tokens()) / float64(ts.limiter.Limit())
+	wait := (float64(need) - lim.Tokens()) / float64(lim.Limit())
 	retry := max(1, int(math.Ceil(wait)))
 	c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
 	return jsonError(c, http.StatusTooManyRequests, "rate_limited",
 		"too many requests to this MCP server; retry after "+strconv.Itoa(retry)+" s")
 }
 
-// chargeBatch counts a batch's messages against the tenant's rate limit:
-// admission counted the request as one, and each message is a call of its
-// own (a batch of 100 creates is 100 creates). A batch larger than the
-// bucket can ever hold is refused for its size, since waiting would not
-// help.
-func (g *Gateway) chargeBatch(c echo.Context, ts *tenantState, messages int) (refused bool, err error) {
-	more := messages - 1
-	if ts.limiter == nil || more <= 0 {
+// chargeCalls counts a body's tool calls against the tenant's rate limit,
+// once the body is read and before any of them runs: rate_limit counts
+// tool calls, each message of a batch on its own (a batch of 100 creates
+// is 100). A batch with more calls than the bucket can ever hold is
+// refused for its size, since waiting would not help.
+func (g *Gateway) chargeCalls(c echo.Context, ts *tenantState, calls []rpcCall) (refused bool, err error) {
+	if ts.calls == nil {
 		return false, nil
 	}
-	if burst := ts.limiter.Burst(); messages > burst {
+	n := 0
+	for _, rc := range calls {
+		if rc.Method == string(mcpgo.MethodToolsCall) {
+			n++
+		}
+	}
+	if n == 0 {
+		return false, nil
+	}
+	if burst := ts.calls.Burst(); n > burst {
 		g.opts.Metrics.rateLimit(ts.tenant.ID)
 		return true, jsonError(c, http.StatusTooManyRequests, "rate_limited",
-			"a batch of "+strconv.Itoa(messages)+" messages is more than this MCP server's rate limit allows at once ("+strconv.Itoa(burst)+"): send smaller batches")
+			"a batch of "+strconv.Itoa(n)+" tool calls is more than this MCP server's rate limit allows at once ("+strconv.Itoa(burst)+"): send smaller batches")
 	}
-	if !ts.limiter.AllowN(time.Now(), more) {
-		return true, g.rateLimited(c, ts, more)
+	if !ts.calls.AllowN(time.Now(), n) {
+		return true, g.rateLimited(c, ts, ts.calls, n)
 	}
 	return false, nil
 }

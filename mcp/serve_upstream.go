@@ -31,7 +31,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 		if ch != nil {
 			return g.refuse(c, ts, audit, *ch)
 		}
-		if refused, err := g.chargeBatch(c, ts, len(calls)); refused {
+		if refused, err := g.chargeCalls(c, ts, calls); refused {
 			return err
 		}
 		for _, rc := range calls {

@@ -5,10 +5,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/todo-gateway/todo-gateway/mcp/todo"
+	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // bearerTransport adds the client's token to every request, as an MCP
@@ -98,5 +103,39 @@ func TestUpstreamGoSDK(t *testing.T) {
 	}
 	if text := res.Content[0].(*sdk.TextContent).Text; res.IsError || text != "you said yes" {
 		t.Errorf("ask: %q (error %v), want the elicitation's answer", text, res.IsError)
+	}
+}
+
+// A go-sdk client connects to a todo tenant limited to one tool call a
+// second (its handshake and the GET of its stream cost no call) and gets
+// one call a second; a second call within the second is refused (issue 24:
+// while every request counted, the handshake's notifications/initialized
+// was refused and the client could not connect).
+func TestRateLimitGoSDKClient(t *testing.T) {
+	b := newEdgeBed(t, nil)
+	b.reconfigure(t, func(cfg *tenants.Config) {
+		cfg.Tenants[0].RateLimit = &tenants.RateLimit{RequestsPerSecond: 1, Burst: 1}
+	})
+	c := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, nil)
+	cs, err := c.Connect(t.Context(), &sdk.StreamableClientTransport{Endpoint: b.resources["acme"],
+		HTTPClient: &http.Client{Transport: bearerTransport{b.token("acme", "u", adminPerms...)}}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatalf("connect with one call a second: %v", err)
+	}
+	defer cs.Close()
+	if _, err := cs.ListTools(t.Context(), nil); err != nil {
+		t.Fatalf("tools/list: %v", err)
+	}
+	getTodos := &sdk.CallToolParams{Name: todo.ToolGetTodos, Arguments: map[string]any{}}
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(1100 * time.Millisecond)
+		}
+		if res, err := cs.CallTool(t.Context(), getTodos); err != nil || res.IsError {
+			t.Fatalf("call %d, a second after the last: %v %+v", i, err, res)
+		}
+	}
+	if _, err := cs.CallTool(t.Context(), getTodos); err == nil || !strings.Contains(err.Error(), "Too Many Requests") {
+		t.Errorf("a second call within the second: %v, want it refused (429)", err)
 	}
 }

@@ -222,22 +222,25 @@ type Tenant struct {
 	res resource
 }
 
-// RateLimit is a tenant's token bucket: RequestsPerSecond is its refill
-// rate, Burst its size. Each instance keeps its own bucket: with N
-// instances behind a load balancer the tenant may send up to N times the
-// rate in all.
+// RateLimit is a tenant's token bucket for tool calls: RequestsPerSecond
+// is its refill rate, Burst its size (package mcp says what else is
+// counted). Each instance keeps its own bucket: with N instances behind a
+// load balancer the tenant may send up to N times the rate in all.
 type RateLimit struct {
-	// RequestsPerSecond is the sustained rate, above 0 and at most
-	// maxRequestsPerSecond; fractions are allowed (0.5 is one request
-	// every two seconds).
+	// RequestsPerSecond is the sustained rate of tool calls, from
+	// minRequestsPerSecond to maxRequestsPerSecond; fractions are allowed
+	// (0.5 is one call every two seconds).
 	RequestsPerSecond float64 `json:"requests_per_second"`
-	// Burst is how many requests may arrive at once after a quiet spell;
+	// Burst is how many calls may arrive at once after a quiet spell;
 	// default RequestsPerSecond rounded up, at least 1.
 	Burst int `json:"burst,omitempty"`
 }
 
-// Bounds of RateLimit.
+// Bounds of RateLimit. The least rate is one call every 1,000 s: below
+// it a refused client would be told to wait longer than any would, and
+// 1e-300 overflowed the wait into "Retry-After: 1".
 const (
+	minRequestsPerSecond = 0.001
 	maxRequestsPerSecond = 1e6
 	maxBurst             = 1e6
 )

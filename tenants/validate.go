@@ -148,8 +148,9 @@ func (v *validator) rateLimit(path string, rl *RateLimit) {
 		return
 	}
 	// !(x > 0) also refuses NaN, which JSON cannot spell but a Config built in Go can hold.
-	if !(rl.RequestsPerSecond > 0) || rl.RequestsPerSecond > maxRequestsPerSecond {
-		v.add(path+".requests_per_second", "must be above 0 and at most %g (0.5 is one request every two seconds)", float64(maxRequestsPerSecond))
+	if !(rl.RequestsPerSecond >= minRequestsPerSecond) || rl.RequestsPerSecond > maxRequestsPerSecond {
+		v.add(path+".requests_per_second", "must be from %g (one tool call every %g s) to %g (0.5 is one call every two seconds)",
+			minRequestsPerSecond, 1/minRequestsPerSecond, float64(maxRequestsPerSecond))
 	}
 	if rl.Burst < 0 || rl.Burst > maxBurst {
 		v.add(path+".burst", "must be from 1 to %d, or left out for requests_per_second rounded up", int(maxBurst))
