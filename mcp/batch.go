@@ -73,8 +73,8 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, srv *todo.Server, 
 	ctx := todo.WithPrincipal(r.Context(), p)
 	var answers [][]byte
 	for i, m := range msgs {
-		if !jsonStartsWith(m, '{') {
-			answers = append(answers, rpcError(nil, mcpgo.INVALID_REQUEST, "Invalid Request: a batch holds JSON-RPC message objects"))
+		if ch := messageProblem(m); ch != nil {
+			answers = append(answers, rpcError(ch.rpcID, ch.rpcCode, ch.description))
 			continue
 		}
 		if peeked[i] && calls[i].Method == string(mcpgo.MethodInitialize) {

@@ -245,3 +245,64 @@ func TestOutputShapes(t *testing.T) {
 		t.Errorf("create-todo answered %s, want createdAt with three fractional digits", text)
 	}
 }
+
+// A body that is no JSON-RPC message is refused with the JSON-RPC error
+// that says so, by the todo server and an upstream tenant alike: -32700
+// only for bytes that are not JSON, -32600 for JSON that is no message
+// object, and for an object with an id and neither a method nor a result
+// (mcp-go answered it 202 with no body, and the client waited forever).
+// A response and a notification are still 202. A body in a charset other
+// than UTF-8 is 415.
+func TestMessagesThatAreNoJSONRPC(t *testing.T) {
+	b := newEdgeBed(t, withSigner(t))
+	notes := b.addUpstreamTenant(t, newNotesServer(t), notesServerBlock, "challenge")
+	targets := map[string]string{
+		"todo":     b.resources["acme"],
+		"upstream": notes,
+	}
+	tokens := map[string]string{
+		"todo":     b.token("acme", "u", adminPerms...),
+		"upstream": b.token("notes", "u", notesWriter...),
+	}
+	for name, url := range targets {
+		tok := tokens[name]
+		for _, tc := range []struct {
+			what, body string
+			code       int
+			id         any
+		}{
+			{"bytes that are not JSON", `{not json`, mcpgo.PARSE_ERROR, nil},
+			{"a number", `42`, mcpgo.INVALID_REQUEST, nil},
+			{"a string", `"{not json"`, mcpgo.INVALID_REQUEST, nil},
+			{"an id and nothing else", `{"jsonrpc":"2.0","id":1}`, mcpgo.INVALID_REQUEST, float64(1)},
+			{"an empty method", `{"jsonrpc":"2.0","id":"x","method":""}`, mcpgo.INVALID_REQUEST, "x"},
+			{"a method that is no string", `{"jsonrpc":"2.0","id":2,"method":5}`, mcpgo.INVALID_REQUEST, float64(2)},
+		} {
+			resp, body := post(t, url, tok, tc.body)
+			a := decodeAnswer(t, body)
+			if resp.StatusCode != http.StatusBadRequest || a.Error == nil || a.Error.Code != tc.code || a.ID != tc.id {
+				t.Errorf("%s, %s: %d %s, want 400 with JSON-RPC error %d for id %v", name, tc.what, resp.StatusCode, body, tc.code, tc.id)
+			}
+		}
+		resp, body := post(t, url, tok, toolsList, "Content-Type", "application/json; charset=utf-16")
+		if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(body, "unsupported_charset") {
+			t.Errorf("%s, charset=utf-16: %d %s, want 415", name, resp.StatusCode, body)
+		}
+	}
+	// (The upstream is stateful: without a session it refuses these itself.)
+	for _, msg := range []string{`{"jsonrpc":"2.0","method":"notifications/initialized"}`, `{"jsonrpc":"2.0","id":1,"result":{}}`} {
+		if resp, body := post(t, targets["todo"], tokens["todo"], msg); resp.StatusCode != http.StatusAccepted {
+			t.Errorf("todo, %s: %d %s, want 202", msg, resp.StatusCode, body)
+		}
+	}
+	if resp, body := post(t, targets["todo"], tokens["todo"], toolsList, "Content-Type", "application/json; charset=UTF-8"); resp.StatusCode != http.StatusOK {
+		t.Errorf("todo, charset=UTF-8: %d %s, want 200", resp.StatusCode, body)
+	}
+	// Inside a batch, the message is answered with the error and the rest run.
+	resp, body := post(t, b.resources["acme"], tokens["todo"], `[{"jsonrpc":"2.0","id":7},`+toolsList+`]`)
+	var answers []rpcAnswer
+	if err := json.Unmarshal([]byte(body), &answers); err != nil || resp.StatusCode != http.StatusOK || len(answers) != 2 ||
+		answers[0].Error == nil || answers[0].Error.Code != mcpgo.INVALID_REQUEST || answers[0].ID != float64(7) || answers[1].Result == nil {
+		t.Errorf("a batch with an id-only member: %d %s, want -32600 for id 7 and the list", resp.StatusCode, body)
+	}
+}

@@ -67,6 +67,14 @@ func unsupportedEncoding(enc string) challenge {
 		description: "request bodies are not decoded: send the JSON without Content-Encoding (got " + quoteBounded(enc) + ")"}
 }
 
+// unsupportedCharset: a body declared in a charset other than UTF-8,
+// which JSON-RPC over HTTP is (RFC 8259 §8.1); it would be parsed as UTF-8
+// and mean something else.
+func unsupportedCharset(charset string) challenge {
+	return challenge{status: http.StatusUnsupportedMediaType, code: "unsupported_charset", plain: true,
+		description: "request bodies are UTF-8 JSON: send Content-Type: application/json without a charset or with charset=utf-8 (got " + quoteBounded(charset) + ")"}
+}
+
 // unreadableBody: the body could not be read (the client stopped sending).
 var unreadableBody = challenge{status: http.StatusBadRequest, code: errInvalidRequest, plain: true,
 	description: "the request body could not be read"}

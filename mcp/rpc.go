@@ -86,6 +86,41 @@ func peekCall(body []byte) (call rpcCall, ok bool) {
 	return call, true
 }
 
+// messageProblem says why body, one message, is no JSON-RPC message a
+// server can answer, or returns nil: bytes that are not JSON (-32700
+// Parse error), JSON that is no object, or an object that is neither a
+// request or notification (a method) nor a response (an id with a result
+// or an error) (-32600 Invalid Request). mcp-go calls any JSON that is no
+// object "not valid json" (-32700), and answers an object with an id and
+// no method 202 with no body, as if it were a response, which leaves a
+// client waiting for an answer forever.
+func messageProblem(body []byte) *challenge {
+	if !json.Valid(body) {
+		return invalidMessage(mcpgo.PARSE_ERROR, nil, "Parse error: the body is not JSON")
+	}
+	if !jsonStartsWith(body, '{') {
+		return invalidMessage(mcpgo.INVALID_REQUEST, nil, "Invalid Request: the body must be a JSON-RPC message, an object (or, under protocol version 2025-03-26, a batch: an array of them)")
+	}
+	var msg struct {
+		ID     json.RawMessage `json:"id"`
+		Method json.RawMessage `json:"method"`
+		Result json.RawMessage `json:"result"`
+		Error  json.RawMessage `json:"error"`
+	}
+	_ = json.Unmarshal(body, &msg) // valid JSON, an object: the raw fields always decode
+	var method string
+	switch {
+	case msg.Method != nil && (json.Unmarshal(msg.Method, &method) != nil || method == ""):
+		return invalidMessage(mcpgo.INVALID_REQUEST, requestID(body), "Invalid Request: method must be a non-empty string")
+	case msg.Method != nil:
+		return nil
+	case msg.ID != nil && (msg.Result != nil || msg.Error != nil):
+		return nil // a response to a request of the server's
+	}
+	return invalidMessage(mcpgo.INVALID_REQUEST, requestID(body),
+		"Invalid Request: a JSON-RPC message has a method (a request or a notification) or, with the id of a request it answers, a result or an error (a response)")
+}
+
 // checkHeaders enforces that the 2026-07-28 routing headers, when sent,
 // agree with the body: the permission check reads the body, and a proxy
 // routing on the headers must not see a different call. Mcp-Name is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -145,6 +146,11 @@ func (g *Gateway) read(c echo.Context, ts *tenantState, audit *auditRecord) (bod
 		// Decoding would be parsing garbage, or a decompression bomb.
 		return nil, true, g.refuse(c, ts, audit, unsupportedEncoding(enc))
 	}
+	if _, params, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); err == nil {
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return nil, true, g.refuse(c, ts, audit, unsupportedCharset(cs))
+		}
+	}
 	body, err = readBody(r, limit)
 	if errors.Is(err, errBodyTooLarge) {
 		return nil, true, g.refuse(c, ts, audit, tooLarge(limit))
@@ -190,6 +196,11 @@ func (g *Gateway) authorize(c echo.Context, ts *tenantState, srv *todo.Server, a
 	r := c.Request()
 	if r.Method == http.MethodPost {
 		call = srv.Read(r.Header, body)
+		if !call.Fast() {
+			if ch := messageProblem(body); ch != nil {
+				return call, true, g.refuse(c, ts, audit, *ch)
+			}
+		}
 	}
 	var miss []missing
 	if rc, ok := peekFast(call, body); ok {

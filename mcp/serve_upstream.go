@@ -3,6 +3,7 @@ package mcp
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -74,6 +75,10 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 	return nil
 }
 
+// invalidParams refuses a message whose params is not an object: no tool
+// can be read from it, so nothing can be decided about it.
+const invalidParams = "Invalid Request: params must be an object"
+
 // readCalls reads the method and tool of each JSON-RPC message of a body
 // (one message, or a 2025-03-26 batch of at most maxBatch) as the
 // upstream's SDK will; a body that is no JSON-RPC message or batch is
@@ -81,12 +86,12 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 // read. A single message's 2026-07-28 routing headers must agree with it.
 func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 	if !isBatch(body) {
-		if !jsonStartsWith(body, '{') {
-			return nil, invalidMessage(mcpgo.PARSE_ERROR, requestID(body), "the body must be one JSON-RPC message (an object)")
+		if ch := messageProblem(body); ch != nil {
+			return nil, ch
 		}
 		rc, ok := peekCall(body)
 		if !ok {
-			return nil, invalidMessage(mcpgo.PARSE_ERROR, requestID(body), "request body is not valid json")
+			return nil, invalidMessage(mcpgo.INVALID_REQUEST, requestID(body), invalidParams)
 		}
 		if err := checkHeaders(h, rc); err != nil {
 			ch := headerMismatch(err, body)
@@ -100,9 +105,12 @@ func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 	}
 	calls := make([]rpcCall, len(msgs))
 	for i, m := range msgs {
+		if ch := messageProblem(m); ch != nil {
+			return nil, invalidMessage(ch.rpcCode, nil, "message "+strconv.Itoa(i+1)+" of the batch: "+ch.description)
+		}
 		rc, ok := peekCall(m)
-		if !ok || !jsonStartsWith(m, '{') {
-			return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "Invalid Request: a batch holds JSON-RPC message objects")
+		if !ok {
+			return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "message "+strconv.Itoa(i+1)+" of the batch: "+invalidParams)
 		}
 		calls[i] = rc
 	}
