@@ -216,6 +216,19 @@ func DefaultMaxConnections() int {
 	return connectionsFor(n)
 }
 
+// MaxConnectionsAllowed is the most connections the process's open-file
+// limit allows the public listener (as DefaultMaxConnections reserves a
+// quarter for everything else), and whether that limit is known. A
+// configured cap above it would bring back the descriptor exhaustion the
+// cap exists to prevent.
+func MaxConnectionsAllowed() (int, bool) {
+	n, ok := openFileLimit()
+	if !ok || n == 0 {
+		return 0, false
+	}
+	return connectionsFor(n), true
+}
+
 // defaultMaxConnectionsUnknown is the cap when the file limit cannot be read.
 const defaultMaxConnectionsUnknown = 1024
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -52,8 +53,9 @@ func Version(data []byte) string {
 // the file: editors and configuration managers replace a file by renaming
 // another over it, which ends a watch on the file itself, and a Kubernetes
 // ConfigMap volume changes by swapping a "..data" symlink in the directory,
-// an event that never names the file at all. So any change in the directory
-// counts, and the version comparison filters out the unrelated ones.
+// an event that never names the file at all. Of the directory's events it
+// reports those two names only: a busy neighbour (the gateway's own log
+// beside its configuration) would otherwise keep a reload waiting forever.
 type FileSource struct {
 	Path string
 }
@@ -62,14 +64,42 @@ func (f FileSource) String() string { return f.Path }
 
 // Read reads the file, following symlinks.
 func (f FileSource) Read(context.Context) (Document, error) {
-	data, err := os.ReadFile(f.Path)
+	data, err := ReadFile(f.Path)
 	return Document{Data: data}, err
+}
+
+// MaxDocumentBytes bounds a configuration document, a file or what
+// "tenants push" reads: far above any real one (a tenant takes about 1 KB),
+// and low enough that /dev/zero or a log file named by mistake is refused
+// at once instead of read until memory runs out.
+const MaxDocumentBytes = 16 << 20
+
+// ReadFile reads a configuration file of at most MaxDocumentBytes.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxDocumentBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxDocumentBytes {
+		return nil, fmt.Errorf("%s: more than %d MiB, the most a configuration may hold: is it the right file?", path, MaxDocumentBytes>>20)
+	}
+	return data, nil
 }
 
 // Parse parses the file's bytes.
 func (FileSource) Parse(data []byte) (*Config, error) { return Parse(data) }
 
-// Watch reports every event in the file's directory.
+// configMapData is the symlink a Kubernetes ConfigMap volume swaps to
+// change its files.
+const configMapData = "..data"
+
+// Watch reports the events of the file's directory that name the file or
+// a ConfigMap's "..data".
 func (f FileSource) Watch(ctx context.Context, changed func(), problem func(error)) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -86,11 +116,13 @@ func (f FileSource) Watch(ctx context.Context, changed func(), problem func(erro
 			select {
 			case <-ctx.Done():
 				return
-			case _, ok := <-w.Events:
+			case ev, ok := <-w.Events:
 				if !ok {
 					return
 				}
-				changed()
+				if name := filepath.Base(ev.Name); name == filepath.Base(f.Path) || name == configMapData {
+					changed()
+				}
 			case err, ok := <-w.Errors:
 				if !ok {
 					return

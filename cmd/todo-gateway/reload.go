@@ -16,8 +16,12 @@ import (
 
 // settleDelay coalesces the bursts of events an editor's save or a
 // ConfigMap update makes (write, chmod, rename, symlink swap) into one
-// reload.
-const settleDelay = 200 * time.Millisecond
+// reload; maxSettle bounds it, so that events that never stop (a file
+// rewritten in a loop) still let the configuration apply.
+const (
+	settleDelay = 200 * time.Millisecond
+	maxSettle   = 2 * time.Second
+)
 
 // reloader re-reads the configuration source and applies it through the
 // edge (build → ensure store → swap → retire, in mcp.Gateway.Apply). A
@@ -145,6 +149,7 @@ func (r *reloader) watch(ctx context.Context) error {
 	go func() {
 		defer signal.Stop(hup)
 		var settle <-chan time.Time
+		var first time.Time // of the events the pending reload waits out
 		for {
 			select {
 			case <-ctx.Done():
@@ -153,7 +158,10 @@ func (r *reloader) watch(ctx context.Context) error {
 				r.log.Info("SIGHUP: reloading", "config", r.src.String())
 				r.reload(ctx, true)
 			case <-events:
-				settle = time.After(settleDelay)
+				if settle == nil {
+					first = time.Now()
+				}
+				settle = time.After(min(settleDelay, time.Until(first.Add(maxSettle))))
 			case <-settle:
 				settle = nil
 				r.reload(ctx, false)

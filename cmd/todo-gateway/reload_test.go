@@ -313,3 +313,38 @@ func TestReloadNamesRestartOnlySettingsOnce(t *testing.T) {
 		t.Errorf("the reload lines:\n%s", log)
 	}
 }
+
+// A busy file beside the configuration (the gateway's own log, written
+// without pause) neither triggers reloads nor holds back the one an edit
+// of the configuration asks for (issue 24: every write to the log
+// restarted the settle delay, and 100 edits applied nothing).
+func TestReloadBesideABusyFile(t *testing.T) {
+	iss := providertest.New(t)
+	rb := newReloadBed(t, true, func(base string) []string { return []string{tenantJSON(base, "first", iss.Issuer())} })
+	logPath := filepath.Join(filepath.Dir(rb.path), "gw.log")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, err := os.Create(logPath)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+				f.WriteString(`{"msg":"access"}` + "\n")
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(4 * settleDelay)
+	if strings.Contains(rb.log.String(), "tenants reloaded") {
+		t.Error("writes to a neighbouring file caused a reload")
+	}
+	rb.write(t, tenantJSON(rb.base, "first", iss.Issuer()), tenantJSON(rb.base, "second", iss.Issuer()))
+	eventually(t, "second serves while the neighbour is written", func() bool { return metadataStatus(t, rb.base, "second") == http.StatusOK })
+}

@@ -245,6 +245,11 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	if maxConns == 0 {
 		maxConns = mcp.DefaultMaxConnections()
 	}
+	if allowed, known := mcp.MaxConnectionsAllowed(); known && maxConns > allowed {
+		log.Warn("http.max_connections is more than the open-file limit allows: lowered, so that connections cannot take the descriptors the store, the admin listener and the authorization servers need; raise the limit (ulimit -n, LimitNOFILE) to allow more",
+			"configured", maxConns, "using", allowed)
+		maxConns = allowed
+	}
 	ln = mcp.LimitConnections(ln, maxConns, mcp.DefaultLinger(cfg.HTTP.BodyLimit), prom.edge)
 	prom.watchStore(st.ready)
 	var storeCache func() any

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/providers"
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -261,4 +262,25 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 		t.Fatalf("restart on the same store: %v", err)
 	}
 	gw.Shutdown(context.Background())
+}
+
+// A connection cap above what the open-file limit allows is lowered to it,
+// with one warning that says so and how to allow more (issue 24: 1e12 was
+// accepted, and brought back descriptor exhaustion).
+func TestMaxConnectionsAboveTheFileLimitIsLowered(t *testing.T) {
+	allowed, known := mcp.MaxConnectionsAllowed()
+	if !known {
+		t.Skip("the open-file limit is not known here")
+	}
+	iss := providertest.New(t)
+	b := startBed(t, bedSpec{tenants: []bedTenant{onIssuer("t0", "oidc", iss.Issuer())},
+		edit: func(cfg *tenants.Config) { cfg.HTTP.MaxConnections = 1_000_000_000_000 }})
+	if n := strings.Count(b.logs.String(), "http.max_connections is more than the open-file limit allows"); n != 1 {
+		t.Errorf("%d warnings about the cap, want 1:\n%s", n, b.logs.String())
+	}
+	_, metrics := get(t, "http://"+b.gw.AdminAddr()+"/metrics")
+	if want := fmt.Sprintf("todo_gateway_connections_limit %d", allowed); !strings.Contains(metrics, want) &&
+		!strings.Contains(metrics, fmt.Sprintf("todo_gateway_connections_limit %g", float64(allowed))) {
+		t.Errorf("metrics lack %q", want)
+	}
 }

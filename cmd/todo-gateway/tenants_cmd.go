@@ -124,7 +124,7 @@ func runTenants(args []string, stdout, stderr io.Writer) int {
 // document for etcd: what "check" accepts, listing its own tenants. It
 // prints what is wrong and returns nil on failure.
 func loadDocument(path string, stderr io.Writer) ([]byte, *tenants.Config) {
-	data, err := os.ReadFile(path)
+	data, err := tenants.ReadFile(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, nil
