@@ -125,6 +125,9 @@ func storeCopy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 
+	if fromCfg.Store.Driver == tenants.DriverBolt {
+		fromCfg.Store.Bolt.ReadOnly = true // a copy never writes to its source
+	}
 	from, err := openSide(ctx, "--from", fromCfg.Store)
 	if err != nil {
 		return fail("%v", err)
@@ -246,10 +249,13 @@ func copyTodos(ctx context.Context, from, to store.Store, configured map[string]
 			note = " (not in the --from configuration)"
 		}
 		read, added, err := copyTenant(ctx, from, to, tenant, out)
-		fmt.Fprintf(out, "%s%s: %d todos read, %d copied, %d already there\n", tenant, note, read, added, read-added)
 		if err != nil {
+			// What was read past the last page imported is unknown to be
+			// there or not: no "already there" count.
+			fmt.Fprintf(out, "%s%s: stopped after %d todos copied\n", tenant, note, added)
 			return nil, fmt.Errorf("tenant %q: %w", tenant, err)
 		}
+		fmt.Fprintf(out, "%s%s: %d todos read, %d copied, %d already there\n", tenant, note, read, added, read-added)
 	}
 	return ids, nil
 }

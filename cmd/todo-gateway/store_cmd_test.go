@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/bolt"
@@ -243,7 +246,7 @@ func TestStoreCopyResumesAfterInterruption(t *testing.T) {
 	if err == nil || ctx.Err() == nil {
 		t.Fatalf("interrupted copy: got %v, want the context's end", err)
 	}
-	wantLines(t, "interrupted copy", progress.String(), "acme (not in the --from configuration): 1000 todos read, 1000 copied, 0 already there\n")
+	wantLines(t, "interrupted copy", progress.String(), "acme (not in the --from configuration): stopped after 1000 todos copied\n")
 	if got := dumpStore(t, to); len(got["acme"]) != store.MaxLimit {
 		t.Errorf("after the interruption: got %d todos of acme, want the first page, %d", len(got["acme"]), store.MaxLimit)
 	}
@@ -417,4 +420,85 @@ func TestStoreCopyProgress(t *testing.T) {
 	if want := fmt.Sprintf("acme: %d todos read so far\n", progressEvery*store.MaxLimit); out.String() != want {
 		t.Errorf("progress: got %q, want %q", out.String(), want)
 	}
+}
+
+// A damaged, foreign or empty source is refused, naming the file and what
+// to do, with exit status 1; the source is never written to, a healthy one
+// included (it is opened read-only). serve refuses the same files the same
+// way (issue 24: a truncated file panicked serve, a truncated source
+// killed the copy with SIGBUS, and an empty source was written to and
+// reported "ok").
+func TestDamagedStoreFiles(t *testing.T) {
+	dir := t.TempDir()
+	healthy := filepath.Join(dir, "healthy.db")
+	seed(t, healthy)
+	whole, err := os.ReadFile(healthy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header of a page in use: bbolt checks the structure of its
+	// pages, and keeps no checksum of what they hold.
+	flipped := bytes.Clone(whole)
+	at := usedPage(t, healthy) * 4096
+	for i := at; i < at+16; i++ {
+		flipped[i] ^= 0xFF
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"truncated", whole[:20000]},
+		{"bit-flipped", flipped},
+		{"zero-length", nil},
+		{"not bbolt", []byte("not a database\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "todos.db")
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, stderr := copyCLI(t, exitFail, boltFile(t, path), boltFile(t, filepath.Join(t.TempDir(), "to.db")))
+			if !strings.Contains(stderr, path) || !strings.Contains(stderr, "not a usable bbolt database") || !strings.Contains(stderr, "restore it from a backup") {
+				t.Errorf("store copy: %s\nwant the file named, and what to do", stderr)
+			}
+			code, _, stderr := runCLI("serve", "--config", boltFile(t, path))
+			if code != exitFail || !strings.Contains(stderr, path) || !strings.Contains(stderr, "restore it from a backup") || strings.Contains(stderr, "goroutine") {
+				t.Errorf("serve: exit %d\n%s\nwant exit 1 naming the file, without a stack", code, stderr)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, tc.data) {
+				t.Error("the damaged file changed")
+			}
+		})
+	}
+	before, _ := os.ReadFile(healthy)
+	copyCLI(t, exitOK, boltFile(t, healthy), boltFile(t, filepath.Join(dir, "to.db")))
+	if after, _ := os.ReadFile(healthy); !bytes.Equal(before, after) {
+		t.Error("a copy wrote to its healthy source")
+	}
+}
+
+// usedPage is the root page of the first nested bucket of the bbolt file
+// at path that is not inline: a page in use, found through bbolt itself.
+func usedPage(t *testing.T, path string) int {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o400, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var root int
+	db.View(func(tx *bbolt.Tx) error {
+		return tx.ForEach(func(_ []byte, b *bbolt.Bucket) error {
+			return b.ForEachBucket(func(name []byte) error {
+				if r := b.Bucket(name).Root(); root == 0 && r != 0 {
+					root = int(r)
+				}
+				return nil
+			})
+		})
+	})
+	if root == 0 {
+		t.Fatal("no bucket of the test store has a page of its own")
+	}
+	return root
 }

@@ -32,32 +32,25 @@ func (s *Store) Backup(ctx context.Context, start func(size int64) io.Writer) (i
 }
 
 // Verify checks a bbolt file, such as a copy Backup wrote, without changing
-// it: opened read-only, every page is checked for consistency (Tx.Check), and
-// the todos of each tenant are counted.
+// it: opened read-only, every page is checked for consistency (openChecked),
+// and the todos of each tenant are counted.
 func Verify(path string) (todos map[string]int, err error) {
-	db, err := bbolt.Open(path, 0o400, &bbolt.Options{ReadOnly: true, Timeout: DefaultTimeout})
+	db, err := openChecked(path, 0o400, &bbolt.Options{ReadOnly: true, Timeout: DefaultTimeout})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	defer db.Close()
 	todos = map[string]int{}
-	err = db.View(func(tx *bbolt.Tx) error {
-		var bad error
-		for err := range tx.Check() { // drained: Check stops when read to the end
-			if bad == nil {
-				bad = fmt.Errorf("%s is not consistent: %w", path, err)
-			}
-		}
-		if bad != nil {
-			return bad
-		}
-		return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
-			n := 0
-			if t := b.Bucket(bucketTodos); t != nil {
-				n = t.Stats().KeyN
-			}
-			todos[string(name)] = n
-			return nil
+	err = guarded(path, func() error {
+		return db.View(func(tx *bbolt.Tx) error {
+			return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+				n := 0
+				if t := b.Bucket(bucketTodos); t != nil {
+					n = t.Stats().KeyN
+				}
+				todos[string(name)] = n
+				return nil
+			})
 		})
 	})
 	return todos, err

@@ -50,6 +50,10 @@ type Options struct {
 	// MaxBatchSize is the most writes one commit takes; 0 means
 	// DefaultMaxBatchSize.
 	MaxBatchSize int
+	// ReadOnly opens an existing file for reading only, under a shared
+	// lock (the source of a copy): nothing is ever written to it, and
+	// every write fails.
+	ReadOnly bool
 }
 
 // Store is a store.Store on a bbolt file. Open it once per file and process.
@@ -78,10 +82,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
+	db, err := openChecked(path, 0o600, &bbolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: %w (gave up after %s; is another todo-gateway using it, or is it open twice in this process?)",
 			path, ErrLocked, timeout)
+	}
+	if errors.Is(err, ErrDamaged) {
+		return nil, err // names the file already
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open bolt database %s: %w", path, err)

@@ -23,6 +23,8 @@ type Config struct {
 	// anyway). At most 1s, because every acknowledged write may wait this
 	// long.
 	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
+	// ReadOnly is Options.ReadOnly; set by commands, never by a file.
+	ReadOnly bool `json:"-"`
 }
 
 // DefaultPath is where the driver keeps its file by default.
@@ -50,12 +52,12 @@ func (c Config) Describe() string { return "bbolt " + c.WithDefaults().Path }
 // Open creates the file's directory if needed and opens the store.
 func (c Config) Open() (*Store, error) {
 	c = c.WithDefaults()
-	if dir := filepath.Dir(c.Path); dir != "" {
+	if dir := filepath.Dir(c.Path); dir != "" && !c.ReadOnly {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("store directory: %w", err)
 		}
 	}
-	var opts Options
+	opts := Options{ReadOnly: c.ReadOnly}
 	if c.BatchDelay != nil {
 		opts.BatchDelay = time.Duration(*c.BatchDelay)
 	}
