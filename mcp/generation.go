@@ -203,7 +203,7 @@ func (g *Gateway) todoOptions(t *tenants.Tenant, v providers.Verifier) todo.Opti
 	m := g.opts.Metrics
 	return todo.Options{
 		Tenant: t.ID, Scope: t.Scope, Roles: t.Claims.Roles, NotIssued: scopeNotIssued(v), Store: g.store, Writes: &g.writes,
-		Logger: g.log, RequestID: RequestIDFrom, Bound: bounded,
+		Logger: g.log, LibraryLogger: LibraryLogger(g.log, "mcp-go"), RequestID: RequestIDFrom, Bound: bounded,
 		ToolError: func(tool string) { m.toolError(t.ID, tool) },
 	}
 }

@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -160,4 +161,63 @@ func assignRequestID(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set(echo.HeaderXRequestID, ids.own)
 		return next(c)
 	}
+}
+
+// LibraryLogger is l for the lines a library writes (mcp-go's transport,
+// and whatever writes to the standard log package or slog's default once
+// serve has made this the default): each is one line in the gateway's
+// format, marked with the library's name when it is known, and every
+// string in it (the message, each attribute, an error's text) is bounded,
+// since a library's error may quote what a client sent.
+func LibraryLogger(l *slog.Logger, library string) *slog.Logger {
+	out := slog.New(boundedHandler{l.Handler()})
+	if library != "" {
+		out = out.With("library", library)
+	}
+	return out
+}
+
+// boundedHandler bounds every string of a record, as bounded does.
+type boundedHandler struct{ slog.Handler }
+
+func (h boundedHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, bounded(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(boundedAttr(a))
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h boundedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	b := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		b[i] = boundedAttr(a)
+	}
+	return boundedHandler{h.Handler.WithAttrs(b)}
+}
+
+func (h boundedHandler) WithGroup(name string) slog.Handler {
+	return boundedHandler{h.Handler.WithGroup(bounded(name))}
+}
+
+func boundedAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(bounded(a.Key), bounded(v.String()))
+	case slog.KindGroup:
+		g := v.Group()
+		b := make([]any, len(g))
+		for i, m := range g {
+			b[i] = boundedAttr(m)
+		}
+		return slog.Group(bounded(a.Key), b...)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(bounded(a.Key), bounded(err.Error()))
+		}
+		return slog.String(bounded(a.Key), bounded(fmt.Sprint(v.Any())))
+	}
+	return slog.Attr{Key: bounded(a.Key), Value: v}
 }

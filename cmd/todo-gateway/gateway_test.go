@@ -322,3 +322,25 @@ func readAll(t *testing.T, resp *http.Response) string {
 	}
 	return string(b)
 }
+
+// mcp-go's own lines (here: a response-shaped body, which any valid token
+// can send) are lines of the gateway's JSON log, marked as mcp-go's, with
+// their strings bounded: issue 24 found them as plain text between the
+// JSON lines.
+func TestLibraryLinesAreJSON(t *testing.T) {
+	iss := providertest.New(t)
+	b := startBed(t, bedSpec{tenants: []bedTenant{onIssuer("t0", "oidc", iss.Issuer())}})
+	tok := iss.Mint(iss.Claims("u", b.resources["t0"], "read:todos"))
+	resp := post(t, b.resources["t0"], tok, `{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"`+strings.Repeat("x", 5000)+`"}}`, nil)
+	readAll(t, resp)
+	eventually(t, "mcp-go's line in the log", func() bool { return strings.Contains(b.logs.String(), `"library":"mcp-go"`) })
+	for line := range strings.Lines(b.logs.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("not a JSON line: %q", line)
+		}
+		if len(line) > 2048 {
+			t.Errorf("a line of %d bytes: %.200s…", len(line), line)
+		}
+	}
+}

@@ -85,6 +85,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 
 	log, logs := newLogger(stderr, opts.log)
+	// What libraries write to the standard log package or slog's default
+	// (mcp-go does both) becomes lines of this log, bounded, not plain
+	// text between its JSON lines.
+	slog.SetDefault(mcp.LibraryLogger(log, ""))
 	defer logs.Close()
 	src, err := configSource(opts.config)
 	if err != nil {

@@ -48,6 +48,9 @@ type Options struct {
 	// Logger receives a line for each tool call that failed (a refusal is
 	// not a failure); default slog.Default().
 	Logger *slog.Logger
+	// LibraryLogger receives mcp-go's own lines (its transport's errors),
+	// which may quote what a client sent; default Logger.
+	LibraryLogger *slog.Logger
 	// RequestID is the gateway's id of the request whose context it is:
 	// a failure's answer and log line name it. Default: none.
 	RequestID func(context.Context) string
@@ -85,6 +88,9 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.LibraryLogger == nil {
+		o.LibraryLogger = o.Logger
+	}
 	if o.RequestID == nil {
 		o.RequestID = func(context.Context) string { return "" }
 	}
@@ -111,6 +117,7 @@ func New(o Options) *Server {
 		srv := server.NewStreamableHTTPServer(newMCPServer(o.Tenant, handlers),
 			server.WithStateLess(true),
 			server.WithDisableStreaming(true),
+			server.WithStreamableHTTPLogger(o.LibraryLogger),
 			// Reached through Handle (Serve), which leaves CORS and the
 			// loopback Host guard to the gateway: it validates Origin
 			// itself and serves remote tenants by host name.
