@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -485,5 +486,27 @@ func TestRateLimitCountsBatchMessages(t *testing.T) {
 	page, err := b.store.List(context.Background(), "acme", store.ListOptions{Owner: "u", Limit: store.MaxLimit})
 	if err != nil || len(page.Todos) != 3 {
 		t.Errorf("stored %d todos (%v), want the first batch's 3", len(page.Todos), err)
+	}
+}
+
+// A client's address is the connection's peer, whatever X-Forwarded-For
+// says, unless the peer is a proxy the operator trusts: then it is the
+// address that proxy wrote.
+func TestClientAddressBehindTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"no trusted proxy", nil, `"remote_ip":"127.0.0.1"`},
+		{"loopback trusted", []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, `"remote_ip":"203.0.113.5"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newEdgeBed(t, func(o *mcp.Options) { o.TrustedProxies = tc.trusted })
+			post(t, b.resources["acme"], "", toolsList, "X-Forwarded-For", "198.51.100.1, 203.0.113.5")
+			if logs := b.logs(t); !strings.Contains(logs, tc.want) {
+				t.Errorf("access line lacks %s:\n%s", tc.want, logs)
+			}
+		})
 	}
 }

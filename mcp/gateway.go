@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,6 +55,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, counts requests and decisions and times verification.
 	Metrics *Metrics
+	// TrustedProxies are the proxies whose X-Forwarded-For gives a
+	// client's address (tenants.HTTPConfig.TrustedProxies); none: the
+	// connection's peer is the client.
+	TrustedProxies []netip.Prefix
 	// Signer signs the identity assertions of upstream tenants and its
 	// keys are served at upstream.JWKSPath; nil: no tenant may use mode
 	// assertion (such a tenant answers 503 and says why in /status).
@@ -216,8 +222,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.echo.Ser
 func (g *Gateway) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// Client addresses come from the connection, never from headers anyone can set.
+	// Client addresses come from the connection, or from X-Forwarded-For
+	// as far as the proxies the operator trusts wrote it: never from
+	// headers anyone can set.
 	e.IPExtractor = echo.ExtractIPDirect()
+	if len(g.opts.TrustedProxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, p := range g.opts.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.HTTPErrorHandler = g.errorHandler
 	e.Pre(assignRequestID)
 	e.Use(g.accessLog())

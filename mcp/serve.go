@@ -113,7 +113,7 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 		return nil, "", true, g.refuse(c, ts, audit, *ch)
 	}
 	verifyStart := time.Now()
-	p, err = g.verify(r.Context(), ts.verifier, token)
+	p, err = g.verify(c, ts.verifier, token)
 	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
 	if err != nil && g.stopping.Err() != nil {
 		return nil, "", true, g.refuse(c, ts, audit, shuttingDown)
@@ -167,18 +167,19 @@ type cachedVerifier interface {
 	Cached(token string) (*providers.Principal, bool)
 }
 
-// verify verifies the token. One verified before answers from the cache;
-// any other is verified under a context that ends when the client goes
-// away or the gateway shuts down (StopWaiting). Deriving that context (a
-// cancel and a hook on g.stopping) cost a cached token more than its
-// lookup.
-func (g *Gateway) verify(ctx context.Context, v providers.Verifier, token string) (*providers.Principal, error) {
-	if c, ok := v.(cachedVerifier); ok {
-		if p, ok := c.Cached(token); ok {
+// verify verifies the token of c's request. One verified before answers
+// from the cache; any other is verified under a context that ends when the
+// client goes away or the gateway shuts down (StopWaiting), and names the
+// client's address (its share of an introspection budget). Deriving that
+// context (a cancel and a hook on g.stopping) cost a cached token more
+// than its lookup.
+func (g *Gateway) verify(c echo.Context, v providers.Verifier, token string) (*providers.Principal, error) {
+	if cv, ok := v.(cachedVerifier); ok {
+		if p, ok := cv.Cached(token); ok {
 			return p, nil
 		}
 	}
-	vctx, cancel := context.WithCancel(ctx)
+	vctx, cancel := context.WithCancel(providers.WithSource(c.Request().Context(), c.RealIP()))
 	defer cancel()
 	defer context.AfterFunc(g.stopping, cancel)()
 	return v.Verify(vctx, token)

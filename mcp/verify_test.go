@@ -3,6 +3,8 @@ package mcp
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/todo-gateway/todo-gateway/providers"
@@ -30,12 +32,14 @@ func (s *stubVerifier) Verify(ctx context.Context, _ string) (*providers.Princip
 // client or the shutdown can end.
 func TestVerifyAnswersCachedTokensFirst(t *testing.T) {
 	g := New(nil, Options{})
+	req := httptest.NewRequest(http.MethodPost, "/acme", nil)
+	c := g.echo.NewContext(req, httptest.NewRecorder())
 	cached := &stubVerifier{cached: &providers.Principal{Subject: "cached"}}
-	if p, err := g.verify(context.Background(), cached, "tok"); err != nil || p.Subject != "cached" || cached.verified != 0 {
+	if p, err := g.verify(c, cached, "tok"); err != nil || p.Subject != "cached" || cached.verified != 0 {
 		t.Errorf("cached token: got %v, %v after %d verifications, want the cached principal and none", p, err, cached.verified)
 	}
 	fresh := &stubVerifier{}
-	if p, err := g.verify(context.Background(), fresh, "tok"); err != nil || p.Subject != "verified" || fresh.verified != 1 {
+	if p, err := g.verify(c, fresh, "tok"); err != nil || p.Subject != "verified" || fresh.verified != 1 {
 		t.Errorf("new token: got %v, %v after %d verifications, want one verification", p, err, fresh.verified)
 	}
 }

@@ -2,12 +2,15 @@ package providers
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -40,6 +43,46 @@ type introspector struct {
 	// health is what /status shows of the endpoint.
 	healthMu sync.Mutex
 	health   IntrospectionStatus
+	// overBudget and stale count the tokens answered 503 for want of
+	// budget, and those answered from their last active answer instead.
+	overBudget, stale atomic.Int64
+	// sources holds each recent source address's share of the budget
+	// (sourceShare), keyed by the address's SHA-256.
+	sources *lru[*rate.Limiter]
+}
+
+// A source address (WithSource) may spend at most a sourceShare-th of the
+// budget, so that a flood of made-up tokens from a few addresses leaves
+// the rest to everyone else; sourcesKept bounds how many addresses are
+// remembered, each for sourceMemory after its last call.
+const (
+	sourceShare  = 4
+	sourcesKept  = 4096
+	sourceMemory = time.Minute
+)
+
+type sourceKey struct{}
+
+// WithSource records in ctx the address a request comes from (its client
+// as the edge reads it), for the introspection budget's share per source.
+func WithSource(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, addr)
+}
+
+// sourceAllows spends one call of source's share; "" (unknown) has no
+// share of its own.
+func (in *introspector) sourceAllows(source string, now time.Time) bool {
+	if source == "" {
+		return true
+	}
+	k := sha256.Sum256([]byte(source))
+	lim, ok := in.sources.get(k, now)
+	if !ok {
+		share := max(1, in.budget.Burst()/sourceShare)
+		lim = rate.NewLimiter(rate.Limit(share), share)
+	}
+	in.sources.put(k, lim, now.Add(sourceMemory))
+	return lim.AllowN(now, 1)
 }
 
 // introResult is a definitive answer: a principal, or a refusal. Transient
@@ -47,6 +90,10 @@ type introspector struct {
 type introResult struct {
 	pr  *Principal
 	err *Error
+	// fresh is until when an active answer is reused (cache_ttl, at most
+	// the token's exp). Past it the answer is kept until the token's exp,
+	// and serves only while the budget is spent (staleWhileOverBudget).
+	fresh time.Time
 }
 
 // newIntrospector builds the client of a validated introspection block
@@ -68,6 +115,7 @@ func newIntrospector(client *http.Client, c IntrospectionConfig, sr SecretResolv
 		active:  newLRU[introResult](defaultIntrospectCacheSize),
 		refused: newLRU[introResult](refusedIntrospectCacheSize),
 		budget:  rate.NewLimiter(rate.Limit(*c.MaxCallsPerSecond), *c.MaxCallsPerSecond),
+		sources: newLRU[*rate.Limiter](sourcesKept),
 	}
 	if in.auth == authNone {
 		return in, nil
@@ -109,10 +157,21 @@ func (p *Provider) introspect(ctx context.Context, raw string, tr *Trace) (*Prin
 		tr.add(stepDiscovery, true, ep.describe()+"; introspection_endpoint "+ep.introspection)
 	}
 	recorded := tr.count()
+	source, _ := ctx.Value(sourceKey{}).(string)
 	r, err := in.calls.do(ctx, &p.bg, key, requestTimeout, func(ctx context.Context) (introResult, error) {
 		// One call answers every request waiting for this token, so it
-		// spends the budget once.
-		if !in.budget.AllowN(p.now(), 1) {
+		// spends the budget once, from the share of the source that
+		// asked first.
+		if now := p.now(); !in.sourceAllows(source, now) || !in.budget.AllowN(now, 1) {
+			if r, ok := in.active.get(key, p.now()); ok {
+				// The token was active when last asked: while a flood
+				// spends the budget, its holder keeps working on that
+				// answer, never past the token's exp.
+				in.stale.Add(1)
+				p.metrics.introCacheResult(p.issuer, "stale")
+				return r, nil
+			}
+			in.overBudget.Add(1)
 			p.metrics.introspectionOverBudget(p.tenant)
 			return introResult{}, overBudget()
 		}
@@ -159,6 +218,21 @@ type IntrospectionStatus struct {
 	// error status, credentials refused, an answer that is not JSON).
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Budget is the state of the tenant's max_calls_per_second.
+	Budget IntrospectionBudget `json:"budget"`
+}
+
+// IntrospectionBudget is the state of a tenant's introspection budget.
+type IntrospectionBudget struct {
+	// CallsPerSecond is max_calls_per_second; Available, the calls it
+	// allows at once now (a full bucket holds one second's worth).
+	CallsPerSecond int     `json:"calls_per_second"`
+	Available      float64 `json:"available"`
+	// OverBudget counts the tokens answered 503 for want of budget since
+	// the tenant's verifier was built; Stale, those answered instead from
+	// the answer that found them active, within their exp.
+	OverBudget int64 `json:"over_budget"`
+	Stale      int64 `json:"stale_answers"`
 }
 
 func (in *introspector) noteHealth(now time.Time, err error) {
@@ -171,10 +245,13 @@ func (in *introspector) noteHealth(now time.Time, err error) {
 	in.health.LastError, in.health.LastErrorAt = err.Error(), now
 }
 
-func (in *introspector) status() IntrospectionStatus {
+func (in *introspector) status(now time.Time) IntrospectionStatus {
 	in.healthMu.Lock()
-	defer in.healthMu.Unlock()
-	return in.health
+	s := in.health
+	in.healthMu.Unlock()
+	s.Budget = IntrospectionBudget{CallsPerSecond: in.budget.Burst(), Available: math.Floor(in.budget.TokensAt(now)*10) / 10,
+		OverBudget: in.overBudget.Load(), Stale: in.stale.Load()}
+	return s
 }
 
 func (r introResult) unpack() (*Principal, error) {
@@ -186,7 +263,7 @@ func (r introResult) unpack() (*Principal, error) {
 
 // lookup returns the cached answer about the token with this key.
 func (in *introspector) lookup(key [32]byte, now time.Time) (introResult, bool) {
-	if r, ok := in.active.get(key, now); ok {
+	if r, ok := in.active.get(key, now); ok && now.Before(r.fresh) {
 		return r, true
 	}
 	return in.refused.get(key, now)
@@ -200,11 +277,13 @@ func (in *introspector) store(key [32]byte, r introResult, now time.Time) {
 	if in.ttl <= 0 {
 		return
 	}
-	exp := now.Add(in.ttl)
+	r.fresh = now.Add(in.ttl)
+	kept := r.fresh
 	if !r.pr.Expiry.IsZero() {
-		exp = earliest(exp, r.pr.Expiry)
+		r.fresh = earliest(r.fresh, r.pr.Expiry)
+		kept = r.pr.Expiry
 	}
-	in.active.put(key, r, exp)
+	in.active.put(key, r, kept)
 }
 
 // overBudget is the answer to a token that would need an introspection

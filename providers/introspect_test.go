@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -410,3 +411,79 @@ func TestIntrospectionBudget(t *testing.T) {
 }
 
 func intPtr(n int) *int { return &n }
+
+// During a flood of made-up tokens from two addresses, the budget stays
+// fair: each address spends at most a quarter of it, so a new user at
+// another address gets their token introspected; and a token that was
+// active, past its cache_ttl when the budget is spent, is answered from
+// its last answer, within its exp, and never after (issue 24: new users got
+// 503 on 6 of 7 tries, and cached users once their cache time ended).
+func TestIntrospectionBudgetIsFair(t *testing.T) {
+	clk := newClock()
+	iss := newIssuer(t, clk)
+	p := newProvider(t, iss, introspectionTenant(iss, func(c *IntrospectionConfig) {
+		c.MaxCallsPerSecond = intPtr(20)
+		c.CacheTTL = durPtr(10 * time.Second)
+	}), clk, testSecrets)
+	from := func(addr string) context.Context { return WithSource(context.Background(), addr) }
+	regular := iss.MintOpaque(iss.Claims("regular", testResource, "read:todos")) // exp: in an hour
+	if _, err := p.Verify(from("192.0.2.9"), regular); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(11 * time.Second) // past cache_ttl: the next use asks again
+
+	busy := map[string]int{}
+	for _, attacker := range []string{"198.51.100.1", "198.51.100.2"} {
+		for _, tok := range randomOpaqueTokens(50) {
+			if _, err := p.Verify(from(attacker), tok); err != nil && strings.Contains(err.Error(), reasonIntrospectBusy) {
+				busy[attacker]++
+			}
+		}
+	}
+	// 20 a second, a quarter each: 5 calls, 45 tokens answered 503.
+	if busy["198.51.100.1"] != 45 || busy["198.51.100.2"] != 45 {
+		t.Errorf("over budget: %v, want 45 of 50 for each attacker (a share of 5)", busy)
+	}
+	newcomer := iss.MintOpaque(iss.Claims("newcomer", testResource, "read:todos"))
+	if _, err := p.Verify(from("203.0.113.7"), newcomer); err != nil {
+		t.Errorf("a new user elsewhere during the flood: %v, want verified", err)
+	}
+	// The attackers spend the rest of the budget from more addresses.
+	for i := range 20 {
+		for _, tok := range randomOpaqueTokens(5) {
+			p.Verify(from(fmt.Sprintf("198.51.100.%d", 10+i)), tok)
+		}
+	}
+	hits := iss.Hits(providertest.Introspection)
+	if _, err := p.Verify(from("192.0.2.9"), regular); err != nil {
+		t.Errorf("a token that was active, with the budget spent: %v, want its last answer", err)
+	}
+	if iss.Hits(providertest.Introspection) != hits {
+		t.Error("the stale answer cost an introspection call")
+	}
+	st := p.Status().Introspection.Budget
+	if st.CallsPerSecond != 20 || st.Stale != 1 || st.OverBudget < 90 || st.Available >= 1 {
+		t.Errorf("budget status %+v, want 20 a second, 1 stale answer, at least 90 over budget, none available", st)
+	}
+	// Never past the token's exp.
+	expiring := iss.MintOpaque(func() map[string]any {
+		c := iss.Claims("expiring", testResource, "read:todos")
+		c["exp"] = clk.Now().Add(30 * time.Second).Unix()
+		return c
+	}())
+	clk.Advance(time.Second)
+	if _, err := p.Verify(from("192.0.2.10"), expiring); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(31 * time.Second)
+	for i := range 40 { // spend the refilled budget
+		for _, tok := range randomOpaqueTokens(5) {
+			p.Verify(from(fmt.Sprintf("198.51.100.%d", 100+i)), tok)
+		}
+	}
+	if _, err := p.Verify(from("192.0.2.10"), expiring); err == nil {
+		t.Error("a token past its exp was answered from its last answer")
+	}
+}
+
+func durPtr(d time.Duration) *Duration { v := Duration(d); return &v }

@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"issuer", "result"}),
 		introCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "todo_gateway_introspection_cache_total",
-			Help: "Introspection cache lookups by issuer and result (hit, miss).",
+			Help: "Introspection cache lookups by issuer and result (hit, miss; stale: an active answer past cache_ttl, served within the token's exp because the budget was spent).",
 		}, []string{"issuer", "result"}),
 		overBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "todo_gateway_introspection_over_budget_total",
@@ -65,14 +65,19 @@ func (m *Metrics) introspected(issuer string, err error) {
 }
 
 func (m *Metrics) introCacheLookup(issuer string, hit bool) {
-	if m == nil {
-		return
-	}
 	r := "miss"
 	if hit {
 		r = "hit"
 	}
-	m.introCache.WithLabelValues(issuer, r).Inc()
+	m.introCacheResult(issuer, r)
+}
+
+// introCacheResult counts an answer of the introspection cache: hit, miss,
+// or stale (an expired active answer served while the budget is spent).
+func (m *Metrics) introCacheResult(issuer, result string) {
+	if m != nil {
+		m.introCache.WithLabelValues(issuer, result).Inc()
+	}
 }
 
 func (m *Metrics) introspectionOverBudget(tenant string) {

@@ -41,7 +41,7 @@ func (p *Provider) Status() Status {
 	// endpoint answers is Introspection's (last_success, last_error).
 	s := p.disc.iss.status()
 	if p.intro != nil {
-		in := p.intro.status()
+		in := p.intro.status(p.now())
 		s.Introspection = &in
 	}
 	return s

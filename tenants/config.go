@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -115,6 +116,33 @@ type HTTPConfig struct {
 	// (package mcp, DefaultMaxConnections), so that connections alone can
 	// never use every file descriptor.
 	MaxConnections int `json:"max_connections,omitempty"`
+	// TrustedProxies are the addresses or CIDR ranges of proxies in front
+	// of the gateway ("10.0.0.0/8", "127.0.0.1") whose X-Forwarded-For it
+	// believes for a client's address: the address logs name and fair
+	// shares are kept by. Empty (the default): the connection's peer,
+	// and X-Forwarded-For is never read, so no client can choose its
+	// address.
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+}
+
+// TrustedProxyRanges parses TrustedProxies, validated: an address is a
+// range of one.
+func (h HTTPConfig) TrustedProxyRanges() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(h.TrustedProxies))
+	for _, p := range h.TrustedProxies {
+		if r, ok := parseProxy(p); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	r, err := netip.ParsePrefix(s)
+	return r.Masked(), err == nil
 }
 
 // AssertionConfig is the "assertion" block: the keys that sign the JWT an

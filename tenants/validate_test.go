@@ -107,6 +107,9 @@ func TestValidationRules(t *testing.T) {
 		{"http ok", []edit{set("http", obj{"allowed_origins": []any{"*", "http://localhost:6274"}, "body_limit": 65536, "max_connections": 500})}, "", ""},
 		{"http max connections negative", []edit{set("http", obj{"max_connections": -1})}, "http.max_connections",
 			"must be at least 1, or left out for a limit derived from the open-file limit"},
+		{"http trusted proxies ok", []edit{set("http", obj{"trusted_proxies": []any{"10.0.0.0/8", "127.0.0.1", "::1"}})}, "", ""},
+		{"http trusted proxy not an address", []edit{set("http", obj{"trusted_proxies": []any{"10.0.0.0/8", "proxy.internal"}})}, "http.trusted_proxies[1]",
+			`must be an IP address or a CIDR range (such as "10.0.0.0/8" or "127.0.0.1")`},
 		{"http max connections not an integer", []edit{set("http", obj{"max_connections": 1.5})}, "http.max_connections", "must be an integer, got 1.5"},
 
 		// rate_limit

@@ -223,6 +223,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers), providers.WithIssuers(issuers)),
 		Logger:         log,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		TrustedProxies: cfg.HTTP.TrustedProxyRanges(),
 		BodyLimit:      cfg.HTTP.BodyLimit,
 		Metrics:        prom.edge,
 		Signer:         signer,
