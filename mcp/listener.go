@@ -1,10 +1,13 @@
 package mcp
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -12,21 +15,50 @@ import (
 	"time"
 )
 
-// LimitConnections caps the connections ln hands out at limit open at once,
-// and closes the connections whose answer was sent before their request
-// body was read with a lingering close (Linger). A connection over the cap
-// is answered 503 (when the client reads it before the close) and closed
-// at once, and counted: idle keep-alive connections cost memory and a file
-// descriptor each, and without a cap enough of them take every descriptor,
-// after which neither new clients, the admin endpoints nor the store can
-// open one (accept4: too many open files). A lingering connection holds
-// its place until it is really closed. netutil.LimitListener was not used:
-// it makes a connection over the cap wait in the kernel's queue, where it
-// can be neither answered nor counted.
-func LimitConnections(ln net.Listener, limit int, linger Linger, m *Metrics) net.Listener {
-	m.connectionLimit(limit)
-	return &limitedListener{Listener: ln, limit: int64(limit), linger: linger, metrics: m}
+// LimitConnections caps the connections ln hands out (ConnLimits), and
+// closes the connections whose answer was sent before their request body
+// was read with a lingering close (Linger). Idle keep-alive connections
+// cost memory and a file descriptor each, and without a cap enough of them
+// take every descriptor, after which neither new clients, the admin
+// endpoints nor the store can open one (accept4: too many open files).
+// At the cap, the connection idle the longest is closed to make room;
+// near it, every connection idle for pressureIdle is; only when none is
+// idle is a new connection answered 503 (when the client reads it before
+// the close) and closed at once, and counted. A lingering connection holds
+// its place until it is really closed. The public http.Server must report
+// its connections' states (ConnState) and give requests their connection
+// (ConnContext). netutil.LimitListener was not used: it makes a connection
+// over the cap wait in the kernel's queue, where it can be neither
+// answered nor counted, and evicts nothing.
+func LimitConnections(ln net.Listener, limits ConnLimits, m *Metrics) net.Listener {
+	m.connectionLimit(limits.Max)
+	return &limitedListener{Listener: ln, limits: limits, metrics: m, idle: list.New(), sources: map[netip.Addr]int{}}
 }
+
+// ConnLimits are the public listener's limits.
+type ConnLimits struct {
+	// Max is the most connections open at once.
+	Max int
+	// PerSource is the most one client address may hold open; 0: no cap
+	// of its own. The addresses of Trusted (proxies, which carry many
+	// clients) have none.
+	PerSource int
+	Trusted   []netip.Prefix
+	// Linger bounds lingering closes.
+	Linger Linger
+	// PressureIdle is how long a connection may wait for a request near
+	// the cap; 0 means pressureIdle.
+	PressureIdle time.Duration
+}
+
+// Near the cap (pressureShare of it in use), a connection idle for
+// pressureIdle is closed, at most pressureSweep at each new connection:
+// keep-alive is a courtesy that new clients must not pay for.
+const (
+	pressureShare = 0.9
+	pressureIdle  = 5 * time.Second
+	pressureSweep = 64
+)
 
 // Linger bounds the lingering close of a connection whose answer (a
 // refusal: no token, a bad one, a body over the limit by its
@@ -69,19 +101,38 @@ func DefaultLinger(bodyLimit int64) Linger {
 
 type limitedListener struct {
 	net.Listener
-	limit   int64
-	linger  Linger
+	limits  ConnLimits
 	open    atomic.Int64
 	metrics *Metrics
+
+	mu sync.Mutex
+	// idle holds the connections waiting for a request (new, or idle
+	// between requests), the longest waiting first.
+	idle *list.List
+	// sources counts the open connections of each client address that
+	// has a cap (limits.PerSource).
+	sources map[netip.Addr]int
 }
 
-// tooManyConnections is the whole answer to a connection over the cap: a
-// fixed HTTP/1.1 response written before the request is read.
-var tooManyConnections = func() []byte {
-	body := `{"error":"too_many_connections","error_description":"the gateway has as many connections open as it allows; retry shortly"}` + "\n"
+// idleConn is an entry of limitedListener.idle.
+type idleConn struct {
+	c     *limitedConn
+	since time.Time
+}
+
+// tooManyConnections and tooManyFromSource are the whole answers to a
+// connection over a cap: fixed HTTP/1.1 responses written before the
+// request is read.
+var (
+	tooManyConnections = fixedAnswer("too_many_connections", "the gateway has as many connections open as it allows; retry shortly")
+	tooManyFromSource  = fixedAnswer("too_many_connections", "this address has as many connections open as the gateway allows one address; close idle ones or retry shortly")
+)
+
+func fixedAnswer(code, description string) []byte {
+	body := `{"error":"` + code + `","error_description":"` + description + `"}` + "\n"
 	return []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-}()
+}
 
 func (l *limitedListener) Accept() (net.Conn, error) {
 	for {
@@ -89,25 +140,127 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) > l.limit {
-			l.open.Add(-1)
-			l.metrics.connectionRefused()
-			// A fresh socket's send buffer is empty, so the write does not
-			// wait; the deadline keeps a broken one from holding Accept.
-			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = c.Write(tooManyConnections)
-			_ = c.Close()
-			continue
+		lc, answer := l.admit(c)
+		if lc != nil {
+			return lc, nil
 		}
-		l.metrics.connectionOpened()
-		return &limitedConn{Conn: c, l: l}, nil
+		// A fresh socket's send buffer is empty, so the write does not
+		// wait; the deadline keeps a broken one from holding Accept.
+		_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = c.Write(answer)
+		_ = c.Close()
+	}
+}
+
+// admit makes room for c and takes it, or says why not: the answer of a
+// refusal.
+func (l *limitedListener) admit(c net.Conn) (*limitedConn, []byte) {
+	src := l.capped(c)
+	l.mu.Lock()
+	if src.IsValid() && l.sources[src] >= l.limits.PerSource {
+		l.mu.Unlock()
+		l.metrics.connectionSourceRefused()
+		return nil, tooManyFromSource
+	}
+	now := time.Now()
+	var evict []*limitedConn
+	if open := l.open.Load(); float64(open) >= pressureShare*float64(l.limits.Max) {
+		wait := l.limits.PressureIdle
+		if wait <= 0 {
+			wait = pressureIdle
+		}
+		evict = l.takeIdle(pressureSweep, now.Add(-wait))
+		l.metrics.connectionsEvicted("pressure", len(evict))
+		if open-int64(len(evict)) >= int64(l.limits.Max) {
+			if oldest := l.takeIdle(1, now); len(oldest) == 1 {
+				evict = append(evict, oldest[0])
+				l.metrics.connectionsEvicted("cap", 1)
+			}
+		}
+	}
+	l.mu.Unlock()
+	for _, v := range evict {
+		_ = v.close()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open.Load() >= int64(l.limits.Max) {
+		l.metrics.connectionRefused()
+		return nil, tooManyConnections
+	}
+	l.open.Add(1)
+	if src.IsValid() {
+		l.sources[src]++
+	}
+	l.metrics.connectionOpened()
+	return &limitedConn{Conn: c, l: l, src: src}, nil
+}
+
+// capped is the address of c's client when it has a cap of its own
+// (limits.PerSource), else the zero Addr.
+func (l *limitedListener) capped(c net.Conn) netip.Addr {
+	if l.limits.PerSource <= 0 {
+		return netip.Addr{}
+	}
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	a := ta.AddrPort().Addr().Unmap()
+	for _, p := range l.limits.Trusted {
+		if p.Contains(a) {
+			return netip.Addr{}
+		}
+	}
+	return a
+}
+
+// takeIdle removes from the idle list, longest waiting first, at most n
+// connections waiting since before, and returns them. l.mu is held.
+func (l *limitedListener) takeIdle(n int, before time.Time) []*limitedConn {
+	var out []*limitedConn
+	for e := l.idle.Front(); e != nil && len(out) < n; {
+		ic := e.Value.(idleConn)
+		if !ic.since.Before(before) {
+			break
+		}
+		next := e.Next()
+		l.idle.Remove(e)
+		ic.c.idle = nil
+		out = append(out, ic.c)
+		e = next
+	}
+	return out
+}
+
+// ConnState is the public http.Server's ConnState: it keeps the list of
+// the connections waiting for a request, the candidates for eviction.
+func ConnState(c net.Conn, s http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l := lc.l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lc.idle != nil {
+		l.idle.Remove(lc.idle)
+		lc.idle = nil
+	}
+	if (s == http.StateNew || s == http.StateIdle) && !lc.closed {
+		lc.idle = l.idle.PushBack(idleConn{lc, time.Now()})
 	}
 }
 
 // limitedConn gives its place back once, on its first real close.
 type limitedConn struct {
 	net.Conn
-	l *limitedListener
+	l   *limitedListener
+	src netip.Addr // its address, when it has a cap of its own
+	// idle is its entry in l.idle while it waits for a request; closed
+	// says it was closed (evicted, or by net/http). Both under l.mu.
+	idle   *list.Element
+	closed bool
 	// linger is set when the answer went out before the body was read
 	// (lingerOnClose); Close then lingers.
 	linger  atomic.Bool
@@ -120,7 +273,7 @@ type limitedConn struct {
 // for that goroutine, not for the lingering.
 func (c *limitedConn) Close() error {
 	cw, canHalfClose := c.Conn.(interface{ CloseWrite() error })
-	if !c.linger.Load() || !canHalfClose || c.l.linger.Time <= 0 {
+	if !c.linger.Load() || !canHalfClose || c.l.limits.Linger.Time <= 0 {
 		return c.close()
 	}
 	c.closing.Do(func() {
@@ -136,8 +289,21 @@ func (c *limitedConn) Close() error {
 func (c *limitedConn) close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
-		c.l.open.Add(-1)
-		c.l.metrics.connectionClosed()
+		l := c.l
+		l.mu.Lock()
+		c.closed = true
+		if c.idle != nil {
+			l.idle.Remove(c.idle)
+			c.idle = nil
+		}
+		if c.src.IsValid() {
+			if l.sources[c.src]--; l.sources[c.src] <= 0 {
+				delete(l.sources, c.src)
+			}
+		}
+		l.open.Add(-1)
+		l.mu.Unlock()
+		l.metrics.connectionClosed()
 	})
 	return err
 }
@@ -154,7 +320,7 @@ func (c *limitedConn) lingerOn(cw interface{ CloseWrite() error }) string {
 	if err := cw.CloseWrite(); err != nil {
 		return "error"
 	}
-	b := c.l.linger
+	b := c.l.limits.Linger
 	end := time.Now().Add(b.Time)
 	buf := make([]byte, lingerBufSize)
 	for read := int64(0); read < b.Bytes; {

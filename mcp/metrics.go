@@ -20,6 +20,8 @@ type Metrics struct {
 	connections  prometheus.Gauge
 	connLimit    prometheus.Gauge
 	connRefused  prometheus.Counter
+	connSource   prometheus.Counter
+	connEvicted  *prometheus.CounterVec
 	lingering    prometheus.Gauge
 	lingered     *prometheus.CounterVec
 	rateLimited  *prometheus.CounterVec
@@ -67,6 +69,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "todo_gateway_connections_refused_total",
 			Help: "Public connections closed at once (answered 503) because the cap was reached.",
 		}),
+		connSource: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "todo_gateway_connections_source_refused_total",
+			Help: "Public connections closed at once (answered 503) because their address held http.max_connections_per_source.",
+		}),
+		connEvicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "todo_gateway_connections_evicted_total",
+			Help: "Connections waiting for a request closed to make room for new ones, by reason: cap (the one idle the longest, at the cap), pressure (idle 5 s or more, near the cap).",
+		}, []string{"reason"}),
 		lingering: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "todo_gateway_connections_lingering",
 			Help: "Public connections answered before their request body was read, now reading and discarding the rest of it before they close (counted in todo_gateway_connections too).",
@@ -89,7 +99,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "1 for each tenant served, with its server: todo or upstream.",
 	}, []string{"tenant", "server"})
 	reg.MustRegister(m.requests, m.decisions, m.verification, m.config, m.toolErrors, m.revision,
-		m.connections, m.connLimit, m.connRefused, m.lingering, m.lingered, m.rateLimited, m.upstreams, m.servers)
+		m.connections, m.connLimit, m.connRefused, m.connSource, m.connEvicted, m.lingering, m.lingered, m.rateLimited, m.upstreams, m.servers)
 	return m
 }
 
@@ -162,6 +172,20 @@ func (m *Metrics) connectionRefused() {
 		return
 	}
 	m.connRefused.Inc()
+}
+
+func (m *Metrics) connectionSourceRefused() {
+	if m == nil {
+		return
+	}
+	m.connSource.Inc()
+}
+
+func (m *Metrics) connectionsEvicted(reason string, n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.connEvicted.WithLabelValues(reason).Add(float64(n))
 }
 
 func (m *Metrics) lingerStarted() {

@@ -116,6 +116,11 @@ type HTTPConfig struct {
 	// (package mcp, DefaultMaxConnections), so that connections alone can
 	// never use every file descriptor.
 	MaxConnections int `json:"max_connections,omitempty"`
+	// MaxConnectionsPerSource caps the connections one client address may
+	// hold open (the addresses of TrustedProxies have no cap); 0, the
+	// default, sets none: behind a proxy not listed in TrustedProxies
+	// every client has the proxy's address.
+	MaxConnectionsPerSource int `json:"max_connections_per_source,omitempty"`
 	// TrustedProxies are the addresses or CIDR ranges of proxies in front
 	// of the gateway ("10.0.0.0/8", "127.0.0.1") whose X-Forwarded-For it
 	// believes for a client's address: the address logs name and fair

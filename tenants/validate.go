@@ -141,6 +141,9 @@ func (v *validator) http(path string, h HTTPConfig) {
 	if h.MaxConnections < 0 {
 		v.add(path+".max_connections", "must be at least 1, or left out for a limit derived from the open-file limit")
 	}
+	if h.MaxConnectionsPerSource < 0 {
+		v.add(path+".max_connections_per_source", "must be at least 1, or left out for no cap per address")
+	}
 	for i, p := range h.TrustedProxies {
 		if _, ok := parseProxy(p); !ok {
 			v.add(fmt.Sprintf("%s.trusted_proxies[%d]", path, i), `must be an IP address or a CIDR range (such as "10.0.0.0/8" or "127.0.0.1")`)

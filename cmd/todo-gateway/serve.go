@@ -255,7 +255,8 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 			"configured", maxConns, "using", allowed)
 		maxConns = allowed
 	}
-	ln = mcp.LimitConnections(ln, maxConns, mcp.DefaultLinger(cfg.HTTP.BodyLimit), prom.edge)
+	ln = mcp.LimitConnections(ln, mcp.ConnLimits{Max: maxConns, PerSource: cfg.HTTP.MaxConnectionsPerSource,
+		Trusted: cfg.HTTP.TrustedProxyRanges(), Linger: mcp.DefaultLinger(cfg.HTTP.BodyLimit)}, prom.edge)
 	prom.watchStore(st.ready)
 	var storeCache func() any
 	if st.cache != nil {
@@ -287,6 +288,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 		server: &http.Server{
 			Handler:           edge,
 			ConnContext:       mcp.ConnContext, // lingering closes
+			ConnState:         mcp.ConnState,   // evicting idle connections
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
