@@ -57,6 +57,7 @@ bench:
 	@command -v python3 >/dev/null 2>&1 || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y python3 || { $$sudo apt-get update && $$sudo apt-get install -y python3; }; }
 	TODO_GATEWAY_REFUSALS=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 5m -run '^TestEarlyRefusals$$' -v ./bench
+	TODO_GATEWAY_FLOODS=1 TODO_GATEWAY_FLOODS_PER_SOURCE=3750 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 10m -run '^TestFloods$$' -v ./bench
 	TODO_GATEWAY_SCALE=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 10m -run '^TestScale$$' -v ./cmd/todo-gateway
 
 # The systemd unit (deploy/todo-gateway.service): systemd-analyze verify with
