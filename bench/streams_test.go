@@ -248,7 +248,7 @@ func raiseFileLimit(t *testing.T, need uint64) {
 	was := lim
 	lim.Cur, lim.Max = need, max(lim.Max, need)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatalf("the open-file limit is %d (hard %d) and the streams need %d: %v; raise it (ulimit -n) or set TODO_GATEWAY_STREAMS_N lower",
+		t.Fatalf("the open-file limit is %d (hard %d) and this measurement needs %d: %v; raise it (ulimit -n), or measure fewer (TODO_GATEWAY_STREAMS_N, TODO_GATEWAY_FLOODS_IDLE)",
 			was.Cur, was.Max, need, err)
 	}
 }
