@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -342,5 +343,31 @@ func TestLibraryLinesAreJSON(t *testing.T) {
 		if len(line) > 2048 {
 			t.Errorf("a line of %d bytes: %.200s…", len(line), line)
 		}
+	}
+}
+
+// Each bbolt commit is timed in /metrics (the writes to disk and the
+// fsyncs every write of the commit waits for), with its number of writes.
+func TestCommitTimesInMetrics(t *testing.T) {
+	iss := providertest.New(t)
+	b := startBed(t, bedSpec{tenants: []bedTenant{onIssuer("t0", "oidc", iss.Issuer())}})
+	commits := func() int {
+		_, body := get(t, "http://"+b.gw.AdminAddr()+"/metrics")
+		for line := range strings.Lines(body) {
+			if n, ok := strings.CutPrefix(strings.TrimSpace(line), "todo_gateway_store_commit_seconds_count "); ok {
+				v, _ := strconv.Atoi(n)
+				return v
+			}
+		}
+		t.Fatalf("no todo_gateway_store_commit_seconds in:\n%s", body)
+		return 0
+	}
+	before := commits()
+	tok := iss.Mint(iss.Claims("u", b.resources["t0"], "create:todos"))
+	if text, isErr := callTool(t, b.resources["t0"], tok, "create-todo", map[string]any{"content": "x"}); isErr {
+		t.Fatalf("create-todo: %s", text)
+	}
+	if after := commits(); after != before+1 {
+		t.Errorf("commits counted %d, then %d after one create, want one more", before, after)
 	}
 }

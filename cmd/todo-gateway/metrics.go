@@ -23,6 +23,8 @@ type metrics struct {
 	edge      *mcp.Metrics
 	providers *providers.Metrics
 	store     *prometheus.HistogramVec
+	commits   prometheus.Histogram
+	writes    prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -38,12 +40,27 @@ func newMetrics() *metrics {
 			Buckets: []float64{.00005, .0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
 		}, []string{"op", "outcome"}),
 	}
-	reg.MustRegister(m.store)
+	m.commits = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "todo_gateway_store_commit_seconds",
+		Help:    "bbolt commits by duration: writing the transaction's pages and the fsyncs, the time every write of the commit waits for the disk.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	})
+	m.writes = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "todo_gateway_store_commit_writes",
+		Help:    "bbolt commits by the number of writes (creates, deletes) they held: writes arriving during a commit share the next one.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000},
+	})
+	reg.MustRegister(m.store, m.commits, m.writes)
 	registerBuildInfo(reg, readBuild())
 	return m
 }
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+func (m *metrics) observeCommit(d time.Duration, writes int) {
+	m.commits.Observe(d.Seconds())
+	m.writes.Observe(float64(writes))
+}
 
 func (m *metrics) observeStore(op string, d time.Duration, err error) {
 	m.store.WithLabelValues(op, todo.StoreOutcome(err)).Observe(d.Seconds())

@@ -207,7 +207,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 		undo = append(undo, ln.Close)
 	}
 	prom := newMetrics()
-	st, err := openStore(cfg.Store, log)
+	st, err := openStore(cfg.Store, log, prom.observeCommit)
 	if err != nil {
 		return nil, err
 	}

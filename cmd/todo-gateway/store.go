@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/etcd"
@@ -27,10 +28,13 @@ type backend struct {
 
 // openStore opens the backend that the store block's driver names, from that
 // driver's own block. This switch is the one place a new driver is wired in.
-func openStore(cfg tenants.StoreConfig, log *slog.Logger) (backend, error) {
+// commits, when set, is told of each bbolt commit's time and writes.
+func openStore(cfg tenants.StoreConfig, log *slog.Logger, commits func(time.Duration, int)) (backend, error) {
 	switch cfg.Driver {
 	case tenants.DriverBolt:
-		st, err := cfg.Bolt.Open()
+		bc := *cfg.Bolt // the configuration stays as read: reloads compare it
+		bc.ObserveCommit = commits
+		st, err := bc.Open()
 		if err != nil {
 			return backend{}, err
 		}

@@ -54,6 +54,9 @@ type Options struct {
 	// lock (the source of a copy): nothing is ever written to it, and
 	// every write fails.
 	ReadOnly bool
+	// ObserveCommit, when set, is told how long each commit took (writing
+	// its pages and the fsyncs) and how many writes it held.
+	ObserveCommit func(d time.Duration, writes int)
 }
 
 // Store is a store.Store on a bbolt file. Open it once per file and process.
@@ -101,7 +104,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxBatchSize > 0 {
 		size = opts.MaxBatchSize
 	}
-	return &Store{db: db, path: path, commits: newCommitter(db, delay, size)}, nil
+	return &Store{db: db, path: path, commits: newCommitter(db, delay, size, opts.ObserveCommit)}, nil
 }
 
 // Path returns the file the store was opened on.

@@ -27,7 +27,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	}
 	// A delay far longer than the test's writes take to queue makes them
 	// one group.
-	c := newCommitter(db, 200*time.Millisecond, 1000)
+	c := newCommitter(db, 200*time.Millisecond, 1000, nil)
 	defer c.close()
 
 	const writes = 12

@@ -23,8 +23,10 @@ type Config struct {
 	// anyway). At most 1s, because every acknowledged write may wait this
 	// long.
 	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
-	// ReadOnly is Options.ReadOnly; set by commands, never by a file.
-	ReadOnly bool `json:"-"`
+	// ReadOnly and ObserveCommit are Options' settings of the same names;
+	// set by commands, never by a file.
+	ReadOnly      bool                              `json:"-"`
+	ObserveCommit func(d time.Duration, writes int) `json:"-"`
 }
 
 // DefaultPath is where the driver keeps its file by default.
@@ -57,7 +59,7 @@ func (c Config) Open() (*Store, error) {
 			return nil, fmt.Errorf("store directory: %w", err)
 		}
 	}
-	opts := Options{ReadOnly: c.ReadOnly}
+	opts := Options{ReadOnly: c.ReadOnly, ObserveCommit: c.ObserveCommit}
 	if c.BatchDelay != nil {
 		opts.BatchDelay = time.Duration(*c.BatchDelay)
 	}
