@@ -117,6 +117,63 @@ func (s *EtcdSource) Read(ctx context.Context) (Document, error) {
 	return Document{Data: resp.Kvs[0].Value, Revision: resp.Kvs[0].ModRevision}, nil
 }
 
+// Refusal is a document an instance could not apply, and why.
+type Refusal struct {
+	Revision int64  `json:"revision"`
+	Reason   string `json:"reason"`
+}
+
+// maxHistory bounds how many older versions of the document ReadValid
+// looks at.
+const maxHistory = 100
+
+// ReadValid reads the newest document that loads (Parse), for an instance
+// that starts: when the newest does not (written by a newer gateway, or
+// by hand past "tenants push"), a running instance keeps what it serves,
+// and one that starts walks back through the key's history, which etcd
+// keeps until it is compacted, to the newest that does. refused says why
+// the newest was refused; err, that no version loads.
+func (s *EtcdSource) ReadValid(ctx context.Context) (cfg *Config, doc Document, refused *Refusal, err error) {
+	doc, err = s.Read(ctx)
+	if err != nil {
+		return nil, Document{}, nil, err
+	}
+	cfg, perr := s.Parse(doc.Data)
+	if perr == nil {
+		return cfg, doc, nil, nil
+	}
+	refused = &Refusal{Revision: doc.Revision, Reason: perr.Error()}
+	for rev, n := doc.Revision, 0; n < maxHistory; n++ {
+		older, ok, err := s.documentAt(ctx, rev-1)
+		if err != nil {
+			return nil, Document{}, refused, fmt.Errorf("%s: the document of revision %d does not load, and no older one could be read (%v): %w", s.name, doc.Revision, err, perr)
+		}
+		if !ok {
+			break
+		}
+		if cfg, err := s.Parse(older.Data); err == nil {
+			return cfg, older, refused, nil
+		}
+		rev = older.Revision
+	}
+	return nil, Document{}, refused, fmt.Errorf("%s: the document of revision %d does not load, nor does any older one in the history: %w", s.name, doc.Revision, perr)
+}
+
+// documentAt reads the document as it was at revision rev; ok is false when it
+// did not exist then.
+func (s *EtcdSource) documentAt(ctx context.Context, rev int64) (doc Document, ok bool, err error) {
+	if rev <= 0 {
+		return Document{}, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.kv.Get(ctx, EtcdDocumentKey, clientv3.WithRev(rev))
+	if err != nil || len(resp.Kvs) == 0 {
+		return Document{}, false, err
+	}
+	return Document{Data: resp.Kvs[0].Value, Revision: resp.Kvs[0].ModRevision}, true, nil
+}
+
 // Parse parses a pushed document (ParseDocument) and, for an instance,
 // puts its tenants into the instance's own settings: the document's
 // listen, store and other process settings are never used by an instance.
@@ -277,6 +334,8 @@ type Applied struct {
 	Revision  int64     `json:"revision"`
 	Version   string    `json:"version"`
 	AppliedAt time.Time `json:"applied_at"`
+	// Refused, when set, is a newer document the instance could not apply.
+	Refused *Refusal `json:"refused,omitempty"`
 }
 
 // Applied lists what every running instance records it serves, by

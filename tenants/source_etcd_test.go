@@ -373,3 +373,45 @@ func TestEtcdSourceAnnounce(t *testing.T) {
 		t.Errorf("after the instance stopped: %+v, %v; want its record gone (lease revoked)", got, err)
 	}
 }
+
+// An instance that starts while the newest document does not load (pushed
+// by hand, or by a newer gateway) starts on the newest one that does,
+// walking back through the key's history, and says what it refused; with
+// no version that loads, or the history compacted away, it fails (issue
+// 24: a restarted instance failed while the running ones kept serving).
+func TestEtcdSourceReadValidWalksBack(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	v1 := etcdDoc(t, prefix, "acme")
+	src := openSource(t, bootstrap(t, prefix))
+	rev1, err := src.Push(ctx, v1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := rawClient(t)
+	put := func(data string) int64 {
+		resp, err := cli.Put(ctx, prefix+EtcdDocumentKey, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
+	put(`{"tenants": [{"id": "acme"}]}`) // does not validate
+	bad := put(`{"tenants": [`)          // does not parse
+
+	cfg, doc, refused, err := src.ReadValid(ctx)
+	if err != nil || doc.Revision != rev1 || len(cfg.Tenants) != 1 || cfg.Tenants[0].ID != "acme" {
+		t.Fatalf("got revision %d (%v), want the pushed revision %d", doc.Revision, err, rev1)
+	}
+	if refused == nil || refused.Revision != bad || refused.Reason == "" {
+		t.Errorf("refused %+v, want revision %d with its reason", refused, bad)
+	}
+
+	// Nothing loads once the history before the bad versions is compacted.
+	if _, err := cli.Compact(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, refused, err := src.ReadValid(ctx); err == nil || refused == nil || !strings.Contains(err.Error(), "no older one could be read") {
+		t.Errorf("with the history compacted: %v (refused %+v), want an error that says so", err, refused)
+	}
+}

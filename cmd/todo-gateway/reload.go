@@ -44,6 +44,9 @@ type reloader struct {
 	// restartPending lists the restart-only settings whose change was last
 	// reported, so that later reloads do not repeat the same warning.
 	restartPending []string
+	// refused is the newest document that did not load, while the
+	// instance serves an older one; recorded for "tenants status".
+	refused *tenants.Refusal
 }
 
 // reload reads the source and applies it when its bytes changed since they
@@ -73,6 +76,8 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 			}
 		}
 		r.log.Error("reload refused; the running tenants keep serving", "config", r.src.String(), "version", version, "revision", doc.Revision, "err", err)
+		r.refused = &tenants.Refusal{Revision: doc.Revision, Reason: err.Error()}
+		r.announce()
 		return err
 	}
 	if pending := cfg.Process.Changed(r.gw.cfg.Process); !slices.Equal(pending, r.restartPending) {
@@ -87,6 +92,7 @@ func (r *reloader) reload(ctx context.Context, force bool) error {
 		return err
 	}
 	r.seen = version
+	r.refused = nil
 	r.announce()
 	logProblems(r.log, change.Problems)
 	r.log.Info("tenants reloaded", "config", r.src.String(), "version", version, "revision", doc.Revision, "tenants", r.gw.edge.Current().Len(),
@@ -109,7 +115,8 @@ func (r *reloader) announce() {
 		return
 	}
 	gen := r.gw.edge.Current()
-	a := tenants.Applied{Instance: r.gw.instance(), Admin: r.gw.AdminAddr(), Revision: gen.Revision(), Version: gen.Version(), AppliedAt: time.Now().UTC()}
+	a := tenants.Applied{Instance: r.gw.instance(), Admin: r.gw.AdminAddr(), Revision: gen.Revision(), Version: gen.Version(), AppliedAt: time.Now().UTC(),
+		Refused: r.refused}
 	for {
 		select {
 		case r.applied <- a:
@@ -127,6 +134,7 @@ func (r *reloader) announce() {
 // until ctx ends.
 func (r *reloader) watch(ctx context.Context) error {
 	r.seen = r.gw.edge.Current().Version()
+	r.refused = r.gw.startRefused // the newest document, which did not load at start
 	events := make(chan struct{}, 1)
 	changed := func() {
 		select {

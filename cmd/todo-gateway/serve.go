@@ -100,7 +100,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, doc, err := tenants.Read(ctx, src)
+	cfg, doc, refused, err := readAtStart(ctx, src)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail
@@ -119,6 +119,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
+	}
+	if refused != nil {
+		gw.startRefused = refused
+		log.Error("the newest tenants document in etcd does not load: serving the newest one that does; push a document that loads (todo-gateway check --config FILE, then tenants push)",
+			"refused_revision", refused.Revision, "reason", refused.Reason, "serving_revision", doc.Revision)
 	}
 	if opts.config == "" {
 		// The example is for trying the gateway out: its issuers are
@@ -168,6 +173,9 @@ func configSource(path string) (tenants.Source, error) {
 // it on port 0 exactly as serve does.
 type gateway struct {
 	cfg *tenants.Config // as loaded at start; reloads change only the tenants
+	// startRefused is the newest tenants document in etcd when it did not
+	// load at start (an older one is served).
+	startRefused *tenants.Refusal
 	// startProblems name the tenants whose verifier could not be built at
 	// start; the caller logs them.
 	startProblems []tenants.Problem
@@ -304,6 +312,18 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	log.Info("serving", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(),
 		"tenants", edge.Current().Len(), "store", st.description, "config", version, "revision", revision, "max_connections", maxConns)
 	return g, nil
+}
+
+// readAtStart reads the configuration to start with: from etcd, the
+// newest document that loads (tenants.EtcdSource.ReadValid), so that one
+// that does not (pushed by a newer gateway, or by hand) leaves a
+// restarted instance serving what it served, not down; refused says so.
+func readAtStart(ctx context.Context, src tenants.Source) (*tenants.Config, tenants.Document, *tenants.Refusal, error) {
+	if es, ok := src.(*tenants.EtcdSource); ok {
+		return es.ReadValid(ctx)
+	}
+	cfg, doc, err := tenants.Read(ctx, src)
+	return cfg, doc, nil, err
 }
 
 // logProblems reports the tenants whose verifier could not be built: they

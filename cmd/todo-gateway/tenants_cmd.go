@@ -328,13 +328,18 @@ func printStatus(w io.Writer, doc tenants.Document, applied []tenants.Applied) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", a.Instance, a.Admin, a.Revision, short(a.Version), a.AppliedAt.Format(time.RFC3339), state)
 	}
 	tw.Flush()
+	for _, a := range applied {
+		if a.Refused != nil {
+			fmt.Fprintf(w, "%s refused revision %d: %s\n", a.Instance, a.Refused.Revision, a.Refused.Reason)
+		}
+	}
 	switch {
 	case len(applied) == 0:
 		fmt.Fprintln(w, "no instance is running on this document's prefix")
 	case current == len(applied):
 		fmt.Fprintf(w, "converged: %d of %d instances serve revision %d\n", current, len(applied), doc.Revision)
 	default:
-		fmt.Fprintf(w, "not converged: %d of %d instances serve revision %d (an instance keeps the last document it could apply; its log says why)\n",
+		fmt.Fprintf(w, "not converged: %d of %d instances serve revision %d (an instance keeps the last document it could apply; a refusal is named above, and in its log)\n",
 			current, len(applied), doc.Revision)
 	}
 }

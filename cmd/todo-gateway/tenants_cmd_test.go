@@ -80,8 +80,9 @@ func adminStatus(t *testing.T, g *gateway) (config string, revision int64) {
 
 // The whole workflow against a running instance: push, the instance serves
 // the new tenant and shows the revision, diff and list, a document that
-// does not validate (written by hand) is never applied and status shows the
-// instance behind, push refuses what check refuses, a later push converges.
+// does not validate (written by hand) is never applied, status shows the
+// instance behind and why, an instance starting then starts on the last
+// good one, push refuses what check refuses, a later push converges.
 func TestTenantsInEtcd(t *testing.T) {
 	iss := providertest.New(t)
 	b := newEtcdBed(t)
@@ -185,8 +186,23 @@ func TestTenantsInEtcd(t *testing.T) {
 	if code := metadataStatus(t, base, "globex"); code != http.StatusOK {
 		t.Errorf("globex after an invalid document: %d, want still served", code)
 	}
-	if code, out, _ := tenantsCmd("status", "--config", b.boot); code != exitFail || !strings.Contains(out, "behind") {
-		t.Errorf("status with the instance behind: exit %d, %q; want exit 1 and the instance behind", code, out)
+	eventually(t, "status names the refusal", func() bool {
+		_, out, _ := tenantsCmd("status", "--config", b.boot)
+		return strings.Contains(out, "refused revision")
+	})
+	if code, out, _ := tenantsCmd("status", "--config", b.boot); code != exitFail || !strings.Contains(out, "behind") || !strings.Contains(out, `"Not An Id"`) {
+		t.Errorf("status with the instance behind: exit %d, %q; want exit 1, the instance behind, and why", code, out)
+	}
+	// An instance that starts now starts on the last good document, and
+	// says what it refused.
+	again, err := configSource(b.boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, doc2, refused, err := readAtStart(ctx, again)
+	again.(io.Closer).Close()
+	if err != nil || doc2.Revision != goodRev || refused == nil || !strings.Contains(refused.Reason, `"Not An Id"`) {
+		t.Errorf("a start with the invalid document newest: revision %d, refused %+v, err %v; want revision %d and the refusal", doc2.Revision, refused, err, goodRev)
 	}
 
 	// Remove globex: no longer routed, its data stays (the store never
