@@ -306,3 +306,44 @@ func TestMessagesThatAreNoJSONRPC(t *testing.T) {
 		t.Errorf("a batch with an id-only member: %d %s, want -32600 for id 7 and the list", resp.StatusCode, body)
 	}
 }
+
+// A 2026-07-28 subscriptions/listen on the todo server is answered on an
+// SSE stream whose first frame is notifications/subscriptions/acknowledged
+// (SEP-2575; the conformance suite checks it) with the subscriptions
+// established, none since the server's lists never change, and then the
+// result; both are tagged with the subscription's id (issue 24: the
+// result came alone, as one JSON body).
+func TestSubscriptionsListenIsAcknowledged(t *testing.T) {
+	b := newEdgeBed(t, nil)
+	body := `{"jsonrpc":"2.0","id":"sub-1","method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true},` +
+		`"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}`
+	resp, got := post(t, b.resources["acme"], b.token("acme", "u", adminPerms...), body,
+		"Mcp-Protocol-Version", "2026-07-28", "Mcp-Method", "subscriptions/listen")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("subscriptions/listen: %d %q %s, want 200 and an SSE stream", resp.StatusCode, resp.Header.Get("Content-Type"), got)
+	}
+	var frames []map[string]any
+	for line := range strings.Lines(got) {
+		if data, ok := strings.CutPrefix(strings.TrimSpace(line), "data:"); ok && strings.TrimSpace(data) != "" {
+			var f map[string]any
+			if err := json.Unmarshal([]byte(data), &f); err != nil {
+				t.Fatalf("a frame that is not JSON: %q", data)
+			}
+			frames = append(frames, f)
+		}
+	}
+	if len(frames) != 2 || frames[0]["method"] != "notifications/subscriptions/acknowledged" || frames[1]["id"] != "sub-1" {
+		t.Fatalf("frames %v, want the acknowledgement, then the result", frames)
+	}
+	ackParams, _ := frames[0]["params"].(map[string]any)
+	result, _ := frames[1]["result"].(map[string]any)
+	for what, m := range map[string]map[string]any{"acknowledgement": ackParams, "result": result} {
+		meta, _ := m["_meta"].(map[string]any)
+		if meta["io.modelcontextprotocol/subscriptionId"] != "sub-1" {
+			t.Errorf("the %s is not tagged with the subscription's id: %v", what, m)
+		}
+	}
+	if n, _ := ackParams["notifications"].(map[string]any); len(n) != 0 {
+		t.Errorf("acknowledged %v, want nothing established: the todo server's lists never change", n)
+	}
+}

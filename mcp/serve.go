@@ -254,7 +254,7 @@ func (g *Gateway) decide(c echo.Context, ts *tenantState, audit *auditRecord, p 
 // JSON-RPC error (jsonRefusals).
 func (g *Gateway) dispatch(c echo.Context, srv *todo.Server, p *providers.Principal, body []byte, call todo.Call) {
 	r := c.Request()
-	w := &jsonRefusals{ResponseWriter: c.Response(), request: body}
+	w := &jsonRefusals{ResponseWriter: c.Response(), request: body, stream: todo.Streams(r.Header)}
 	srv.Serve(todo.WithPrincipal(r.Context(), p), w, r, body, call)
 	w.finish()
 }
@@ -264,12 +264,16 @@ func (g *Gateway) dispatch(c echo.Context, srv *todo.Server, p *providers.Princi
 // protocol version", a session error) is sent as a JSON-RPC error with the
 // same status and the request's id: every refusal of the gateway is JSON.
 // The todo server is stateless and its tools send no notifications, so
-// nothing is ever streamed: CanStream false keeps every answer one
-// application/json body and spares mcp-go setting up a stream per request.
+// nothing is streamed but a subscriptions/listen: CanStream false keeps
+// every other answer one application/json body and spares mcp-go setting
+// up a stream per request.
 // (A batch's messages are answered to a recorder instead.)
 type jsonRefusals struct {
 	http.ResponseWriter
 	request []byte // the body, for the error's id
+	// stream: the answer is the SSE stream of a subscriptions/listen
+	// (todo.Streams), the one answer that streams.
+	stream bool
 	// status is the plain-text refusal held back (0: none); text, its
 	// message, at most maxRefusalText bytes of it.
 	status int
@@ -298,8 +302,13 @@ func (w *jsonRefusals) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (*jsonRefusals) CanStream() bool { return false }
-func (*jsonRefusals) Flush()          {}
+func (w *jsonRefusals) CanStream() bool { return w.stream }
+
+func (w *jsonRefusals) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && w.stream {
+		f.Flush()
+	}
+}
 
 // finish sends the refusal held back, if any.
 func (w *jsonRefusals) finish() {

@@ -15,11 +15,13 @@ package todo
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
 
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/todo-gateway/todo-gateway/providers"
@@ -81,6 +83,19 @@ type Server struct {
 	// 10,000 tenants, most of which may never be called.
 	mcp   func() *server.StreamableHTTPServer
 	built atomic.Pointer[server.StreamableHTTPServer]
+	// listen answers subscriptions/listen (2026-07-28) on a stream, as
+	// the one request that must stream (Streams); built on its first use.
+	listen      func() *server.StreamableHTTPServer
+	builtListen atomic.Pointer[server.StreamableHTTPServer]
+}
+
+// Streams reports whether the answer to a request with these headers is
+// an SSE stream: a 2026-07-28 subscriptions/listen, whose first frame is
+// notifications/subscriptions/acknowledged (SEP-2575). Its Mcp-Method
+// header names it; the edge has checked the header against the body.
+// Every other answer is one JSON body.
+func Streams(h http.Header) bool {
+	return h.Get(mcpgo.HeaderMethod) == string(mcpgo.MethodSubscriptionsListen)
 }
 
 // New builds the todo server of one tenant. It makes no call to the store.
@@ -123,6 +138,17 @@ func New(o Options) *Server {
 			// itself and serves remote tenants by host name.
 		)
 		s.built.Store(srv)
+		return srv
+	})
+	// The todo server's lists never change, so a subscription establishes
+	// nothing: mcp-go acknowledges the empty set on the stream and ends it
+	// with the result, both tagged with the subscription's id.
+	s.listen = sync.OnceValue(func() *server.StreamableHTTPServer {
+		srv := server.NewStreamableHTTPServer(newMCPServer(o.Tenant, handlers),
+			server.WithStateLess(true),
+			server.WithStreamableHTTPLogger(o.LibraryLogger),
+		)
+		s.builtListen.Store(srv)
 		return srv
 	})
 	return s
@@ -171,7 +197,11 @@ func (s *Server) Serve(ctx context.Context, w server.HTTPResponseWriter, r *http
 		s.fast.serve(w, ctx, r.Header, c)
 		return
 	}
-	s.mcp().Handle(w, &server.HTTPRequest{
+	srv := s.mcp
+	if Streams(r.Header) {
+		srv = s.listen
+	}
+	srv().Handle(w, &server.HTTPRequest{
 		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
 		Context: ctx,
 	})
@@ -180,8 +210,11 @@ func (s *Server) Serve(ctx context.Context, w server.HTTPResponseWriter, r *http
 // Close shuts the mcp-go server, if it was ever built. Call it once no
 // request uses the server.
 func (s *Server) Close(ctx context.Context) error {
-	if srv := s.built.Load(); srv != nil { // never built: nothing to stop
-		return srv.Shutdown(ctx)
+	var errs []error
+	for _, built := range []*atomic.Pointer[server.StreamableHTTPServer]{&s.built, &s.builtListen} {
+		if srv := built.Load(); srv != nil { // never built: nothing to stop
+			errs = append(errs, srv.Shutdown(ctx))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
