@@ -380,10 +380,10 @@ func TestRateLimitComesBeforeVerification(t *testing.T) {
 	}
 }
 
-// A batch counts as many requests as it holds messages: with a burst of 5,
+// A batch counts as many calls as it holds tool calls: with a burst of 5,
 // a batch of 3 creates passes, a second one (3 more of the 2 left) is 429
-// before any of its messages runs, and a batch larger than the burst is
-// refused for its size.
+// before any of its messages runs, and a batch of more calls than the
+// burst is refused for its size.
 func TestRateLimitCountsBatchMessages(t *testing.T) {
 	b := newEdgeBed(t, nil)
 	b.reconfigure(t, func(cfg *tenants.Config) {
