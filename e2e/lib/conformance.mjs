@@ -29,7 +29,16 @@ const REPO_DIR = dirname(dirname(LIB_DIR));
 const PACKAGE = '@modelcontextprotocol/conformance';
 /** The version pinned in package.json. */
 export const CONFORMANCE_VERSION = require(`${PACKAGE}/package.json`).version;
-const CLI = join(dirname(require.resolve(`${PACKAGE}/package.json`)), require(`${PACKAGE}/package.json`).bin.conformance);
+const cliOf = (pkg) => join(dirname(require.resolve(`${pkg}/package.json`)), require(`${pkg}/package.json`).bin.conformance);
+const CLI = cliOf(PACKAGE);
+/**
+ * The suite's 0.2 line (conformance-next in package.json, an alias of the
+ * same package): its requirement sets, --requirements 2025-11-25 and
+ * 2026-07-28, list exactly the scenarios each protocol revision requires,
+ * frozen at its release; 0.1.16 stops at 2025-11-25.
+ */
+export const CONFORMANCE_NEXT_VERSION = require('conformance-next/package.json').version;
+export const CLI_NEXT = cliOf('conformance-next');
 
 /**
  * Node 20 support: the CLI's single bundle imports fs.globSync (node 22)
@@ -58,12 +67,14 @@ export async function serverScenarios(lab, { timeoutMs = 15_000 } = {}) {
  *
  * @returns {Promise<{results: Record<string, {passed: boolean, checks: any[], failures: string[]}>, ms: number, proc: any}>}
  */
-export async function runServerSuite(lab, url, { name, scenarios, timeoutMs = 40_000 }) {
+export async function runServerSuite(lab, url, { name, scenarios, timeoutMs = 40_000, cli = CLI, select = ['--suite', 'all'] }) {
   const out = join(lab.dir, `conformance-${name}`);
   const start = Date.now();
-  const proc = await runCli(lab, ['server', '--url', url, '--suite', 'all', '--output-dir', out], { name: `conformance (${name})`, timeoutMs });
+  const proc = await runCli(lab, ['server', '--url', url, ...select, '--output-dir', out], { name: `conformance (${name})`, timeoutMs, cli });
   const ms = Date.now() - start;
   const dirs = existsSync(out) ? readdirSync(out) : [];
+  // Without a list, the scenarios that ran (and left a directory).
+  scenarios ??= [...new Set(dirs.map((d) => /^server-(.+)-\d{4}-\d\d-\d\dT/.exec(d)?.[1]).filter(Boolean))].sort();
   const results = {};
   for (const scenario of scenarios) {
     // server-<scenario>-<ISO timestamp with - for : and .>
@@ -94,9 +105,9 @@ export const passing = (results) => Object.keys(results).filter((s) => results[s
  * Runs the conformance CLI to its end as a process of the lab (killed after
  * timeoutMs): exit 0, or 1 when some scenario failed.
  */
-async function runCli(lab, args, { name, timeoutMs }) {
+async function runCli(lab, args, { name, timeoutMs, cli = CLI }) {
   const preload = 'globSync' in fs ? [] : ['--import', NODE20_PRELOAD];
-  const child = spawn(process.execPath, [...preload, CLI, ...args], {
+  const child = spawn(process.execPath, [...preload, cli, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: lab.dir,
     // No proxy variables, no tokens: the suite talks to the URL it is given.

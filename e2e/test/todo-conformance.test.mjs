@@ -1,28 +1,28 @@
-// The MCP conformance suite's server scenarios (lib/conformance.mjs) run
-// against a todo tenant: the gateway's own MCP server, not a proxied one.
-// Every scenario passes but those listed in
-// conformance/todo-expected-failures.json, each with why: the scenarios
-// that call the suite's diagnostic tools, prompts and resources (its
-// "everything" server's test_simple_text, test://static-text, …), which the
-// todo server does not have. A scenario that fails and is not listed fails
-// the build, and so does a listed one that passes (the entry is stale).
+// The MCP conformance suite run against a todo tenant: the gateway's own
+// MCP server, not a proxied one. The suite's requirement sets
+// (conformance-next, --requirements 2025-11-25 and 2026-07-28) list
+// exactly the server scenarios each protocol revision requires. Every
+// check of every scenario must pass but those listed, scenario by
+// scenario and each scenario with why, in
+// conformance/todo-expected-failures.json: the scenarios that call the
+// suite's diagnostic tools, prompts and resources, which the todo server
+// does not have, and the tasks extension it does not implement. A check
+// that fails and is not listed fails the build, and so does a listed one
+// that passes (the entry is stale).
 //
 // The suite does no OAuth: a loopback proxy (BearerProxy) adds a token
 // with every todo scope to each request. In chain mode the tenant is an
-// upstream tenant in front of an inner gateway, so the same list holds
+// upstream tenant in front of an inner gateway, and the same list holds
 // through two gateways.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { BearerProxy, CONFORMANCE_VERSION, passing, runServerSuite, serverScenarios } from '../lib/conformance.mjs';
+import { BearerProxy, CLI_NEXT, CONFORMANCE_NEXT_VERSION, runServerSuite } from '../lib/conformance.mjs';
 import { scenario } from '../lib/scenario.mjs';
 
-const EXPECTED = JSON.parse(readFileSync(new URL('../conformance/todo-expected-failures.json', import.meta.url), 'utf8'));
+const EXPECTED = JSON.parse(readFileSync(new URL('../conformance/todo-expected-failures.json', import.meta.url), 'utf8')).requirements;
 
-scenario(`conformance ${CONFORMANCE_VERSION} against a todo tenant: every scenario passes but the expected failures, each with why`, async (lab, t) => {
-  for (const [s, why] of Object.entries(EXPECTED.scenarios)) {
-    assert.ok(typeof why === 'string' && why.length > 20, `expected failure ${s} says why it is expected`);
-  }
+scenario(`conformance ${CONFORMANCE_NEXT_VERSION} requirement sets against a todo tenant: every check passes but the expected failures, each with why`, async (lab, t) => {
   const proxy = new BearerProxy(lab.base, undefined);
   const proxyUrl = await proxy.listen();
   try {
@@ -31,25 +31,36 @@ scenario(`conformance ${CONFORMANCE_VERSION} against a todo tenant: every scenar
     await lab.startGateway([{ ...lab.logtoTenant('acme', idp), resource }]);
     proxy.token = (await idp.clientCredentials(resource, 'create:todos read:todos delete:todos')).access_token;
 
-    const scenarios = await serverScenarios(lab);
-    for (const s of Object.keys(EXPECTED.scenarios)) assert.ok(scenarios.includes(s), `expected failure ${s} is a scenario of the suite`);
-    const { results, ms } = await runServerSuite(lab, resource, { name: 'todo tenant', scenarios });
-    const passed = passing(results);
-    const failed = scenarios.filter((s) => !results[s].passed).sort();
-    t.diagnostic(`${scenarios.length} scenarios in ${ms} ms; ${passed.length} pass: ${passed.join(', ')}`);
-    for (const s of failed) t.diagnostic(`${s} fails: ${results[s].failures.join('; ')}`);
+    for (const revision of ['2025-11-25', '2026-07-28']) {
+      const expected = EXPECTED[revision];
+      assert.ok(expected, `conformance/todo-expected-failures.json lists revision ${revision}`);
+      for (const [s, e] of Object.entries(expected)) {
+        assert.ok(typeof e.why === 'string' && e.why.length > 20 && e.failing?.length > 0, `${revision} ${s}: an expected failure says why, and which checks`);
+      }
+      const { results, ms } = await runServerSuite(lab, resource, { name: revision, cli: CLI_NEXT, select: ['--requirements', revision], timeoutMs: 120_000 });
+      const scenarios = Object.keys(results).sort();
+      const failing = (s) => {
+        const ids = results[s].checks.filter((c) => c.status === 'FAILURE').map((c) => c.id);
+        return [...new Set(results[s].passed || ids.length ? ids : ['(no checks)'])].sort();
+      };
+      const passed = scenarios.filter((s) => results[s].passed);
+      t.diagnostic(`${revision}: ${scenarios.length} scenarios in ${ms} ms; ${passed.length} pass whole: ${passed.join(', ')}`);
 
-    const unexpected = failed.filter((s) => !(s in EXPECTED.scenarios));
-    assert.deepEqual(unexpected, [], `scenarios that fail and are not expected to:\n${unexpected.map((s) => `${s}: ${results[s].failures.join('; ')}`).join('\n')}`);
-    const stale = Object.keys(EXPECTED.scenarios).filter((s) => results[s]?.passed);
-    assert.deepEqual(stale, [], 'expected failures that now pass: remove them from conformance/todo-expected-failures.json');
-    assert.ok(passed.includes('server-initialize') && passed.includes('tools-list'), `the suite ran for real: ${passed.join(', ')}`);
+      assert.ok(scenarios.length >= 30, `${revision}: the requirement set ran (${scenarios.join(', ')})`);
+      assert.ok(passed.includes('tools-list') && passed.includes('dns-rebinding-protection'), `${revision}: ${passed.join(', ')}`);
+      for (const s of Object.keys(expected)) assert.ok(s in results, `${revision}: expected failure ${s} is a scenario of the set`);
+      const got = Object.fromEntries(scenarios.filter((s) => !results[s].passed).map((s) => [s, failing(s)]));
+      const want = Object.fromEntries(Object.entries(expected).map(([s, e]) => [s, [...e.failing].sort()]));
+      const detail = Object.keys(got).filter((s) => JSON.stringify(got[s]) !== JSON.stringify(want[s]))
+        .map((s) => `${s}: ${results[s].failures.join('; ')}`).join('\n');
+      assert.deepEqual(got, want, `${revision}: the failing checks (actual) and conformance/todo-expected-failures.json (expected)\n${detail}`);
+    }
     const refused = proxy.exchanges.filter((e) => e.status === 401 || e.status === 403);
     assert.deepEqual(refused.map((e) => `#${e.n} ${e.method} ${e.status} ${e.resBody}`), [], 'no 401 or 403 from the gateway');
   } catch (err) {
-    process.stderr.write(`\n===== requests through the bearer proxy =====\n${proxy.report()}\n`);
+    process.stderr.write(`\n===== requests through the bearer proxy (the last 50) =====\n${proxy.report().split('\n#').slice(-50).join('\n#')}\n`);
     throw err;
   } finally {
     await proxy.close();
   }
-}, { timeout: 90_000 });
+}, { timeout: 240_000 });
