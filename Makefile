@@ -103,7 +103,9 @@ e2e: e2e-deps
 	cd e2e && E2E_CHAIN=0 TODO_GATEWAY_BIN=$(E2E_BIN) $(NODE) --test --test-timeout=120000 test/
 	cd e2e && E2E_CHAIN=1 TODO_GATEWAY_BIN=$(E2E_BIN) $(NODE) --test --test-timeout=120000 test/
 
-# The browser test (e2e/browser/inspector.test.mjs): MCP Inspector 2.x
+# The browser tests (e2e/browser): providers --format html rendered at
+# 1280 px for 3 and 12 tenants (screenshots in bin/e2e/artifacts), and
+# MCP Inspector 2.x
 # (pinned in e2e/package-lock.json) driven through its web UI in headless
 # Chromium with playwright-core against make demo's provider and gateway,
 # as admin, user and guest, then on an upstream tenant in front of

@@ -39,7 +39,7 @@ func providersFlags() (*flag.FlagSet, *providersOptions) {
 	fs.StringVar(&o.config, "config", "", "the configuration `file` (JSON) whose tenants to probe")
 	fs.StringVar(&o.tenant, "tenant", "", "probe only the tenant with this `id`")
 	fs.StringVar(&o.tokenFile, "token-file", "", "also verify the access token in this `file` for the --tenant, exactly as serve would, and put the outcome in the verdict")
-	fs.StringVar(&o.format, "format", "table", "output `format`: table, markdown or json")
+	fs.StringVar(&o.format, "format", "table", "output `format`: table, markdown, json, or html (one self-contained file to share)")
 	fs.DurationVar(&o.timeout, "timeout", providers.ProbeTimeout, "time allowed for each tenant's probe (at most 15s)")
 	fs.IntVar(&o.parallel, "parallel", 8, "how many issuers are probed at once (1-64)")
 	fs.IntVar(&o.width, "width", 40, "widest a tenant column of the table may be, in characters; longer values wrap (20-200)")
@@ -49,7 +49,7 @@ func providersFlags() (*flag.FlagSet, *providersOptions) {
 func providersUsage(w io.Writer) {
 	fs, _ := providersFlags()
 	fs.SetOutput(w)
-	fmt.Fprint(w, `Usage: todo-gateway providers --config FILE [--tenant ID [--token-file FILE]] [--format table|markdown|json]
+	fmt.Fprint(w, `Usage: todo-gateway providers --config FILE [--tenant ID [--token-file FILE]] [--format table|markdown|json|html]
                               [--timeout DURATION] [--parallel N] [--width N]
 
 Providers probes every tenant's authorization server (discovery documents,
@@ -79,8 +79,8 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 		return providersUsageError(stderr, fmt.Sprintf("unexpected argument %q (the file is given with --config FILE)", fs.Arg(0)))
 	case o.config == "":
 		return providersUsageError(stderr, "--config FILE is required")
-	case o.format != "table" && o.format != "markdown" && o.format != "json":
-		return providersUsageError(stderr, fmt.Sprintf("--format %q is not table, markdown or json", o.format))
+	case o.format != "table" && o.format != "markdown" && o.format != "json" && o.format != "html":
+		return providersUsageError(stderr, fmt.Sprintf("--format %q is not table, markdown, json or html", o.format))
 	case o.timeout <= 0 || o.timeout > providers.ProbeTimeout:
 		return providersUsageError(stderr, fmt.Sprintf("--timeout %v is not between 0 and %v", o.timeout, providers.ProbeTimeout))
 	case o.parallel < 1 || o.parallel > 64:
@@ -127,6 +127,8 @@ func runProviders(args []string, stdout, stderr io.Writer) int {
 	switch o.format {
 	case "json":
 		err = writeProvidersJSON(stdout, results)
+	case "html":
+		err = writeProvidersHTML(stdout, results, time.Now(), readBuild())
 	case "markdown":
 		err = writeProvidersMarkdown(stdout, provRows(results))
 	default:

@@ -757,3 +757,32 @@ func TestProvidersTokenFileScopesNeverIssued(t *testing.T) {
 		t.Errorf("verdicts %+v; want the warning that the scopes are never issued", out.Tenants[0].Verdicts)
 	}
 }
+
+// The HTML report is one self-contained file: no script, nothing it would
+// fetch, and what a provider said (a verdict can quote its answer) is
+// escaped, never markup.
+func TestProvidersHTMLIsSelfContained(t *testing.T) {
+	res := provResult{
+		settings: providers.Settings{Tenant: "acme", Config: providers.Config{Type: "oidc", Issuer: "https://idp.example/"}},
+		verdicts: []providers.Verdict{
+			{Rule: providers.RuleDiscovery, Severity: providers.SeverityError, Message: `the server answered <script>alert(1)</script> & more`},
+			{Rule: "x", Severity: providers.SeverityInfo, Message: "fine"},
+		},
+	}
+	var out strings.Builder
+	if err := writeProvidersHTML(&out, []provResult{res}, time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC), build{version: "v1.2.3", revision: "abc"}); err != nil {
+		t.Fatal(err)
+	}
+	page := out.String()
+	for _, want := range []string{"<!doctype html>", "acme", "2026-12-07T12:00:00Z", "v1.2.3 (abc)",
+		"the server answered &lt;script&gt;alert(1)&lt;/script&gt; &amp; more", `class="s-error"`, "The probe could not run."} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	for _, never := range []string{"<script", "src=", "href=", "@import", "url("} {
+		if strings.Contains(page, never) {
+			t.Errorf("the report holds %q: it must fetch and run nothing", never)
+		}
+	}
+}

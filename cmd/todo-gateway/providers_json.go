@@ -81,6 +81,14 @@ func provList[T any](s []T) []T {
 }
 
 func writeProvidersJSON(w io.Writer, results []provResult) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(providersDoc(results))
+}
+
+// providersDoc is the report of --format json, which the HTML report
+// shows too.
+func providersDoc(results []provResult) provDocJSON {
 	doc := provDocJSON{OK: true, Tenants: make([]provTenantJSON, len(results))}
 	for i, res := range results {
 		s := res.settings
@@ -124,9 +132,7 @@ func writeProvidersJSON(w io.Writer, results []provResult) error {
 		}
 		doc.Tenants[i] = tj
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return doc
 }
 
 // provDocumentKind names a discovery URL's standard.

@@ -12,6 +12,10 @@ import (
 // What each row of the side-by-side comparison says, shared by the table
 // and the markdown layouts.
 
+// provVerdictLabel labels the row of the verdicts, which the HTML report
+// shows apart.
+const provVerdictLabel = "verdict"
+
 // provRow is one line of the comparison: a label and, per tenant, the
 // lines of its cell.
 type provRow struct {
@@ -92,7 +96,7 @@ func provRows(results []provResult) []provRow {
 			return []string{provJoinOr(r.GrantTypes, "not published")}
 		})},
 		{"todo scopes", needMetadata(provScopesCell)},
-		{"verdict", func(res provResult, _ *providers.ProbeReport) []string { return provVerdictCell(res.verdicts) }},
+		{provVerdictLabel, func(res provResult, _ *providers.ProbeReport) []string { return provVerdictCell(res.verdicts) }},
 	}
 	rows := make([]provRow, len(defs))
 	for i, d := range defs {

@@ -19,11 +19,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
-import { chromium } from 'playwright-core';
-
 import { ROLES, SIGN_OUT_BUTTON, USERS, signOutUrl } from '../lib/accounts.mjs';
 import { DEMO_UPSTREAM_TENANT, startDemo } from '../lib/demo.mjs';
 import { EVERYTHING_PERMISSIONS } from '../lib/everything.mjs';
+import { startChromium } from '../lib/chromium.mjs';
 import { freePort } from '../lib/harness.mjs';
 import { UI, inspectorLauncher, inspectorSteps } from '../lib/inspector.mjs';
 import { scenario } from '../lib/scenario.mjs';
@@ -274,26 +273,6 @@ async function startInspector(lab, name) {
 }
 
 /** Starts headless Chromium on a free DevTools port and connects to it. */
-async function startChromium(lab) {
-  const bin = process.env.CHROMIUM_BIN || 'chromium';
-  const args = [
-    '--headless', '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0',
-    `--user-data-dir=${join(lab.dir, 'chromium')}`,
-    '--no-first-run', '--no-default-browser-check', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-default-apps', '--disable-extensions',
-    '--disable-gpu', '--password-store=basic', 'about:blank',
-  ];
-  // Chromium's sandbox cannot run as root (CI runs as root).
-  if (process.getuid?.() === 0) args.unshift('--no-sandbox');
-  const proc = lab.track('chromium', spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let line;
-  try {
-    line = await proc.waitForLine(/DevTools listening on ws:\/\//, START_TIMEOUT_MS);
-  } catch (err) {
-    throw new Error(`cannot start ${bin} (install Debian's chromium, or set CHROMIUM_BIN): ${err.message}`);
-  }
-  return chromium.connectOverCDP(line.match(/ws:\/\/\S+/)[0], { timeout: START_TIMEOUT_MS });
-}
 
 /**
  * Lets the browser reach loopback only, and records the page's requests to
