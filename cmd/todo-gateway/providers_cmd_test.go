@@ -558,7 +558,7 @@ func TestProvidersUsage(t *testing.T) {
 		{"help providers", nil, 0, "-format format", ""},
 		{"missing --config", nil, 2, "", "todo-gateway providers: --config FILE is required"},
 		{"unknown flag", []string{"--config", path, "--fromat", "json"}, 2, "", "flag provided but not defined: -fromat"},
-		{"bad format", []string{"--config", path, "--format", "yaml"}, 2, "", `--format "yaml" is not table, markdown or json`},
+		{"bad format", []string{"--config", path, "--format", "yaml"}, 2, "", `--format "yaml" is not table, markdown, json or html`},
 		{"zero timeout", []string{"--config", path, "--timeout", "0s"}, 2, "", "--timeout 0s is not between 0 and 15s"},
 		{"long timeout", []string{"--config", path, "--timeout", "1m"}, 2, "", "--timeout 1m0s is not between"},
 		{"bad timeout", []string{"--config", path, "--timeout", "soon"}, 2, "", `invalid value "soon" for flag -timeout`},
