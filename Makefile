@@ -3,7 +3,7 @@
 GO ?= go
 # The module builds on Go 1.26 and newer; the project builds, tests and
 # measures with Go 1.27, whose encoding/json runs on encoding/json/v2 (a third
-# of mcp-go's time per call on 1.26; README, Benchmarks). A machine with
+# of mcp-go's time per call on 1.26; docs/testing.md, Benchmarks). A machine with
 # another Go fetches this one through the module proxy (about 10 s, once).
 export GOTOOLCHAIN ?= go1.27.3
 PKGS := ./...
@@ -33,7 +33,7 @@ run:
 # Go micro-benchmarks (store on bbolt and on etcd with 1 and 3 embedded
 # members, registry, verification, start-up), then the in-process HTTP load
 # test (a quick check; with etcd installed it also runs a gateway on the etcd
-# driver in the same rounds), then the measurement the README quotes
+# driver in the same rounds), then the measurement docs/testing.md quotes
 # (bench/wrk_test.go): the gateway binary under wrk, interleaved with a bare
 # net/http handler and a bare mcp-go server, each a process of its own, and
 # an upstream tenant against the bare mcp-go server it fronts, and, with etcd

@@ -132,7 +132,7 @@ func TestWrk(t *testing.T) {
 	checkUpstream(t, upstreamURL, upResource, caller, iss.Mint(iss.Claims("bench-outsider", upResource, "")))
 
 	// The rows on etcd: a user listing their own 10 todos (an owner page
-	// of 10, as the etcd measurements in the README) on bbolt, and on three
+	// of 10, as the etcd measurements in docs/testing.md) on bbolt, and on three
 	// etcd members through a gateway reading from its cache and one reading
 	// from etcd; creates through both. Both etcd gateways share one
 	// prefix, so they list the same todos.

@@ -36,7 +36,7 @@ func (l *logFlags) register(fs *flag.FlagSet) {
 // defaultLogFlush bounds what a crash (SIGKILL, an unrecovered panic) can take
 // from the log. Batching the access and audit lines is what keeps the write
 // system calls off the hot path: with one per line, get-todos measured
-// 35-37 % of a bare handler under wrk, 41-42 % with the buffer (README,
+// 35-37 % of a bare handler under wrk, 41-42 % with the buffer (docs/testing.md,
 // Benchmarks).
 const defaultLogFlush = 100 * time.Millisecond
 

@@ -416,7 +416,7 @@ func (g *gateway) Shutdown(ctx context.Context) error {
 
 // assertionSigner is the signer of the identity assertions upstream
 // tenants send: the keys of assertion.key_files, read at start (a new key
-// takes a restart: see the README on rotating it), or a key made now when
+// takes a restart: see docs/upstream.md on rotating it), or a key made now when
 // none is configured, which is right for one instance only.
 func assertionSigner(cfg *tenants.Config, log *slog.Logger) (*upstream.Signer, error) {
 	var keys []crypto.Signer

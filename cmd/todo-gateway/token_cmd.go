@@ -321,7 +321,7 @@ func refusedTool(t *tenants.Tenant, p *providers.Principal, tool string, perm pr
 		detail = fmt.Sprintf("200 with a tool error (missing_permission tool_error): the token lacks %s", scope)
 	} else {
 		// What the challenge names depends on the protocol version
-		// the client speaks (see "Step-up" in the README).
+		// the client speaks (see "Step-up" in docs/security.md).
 		before, from := mcp.StepUpScope(t, p, "2025-11-25", tool), mcp.StepUpScope(t, p, "2026-07-28", tool)
 		if before == from {
 			detail = fmt.Sprintf("403 insufficient_scope, scope=%q: the client must ask for %s (step-up)", from, scope)

@@ -40,7 +40,7 @@ const (
 	DefaultCacheMaxBytes = 256 << 20
 	DefaultCacheWait     = time.Second
 	// DefaultCacheCheckInterval: see CacheOptions.CheckInterval and the
-	// README's measurements.
+	// measurements in docs/etcd.md.
 	DefaultCacheCheckInterval = 2 * time.Millisecond
 )
 
