@@ -3,9 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
 // The documentation the project ships: the README, the pages in docs/,
@@ -132,5 +135,168 @@ func TestDocsTroubleshootingQuotesTheCode(t *testing.T) {
 	}
 	if quoted < 20 {
 		t.Errorf("found %d quoted messages in docs/troubleshooting.md, want its tables read", quoted)
+	}
+}
+
+// configPaths lists the settings a configuration file may hold, by their
+// JSON paths ("store.etcd.cache.wait", "tenants[].audience.values"): the
+// fields of tenants.Config, recursively. A type that decodes itself
+// (UnmarshalJSON: a duration, a map of scopes) is one setting.
+func configPaths(t reflect.Type, prefix string, out *[]string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	decodesItself := reflect.PointerTo(t).Implements(reflect.TypeFor[interface{ UnmarshalJSON([]byte) error }]())
+	switch {
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		configPaths(t.Elem(), prefix+"[]", out)
+		return
+	case t.Kind() != reflect.Struct || decodesItself && prefix != "":
+		*out = append(*out, prefix)
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			configPaths(f.Type, prefix, out)
+			continue
+		}
+		p := tag
+		if prefix != "" {
+			p = prefix + "." + tag
+		}
+		configPaths(f.Type, p, out)
+	}
+}
+
+// documentedPaths reads the settings a page's tables name in their first
+// column, each under prefix: "`a.b`, `.c`" is a.b and a.c, "`a.b` /
+// `d`" is a.b and a.d.
+func documentedPaths(t *testing.T, page, prefix string, table func(header string) bool) []string {
+	t.Helper()
+	data, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	in := false
+	for line := range strings.Lines(string(data)) {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 {
+			in = false
+			continue
+		}
+		first := strings.TrimSpace(cells[1])
+		switch {
+		case strings.HasPrefix(first, "---"):
+			continue
+		case !in && table(first):
+			in = true
+			continue
+		case !in:
+			continue
+		}
+		var parent string
+		for i, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(first, -1) {
+			name := m[1]
+			switch {
+			case i == 0:
+				if j := strings.LastIndex(name, "."); j >= 0 {
+					parent = name[:j+1]
+				}
+			case strings.HasPrefix(name, "."):
+				name = parent + name[1:]
+			case !strings.Contains(name, "."):
+				name = parent + name
+			}
+			out = append(out, prefix+name)
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("%s: found %d settings in its tables", page, len(out))
+	}
+	return out
+}
+
+// The configuration reference (docs/configuration.md, and the upstream
+// server's settings in docs/upstream.md) names every setting the code
+// accepts, and every setting it names is one the code accepts (or a key
+// of one that is a map, as scopes.create).
+func TestDocsConfigurationReference(t *testing.T) {
+	// Accepted only to be refused with a clear message, and named in the
+	// row of the settings that replace it.
+	refusedOnly := map[string]bool{"tenants[].provider.introspection.client_secret": true}
+	var code []string
+	configPaths(reflect.TypeFor[tenants.Config](), "", &code)
+	accepted := map[string]bool{}
+	for _, p := range code {
+		accepted[p] = true
+	}
+	var documented []string
+	documented = append(documented, documentedPaths(t, "../../docs/configuration.md", "", func(h string) bool { return h == "field" })...)
+	documented = append(documented, documentedPaths(t, "../../docs/configuration.md", "tenants[].", func(h string) bool { return h == "field" })...)
+	documented = append(documented, documentedPaths(t, "../../docs/upstream.md", "tenants[].server.", func(h string) bool {
+		return h == "`server` field" || h == "field"
+	})...)
+	named := map[string]bool{}
+	for _, d := range documented {
+		named[d] = true
+	}
+	// A row names a setting, a key of a map-like one (scopes.create), or
+	// a block of settings (server, identity). Each row of
+	// docs/configuration.md is read under both prefixes, since its two
+	// tables share a header: a row names a setting when either reading
+	// does.
+	isSetting := func(p string) bool {
+		for q := p; q != ""; {
+			if accepted[q] {
+				return true
+			}
+			i := strings.LastIndex(q, ".")
+			if i < 0 {
+				break
+			}
+			q = q[:i]
+		}
+		for _, c := range code {
+			if strings.HasPrefix(c, p+".") {
+				return true
+			}
+		}
+		return false
+	}
+	// A setting is named when a row names it, or keys of it (scopes).
+	isNamed := func(p string) bool {
+		if named[p] || refusedOnly[p] {
+			return true
+		}
+		for d := range named {
+			if strings.HasPrefix(d, p+".") {
+				return true
+			}
+		}
+		return false
+	}
+	for i, d := range documented {
+		if d == "tenants[]" || isSetting(d) {
+			continue
+		}
+		// A row of the top table read as a tenant's, or the reverse.
+		other := strings.TrimPrefix(d, "tenants[].")
+		if other == d {
+			other = "tenants[]." + d
+		}
+		if !isSetting(other) {
+			t.Errorf("the reference names %q (row %d), which the configuration does not accept", d, i)
+		}
+	}
+	for _, p := range code {
+		if !isNamed(p) {
+			t.Errorf("the configuration accepts %q, which the reference does not name", p)
+		}
 	}
 }
