@@ -1,6 +1,11 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	todogateway "github.com/todo-gateway/todo-gateway"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -299,4 +305,130 @@ func TestDocsConfigurationReference(t *testing.T) {
 			t.Errorf("the configuration accepts %q, which the reference does not name", p)
 		}
 	}
+}
+
+// The README's quick start on the embedded defaults is run as written: the
+// curl commands of its sh block, against the gateway on the embedded
+// configuration (on a free port, with the Host header curl would send to
+// localhost:3001, since the gateway routes by host), must answer what the
+// block shows under each command: the status line, the headers shown, and
+// the JSON body.
+func TestDocsQuickStartAnswersAsShown(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "**On the embedded defaults**")
+	if !ok {
+		t.Fatal("the README has no quick start on the embedded defaults")
+	}
+	_, block, _ := strings.Cut(after, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+
+	cfg, err := tenants.Parse(todogateway.ExampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store.Bolt.Path = filepath.Join(t.TempDir(), "todos.db")
+	cfg.Admin.Listen = "127.0.0.1:0"
+	ln, base := listen(t)
+	gw, err := startGateway(context.Background(), cfg, "example", 0, slog.New(slog.DiscardHandler), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Shutdown(context.Background()) })
+
+	type example struct {
+		command string
+		shown   []string
+	}
+	var examples []example
+	for _, para := range strings.Split(block, "\n\n") {
+		var ex example
+		for line := range strings.Lines(para) {
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case strings.HasPrefix(line, "# ") && ex.command != "":
+				ex.shown = append(ex.shown, strings.TrimPrefix(line, "# "))
+			case strings.HasPrefix(line, "#"):
+			default:
+				ex.command += strings.TrimSuffix(strings.TrimSpace(line), "\\") + " "
+			}
+		}
+		if ex.command != "" {
+			examples = append(examples, ex)
+		}
+	}
+	if len(examples) != 2 {
+		t.Fatalf("found %d commands in the quick start, want its 2 curl commands:\n%s", len(examples), block)
+	}
+	for _, ex := range examples {
+		status, header, body := runCurl(t, ex.command, base)
+		shown := ex.shown
+		if strings.HasPrefix(shown[0], "HTTP/") {
+			if got := "HTTP/1.1 " + status; shown[0] != got {
+				t.Errorf("%s\n  shows %q, answered %q", ex.command, shown[0], got)
+			}
+			shown = shown[1:]
+			for len(shown) > 0 && !strings.HasPrefix(shown[0], "{") {
+				name, value, _ := strings.Cut(shown[0], ": ")
+				if got := header.Get(name); got != value {
+					t.Errorf("%s\n  shows %s: %s\n  answered %s: %s", ex.command, name, value, name, got)
+				}
+				shown = shown[1:]
+			}
+		}
+		var want, got any
+		if err := json.Unmarshal([]byte(strings.Join(shown, "")), &want); err != nil {
+			t.Fatalf("%s: the body shown is not JSON: %v", ex.command, err)
+		}
+		if err := json.Unmarshal([]byte(body), &got); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s\n  shows  %s\n  answered %s", ex.command, strings.Join(shown, ""), body)
+		}
+	}
+}
+
+// runCurl runs a curl command line of the docs (-s, -i, -X, -H, -d and a
+// URL) as an HTTP request to base, with the Host of the command's URL.
+func runCurl(t *testing.T, command, base string) (status string, header http.Header, body string) {
+	t.Helper()
+	args := regexp.MustCompile(`'[^']*'|\S+`).FindAllString(command, -1)
+	if len(args) == 0 || args[0] != "curl" {
+		t.Fatalf("not a curl command: %s", command)
+	}
+	method, target, data := http.MethodGet, "", ""
+	hdr := http.Header{}
+	for i := 1; i < len(args); i++ {
+		a := strings.Trim(args[i], "'")
+		switch a {
+		case "-s", "-si", "-i":
+		case "-X":
+			i++
+			method = args[i]
+		case "-H":
+			i++
+			k, v, _ := strings.Cut(strings.Trim(args[i], "'"), ": ")
+			hdr.Set(k, v)
+		case "-d":
+			i++
+			data = strings.Trim(args[i], "'")
+			if method == http.MethodGet {
+				method = http.MethodPost
+			}
+		default:
+			target = a
+		}
+	}
+	u, err := url.Parse(target)
+	if err != nil || u.Host == "" {
+		t.Fatalf("no URL in %s", command)
+	}
+	req, err := http.NewRequest(method, base+u.RequestURI(), strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = hdr
+	req.Host = u.Host
+	resp := do(t, req)
+	return resp.Status, resp.Header, strings.TrimSpace(readAll(t, resp))
 }
