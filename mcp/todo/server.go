@@ -14,8 +14,9 @@
 package todo
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -83,10 +84,6 @@ type Server struct {
 	// 10,000 tenants, most of which may never be called.
 	mcp   func() *server.StreamableHTTPServer
 	built atomic.Pointer[server.StreamableHTTPServer]
-	// listen answers subscriptions/listen (2026-07-28) on a stream, as
-	// the one request that must stream (Streams); built on its first use.
-	listen      func() *server.StreamableHTTPServer
-	builtListen atomic.Pointer[server.StreamableHTTPServer]
 }
 
 // Streams reports whether the answer to a request with these headers is
@@ -140,17 +137,6 @@ func New(o Options) *Server {
 		s.built.Store(srv)
 		return srv
 	})
-	// The todo server's lists never change, so a subscription establishes
-	// nothing: mcp-go acknowledges the empty set on the stream and ends it
-	// with the result, both tagged with the subscription's id.
-	s.listen = sync.OnceValue(func() *server.StreamableHTTPServer {
-		srv := server.NewStreamableHTTPServer(newMCPServer(o.Tenant, handlers),
-			server.WithStateLess(true),
-			server.WithStreamableHTTPLogger(o.LibraryLogger),
-		)
-		s.builtListen.Store(srv)
-		return srv
-	})
 	return s
 }
 
@@ -197,24 +183,89 @@ func (s *Server) Serve(ctx context.Context, w server.HTTPResponseWriter, r *http
 		s.fast.serve(w, ctx, r.Header, c)
 		return
 	}
-	srv := s.mcp
+	req := &server.HTTPRequest{Method: r.Method, URL: r.URL, Header: r.Header, Body: body, Context: ctx}
 	if Streams(r.Header) {
-		srv = s.listen
+		s.listen(w, req)
+		return
 	}
-	srv().Handle(w, &server.HTTPRequest{
-		Method: r.Method, URL: r.URL, Header: r.Header, Body: body,
-		Context: ctx,
-	})
+	s.mcp().Handle(w, req)
+}
+
+// listen answers a subscriptions/listen. The todo server's lists never
+// change (it declares no listChanged), so a subscription establishes
+// nothing and the stream ends at once: the acknowledgement of the empty
+// set, then the result, both tagged with the subscription's id. mcp-go
+// checks the request and makes the result; the acknowledgement is written
+// here, since mcp-go's own can lose the race with the result when the
+// stream ends at once (its forwarder takes it off the queue, then finds
+// the request done).
+func (s *Server) listen(w server.HTTPResponseWriter, req *server.HTTPRequest) {
+	rec := &bufferedAnswer{header: http.Header{}}
+	s.mcp().Handle(rec, req)
+	var answer struct {
+		ID     any             `json:"id"`
+		Result json.RawMessage `json:"result"`
+	}
+	if rec.status != http.StatusOK || json.Unmarshal(rec.body.Bytes(), &answer) != nil || answer.Result == nil || !w.CanStream() {
+		rec.replay(w) // a refusal, an error: as mcp-go wrote it
+		return
+	}
+	ack, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": string(mcpgo.MethodNotificationSubscriptionsAcknowledged),
+		"params": map[string]any{"notifications": map[string]any{}, "_meta": map[string]any{mcpgo.MetaKeySubscriptionID: answer.ID}}})
+	if err != nil {
+		rec.replay(w)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	for _, frame := range [][]byte{ack, bytes.TrimSpace(rec.body.Bytes())} {
+		w.Write([]byte("event: message\ndata: "))
+		w.Write(frame)
+		w.Write([]byte("\n\n"))
+		w.Flush()
+	}
+}
+
+// bufferedAnswer keeps an answer of mcp-go's whole, to look at it before
+// it is sent.
+type bufferedAnswer struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedAnswer) Header() http.Header { return b.header }
+func (b *bufferedAnswer) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+func (b *bufferedAnswer) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.body.Write(p)
+}
+func (*bufferedAnswer) Flush()          {}
+func (*bufferedAnswer) CanStream() bool { return false }
+
+// replay sends the kept answer to w as it was written.
+func (b *bufferedAnswer) replay(w server.HTTPResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	w.Write(b.body.Bytes())
 }
 
 // Close shuts the mcp-go server, if it was ever built. Call it once no
 // request uses the server.
 func (s *Server) Close(ctx context.Context) error {
-	var errs []error
-	for _, built := range []*atomic.Pointer[server.StreamableHTTPServer]{&s.built, &s.builtListen} {
-		if srv := built.Load(); srv != nil { // never built: nothing to stop
-			errs = append(errs, srv.Shutdown(ctx))
-		}
+	if srv := s.built.Load(); srv != nil { // never built: nothing to stop
+		return srv.Shutdown(ctx)
 	}
-	return errors.Join(errs...)
+	return nil
 }
