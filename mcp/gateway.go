@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +56,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, counts requests and decisions and times verification.
 	Metrics *Metrics
+	// Tracing, when set, traces requests (trace.go); nil: no tracing, at
+	// no cost.
+	Tracing trace.TracerProvider
 	// TrustedProxies are the proxies whose X-Forwarded-For gives a
 	// client's address (tenants.HTTPConfig.TrustedProxies); none: the
 	// connection's peer is the client.
@@ -74,10 +78,12 @@ const (
 
 // Gateway serves every tenant of its current generation.
 type Gateway struct {
-	store store.Store
-	opts  Options
-	log   *slog.Logger
-	echo  *echo.Echo
+	// tracer makes the request spans; nil when not tracing.
+	tracer trace.Tracer
+	store  store.Store
+	opts   Options
+	log    *slog.Logger
+	echo   *echo.Echo
 
 	// writes is how the todo tools' writes went, for /status.
 	writes todo.Writes
@@ -118,6 +124,9 @@ func New(st store.Store, opts Options) *Gateway {
 		opts.Logger = slog.Default()
 	}
 	g := &Gateway{store: st, opts: opts, log: opts.Logger, retiring: make(map[*time.Timer]func())}
+	if opts.Tracing != nil {
+		g.tracer = opts.Tracing.Tracer("github.com/todo-gateway/todo-gateway/mcp")
+	}
 	g.stopping, g.stopWaiting = context.WithCancel(context.Background())
 	g.echo = g.routes()
 	return g
@@ -235,6 +244,9 @@ func (g *Gateway) routes() *echo.Echo {
 	}
 	e.HTTPErrorHandler = g.errorHandler
 	e.Pre(assignRequestID)
+	if g.tracer != nil {
+		e.Use(g.traceRequests) // outside the access log, which names the trace
+	}
 	e.Use(g.accessLog())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {

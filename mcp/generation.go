@@ -177,6 +177,9 @@ func (g *Gateway) newTenantState(t *tenants.Tenant) *tenantState {
 	st.verifier, st.problem = BuildVerifier(t, g.opts.NewVerifier)
 	if t.Server.IsUpstream() {
 		opts := upstream.Options{Tenant: t.ID, Issuer: st.origin, Signer: g.opts.Signer, Logger: g.log}
+		if g.tracer != nil {
+			opts.WrapTransport = g.tracedTransport
+		}
 		if te, ok := st.verifier.(interface {
 			TokenEndpoint(context.Context) (string, error)
 		}); ok {

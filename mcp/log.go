@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -41,6 +42,7 @@ func (a *auditRecord) principal(p *providers.Principal) {
 // The method and tool come from the body, the reason may quote the token,
 // and the subject and client from a token's claims: each is bounded.
 func (a *auditRecord) log(log *slog.Logger, ctx context.Context, decision, reason string, status int) {
+	traceDecision(ctx, a, decision, status)
 	infoLine(log, ctx, "audit",
 		slog.String("tenant", a.tenant), slog.String("issuer", a.issuer),
 		slog.String("subject", bounded(a.subject)), slog.String("client", bounded(a.client)),
@@ -102,6 +104,9 @@ func infoLine(log *slog.Logger, ctx context.Context, msg string, attrs ...slog.A
 	}
 	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
 	r.AddAttrs(attrs...)
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
+	}
 	_ = h.Handle(ctx, r) // as LogAttrs, which drops the handler's error
 }
 

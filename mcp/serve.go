@@ -113,7 +113,7 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 		return nil, "", true, g.refuse(c, ts, audit, *ch)
 	}
 	verifyStart := time.Now()
-	p, err = g.verify(c, ts.verifier, token)
+	p, _, err = g.verify(c, ts.verifier, token)
 	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
 	if err != nil && g.stopping.Err() != nil {
 		return nil, "", true, g.refuse(c, ts, audit, shuttingDown)
@@ -173,16 +173,19 @@ type cachedVerifier interface {
 // client's address (its share of an introspection budget). Deriving that
 // context (a cancel and a hook on g.stopping) cost a cached token more
 // than its lookup.
-func (g *Gateway) verify(c echo.Context, v providers.Verifier, token string) (*providers.Principal, error) {
+func (g *Gateway) verify(c echo.Context, v providers.Verifier, token string) (p *providers.Principal, cached bool, err error) {
+	ctx, traced := g.traceVerification(c.Request().Context())
+	defer func() { traced(cached, err) }()
 	if cv, ok := v.(cachedVerifier); ok {
 		if p, ok := cv.Cached(token); ok {
-			return p, nil
+			return p, true, nil
 		}
 	}
-	vctx, cancel := context.WithCancel(providers.WithSource(c.Request().Context(), c.RealIP()))
+	vctx, cancel := context.WithCancel(providers.WithSource(ctx, c.RealIP()))
 	defer cancel()
 	defer context.AfterFunc(g.stopping, cancel)()
-	return v.Verify(vctx, token)
+	p, err = v.Verify(vctx, token)
+	return p, false, err
 }
 
 // authorize reads the call of one JSON-RPC message to the todo server and

@@ -35,11 +35,11 @@ func TestVerifyAnswersCachedTokensFirst(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPost, "/acme", nil)
 	c := g.echo.NewContext(req, httptest.NewRecorder())
 	cached := &stubVerifier{cached: &providers.Principal{Subject: "cached"}}
-	if p, err := g.verify(c, cached, "tok"); err != nil || p.Subject != "cached" || cached.verified != 0 {
+	if p, _, err := g.verify(c, cached, "tok"); err != nil || p.Subject != "cached" || cached.verified != 0 {
 		t.Errorf("cached token: got %v, %v after %d verifications, want the cached principal and none", p, err, cached.verified)
 	}
 	fresh := &stubVerifier{}
-	if p, err := g.verify(c, fresh, "tok"); err != nil || p.Subject != "verified" || fresh.verified != 1 {
+	if p, _, err := g.verify(c, fresh, "tok"); err != nil || p.Subject != "verified" || fresh.verified != 1 {
 		t.Errorf("new token: got %v, %v after %d verifications, want one verification", p, err, fresh.verified)
 	}
 }

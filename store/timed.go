@@ -8,46 +8,75 @@ import (
 // Observe receives the duration and outcome of one store operation.
 type Observe func(op string, d time.Duration, err error)
 
-// Timed wraps s so that every operation is reported to observe (metrics),
-// without the backends knowing about it.
-func Timed(s Store, observe Observe) Store { return timed{s, observe} }
+// Span starts what follows one store operation besides its timing (a
+// trace span), and returns the context the operation runs in and what ends
+// it with the operation's error.
+type Span func(ctx context.Context, op string) (context.Context, func(err error))
+
+// Timed wraps s so that every operation is reported to observe (metrics)
+// and, when span is not nil, runs in a span of its own (tracing), without
+// the backends knowing about either.
+func Timed(s Store, observe Observe, span Span) Store { return timed{s, observe, span} }
 
 type timed struct {
 	Store
 	observe Observe
+	span    Span
+}
+
+// begin starts op: its span, when there is one (end is nil otherwise, so
+// that an untraced operation allocates nothing).
+func (t timed) begin(ctx context.Context, op string) (context.Context, func(error)) {
+	if t.span == nil {
+		return ctx, nil
+	}
+	return t.span(ctx, op)
+}
+
+// done reports op, begun at start, and ends its span.
+func (t timed) done(op string, start time.Time, end func(error), err error) {
+	t.observe(op, time.Since(start), err)
+	if end != nil {
+		end(err)
+	}
 }
 
 func (t timed) EnsureTenants(ctx context.Context, tenants ...string) error {
 	start := time.Now()
+	ctx, end := t.begin(ctx, "ensure_tenants")
 	err := t.Store.EnsureTenants(ctx, tenants...)
-	t.observe("ensure_tenants", time.Since(start), err)
+	t.done("ensure_tenants", start, end, err)
 	return err
 }
 
 func (t timed) Create(ctx context.Context, tenant, owner, content string) (Todo, error) {
 	start := time.Now()
+	ctx, end := t.begin(ctx, "create")
 	todo, err := t.Store.Create(ctx, tenant, owner, content)
-	t.observe("create", time.Since(start), err)
+	t.done("create", start, end, err)
 	return todo, err
 }
 
 func (t timed) Get(ctx context.Context, tenant, id string) (Todo, error) {
 	start := time.Now()
+	ctx, end := t.begin(ctx, "get")
 	todo, err := t.Store.Get(ctx, tenant, id)
-	t.observe("get", time.Since(start), err)
+	t.done("get", start, end, err)
 	return todo, err
 }
 
 func (t timed) List(ctx context.Context, tenant string, opts ListOptions) (Page, error) {
 	start := time.Now()
+	ctx, end := t.begin(ctx, "list")
 	page, err := t.Store.List(ctx, tenant, opts)
-	t.observe("list", time.Since(start), err)
+	t.done("list", start, end, err)
 	return page, err
 }
 
 func (t timed) Delete(ctx context.Context, tenant, id string, allow func(Todo) bool) (Todo, error) {
 	start := time.Now()
+	ctx, end := t.begin(ctx, "delete")
 	todo, err := t.Store.Delete(ctx, tenant, id, allow)
-	t.observe("delete", time.Since(start), err)
+	t.done("delete", start, end, err)
 	return todo, err
 }

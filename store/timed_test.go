@@ -21,7 +21,7 @@ func TestTimed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return store.Timed(s, func(string, time.Duration, error) {})
+			return store.Timed(s, func(string, time.Duration, error) {}, nil)
 		},
 	})
 
@@ -32,9 +32,12 @@ func TestTimed(t *testing.T) {
 	defer s.Close()
 	var ops []string
 	var errs []error
+	var spans []string
 	ts := store.Timed(s, func(op string, d time.Duration, err error) {
 		ops = append(ops, op)
 		errs = append(errs, err)
+	}, func(ctx context.Context, op string) (context.Context, func(error)) {
+		return ctx, func(err error) { spans = append(spans, op) }
 	})
 	ctx := context.Background()
 	ts.EnsureTenants(ctx, "acme")
@@ -50,6 +53,9 @@ func TestTimed(t *testing.T) {
 		if ops[i] != want[i] {
 			t.Errorf("op %d: got %q, want %q", i, ops[i], want[i])
 		}
+	}
+	if len(spans) != len(want) {
+		t.Errorf("spans %v, want one per operation: %v", spans, want)
 	}
 	if !errors.Is(errs[4], store.ErrNotFound) {
 		t.Errorf("delete of an unknown id observed %v, want ErrNotFound", errs[4])

@@ -173,6 +173,8 @@ func configSource(path string) (tenants.Source, error) {
 // it on port 0 exactly as serve does.
 type gateway struct {
 	cfg *tenants.Config // as loaded at start; reloads change only the tenants
+	// tracing is nil unless the environment asks for traces.
+	tracing *tracing
 	// startRefused is the newest tenants document in etcd when it did not
 	// load at start (an older one is served).
 	startRefused *tenants.Refusal
@@ -215,6 +217,11 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 		undo = append(undo, ln.Close)
 	}
 	prom := newMetrics()
+	tr, err := startTracing(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() error { return tr.shutdown(context.Background()) })
 	st, err := openStore(cfg.Store, log, prom.observeCommit)
 	if err != nil {
 		return nil, err
@@ -227,8 +234,13 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	if err != nil {
 		return nil, err
 	}
-	edge := mcp.New(store.Timed(st, prom.observeStore), mcp.Options{
-		NewVerifier:    mcp.ProviderVerifier(providers.WithLogger(log), providers.WithMetrics(prom.providers), providers.WithIssuers(issuers)),
+	providerOpts := []providers.Option{providers.WithLogger(log), providers.WithMetrics(prom.providers), providers.WithIssuers(issuers)}
+	if tr != nil {
+		providerOpts = append(providerOpts, providers.WithHTTPClient(tr.client(providers.DefaultHTTPClient())))
+	}
+	edge := mcp.New(store.Timed(st, prom.observeStore, tr.storeSpan(cfg.Store.Driver)), mcp.Options{
+		NewVerifier:    mcp.ProviderVerifier(providerOpts...),
+		Tracing:        tr.tracerProvider(),
 		Logger:         log,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		TrustedProxies: cfg.HTTP.TrustedProxyRanges(),
@@ -275,6 +287,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 	}
 	draining := &atomic.Bool{}
 	g = &gateway{
+		tracing:       tr,
 		draining:      draining,
 		adminListener: adminLn,
 		admin: &http.Server{
@@ -409,7 +422,7 @@ func (g *gateway) Shutdown(ctx context.Context) error {
 		if errors.Is(storeErr, store.ErrClosed) { // closed already: nothing left to lose
 			storeErr = nil
 		}
-		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), storeErr)
+		g.shutdownErr = errors.Join(err, g.edge.Close(ctx), storeErr, g.tracing.shutdown(ctx))
 	})
 	return g.shutdownErr
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// Transport replaces the connection pool (tests); nil builds one from
 	// the Config.
 	Transport http.RoundTripper
+	// WrapTransport, when set, wraps the transport (tracing: each request
+	// a client span whose context the upstream receives).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Server forwards one tenant's MCP requests to its upstream.
@@ -137,6 +140,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 		transport = s.pool
+	}
+	if opts.WrapTransport != nil {
+		transport = opts.WrapTransport(transport)
 	}
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.proxy = &httputil.ReverseProxy{

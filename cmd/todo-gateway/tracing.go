@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/todo-gateway/todo-gateway/store"
+)
+
+// tracing is the gateway's OpenTelemetry tracing, configured as every
+// OpenTelemetry SDK is, by the standard environment variables:
+//
+//   - on when OTEL_EXPORTER_OTLP_ENDPOINT or
+//     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, or OTEL_TRACES_EXPORTER is
+//     otlp; off when OTEL_SDK_DISABLED is true or OTEL_TRACES_EXPORTER is
+//     none, and off by default;
+//   - OTLP over HTTP (http/protobuf, the default) or gRPC
+//     (OTEL_EXPORTER_OTLP_PROTOCOL, or its _TRACES_ form), with the
+//     exporters' own variables (endpoint, headers, timeout, TLS);
+//   - the sampler from OTEL_TRACES_SAMPLER (default parent-based, always
+//     on), the batch from OTEL_BSP_*, the resource from OTEL_SERVICE_NAME
+//     (default todo-gateway) and OTEL_RESOURCE_ATTRIBUTES.
+//
+// Its tracer provider is the gateway's own, not the process-wide one, so
+// that two gateways in one test process trace apart.
+type tracing struct {
+	provider *sdktrace.TracerProvider
+	prop     propagation.TextMapPropagator
+}
+
+// startTracing starts tracing when the environment asks for it; nil
+// otherwise.
+func startTracing(ctx context.Context, version string) (*tracing, error) {
+	if !tracingWanted(os.Getenv) {
+		return nil, nil
+	}
+	protocol := firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+	var exporter sdktrace.SpanExporter
+	var err error
+	switch protocol {
+	case "", "http/protobuf":
+		exporter, err = otlptracehttp.New(ctx)
+	case "grpc":
+		exporter, err = otlptracegrpc.New(ctx)
+	default:
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: the gateway exports traces over http/protobuf or grpc", protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", "todo-gateway"), attribute.String("service.version", version)),
+		resource.WithTelemetrySDK(), resource.WithHost(),
+		resource.WithFromEnv()) // last: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	return &tracing{
+		provider: sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res)),
+		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}, nil
+}
+
+// tracingWanted reads the environment as the OpenTelemetry specification
+// says an SDK does, for traces over OTLP.
+func tracingWanted(getenv func(string) string) bool {
+	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
+		return false
+	}
+	switch strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")) {
+	case "none":
+		return false
+	case "otlp":
+		return true
+	}
+	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(os.Getenv(n)); v != "" {
+			return strings.ToLower(v)
+		}
+	}
+	return ""
+}
+
+// tracerProvider is nil when not tracing, for mcp.Options.
+func (t *tracing) tracerProvider() trace.TracerProvider {
+	if t == nil {
+		return nil
+	}
+	return t.provider
+}
+
+// client is c with every request a client span carrying the trace's
+// context (the authorization servers' discovery, keys, introspection and
+// token exchange).
+func (t *tracing) client(c *http.Client) *http.Client {
+	if t == nil {
+		return c
+	}
+	traced := *c
+	traced.Transport = otelhttp.NewTransport(c.Transport, otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.prop))
+	return &traced
+}
+
+// storeSpan makes each store operation a span; nil when not tracing.
+func (t *tracing) storeSpan(system string) store.Span {
+	if t == nil {
+		return nil
+	}
+	tracer := t.provider.Tracer("github.com/todo-gateway/todo-gateway/store")
+	return func(ctx context.Context, op string) (context.Context, func(error)) {
+		ctx, span := tracer.Start(ctx, "store "+op, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("db.system.name", system), attribute.String("db.operation.name", op)))
+		return ctx, func(err error) {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}
+	}
+}
+
+// shutdown sends what is left and stops.
+func (t *tracing) shutdown(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	return t.provider.Shutdown(ctx)
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/todo-gateway/todo-gateway/providers/providertest"
+)
+
+// otlpReceiver is an OTLP/HTTP trace receiver, as a collector is: it
+// decodes what the gateway exports with the protocol's own messages.
+type otlpReceiver struct {
+	*httptest.Server
+	mu    sync.Mutex
+	spans []*tracepb.Span
+}
+
+func newOTLPReceiver(t *testing.T) *otlpReceiver {
+	t.Helper()
+	rc := &otlpReceiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		var req coltracepb.ExportTraceServiceRequest
+		if err != nil || r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "bad export", http.StatusBadRequest)
+			return
+		}
+		rc.mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				rc.spans = append(rc.spans, ss.Spans...)
+			}
+		}
+		rc.mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Write(out)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *otlpReceiver) all() []*tracepb.Span {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]*tracepb.Span(nil), rc.spans...)
+}
+
+// spanAttr is a string attribute of s, "" when it has none.
+func spanAttr(s *tracepb.Span, key string) string {
+	for _, kv := range s.Attributes {
+		if kv.Key == key {
+			return kv.Value.GetStringValue()
+		}
+	}
+	return ""
+}
+
+// With OTEL_EXPORTER_OTLP_ENDPOINT set, a get-todos whose client sent a
+// W3C traceparent is a server span in the client's trace, named for the
+// call and marked with the tenant and the decision, with the token's
+// verification and the store's list as its children; the issuer's
+// discovery and keys are client spans; the access and audit lines name the
+// trace; a refused token's span says deny. Without the variables there is
+// no tracing (every other test).
+func TestTracingExportsTheRequestTree(t *testing.T) {
+	rc := newOTLPReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.URL)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	t.Setenv("OTEL_SERVICE_NAME", "gateway-under-test")
+	iss := providertest.New(t)
+	b := startBed(t, bedSpec{tenants: []bedTenant{onIssuer("t0", "oidc", iss.Issuer())}})
+	if b.gw.tracing == nil {
+		t.Fatal("tracing is off with OTEL_EXPORTER_OTLP_ENDPOINT set")
+	}
+	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	tok := iss.Mint(iss.Claims("alice", b.resources["t0"], "read:todos"))
+	resp := post(t, b.resources["t0"], tok, `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get-todos","arguments":{}}}`,
+		map[string]string{"traceparent": "00-" + traceID + "-" + parentID + "-01"})
+	if body := readAll(t, resp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("get-todos: %d %s", resp.StatusCode, body)
+	}
+	refused := post(t, b.resources["t0"], "not-a-token", toolsList, nil)
+	readAll(t, refused)
+	// The batch is sent within the schedule delay; the shutdown at the
+	// end of the test would send the rest.
+	var spans []*tracepb.Span
+	find := func(name string) *tracepb.Span {
+		for _, s := range spans {
+			if s.Name == name {
+				return s
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for spans = rc.all(); (find("tools/call get-todos") == nil || find("store list") == nil) && time.Now().Before(deadline); spans = rc.all() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	server := find("tools/call get-todos")
+	if server == nil {
+		t.Fatalf("no server span named tools/call get-todos among %d spans", len(spans))
+	}
+	if got := hex.EncodeToString(server.TraceId); got != traceID || hex.EncodeToString(server.ParentSpanId) != parentID || server.Kind != tracepb.Span_SPAN_KIND_SERVER {
+		t.Errorf("server span in trace %s under %x (kind %v), want the client's trace %s under %s", got, server.ParentSpanId, server.Kind, traceID, parentID)
+	}
+	for key, want := range map[string]string{"todo_gateway.tenant": "t0", "todo_gateway.decision": "allow", "mcp.method.name": "tools/call", "gen_ai.tool.name": "get-todos"} {
+		if got := spanAttr(server, key); got != want {
+			t.Errorf("server span %s = %q, want %q", key, got, want)
+		}
+	}
+	for _, name := range []string{"verify token", "store list"} {
+		child := find(name)
+		if child == nil {
+			t.Errorf("no %q span", name)
+			continue
+		}
+		if string(child.ParentSpanId) != string(server.SpanId) {
+			t.Errorf("%q is not a child of the request's span", name)
+		}
+	}
+	var issuerCalls int
+	for _, s := range spans {
+		if s.Kind == tracepb.Span_SPAN_KIND_CLIENT && strings.Contains(spanAttr(s, "url.full"), strings.TrimPrefix(iss.URL(), "http://")) {
+			issuerCalls++
+		}
+	}
+	if issuerCalls == 0 {
+		t.Error("no client span for the issuer's discovery or keys")
+	}
+	denied := false
+	for _, s := range spans {
+		if spanAttr(s, "todo_gateway.decision") == "deny" && s.Kind == tracepb.Span_SPAN_KIND_SERVER {
+			denied = true
+		}
+	}
+	if !denied {
+		t.Error("no server span with the refused token's deny")
+	}
+	if logs := b.logs.String(); !strings.Contains(logs, `"msg":"access"`) || !strings.Contains(logs, `"trace_id":"`+traceID+`"`) {
+		t.Errorf("the access and audit lines do not name the trace %s:\n%s", traceID, logs)
+	}
+}
