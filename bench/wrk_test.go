@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,6 +163,19 @@ func TestWrk(t *testing.T) {
 			&target{name: "create-todo (etcd x3, no cache)", short: "etcd-create-nc", url: e.uncached.resource, token: e.uncached.writer, body: createBody, pid: e.uncached.pid, members: &e.cluster},
 		)
 	}
+	// The rows of tracing: get-todos through two more gateways that trace
+	// (OTEL_EXPORTER_OTLP_ENDPOINT), exporting to a sink in this process,
+	// sampling 1 % of the requests and every one; against the row above,
+	// which traces nothing.
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer sink.Close()
+	traced1i, traced100i := len(targets), len(targets)+1
+	targets = append(targets,
+		startTracedGateway(t, bin, dir, "get-todos (traced, 1%)", "traced1", iss, sink.URL, "0.01", benchTenant),
+		startTracedGateway(t, bin, dir, "get-todos (traced, 100%)", "traced100", iss, sink.URL, "1", benchTenant))
 	for i, tg := range targets {
 		tg.script = filepath.Join(dir, fmt.Sprintf("target%d.lua", i))
 		if err := os.WriteFile(tg.script, []byte(luaScript(tg.body, tg.token)), 0o600); err != nil {
@@ -283,6 +297,8 @@ func TestWrk(t *testing.T) {
 			note = ratio(createCachedi, createi) + " of bbolt's; " + ratio(createCachedi, createUncachedi) + " of no cache (target: unchanged or better)"
 		case createUncachedi:
 			note = ratio(createUncachedi, createi) + " of bbolt's"
+		case traced1i, traced100i:
+			note = ratio(i, listi) + " of get-todos untraced; CPU per request " + fmt.Sprintf("%.2fx", tg.cpuPerRequest()/targets[listi].cpuPerRequest())
 		}
 		p50, p99 := tg.percentiles()
 		fmt.Printf("%-30s %9.0f %9s %9s %8.1f us  %s\n", tg.name, tg.rps(), fmtLatency(p50), fmtLatency(p99), tg.cpuPerRequest(), note)
@@ -843,4 +859,27 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// startTracedGateway starts a gateway like the measured one that traces
+// (every span exported over OTLP/HTTP to sink), sampling ratio of the
+// requests, and returns its get-todos row: a reader with one todo.
+func startTracedGateway(t *testing.T, bin, dir, name, short string, iss *providertest.Issuer, sink, ratio string, tenant func(string) map[string]any) *target {
+	t.Helper()
+	addr, admin := freeAddr(t), freeAddr(t)
+	resource := "http://" + addr + "/bench"
+	cfgPath := writeConfig(t, filepath.Join(dir, short+".json"), addr, admin,
+		map[string]any{"driver": "bbolt", "bbolt": map[string]any{"path": filepath.Join(dir, short+".db")}}, tenant(resource))
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT="+sink,
+		"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG="+ratio)
+	_, pid := startProcess(t, short, cmd, filepath.Join(dir, short+".log"))
+	reader := iss.Mint(iss.Claims("bench-reader", resource, "create:todos"))
+	if status, body := post(t, resource, reader, createBody); status != http.StatusOK {
+		t.Fatalf("%s: create-todo warm-up: %d %s", name, status, body)
+	}
+	if status, body := post(t, resource, reader, listBody); status != http.StatusOK || !strings.Contains(body, `"todos"`) {
+		t.Fatalf("%s: get-todos warm-up: %d %s", name, status, body)
+	}
+	return &target{name: name, short: short, url: resource, token: reader, body: listBody, pid: pid}
 }

@@ -1,6 +1,9 @@
 package mcp
 
 import (
+	"context"
+
+	"go.opentelemetry.io/otel/trace"
 	"strconv"
 	"time"
 
@@ -124,11 +127,21 @@ func (m *Metrics) decision(tenant, decision, reason string) {
 	m.decisions.WithLabelValues(tenant, decision, reason).Inc()
 }
 
-func (m *Metrics) verified(tenant, outcome string, d time.Duration) {
+// verified times a token's verification; when ctx's trace is sampled, the
+// observation carries its trace id as an exemplar (shown to a scraper that
+// asks for OpenMetrics), so a slow bucket leads to a trace.
+func (m *Metrics) verified(ctx context.Context, tenant, outcome string, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.verification.WithLabelValues(tenant, outcome).Observe(d.Seconds())
+	obs := m.verification.WithLabelValues(tenant, outcome)
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		if eo, ok := obs.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
+			return
+		}
+	}
+	obs.Observe(d.Seconds())
 }
 
 // configApplied makes version the one configuration the info metric shows,

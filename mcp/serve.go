@@ -114,7 +114,7 @@ func (g *Gateway) authenticate(c echo.Context, ts *tenantState, audit *auditReco
 	}
 	verifyStart := time.Now()
 	p, _, err = g.verify(c, ts.verifier, token)
-	g.opts.Metrics.verified(t.ID, outcome(err), time.Since(verifyStart))
+	g.opts.Metrics.verified(r.Context(), t.ID, outcome(err), time.Since(verifyStart))
 	if err != nil && g.stopping.Err() != nil {
 		return nil, "", true, g.refuse(c, ts, audit, shuttingDown)
 	}

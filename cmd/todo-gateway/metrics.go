@@ -55,7 +55,11 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+// handler serves the metrics; OpenMetrics to a scraper that asks for it,
+// with the exemplars (trace ids) the text format cannot show.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
 
 func (m *metrics) observeCommit(d time.Duration, writes int) {
 	m.commits.Observe(d.Seconds())

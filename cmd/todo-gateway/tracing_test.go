@@ -71,7 +71,8 @@ func spanAttr(s *tracepb.Span, key string) string {
 // call and marked with the tenant and the decision, with the token's
 // verification and the store's list as its children; the issuer's
 // discovery and keys are client spans; the access and audit lines name the
-// trace; a refused token's span says deny. Without the variables there is
+// trace, and the verification's latency carries it as an exemplar; a
+// refused token's span says deny. Without the variables there is
 // no tracing (every other test).
 func TestTracingExportsTheRequestTree(t *testing.T) {
 	rc := newOTLPReceiver(t)
@@ -146,6 +147,14 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	}
 	if !denied {
 		t.Error("no server span with the refused token's deny")
+	}
+	// The verification's latency carries the trace as an exemplar, for a
+	// scraper that asks for OpenMetrics.
+	req := mustRequest(t, http.MethodGet, "http://"+b.gw.AdminAddr()+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	if metrics := readAll(t, do(t, req)); !strings.Contains(metrics, `todo_gateway_token_verification_seconds_bucket`) ||
+		!strings.Contains(metrics, `# {trace_id="`+traceID+`"}`) {
+		t.Errorf("no exemplar naming the trace on the verification histogram")
 	}
 	if logs := b.logs.String(); !strings.Contains(logs, `"msg":"access"`) || !strings.Contains(logs, `"trace_id":"`+traceID+`"`) {
 		t.Errorf("the access and audit lines do not name the trace %s:\n%s", traceID, logs)
