@@ -81,9 +81,9 @@ func (g *Gateway) serveBatch(c echo.Context, ts *tenantState, srv *todo.Server, 
 			answers = append(answers, rpcError(requestID(m), mcpgo.INVALID_REQUEST, "initialize must not be part of a batch"))
 			continue
 		}
-		rec := &recorder{header: http.Header{}}
+		rec := todo.NewRecorder()
 		srv.Serve(ctx, rec, r, m, srv.Read(r.Header, m))
-		if a := rec.answer(m); a != nil {
+		if a := answer(rec, m); a != nil {
 			answers = append(answers, a)
 		}
 	}
@@ -131,37 +131,17 @@ func readBatch(h http.Header, body []byte) ([]json.RawMessage, *challenge) {
 	return msgs, nil
 }
 
-// recorder keeps the answer to one message of a batch.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (w *recorder) Header() http.Header { return w.header }
-func (w *recorder) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-}
-func (w *recorder) Write(b []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return w.body.Write(b)
-}
-func (*recorder) CanStream() bool { return false }
-func (*recorder) Flush()          {}
-
-// answer is the message's JSON-RPC answer for the batch's array: nil for
+// answer is a message's JSON-RPC answer, rec, for the batch's array: nil for
 // none (a notification or response, answered 202), the JSON-RPC message
 // written, or a plain-text refusal as a JSON-RPC error.
-func (w *recorder) answer(request []byte) []byte {
-	b := bytes.TrimSpace(w.body.Bytes())
+func answer(rec *todo.Recorder, request []byte) []byte {
+	b := bytes.TrimSpace(rec.Body())
 	if len(b) == 0 {
 		return nil
 	}
-	if strings.HasPrefix(w.header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON) && json.Valid(b) {
+	if strings.HasPrefix(rec.Header().Get(echo.HeaderContentType), echo.MIMEApplicationJSON) && json.Valid(b) {
 		return b
 	}
 	text := string(b[:min(len(b), maxRefusalText)])
-	return rpcError(requestID(request), refusalCode(max(w.status, http.StatusBadRequest)), text)
+	return rpcError(requestID(request), refusalCode(max(rec.Status(), http.StatusBadRequest)), text)
 }

@@ -200,27 +200,27 @@ func (s *Server) Serve(ctx context.Context, w server.HTTPResponseWriter, r *http
 // stream ends at once (its forwarder takes it off the queue, then finds
 // the request done).
 func (s *Server) listen(w server.HTTPResponseWriter, req *server.HTTPRequest) {
-	rec := &bufferedAnswer{header: http.Header{}}
+	rec := NewRecorder()
 	s.mcp().Handle(rec, req)
 	var answer struct {
 		ID     any             `json:"id"`
 		Result json.RawMessage `json:"result"`
 	}
-	if rec.status != http.StatusOK || json.Unmarshal(rec.body.Bytes(), &answer) != nil || answer.Result == nil || !w.CanStream() {
-		rec.replay(w) // a refusal, an error: as mcp-go wrote it
+	if rec.Status() != http.StatusOK || json.Unmarshal(rec.Body(), &answer) != nil || answer.Result == nil || !w.CanStream() {
+		rec.Replay(w) // a refusal, an error: as mcp-go wrote it
 		return
 	}
 	ack, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": string(mcpgo.MethodNotificationSubscriptionsAcknowledged),
 		"params": map[string]any{"notifications": map[string]any{}, "_meta": map[string]any{mcpgo.MetaKeySubscriptionID: answer.ID}}})
 	if err != nil {
-		rec.replay(w)
+		rec.Replay(w)
 		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	for _, frame := range [][]byte{ack, bytes.TrimSpace(rec.body.Bytes())} {
+	for _, frame := range [][]byte{ack, bytes.TrimSpace(rec.Body())} {
 		w.Write([]byte("event: message\ndata: "))
 		w.Write(frame)
 		w.Write([]byte("\n\n"))
@@ -228,37 +228,48 @@ func (s *Server) listen(w server.HTTPResponseWriter, req *server.HTTPRequest) {
 	}
 }
 
-// bufferedAnswer keeps an answer of mcp-go's whole, to look at it before
-// it is sent.
-type bufferedAnswer struct {
+// Recorder keeps an answer of the server's whole instead of sending it,
+// so that it can be looked at first (a subscriptions/listen's, a batch
+// message's). It does not stream.
+type Recorder struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
 }
 
-func (b *bufferedAnswer) Header() http.Header { return b.header }
-func (b *bufferedAnswer) WriteHeader(status int) {
-	if b.status == 0 {
-		b.status = status
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{header: http.Header{}} }
+
+func (r *Recorder) Header() http.Header { return r.header }
+func (r *Recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
 	}
 }
-func (b *bufferedAnswer) Write(p []byte) (int, error) {
-	b.WriteHeader(http.StatusOK)
-	return b.body.Write(p)
+func (r *Recorder) Write(p []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(p)
 }
-func (*bufferedAnswer) Flush()          {}
-func (*bufferedAnswer) CanStream() bool { return false }
+func (*Recorder) Flush()          {}
+func (*Recorder) CanStream() bool { return false }
 
-// replay sends the kept answer to w as it was written.
-func (b *bufferedAnswer) replay(w server.HTTPResponseWriter) {
-	for k, v := range b.header {
+// Status is the answer's status; 0 when nothing was written.
+func (r *Recorder) Status() int { return r.status }
+
+// Body is the answer's body.
+func (r *Recorder) Body() []byte { return r.body.Bytes() }
+
+// Replay sends the kept answer to w as it was written.
+func (r *Recorder) Replay(w server.HTTPResponseWriter) {
+	for k, v := range r.header {
 		w.Header()[k] = v
 	}
-	if b.status == 0 {
-		b.status = http.StatusOK
+	status := r.status
+	if status == 0 {
+		status = http.StatusOK
 	}
-	w.WriteHeader(b.status)
-	w.Write(b.body.Bytes())
+	w.WriteHeader(status)
+	w.Write(r.body.Bytes())
 }
 
 // Close shuts the mcp-go server, if it was ever built. Call it once no
