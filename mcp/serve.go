@@ -199,6 +199,7 @@ func (g *Gateway) verify(c echo.Context, v providers.Verifier, token string) (p 
 func (g *Gateway) authorize(c echo.Context, ts *tenantState, srv *todo.Server, audit *auditRecord, p *providers.Principal, body []byte) (call todo.Call, answered bool, err error) {
 	r := c.Request()
 	if r.Method == http.MethodPost {
+		g.traceFromMeta(c, body)
 		call = srv.Read(r.Header, body)
 		if !call.Fast() {
 			if ch := messageProblem(body); ch != nil {

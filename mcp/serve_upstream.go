@@ -28,6 +28,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 		if answered {
 			return err
 		}
+		g.traceFromMeta(c, body)
 		calls, ch := readCalls(r.Header, body)
 		if ch != nil {
 			return g.refuse(c, ts, audit, *ch)

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -26,6 +27,9 @@ func (g *Gateway) traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		ctx := tracePropagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		if trace.SpanContextFromContext(ctx).IsValid() {
+			c.Set(tracedByHeaders, true)
+		}
 		ctx, span := g.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(
 				attribute.String("http.request.method", r.Method),
@@ -92,3 +96,38 @@ func (g *Gateway) tracedTransport(rt http.RoundTripper) http.RoundTripper {
 // tracePropagator reads and writes the W3C trace context (traceparent,
 // tracestate) and baggage.
 var tracePropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
+// tracedByHeaders marks, in the echo context, a request whose HTTP headers
+// carried a trace context (the span's parent).
+const tracedByHeaders = "todo-gateway.traced-by-headers"
+
+// traceFromMeta links the request's span to the trace context an MCP
+// message carries in its params._meta (traceparent, tracestate), when the
+// HTTP headers carried none: the span began before the body was read, so
+// that context is a link, not its parent. A no-op when not tracing.
+func (g *Gateway) traceFromMeta(c echo.Context, body []byte) {
+	if g.tracer == nil {
+		return
+	}
+	span := trace.SpanFromContext(c.Request().Context())
+	if !span.IsRecording() || c.Get(tracedByHeaders) != nil {
+		return
+	}
+	var msg struct {
+		Params struct {
+			Meta map[string]any `json:"_meta"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil || msg.Params.Meta == nil {
+		return
+	}
+	carrier := propagation.MapCarrier{}
+	for _, k := range []string{"traceparent", "tracestate"} {
+		if v, ok := msg.Params.Meta[k].(string); ok {
+			carrier[k] = v
+		}
+	}
+	if sc := trace.SpanContextFromContext(tracePropagator.Extract(context.Background(), carrier)); sc.IsValid() {
+		span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("todo_gateway.trace.from", "_meta")}})
+	}
+}

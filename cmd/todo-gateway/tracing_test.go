@@ -72,7 +72,8 @@ func spanAttr(s *tracepb.Span, key string) string {
 // verification and the store's list as its children; the issuer's
 // discovery and keys are client spans; the access and audit lines name the
 // trace, and the verification's latency carries it as an exemplar; a
-// refused token's span says deny. Without the variables there is
+// refused token's span says deny; a trace context in a message's _meta
+// (and none in the headers) is a link of the request's span. Without the variables there is
 // no tracing (every other test).
 func TestTracingExportsTheRequestTree(t *testing.T) {
 	rc := newOTLPReceiver(t)
@@ -93,6 +94,11 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	}
 	refused := post(t, b.resources["t0"], "not-a-token", toolsList, nil)
 	readAll(t, refused)
+	// A trace context in the message's _meta, none in the headers: the
+	// request's span links to it.
+	const metaTraceID = "0af7651916cd43dd8448eb211c80319c"
+	resp = post(t, b.resources["t0"], tok, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"traceparent":"00-`+metaTraceID+`-b7ad6b7169203331-01"}}}`, nil)
+	readAll(t, resp)
 	// The batch is sent within the schedule delay; the shutdown at the
 	// end of the test would send the rest.
 	var spans []*tracepb.Span
@@ -105,7 +111,7 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 		return nil
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for spans = rc.all(); (find("tools/call get-todos") == nil || find("store list") == nil) && time.Now().Before(deadline); spans = rc.all() {
+	for spans = rc.all(); (find("tools/call get-todos") == nil || find("store list") == nil || find("tools/list") == nil) && time.Now().Before(deadline); spans = rc.all() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	server := find("tools/call get-todos")
@@ -138,6 +144,17 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	}
 	if issuerCalls == 0 {
 		t.Error("no client span for the issuer's discovery or keys")
+	}
+	linked := false
+	for _, s := range spans {
+		for _, l := range s.Links {
+			if hex.EncodeToString(l.TraceId) == metaTraceID && s.Kind == tracepb.Span_SPAN_KIND_SERVER {
+				linked = true
+			}
+		}
+	}
+	if !linked {
+		t.Error("no server span links to the trace context of the message's _meta")
 	}
 	denied := false
 	for _, s := range spans {
