@@ -241,22 +241,23 @@ export class TodoClient {
   /**
    * @param {string} serverUrl the tenant's resource URL
    * @param {HeadlessOAuthProvider} auth
-   * @param {{capabilities?: object, configure?: (client: Client) => void}} [opts]
+   * @param {{capabilities?: object, configure?: (client: Client) => void, fetch?: typeof fetch}} [opts]
    *   capabilities: what the client declares (sampling, elicitation, ...);
    *   configure: sets request handlers on each new Client (connect may make
-   *   more than one)
+   *   more than one); fetch: the transport's (a client's instrumentation)
    */
   constructor(serverUrl, auth, opts = {}) {
     this.serverUrl = new URL(serverUrl);
     this.auth = auth;
     this.capabilities = opts.capabilities;
     this.configure = opts.configure;
+    this.fetch = opts.fetch;
     this.client = undefined;
     this.transport = undefined;
   }
 
   newTransport() {
-    return new StreamableHTTPClientTransport(this.serverUrl, { authProvider: this.auth });
+    return new StreamableHTTPClientTransport(this.serverUrl, { authProvider: this.auth, ...(this.fetch ? { fetch: this.fetch } : {}) });
   }
 
   /** Connects, running the authorization flow when the server asks for it. */
@@ -320,7 +321,7 @@ export class TodoClient {
 }
 
 /** Connects to serverUrl as the given user, through the whole OAuth flow. */
-export async function connectAs(serverUrl, credentials, opts) {
+export async function connectAs(serverUrl, credentials, opts = {}) {
   const auth = new HeadlessOAuthProvider(credentials, opts);
-  return new TodoClient(serverUrl, auth).connect();
+  return new TodoClient(serverUrl, auth, { fetch: opts.fetch }).connect();
 }

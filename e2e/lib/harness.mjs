@@ -254,11 +254,11 @@ export class Lab {
    * shutdown and http are for other set-ups (see writeGatewayConfig).
    */
   async startGateway(tenants, {
-    name = 'gateway', label, port = this.gatewayPort, adminPort = 0, store, shutdown, http,
+    name = 'gateway', label, port = this.gatewayPort, adminPort = 0, store, shutdown, http, env,
   } = {}) {
-    if (this.chain) return this.startChain(tenants, { name, label, port, adminPort, store, shutdown, http });
+    if (this.chain) return this.startChain(tenants, { name, label, port, adminPort, store, shutdown, http, env });
     const file = this.writeGatewayConfig(tenants, { name, port, adminPort, store, shutdown, http });
-    return this.runGateway(file, { label: label ?? `${name} (port ${port})` });
+    return this.runGateway(file, { label: label ?? `${name} (port ${port})`, env });
   }
 
   /**
@@ -270,11 +270,11 @@ export class Lab {
    * startGateway does, with the inner one as its .inner (undefined when no
    * tenant is a todo tenant).
    */
-  async startChain(tenants, { name, label, port, adminPort, store, shutdown, http }) {
+  async startChain(tenants, { name, label, port, adminPort, store, shutdown, http, env }) {
     const innerPort = await freePort();
     const split = chainTenants(tenants, `http://127.0.0.1:${innerPort}`);
     const file = this.writeGatewayConfig(split.outer, { name, port, adminPort, store, shutdown, http });
-    const outer = await this.runGateway(file, { label: `${label ?? `${name} (port ${port})`}, outer gateway of the chain` });
+    const outer = await this.runGateway(file, { label: `${label ?? `${name} (port ${port})`}, outer gateway of the chain`, env });
     if (split.inner.length) {
       // The outer gateway serves its assertion keys from now on; the inner
       // one fetches them at the first assertion it verifies.
@@ -288,7 +288,7 @@ export class Lab {
         http,
       });
       outer.chainedTenants = split.inner.map((t) => t.id);
-      outer.inner = await this.runGateway(innerFile, { label: `${innerName} (port ${innerPort}), inner gateway of the chain: todo server of ${split.inner.map((t) => t.id).join(', ')}` });
+      outer.inner = await this.runGateway(innerFile, { label: `${innerName} (port ${innerPort}), inner gateway of the chain: todo server of ${split.inner.map((t) => t.id).join(', ')}`, env });
       this.innerGateways.push(outer.inner);
     }
     return outer;
@@ -322,11 +322,11 @@ export class Lab {
    * port 0 (make cluster): the returned process knows the addresses it got,
    * as addr and admin (host:port), from its "serving" log line.
    */
-  async runGateway(file, { label = 'gateway' } = {}) {
+  async runGateway(file, { label = 'gateway', env = {} } = {}) {
     const child = spawn(gatewayBinary(), ['serve', '--config', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: this.dir,
-      env: { ...process.env, E2E_GATEWAY_SECRET: this.secrets.gateway },
+      env: { ...process.env, E2E_GATEWAY_SECRET: this.secrets.gateway, ...env },
     });
     const proc = this.track(label, child);
     await proc.waitForLine(/todo-gateway listening on/);
