@@ -35,7 +35,8 @@ func (g *Gateway) traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 				attribute.String("http.request.method", r.Method),
 				attribute.String("url.path", bounded(r.URL.Path)),
 				attribute.String("server.address", bounded(r.Host)),
-				attribute.String("client.address", c.RealIP())))
+				attribute.String("client.address", c.RealIP()),
+				attribute.String("mcp.protocol.version", bounded(r.Header.Get("Mcp-Protocol-Version")))))
 		defer span.End()
 		c.SetRequest(r.WithContext(ctx))
 		err := next(c)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
@@ -73,7 +76,8 @@ func spanAttr(s *tracepb.Span, key string) string {
 // discovery and keys are client spans; the access and audit lines name the
 // trace, and the verification's latency carries it as an exemplar; a
 // refused token's span says deny; a trace context in a message's _meta
-// (and none in the headers) is a link of the request's span. Without the variables there is
+// (and none in the headers) is a link of the request's span; a store that
+// fails makes its operation's span an error. Without the variables there is
 // no tracing (every other test).
 func TestTracingExportsTheRequestTree(t *testing.T) {
 	rc := newOTLPReceiver(t)
@@ -99,6 +103,12 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	const metaTraceID = "0af7651916cd43dd8448eb211c80319c"
 	resp = post(t, b.resources["t0"], tok, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"traceparent":"00-`+metaTraceID+`-b7ad6b7169203331-01"}}}`, nil)
 	readAll(t, resp)
+	// A store that fails: the create's store span is an error.
+	b.gw.store.Close()
+	writer := iss.Mint(iss.Claims("bob", b.resources["t0"], "create:todos"))
+	if text, isErr := callTool(t, b.resources["t0"], writer, "create-todo", map[string]any{"content": "x"}); !isErr {
+		t.Fatalf("create-todo with the store closed: %s, want a tool error", text)
+	}
 	// The batch is sent within the schedule delay; the shutdown at the
 	// end of the test would send the rest.
 	var spans []*tracepb.Span
@@ -111,7 +121,7 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 		return nil
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for spans = rc.all(); (find("tools/call get-todos") == nil || find("store list") == nil || find("tools/list") == nil) && time.Now().Before(deadline); spans = rc.all() {
+	for spans = rc.all(); (find("tools/call get-todos") == nil || find("store list") == nil || find("tools/list") == nil || find("store create") == nil) && time.Now().Before(deadline); spans = rc.all() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	server := find("tools/call get-todos")
@@ -145,6 +155,9 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	if issuerCalls == 0 {
 		t.Error("no client span for the issuer's discovery or keys")
 	}
+	if failed := find("store create"); failed == nil || failed.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR {
+		t.Errorf("the failed create's store span: %v, want an error status", failed)
+	}
 	linked := false
 	for _, s := range spans {
 		for _, l := range s.Links {
@@ -175,5 +188,83 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	}
 	if logs := b.logs.String(); !strings.Contains(logs, `"msg":"access"`) || !strings.Contains(logs, `"trace_id":"`+traceID+`"`) {
 		t.Errorf("the access and audit lines do not name the trace %s:\n%s", traceID, logs)
+	}
+}
+
+// grpcReceiver is an OTLP/gRPC trace receiver.
+type grpcReceiver struct {
+	coltracepb.UnimplementedTraceServiceServer
+	mu    sync.Mutex
+	spans []*tracepb.Span
+}
+
+func (g *grpcReceiver) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			g.spans = append(g.spans, ss.Spans...)
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// OTEL_EXPORTER_OTLP_PROTOCOL=grpc sends the spans over gRPC.
+func TestTracingOverGRPC(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &grpcReceiver{}
+	srv := grpc.NewServer()
+	coltracepb.RegisterTraceServiceServer(srv, rc)
+	go srv.Serve(ln)
+	t.Cleanup(srv.Stop)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	iss := providertest.New(t)
+	b := startBed(t, bedSpec{tenants: []bedTenant{onIssuer("t0", "oidc", iss.Issuer())}})
+	tok := iss.Mint(iss.Claims("alice", b.resources["t0"], "read:todos"))
+	if text, isErr := callTool(t, b.resources["t0"], tok, "get-todos", nil); isErr {
+		t.Fatalf("get-todos: %s", text)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rc.mu.Lock()
+		n := len(rc.spans)
+		var named bool
+		for _, s := range rc.spans {
+			named = named || s.Name == "tools/call get-todos"
+		}
+		rc.mu.Unlock()
+		if named {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no span of the get-todos over gRPC within 5 s (%d spans)", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The environment decides: tracing is off unless an endpoint or the otlp
+// exporter is named, and OTEL_SDK_DISABLED or the none exporter turn it
+// off whatever else is set.
+func TestTracingWanted(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{map[string]string{}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, false},
+		{map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, false},
+	} {
+		if got := tracingWanted(func(k string) string { return tc.env[k] }); got != tc.want {
+			t.Errorf("%v: tracing %v, want %v", tc.env, got, tc.want)
+		}
 	}
 }

@@ -43,8 +43,9 @@ type Options struct {
 	// Transport replaces the connection pool (tests); nil builds one from
 	// the Config.
 	Transport http.RoundTripper
-	// WrapTransport, when set, wraps the transport (tracing: each request
-	// a client span whose context the upstream receives).
+	// WrapTransport, when set, wraps the transport to the upstream and the
+	// token exchange's (tracing: each request a client span whose context
+	// the server receives).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
@@ -120,6 +121,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 			cache: make(map[[32]byte]cachedToken)}
 		if ex.TokenEndpoint != "" {
 			s.exch.endpoint = func(context.Context) (string, error) { return ex.TokenEndpoint, nil }
+		}
+		if opts.WrapTransport != nil { // the exchange is traced like the forwards
+			s.exch.client.Transport = opts.WrapTransport(http.DefaultTransport)
 		}
 		if s.exch.endpoint == nil {
 			return nil, errors.New("identity mode exchange needs a token endpoint: set identity.exchange.token_endpoint")
