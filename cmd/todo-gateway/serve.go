@@ -222,7 +222,7 @@ func startGateway(ctx context.Context, cfg *tenants.Config, version string, revi
 		return nil, err
 	}
 	undo = append(undo, func() error { return tr.shutdown(context.Background()) })
-	st, err := openStore(cfg.Store, log, prom.observeCommit)
+	st, err := openStore(cfg.Store, log, tr.storeHooks(prom.observeCommit))
 	if err != nil {
 		return nil, err
 	}

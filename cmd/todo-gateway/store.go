@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/todo-gateway/todo-gateway/store"
 	"github.com/todo-gateway/todo-gateway/store/etcd"
 	"github.com/todo-gateway/todo-gateway/tenants"
@@ -26,21 +28,32 @@ type backend struct {
 	cache func() (etcd.CacheStats, bool)
 }
 
+// storeHooks are what the gateway attaches to a store besides its
+// configuration: each bbolt commit's time and writes (metrics), the spans
+// of a driver's internal steps and the etcd client's gRPC options
+// (tracing). The zero value attaches nothing.
+type storeHooks struct {
+	commits func(time.Duration, int)
+	span    store.Span
+	dial    []grpc.DialOption
+}
+
 // openStore opens the backend that the store block's driver names, from that
 // driver's own block. This switch is the one place a new driver is wired in.
-// commits, when set, is told of each bbolt commit's time and writes.
-func openStore(cfg tenants.StoreConfig, log *slog.Logger, commits func(time.Duration, int)) (backend, error) {
+func openStore(cfg tenants.StoreConfig, log *slog.Logger, hooks storeHooks) (backend, error) {
 	switch cfg.Driver {
 	case tenants.DriverBolt:
 		bc := *cfg.Bolt // the configuration stays as read: reloads compare it
-		bc.ObserveCommit = commits
+		bc.ObserveCommit, bc.Span = hooks.commits, hooks.span
 		st, err := bc.Open()
 		if err != nil {
 			return backend{}, err
 		}
 		return backend{Store: st, ready: st.Ping, description: cfg.Bolt.Describe(), backup: st.Backup}, nil
 	case tenants.DriverEtcd:
-		st, err := cfg.Etcd.Open(log.With("store", "etcd"))
+		ec := *cfg.Etcd
+		ec.Span, ec.DialOptions = hooks.span, hooks.dial
+		st, err := ec.Open(log.With("store", "etcd"))
 		if err != nil {
 			return backend{}, err
 		}

@@ -164,7 +164,7 @@ func storeCopy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // openSide opens the store of one configuration and checks that it answers,
 // so that an unreachable store is named before anything is copied.
 func openSide(ctx context.Context, flagName string, cfg tenants.StoreConfig) (backend, error) {
-	b, err := openStore(cfg, slog.New(slog.DiscardHandler), nil)
+	b, err := openStore(cfg, slog.New(slog.DiscardHandler), storeHooks{})
 	if errors.Is(err, bolt.ErrLocked) {
 		return backend{}, fmt.Errorf("%s: %s is held by a running todo-gateway (or another process): stop it first, then run the copy again", flagName, cfg.Bolt.Path)
 	}

@@ -133,7 +133,7 @@ func dumpConfigured(t *testing.T, path string) todosByTenant {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := openStore(cfg.Store, slog.New(slog.DiscardHandler), nil)
+	b, err := openStore(cfg.Store, slog.New(slog.DiscardHandler), storeHooks{})
 	if err != nil {
 		t.Fatal(err)
 	}

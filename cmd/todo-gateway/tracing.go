@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -16,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
 
 	"github.com/todo-gateway/todo-gateway/store"
 )
@@ -118,15 +121,38 @@ func (t *tracing) client(c *http.Client) *http.Client {
 	return &traced
 }
 
-// storeSpan makes each store operation a span; nil when not tracing.
+// storeSpan makes each store operation a span ("store list"); nil when
+// not tracing.
 func (t *tracing) storeSpan(system string) store.Span {
 	if t == nil {
 		return nil
 	}
+	return t.spans(system, "store ")
+}
+
+// storeHooks are the store's hooks: commits, and when tracing, the spans
+// of a driver's steps (the bbolt commit, the etcd cache's wait) and the
+// etcd client's gRPC requests as client spans.
+func (t *tracing) storeHooks(commits func(time.Duration, int)) storeHooks {
+	h := storeHooks{commits: commits}
+	if t != nil {
+		h.span = t.spans("", "")
+		h.dial = []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.prop)))}
+	}
+	return h
+}
+
+// spans makes a store.Span whose spans are named prefix+op, with the
+// database system when known.
+func (t *tracing) spans(system, prefix string) store.Span {
 	tracer := t.provider.Tracer("github.com/todo-gateway/todo-gateway/store")
 	return func(ctx context.Context, op string) (context.Context, func(error)) {
-		ctx, span := tracer.Start(ctx, "store "+op, trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("db.system.name", system), attribute.String("db.operation.name", op)))
+		attrs := []attribute.KeyValue{attribute.String("db.operation.name", op)}
+		if system != "" {
+			attrs = append(attrs, attribute.String("db.system.name", system))
+		}
+		ctx, span := tracer.Start(ctx, prefix+op, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 		return ctx, func(err error) {
 			if err != nil {
 				span.SetStatus(codes.Error, err.Error())

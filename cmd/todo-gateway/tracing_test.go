@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
+	"github.com/todo-gateway/todo-gateway/store/etcd/etcdtest"
 )
 
 // otlpReceiver is an OTLP/HTTP trace receiver, as a collector is: it
@@ -103,9 +106,13 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	const metaTraceID = "0af7651916cd43dd8448eb211c80319c"
 	resp = post(t, b.resources["t0"], tok, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"traceparent":"00-`+metaTraceID+`-b7ad6b7169203331-01"}}}`, nil)
 	readAll(t, resp)
+	// A create: its store span holds the wait for its bbolt commit.
+	writer := iss.Mint(iss.Claims("bob", b.resources["t0"], "create:todos"))
+	if text, isErr := callTool(t, b.resources["t0"], writer, "create-todo", map[string]any{"content": "x"}); isErr {
+		t.Fatalf("create-todo: %s", text)
+	}
 	// A store that fails: the create's store span is an error.
 	b.gw.store.Close()
-	writer := iss.Mint(iss.Claims("bob", b.resources["t0"], "create:todos"))
 	if text, isErr := callTool(t, b.resources["t0"], writer, "create-todo", map[string]any{"content": "x"}); !isErr {
 		t.Fatalf("create-todo with the store closed: %s, want a tool error", text)
 	}
@@ -121,7 +128,7 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 		return nil
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for spans = rc.all(); (find("tools/call get-todos") == nil || find("store list") == nil || find("tools/list") == nil || find("store create") == nil) && time.Now().Before(deadline); spans = rc.all() {
+	for spans = rc.all(); (find("tools/call get-todos") == nil || find("store list") == nil || find("tools/list") == nil || find("bbolt commit") == nil || countSpans(spans, "store create") < 2) && time.Now().Before(deadline); spans = rc.all() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	server := find("tools/call get-todos")
@@ -155,8 +162,23 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	if issuerCalls == 0 {
 		t.Error("no client span for the issuer's discovery or keys")
 	}
-	if failed := find("store create"); failed == nil || failed.Status.GetCode() != tracepb.Status_STATUS_CODE_ERROR {
-		t.Errorf("the failed create's store span: %v, want an error status", failed)
+	var creates, failedCreates int
+	for _, s := range spans {
+		if s.Name != "store create" {
+			continue
+		}
+		creates++
+		if s.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
+			failedCreates++
+		}
+		for _, c := range spans {
+			if c.Name == "bbolt commit" && string(c.ParentSpanId) == string(s.SpanId) {
+				creates += 10 // the successful one's commit, under it
+			}
+		}
+	}
+	if creates != 12 || failedCreates != 1 {
+		t.Errorf("store create spans: %d (+10 for a bbolt commit under one), %d failed; want 2 with a commit under one, 1 failed", creates, failedCreates)
 	}
 	linked := false
 	for _, s := range spans {
@@ -182,9 +204,10 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	// scraper that asks for OpenMetrics.
 	req := mustRequest(t, http.MethodGet, "http://"+b.gw.AdminAddr()+"/metrics", nil)
 	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
-	if metrics := readAll(t, do(t, req)); !strings.Contains(metrics, `todo_gateway_token_verification_seconds_bucket`) ||
-		!strings.Contains(metrics, `# {trace_id="`+traceID+`"}`) {
-		t.Errorf("no exemplar naming the trace on the verification histogram")
+	// (A bucket keeps its latest exemplar: the later requests' traces may
+	// have replaced this one's.)
+	if metrics := readAll(t, do(t, req)); !regexp.MustCompile(`todo_gateway_token_verification_seconds_bucket\{[^}]*\} \d+ # \{trace_id="[0-9a-f]{32}"\}`).MatchString(metrics) {
+		t.Errorf("no exemplar naming a trace on the verification histogram")
 	}
 	if logs := b.logs.String(); !strings.Contains(logs, `"msg":"access"`) || !strings.Contains(logs, `"trace_id":"`+traceID+`"`) {
 		t.Errorf("the access and audit lines do not name the trace %s:\n%s", traceID, logs)
@@ -266,5 +289,68 @@ func TestTracingWanted(t *testing.T) {
 		if got := tracingWanted(func(k string) string { return tc.env[k] }); got != tc.want {
 			t.Errorf("%v: tracing %v, want %v", tc.env, got, tc.want)
 		}
+	}
+}
+
+func countSpans(spans []*tracepb.Span, name string) int {
+	n := 0
+	for _, s := range spans {
+		if s.Name == name {
+			n++
+		}
+	}
+	return n
+}
+
+// On etcd, a read's wait for the cache to be fresh is a span of its own,
+// and the etcd client's requests (a create's transaction) are gRPC client
+// spans in the request's trace. (The cache's freshness checks are shared
+// by the reads waiting, so they belong to none of their traces.)
+func TestTracingOnEtcd(t *testing.T) {
+	member, err := etcdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(member.Close)
+	rc := newOTLPReceiver(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rc.URL)
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
+	iss := providertest.New(t)
+	storeBlock := fmt.Sprintf(`{"driver": "etcd", "etcd": {"endpoints": [%q], "prefix": "trace-test-%d/"}}`, member.Endpoint, time.Now().UnixNano())
+	b := startBed(t, bedSpec{tenants: onIssuers(1, iss.Issuer()), store: storeBlock})
+	tok := iss.Mint(iss.Claims("alice", b.resources["t0"], "create:todos read:todos"))
+	if text, isErr := callTool(t, b.resources["t0"], tok, "create-todo", map[string]any{"content": "x"}); isErr {
+		t.Fatalf("create-todo: %s", text)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if text, isErr := callTool(t, b.resources["t0"], tok, "get-todos", nil); isErr {
+			t.Fatalf("get-todos: %s", text)
+		}
+		spans := rc.all()
+		var list, wait, create *tracepb.Span
+		grpcUnder := false
+		for _, s := range spans {
+			switch s.Name {
+			case "store list":
+				list = s
+			case "etcd cache wait":
+				wait = s
+			case "store create":
+				create = s
+			}
+		}
+		for _, s := range spans {
+			if strings.HasPrefix(s.Name, "etcdserverpb.") && s.Kind == tracepb.Span_SPAN_KIND_CLIENT && create != nil && string(s.TraceId) == string(create.TraceId) {
+				grpcUnder = true
+			}
+		}
+		if list != nil && wait != nil && string(wait.ParentSpanId) == string(list.SpanId) && grpcUnder {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within 10 s: store list %v, etcd cache wait under it %v, an etcd gRPC span in the create's trace %v (%d spans)", list != nil, wait != nil, grpcUnder, len(spans))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -57,10 +57,15 @@ type Options struct {
 	// ObserveCommit, when set, is told how long each commit took (writing
 	// its pages and the fsyncs) and how many writes it held.
 	ObserveCommit func(d time.Duration, writes int)
+	// Span, when set, makes each write's wait for its commit a span
+	// ("bbolt commit": the queue, the group's transaction and the fsyncs).
+	Span store.Span
 }
 
 // Store is a store.Store on a bbolt file. Open it once per file and process.
 type Store struct {
+	// span makes each write's commit a span; nil for none (Options.Span).
+	span store.Span
 	db   *bbolt.DB
 	path string
 
@@ -104,7 +109,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxBatchSize > 0 {
 		size = opts.MaxBatchSize
 	}
-	return &Store{db: db, path: path, commits: newCommitter(db, delay, size, opts.ObserveCommit)}, nil
+	return &Store{db: db, path: path, commits: newCommitter(db, delay, size, opts.ObserveCommit), span: opts.Span}, nil
 }
 
 // Path returns the file the store was opened on.
@@ -184,9 +189,15 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 
 // write commits fn durably in the group commit. fn must be idempotent: it
 // runs again when another write of its group fails.
-func (s *Store) write(fn func(*bbolt.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	run, result := tracked(fn)
-	return result(s.commits.write(run))
+	if s.span == nil {
+		return result(s.commits.write(run))
+	}
+	_, end := s.span(ctx, "bbolt commit")
+	err := result(s.commits.write(run))
+	end(err)
+	return err
 }
 
 // update commits fn alone, as write does.

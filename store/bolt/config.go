@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
 )
 
 // Config is the bbolt driver's settings, the "store.bbolt" block of the
@@ -23,10 +24,11 @@ type Config struct {
 	// anyway). At most 1s, because every acknowledged write may wait this
 	// long.
 	BatchDelay *providers.Duration `json:"batch_delay,omitempty"`
-	// ReadOnly and ObserveCommit are Options' settings of the same names;
+	// ReadOnly, ObserveCommit and Span are Options' settings of the same names;
 	// set by commands, never by a file.
 	ReadOnly      bool                              `json:"-"`
 	ObserveCommit func(d time.Duration, writes int) `json:"-"`
+	Span          store.Span                        `json:"-"`
 }
 
 // DefaultPath is where the driver keeps its file by default.
@@ -59,7 +61,7 @@ func (c Config) Open() (*Store, error) {
 			return nil, fmt.Errorf("store directory: %w", err)
 		}
 	}
-	opts := Options{ReadOnly: c.ReadOnly, ObserveCommit: c.ObserveCommit}
+	opts := Options{ReadOnly: c.ReadOnly, ObserveCommit: c.ObserveCommit, Span: c.Span}
 	if c.BatchDelay != nil {
 		opts.BatchDelay = time.Duration(*c.BatchDelay)
 	}

@@ -29,7 +29,7 @@ func (s *Store) Create(ctx context.Context, tenant, owner, content string) (stor
 	// is reported through opErr rather than returned, because an error from
 	// fn would roll back and re-run every other write of the batch.
 	var opErr error
-	err = s.write(func(tx *bbolt.Tx) error {
+	err = s.write(ctx, func(tx *bbolt.Tx) error {
 		opErr = nil
 		todos, owners, err := tenantBuckets(tx, tenant)
 		if errors.Is(err, store.ErrUnknownTenant) {
@@ -174,7 +174,7 @@ func (s *Store) Delete(ctx context.Context, tenant, id string, allow func(store.
 		deleted store.Todo
 		opErr   error
 	)
-	err = s.write(func(tx *bbolt.Tx) error {
+	err = s.write(ctx, func(tx *bbolt.Tx) error {
 		deleted, opErr = store.Todo{}, nil
 		todos, owners, err := tenantBuckets(tx, tenant)
 		if errors.Is(err, store.ErrUnknownTenant) {

@@ -11,8 +11,10 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/todo-gateway/todo-gateway/providers"
+	"github.com/todo-gateway/todo-gateway/store"
 )
 
 // Config is the etcd driver's settings, the "store.etcd" block of the
@@ -40,6 +42,11 @@ type Config struct {
 	PasswordFile string `json:"password_file,omitempty"`
 	// Cache is the read cache (cache.go); on unless it says otherwise.
 	Cache *CacheConfig `json:"cache,omitempty"`
+	// Span and DialOptions are set by the gateway, never by a file: the
+	// span of the cache's wait (Options.Span), and the client's gRPC
+	// options (tracing's stats handler).
+	Span        store.Span        `json:"-"`
+	DialOptions []grpc.DialOption `json:"-"`
 }
 
 // TLSConfig is the "store.etcd.tls" block.
@@ -206,6 +213,7 @@ func (c Config) ClientConfig() (clientv3.Config, error) {
 		}
 		cc.TLS = tlsConfig
 	}
+	cc.DialOptions = append(cc.DialOptions, c.DialOptions...)
 	return cc, nil
 }
 
@@ -246,5 +254,5 @@ func (c Config) Open(log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Open(client, c.Prefix, Options{RequestTimeout: time.Duration(*c.RequestTimeout), Logger: log}, c.CacheOptions())
+	return Open(client, c.Prefix, Options{RequestTimeout: time.Duration(*c.RequestTimeout), Logger: log, Span: c.Span}, c.CacheOptions())
 }

@@ -61,6 +61,9 @@ type Options struct {
 	// Lease grants the leases of deleted todos' tombstones
 	// (tombstone.go); nil (tests on a bare KV): tombstones never expire.
 	Lease clientv3.Lease
+	// Span, when set, makes the cache's wait for freshness before a read a
+	// span ("etcd cache wait").
+	Span store.Span
 }
 
 // Store is a store.Store on etcd.
@@ -145,7 +148,13 @@ func (s *Store) cached(ctx context.Context, op string) (bool, error) {
 	if s.cache == nil {
 		return false, nil
 	}
+	if s.opts.Span == nil {
+		ok, err := s.cache.fresh(ctx)
+		return ok, s.failure(op, err)
+	}
+	_, end := s.opts.Span(ctx, "etcd cache wait")
 	ok, err := s.cache.fresh(ctx)
+	end(err)
 	return ok, s.failure(op, err)
 }
 
