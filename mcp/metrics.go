@@ -134,7 +134,13 @@ func (m *Metrics) verified(ctx context.Context, tenant, outcome string, d time.D
 	if m == nil {
 		return
 	}
-	obs := m.verification.WithLabelValues(tenant, outcome)
+	ObserveInTrace(ctx, m.verification.WithLabelValues(tenant, outcome), d)
+}
+
+// ObserveInTrace observes d in seconds; when ctx's trace is sampled, with
+// its trace id as the exemplar. Every latency histogram of the gateway
+// observes this way.
+func ObserveInTrace(ctx context.Context, obs prometheus.Observer, d time.Duration) {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
 		if eo, ok := obs.(prometheus.ExemplarObserver); ok {
 			eo.ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})

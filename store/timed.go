@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Observe receives the duration and outcome of one store operation.
-type Observe func(op string, d time.Duration, err error)
+// Observe receives the duration and outcome of one store operation, and
+// the context it ran in (whose trace, if any, a metric may name).
+type Observe func(ctx context.Context, op string, d time.Duration, err error)
 
 // Span starts what follows one store operation besides its timing (a
 // trace span), and returns the context the operation runs in and what ends
@@ -34,8 +35,8 @@ func (t timed) begin(ctx context.Context, op string) (context.Context, func(erro
 }
 
 // done reports op, begun at start, and ends its span.
-func (t timed) done(op string, start time.Time, end func(error), err error) {
-	t.observe(op, time.Since(start), err)
+func (t timed) done(ctx context.Context, op string, start time.Time, end func(error), err error) {
+	t.observe(ctx, op, time.Since(start), err)
 	if end != nil {
 		end(err)
 	}
@@ -45,7 +46,7 @@ func (t timed) EnsureTenants(ctx context.Context, tenants ...string) error {
 	start := time.Now()
 	ctx, end := t.begin(ctx, "ensure_tenants")
 	err := t.Store.EnsureTenants(ctx, tenants...)
-	t.done("ensure_tenants", start, end, err)
+	t.done(ctx, "ensure_tenants", start, end, err)
 	return err
 }
 
@@ -53,7 +54,7 @@ func (t timed) Create(ctx context.Context, tenant, owner, content string) (Todo,
 	start := time.Now()
 	ctx, end := t.begin(ctx, "create")
 	todo, err := t.Store.Create(ctx, tenant, owner, content)
-	t.done("create", start, end, err)
+	t.done(ctx, "create", start, end, err)
 	return todo, err
 }
 
@@ -61,7 +62,7 @@ func (t timed) Get(ctx context.Context, tenant, id string) (Todo, error) {
 	start := time.Now()
 	ctx, end := t.begin(ctx, "get")
 	todo, err := t.Store.Get(ctx, tenant, id)
-	t.done("get", start, end, err)
+	t.done(ctx, "get", start, end, err)
 	return todo, err
 }
 
@@ -69,7 +70,7 @@ func (t timed) List(ctx context.Context, tenant string, opts ListOptions) (Page,
 	start := time.Now()
 	ctx, end := t.begin(ctx, "list")
 	page, err := t.Store.List(ctx, tenant, opts)
-	t.done("list", start, end, err)
+	t.done(ctx, "list", start, end, err)
 	return page, err
 }
 
@@ -77,6 +78,6 @@ func (t timed) Delete(ctx context.Context, tenant, id string, allow func(Todo) b
 	start := time.Now()
 	ctx, end := t.begin(ctx, "delete")
 	todo, err := t.Store.Delete(ctx, tenant, id, allow)
-	t.done("delete", start, end, err)
+	t.done(ctx, "delete", start, end, err)
 	return todo, err
 }

@@ -21,7 +21,7 @@ func TestTimed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return store.Timed(s, func(string, time.Duration, error) {}, nil)
+			return store.Timed(s, func(context.Context, string, time.Duration, error) {}, nil)
 		},
 	})
 
@@ -33,7 +33,7 @@ func TestTimed(t *testing.T) {
 	var ops []string
 	var errs []error
 	var spans []string
-	ts := store.Timed(s, func(op string, d time.Duration, err error) {
+	ts := store.Timed(s, func(_ context.Context, op string, d time.Duration, err error) {
 		ops = append(ops, op)
 		errs = append(errs, err)
 	}, func(ctx context.Context, op string) (context.Context, func(error)) {

@@ -66,8 +66,8 @@ func (m *metrics) observeCommit(d time.Duration, writes int) {
 	m.writes.Observe(float64(writes))
 }
 
-func (m *metrics) observeStore(op string, d time.Duration, err error) {
-	m.store.WithLabelValues(op, todo.StoreOutcome(err)).Observe(d.Seconds())
+func (m *metrics) observeStore(ctx context.Context, op string, d time.Duration, err error) {
+	mcp.ObserveInTrace(ctx, m.store.WithLabelValues(op, todo.StoreOutcome(err)), d)
 }
 
 // storeCheckTimeout bounds the store check behind todo_gateway_store_up, so

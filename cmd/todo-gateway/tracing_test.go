@@ -200,14 +200,27 @@ func TestTracingExportsTheRequestTree(t *testing.T) {
 	if !denied {
 		t.Error("no server span with the refused token's deny")
 	}
-	// The verification's latency carries the trace as an exemplar, for a
-	// scraper that asks for OpenMetrics.
+	// The latency histograms (verification, store operations) carry
+	// sampled requests' traces as exemplars, for a scraper that asks for
+	// OpenMetrics. A bucket keeps its latest exemplar, so any trace this
+	// test made may be the one shown; it must be one the receiver got.
+	traces := map[string]bool{}
+	for _, s := range spans {
+		traces[hex.EncodeToString(s.TraceId)] = true
+	}
 	req := mustRequest(t, http.MethodGet, "http://"+b.gw.AdminAddr()+"/metrics", nil)
 	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
-	// (A bucket keeps its latest exemplar: the later requests' traces may
-	// have replaced this one's.)
-	if metrics := readAll(t, do(t, req)); !regexp.MustCompile(`todo_gateway_token_verification_seconds_bucket\{[^}]*\} \d+ # \{trace_id="[0-9a-f]{32}"\}`).MatchString(metrics) {
-		t.Errorf("no exemplar naming a trace on the verification histogram")
+	metrics := readAll(t, do(t, req))
+	for _, histogram := range []string{"todo_gateway_token_verification_seconds", "todo_gateway_store_operation_seconds"} {
+		exemplars := regexp.MustCompile(histogram+`_bucket\{[^}]*\} \d+ # \{trace_id="([0-9a-f]{32})"\}`).FindAllStringSubmatch(metrics, -1)
+		if len(exemplars) == 0 {
+			t.Errorf("no exemplar naming a trace on %s", histogram)
+		}
+		for _, e := range exemplars {
+			if !traces[e[1]] {
+				t.Errorf("%s: exemplar trace %s is none of the exported traces", histogram, e[1])
+			}
+		}
 	}
 	if logs := b.logs.String(); !strings.Contains(logs, `"msg":"access"`) || !strings.Contains(logs, `"trace_id":"`+traceID+`"`) {
 		t.Errorf("the access and audit lines do not name the trace %s:\n%s", traceID, logs)
