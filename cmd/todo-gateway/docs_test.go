@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -12,8 +13,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	todogateway "github.com/todo-gateway/todo-gateway"
+	"github.com/todo-gateway/todo-gateway/store"
+	"github.com/todo-gateway/todo-gateway/store/etcd/etcdtest"
+	"github.com/todo-gateway/todo-gateway/store/storetest"
 	"github.com/todo-gateway/todo-gateway/tenants"
 )
 
@@ -325,18 +330,7 @@ func TestDocsQuickStartAnswersAsShown(t *testing.T) {
 	_, block, _ := strings.Cut(after, "```sh\n")
 	block, _, _ = strings.Cut(block, "```")
 
-	cfg, err := tenants.Parse(todogateway.ExampleConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Store.Bolt.Path = filepath.Join(t.TempDir(), "todos.db")
-	cfg.Admin.Listen = "127.0.0.1:0"
-	ln, base := listen(t)
-	gw, err := startGateway(context.Background(), cfg, "example", 0, slog.New(slog.DiscardHandler), ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Shutdown(context.Background()) })
+	_, base := startEmbeddedDefaults(t)
 
 	type example struct {
 		command string
@@ -388,6 +382,25 @@ func TestDocsQuickStartAnswersAsShown(t *testing.T) {
 	}
 }
 
+// startEmbeddedDefaults starts a gateway on the embedded configuration,
+// on free ports and a store of the test's own.
+func startEmbeddedDefaults(t *testing.T) (gw *gateway, base string) {
+	t.Helper()
+	cfg, err := tenants.Parse(todogateway.ExampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store.Bolt.Path = filepath.Join(t.TempDir(), "todos.db")
+	cfg.Admin.Listen = "127.0.0.1:0"
+	ln, base := listen(t)
+	gw, err = startGateway(context.Background(), cfg, "example", 0, slog.New(slog.DiscardHandler), ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Shutdown(context.Background()) })
+	return gw, base
+}
+
 // runCurl runs a curl command line of the docs (-s, -i, -X, -H, -d and a
 // URL) as an HTTP request to base, with the Host of the command's URL.
 func runCurl(t *testing.T, command, base string) (status string, header http.Header, body string) {
@@ -431,4 +444,176 @@ func runCurl(t *testing.T, command, base string) (status string, header http.Hea
 	req.Host = u.Host
 	resp := do(t, req)
 	return resp.Status, resp.Header, strings.TrimSpace(readAll(t, resp))
+}
+
+// shBlocks are the sh code blocks of the documentation, by file.
+func shBlocks(t *testing.T) map[string][]string {
+	t.Helper()
+	blocks := map[string][]string{}
+	for _, f := range docFiles(t) {
+		text, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile("(?ms)^```sh\n(.*?)^```").FindAllStringSubmatch(string(text), -1) {
+			blocks[f] = append(blocks[f], m[1])
+		}
+	}
+	return blocks
+}
+
+// docsShellBlocks names, for each sh block of the documentation (by the
+// beginning of its first line), the test that runs it as written, or why
+// none runs it.
+var docsShellBlocks = map[string]string{
+	"GOTOOLCHAIN=go1.27.3 go run ./cmd/todo-gateway serve": "TestDocsQuickStartAnswersAsShown serves the same embedded defaults (on a free port, not :3001)",
+	"make test": "run by .ci/run on a fresh clone",
+	"# The tenant's protected resource metadata":  "TestDocsQuickStartAnswersAsShown",
+	"npx @modelcontextprotocol/inspector@":        "not offline (npx downloads it); TestDocsShellBlocks checks it is the version e2e/browser tests",
+	"todo-gateway providers --config":             "a synopsis; providers_cmd_test runs the command",
+	`echo "$TOKEN" | todo-gateway token --config`: "a synopsis; token_cmd_test runs the command",
+	"$ todo-gateway store copy":                   "TestDocsStoreCopyAsShown",
+	"todo-gateway store backup":                   "TestDocsStoreBackupAsShown",
+	"make build":                                  "not run: installs into /usr/local and /etc and enables a systemd unit; make service-check verifies the unit",
+	"make bench":                                  "not run by make test: minutes of measurement, run on purpose",
+	"make e2e":                                    "make test runs make e2e and make inspector-test; make demo serves until Ctrl-C",
+}
+
+// explainedBy is the docsShellBlocks key a block's first line begins with.
+func explainedBy(first string) (string, bool) {
+	for key := range docsShellBlocks {
+		if strings.HasPrefix(first, key) {
+			return key, true
+		}
+	}
+	return "", false
+}
+
+// Every sh block of the documentation is run by a test as written, or
+// says here why it is not; a new block must be one or the other.
+func TestDocsShellBlocks(t *testing.T) {
+	seen := map[string]bool{}
+	for file, blocks := range shBlocks(t) {
+		for _, block := range blocks {
+			first, _, _ := strings.Cut(block, "\n")
+			key, ok := explainedBy(first)
+			seen[key] = true
+			if !ok {
+				t.Errorf("%s: the sh block beginning %q is neither run by a test nor explained in docsShellBlocks", file, first)
+			}
+			if inspector, ok := strings.CutPrefix(first, "npx @modelcontextprotocol/inspector@"); ok {
+				var pkg struct {
+					Dependencies map[string]string `json:"devDependencies"`
+				}
+				raw, err := os.ReadFile("../../e2e/package.json")
+				if err != nil || json.Unmarshal(raw, &pkg) != nil {
+					t.Fatalf("e2e/package.json: %v", err)
+				}
+				if tested := pkg.Dependencies["@modelcontextprotocol/inspector"]; tested != inspector {
+					t.Errorf("%s runs the Inspector %s; e2e/browser tests %s", file, inspector, tested)
+				}
+			}
+		}
+	}
+	for key := range docsShellBlocks {
+		if !seen[key] {
+			t.Errorf("docsShellBlocks names %q, which no sh block begins with any more", key)
+		}
+	}
+}
+
+// shownOutput is what a block shows a command printing: the lines after
+// its first, "# " comments taken as output.
+func shownOutput(block string) string {
+	_, rest, _ := strings.Cut(block, "\n")
+	var out strings.Builder
+	for line := range strings.Lines(rest) {
+		out.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "# "), "#"))
+	}
+	return out.String()
+}
+
+// blockOf is the sh block of a page that begins with first.
+func blockOf(t *testing.T, page, first string) string {
+	t.Helper()
+	for _, block := range shBlocks(t)[page] {
+		if strings.HasPrefix(block, first+"\n") {
+			return block
+		}
+	}
+	t.Fatalf("%s has no sh block beginning %q", page, first)
+	return ""
+}
+
+// docsCommand runs a todo-gateway command line of the docs in process,
+// with the words replace names replaced (a file, an address), and fails unless it exits 0.
+func docsCommand(t *testing.T, line string, replace map[string]string) string {
+	t.Helper()
+	command := strings.TrimPrefix(line, "$ ")
+	for from, to := range replace {
+		command = strings.ReplaceAll(command, from, to)
+	}
+	fields := strings.Fields(command)
+	if len(fields) == 0 || fields[0] != "todo-gateway" {
+		t.Fatalf("not a todo-gateway command: %s", line)
+	}
+	args := fields[1:]
+	code, stdout, stderr := runCLI(args...)
+	if code != exitOK {
+		t.Fatalf("%s: exit %d\n%s%s", line, code, stdout, stderr)
+	}
+	return stdout
+}
+
+// The backup shown in docs/production.md, against a gateway on the
+// embedded defaults (three empty tenants): the same lines, to the byte.
+func TestDocsStoreBackupAsShown(t *testing.T) {
+	const first = "todo-gateway store backup --admin 127.0.0.1:3100 --to /backups/todos-$(date +%F).db"
+	block := blockOf(t, "../../docs/production.md", first)
+	gw, _ := startEmbeddedDefaults(t)
+	file := filepath.Join(t.TempDir(), "todos-"+time.Now().Format(time.DateOnly)+".db")
+	stdout := docsCommand(t, first, map[string]string{"127.0.0.1:3100": gw.AdminAddr(), "/backups/todos-$(date +%F).db": file})
+	shown := shownOutput(block)
+	shownFile, _, _ := strings.Cut(shown, ":")
+	if got := strings.Replace(stdout, file, shownFile, 1); got != shown {
+		t.Errorf("docs/production.md shows\n%s\nthe command printed\n%s", shown, stdout)
+	}
+}
+
+// The copy shown in docs/etcd.md, from a bbolt file holding what it shows
+// (umbrella no longer configured) to an etcd member: the same lines, with
+// the file's path and the member's address as shown.
+func TestDocsStoreCopyAsShown(t *testing.T) {
+	const first = "$ todo-gateway store copy --from tenants.json --to etcd.json"
+	block := blockOf(t, "../../docs/etcd.md", first)
+	member, err := etcdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(member.Close)
+	path := filepath.Join(t.TempDir(), "todos.db")
+	s := openBolt(t, path)
+	ctx := context.Background()
+	counts := map[string]int{"acme": 1500, "globex": 12, "initech": 3, "umbrella": 4}
+	for tenant, n := range counts {
+		if err := s.EnsureTenants(ctx, tenant); err != nil {
+			t.Fatal(err)
+		}
+		todos := make([]store.Todo, n)
+		for i := range todos {
+			todos[i] = storetest.Importable(t, "owner", fmt.Sprint("todo ", i))
+		}
+		if _, err := s.Import(ctx, tenant, todos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	stdout := docsCommand(t, first, map[string]string{
+		"tenants.json": boltFile(t, path),
+		"etcd.json":    etcdFile(t, member.Endpoint, "todo-gateway/"),
+	})
+	got := strings.NewReplacer(path, "data/todos.db", member.Endpoint, "http://127.0.0.1:2379").Replace(stdout)
+	if shown := shownOutput(block); got != shown {
+		t.Errorf("docs/etcd.md shows\n%s\nthe command printed\n%s", shown, got)
+	}
 }
