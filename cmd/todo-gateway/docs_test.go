@@ -549,10 +549,12 @@ func blockOf(t *testing.T, page, first string) string {
 // with the words replace names replaced (a file, an address), and fails unless it exits 0.
 func docsCommand(t *testing.T, line string, replace map[string]string) string {
 	t.Helper()
-	command := strings.TrimPrefix(line, "$ ")
+	var pairs []string
 	for from, to := range replace {
-		command = strings.ReplaceAll(command, from, to)
+		pairs = append(pairs, from, to)
 	}
+	// One pass: a replacement is never replaced again.
+	command := strings.NewReplacer(pairs...).Replace(strings.TrimPrefix(line, "$ "))
 	fields := strings.Fields(command)
 	if len(fields) == 0 || fields[0] != "todo-gateway" {
 		t.Fatalf("not a todo-gateway command: %s", line)
