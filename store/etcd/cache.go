@@ -85,6 +85,10 @@ type CacheStats struct {
 	Served    uint64 `json:"reads_served"`
 	Fallbacks uint64 `json:"reads_from_etcd"`
 	Checks    uint64 `json:"revision_checks"`
+	// CheckEndpoint is the endpoint the checks go to, the leader's; empty
+	// while they go to every endpoint in turn (one endpoint configured, or
+	// the leader not known).
+	CheckEndpoint string `json:"check_endpoint,omitempty"`
 	// Reloads counts listings of the whole prefix: the first, and one after
 	// each compaction that overtook the watch.
 	Reloads uint64 `json:"reloads"`
@@ -221,6 +225,8 @@ type cache struct {
 	opts    CacheOptions
 	store   *Store // for its logger, timeouts and retry loop
 	checks  revisionChecks
+	// leader, when set, sends the checks to the leader (leader.go).
+	leader *leaderChecks
 
 	mu    sync.RWMutex
 	state string
@@ -241,7 +247,7 @@ type cache struct {
 	done        chan struct{}
 }
 
-func newCache(s *Store, watcher clientv3.Watcher, opts CacheOptions) *cache {
+func newCache(s *Store, watcher clientv3.Watcher, opts CacheOptions, leader *leaderChecks) *cache {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultCacheMaxBytes
 	}
@@ -250,7 +256,7 @@ func newCache(s *Store, watcher clientv3.Watcher, opts CacheOptions) *cache {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c := &cache{
-		kv: s.kv, watcher: watcher, opts: opts, store: s,
+		kv: s.kv, watcher: watcher, opts: opts, store: s, leader: leader,
 		state: CacheLoading, advanced: make(chan struct{}),
 		restart: make(chan struct{}, 1), stop: stop, done: make(chan struct{}),
 	}
@@ -263,6 +269,9 @@ func newCache(s *Store, watcher clientv3.Watcher, opts CacheOptions) *cache {
 func (c *cache) close() {
 	c.stop()
 	<-c.done
+	if c.leader != nil {
+		c.leader.close()
+	}
 }
 
 // run loads the copy, then follows the watch, loading again when a
@@ -427,12 +436,20 @@ func (c *cache) setState(state string, data *todoCopy, rev int64) {
 }
 
 // currentRevision is the revision of the prefix's latest write: that of
-// lastWriteKey, with a linearizable read (through the leader); 0 before
-// any write.
+// lastWriteKey, with a linearizable read (sent to the leader when known);
+// 0 before any write.
 func (c *cache) currentRevision(ctx context.Context) (int64, error) {
 	var rev int64
 	err := c.store.retryWithin(ctx, c.store.opts.RequestTimeout, func(ctx context.Context) (bool, error) {
-		resp, err := c.kv.Get(ctx, lastWriteKey, clientv3.WithKeysOnly())
+		var (
+			resp *clientv3.GetResponse
+			err  error
+		)
+		if c.leader != nil {
+			resp, err = c.leader.get(ctx, c.kv, lastWriteKey, clientv3.WithKeysOnly())
+		} else {
+			resp, err = c.kv.Get(ctx, lastWriteKey, clientv3.WithKeysOnly())
+		}
 		if err != nil {
 			return false, err
 		}
@@ -569,6 +586,9 @@ func (c *cache) stats() CacheStats {
 	c.mu.RUnlock()
 	st.Served, st.Fallbacks, st.Reloads = c.served.Load(), c.fallbacks.Load(), c.reloads.Load()
 	st.Checks = c.checks.count.Load()
+	if c.leader != nil {
+		st.CheckEndpoint = c.leader.current()
+	}
 	return st
 }
 

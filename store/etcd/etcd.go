@@ -100,8 +100,16 @@ func New(kv clientv3.KV, prefix string, opts Options) *Store {
 // watcher keeps current (cache.go). It starts loading the copy at once;
 // reads go to etcd until it is loaded.
 func NewCached(kv clientv3.KV, watcher clientv3.Watcher, prefix string, opts Options, cacheOpts CacheOptions) *Store {
+	return newCached(kv, watcher, prefix, opts, cacheOpts, nil, nil)
+}
+
+// newCached is NewCached whose revision checks go to the leader (through
+// a connection dial makes) when cluster has several endpoints.
+func newCached(kv clientv3.KV, watcher clientv3.Watcher, prefix string, opts Options, cacheOpts CacheOptions,
+	cluster *clientv3.Client, dial func(endpoint string) (*clientv3.Client, error)) *Store {
 	s := New(kv, prefix, opts)
-	s.cache = newCache(s, namespace.NewWatcher(watcher, prefix), cacheOpts)
+	leader := newLeaderChecks(cluster, prefix, dial, s.opts.RequestTimeout/2, s.opts.Logger)
+	s.cache = newCache(s, namespace.NewWatcher(watcher, prefix), cacheOpts, leader)
 	return s
 }
 
@@ -115,7 +123,12 @@ func Open(cfg clientv3.Config, prefix string, opts Options, cacheOpts *CacheOpti
 	opts.Lease = cli.Lease
 	var s *Store
 	if cacheOpts != nil {
-		s = NewCached(cli.KV, cli.Watcher, prefix, opts, *cacheOpts)
+		dial := func(endpoint string) (*clientv3.Client, error) {
+			one := cfg
+			one.Endpoints = []string{endpoint}
+			return clientv3.New(one)
+		}
+		s = newCached(cli.KV, cli.Watcher, prefix, opts, *cacheOpts, cli, dial)
 	} else {
 		s = New(cli.KV, prefix, opts)
 	}
