@@ -261,15 +261,6 @@ func newCache(s *Store, watcher clientv3.Watcher, opts CacheOptions, leader *lea
 		restart: make(chan struct{}, 1), stop: stop, done: make(chan struct{}),
 	}
 	c.checks.read, c.checks.interval = c.currentRevision, opts.CheckInterval
-	if leader != nil {
-		// The watch moves to the leader's connection, and off it.
-		leader.changed = func() {
-			select {
-			case c.restart <- struct{}{}:
-			default:
-			}
-		}
-	}
 	go c.run(ctx)
 	return c
 }
@@ -309,8 +300,6 @@ func (c *cache) run(ctx context.Context) {
 			c.setState(CacheOverLimit, nil, 0)
 			<-ctx.Done()
 			return
-		case errors.Is(err, errWatchMoved):
-			continue // at once, from the revision applied
 		case errors.Is(err, errCompacted):
 			log.Warn("the todo cache fell behind a compaction; listing the prefix again")
 			c.setState(CacheLoading, nil, 0)
@@ -332,12 +321,7 @@ func (c *cache) run(ctx context.Context) {
 	}
 }
 
-var (
-	errCompacted = errors.New("compacted")
-	// errWatchMoved ends a watch to start it again from where it was, on
-	// the leader's connection or off it (or in tests, as a cut would).
-	errWatchMoved = errors.New("watch restarted")
-)
+var errCompacted = errors.New("compacted")
 
 // loadPage is how many records one range of the listing reads.
 const loadPage = 1000
@@ -387,22 +371,16 @@ func (c *cache) follow(ctx context.Context, rev int64) (int64, error) {
 	}
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	watcher := c.watcher
-	if c.leader != nil {
-		if w := c.leader.watch(); w != nil {
-			watcher = w
-		}
-	}
 	// Every record a reader needs is in the event's value (records are
 	// immutable, so deletions need no previous value).
-	events := watcher.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	events := c.watcher.Watch(wctx, "", clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 	for {
 		var resp clientv3.WatchResponse
 		var open bool
 		select {
 		case resp, open = <-events:
 		case <-c.restart:
-			return rev, errWatchMoved
+			return rev, errors.New("watch restarted")
 		}
 		if !open {
 			if ctx.Err() != nil {
