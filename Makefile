@@ -38,7 +38,9 @@ run:
 # net/http handler and a bare mcp-go server, each a process of its own, and
 # an upstream tenant against the bare mcp-go server it fronts, and, with etcd
 # on the PATH (Debian: apt-get install -y etcd-server), the gateway on three
-# etcd members with and without its read cache against bbolt; the
+# etcd members with and without its read cache against bbolt (ETCD_BIN
+# names another etcd server: make etcd-new; make bench
+# ETCD_BIN=$(CURDIR)/bin/etcd-3.7/etcd); the
 # memory and CPU per open SSE stream through an upstream tenant
 # (bench/streams_test.go, 1,000 streams); and the scale figures
 # (cmd/todo-gateway/scale_test.go): the binary with 10,000 tenants on one
@@ -48,11 +50,11 @@ BENCH_BIN := $(CURDIR)/bin/bench/todo-gateway
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store/... ./tenants/... ./providers/... ./cmd/...
-	TODO_GATEWAY_LOAD=1 ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/todo-gateway
+	TODO_GATEWAY_LOAD=1 ETCD_BIN=$${ETCD_BIN:-$$(command -v etcd)} $(GO) test -count=1 -run '^TestLoad$$' -v ./cmd/todo-gateway
 	@command -v wrk >/dev/null 2>&1 || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
 	$(GO) build -o $(BENCH_BIN) ./cmd/todo-gateway
-	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) ETCD_BIN=$$(command -v etcd) $(GO) test -count=1 -timeout 20m -run '^TestWrk$$' -v ./bench
+	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) ETCD_BIN=$${ETCD_BIN:-$$(command -v etcd)} $(GO) test -count=1 -timeout 20m -run '^TestWrk$$' -v ./bench
 	TODO_GATEWAY_STREAMS=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 5m -run '^TestStreams$$' -v ./bench
 	@command -v python3 >/dev/null 2>&1 || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y python3 || { $$sudo apt-get update && $$sudo apt-get install -y python3; }; }
