@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/todo-gateway/todo-gateway/providers/providertest"
+	"github.com/todo-gateway/todo-gateway/store/etcd"
 )
 
 // etcdCluster is n etcd members on 127.0.0.1, each a process of its own,
@@ -152,11 +153,13 @@ func startEtcdRows(t *testing.T, etcdBin, dir, bboltResource string, iss *provid
 	return e
 }
 
-// cacheStats is the cached gateway's /status store.cache, as JSON.
-func (e *etcdRows) cacheStats(t *testing.T) string {
+// cacheStats is the cached gateway's /status store.cache, as JSON and
+// read; "" when it could not be had.
+func (e *etcdRows) cacheStats(t *testing.T) (string, etcd.CacheStats) {
+	var st etcd.CacheStats
 	resp, err := client.Get(e.cached.status)
 	if err != nil {
-		return ""
+		return "", st
 	}
 	defer resp.Body.Close()
 	var doc struct {
@@ -164,10 +167,10 @@ func (e *etcdRows) cacheStats(t *testing.T) string {
 			Cache json.RawMessage `json:"cache"`
 		} `json:"store"`
 	}
-	if json.NewDecoder(resp.Body).Decode(&doc) != nil {
-		return ""
+	if json.NewDecoder(resp.Body).Decode(&doc) != nil || json.Unmarshal(doc.Store.Cache, &st) != nil {
+		return "", st
 	}
-	return string(doc.Store.Cache)
+	return string(doc.Store.Cache), st
 }
 
 // writeConfig writes a gateway configuration listening on addr (admin on

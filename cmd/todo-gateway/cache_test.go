@@ -61,10 +61,18 @@ func TestEtcdReadCache(t *testing.T) {
 		if st["todos"] != 5.0 || st["reads_served"].(float64) < 5 || st["reads_from_etcd"] != 0.0 {
 			t.Errorf("/status store.cache: %v; want 5 todos and every read served from the cache", st)
 		}
+		if checks, waits := st["revision_check_seconds"].(float64), st["read_wait_seconds"].(float64); checks <= 0 || waits <= 0 {
+			t.Errorf("/status store.cache: %v; want the time of the checks and of the reads' waits", st)
+		}
 		_, metrics := get(t, "http://"+bed.gw.AdminAddr()+"/metrics")
 		for _, want := range []string{"todo_gateway_store_cache_ready 1", "todo_gateway_store_cache_todos 5", "todo_gateway_store_cache_fallbacks_total 0"} {
 			if !strings.Contains(metrics, want+"\n") {
 				t.Errorf("/metrics lacks %q", want)
+			}
+		}
+		for _, counter := range []string{"todo_gateway_store_cache_revision_check_seconds_total", "todo_gateway_store_cache_read_wait_seconds_total"} {
+			if strings.Contains(metrics, counter+" 0\n") || !strings.Contains(metrics, counter+" ") {
+				t.Errorf("/metrics: %s missing or 0", counter)
 			}
 		}
 	}

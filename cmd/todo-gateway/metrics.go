@@ -120,6 +120,8 @@ func (m *metrics) watchCache(stats func() (etcd.CacheStats, bool)) {
 		{"todo_gateway_store_cache_reads_total", "Reads answered from the etcd read cache.", func(st etcd.CacheStats) float64 { return float64(st.Served) }},
 		{"todo_gateway_store_cache_fallbacks_total", "Reads sent to etcd because the read cache was not ready or did not catch up in time.", func(st etcd.CacheStats) float64 { return float64(st.Fallbacks) }},
 		{"todo_gateway_store_cache_revision_checks_total", "Linearizable revision reads made for cached reads (one serves every read that arrived before it started).", func(st etcd.CacheStats) float64 { return float64(st.Checks) }},
+		{"todo_gateway_store_cache_revision_check_seconds_total", "Time the revision checks took, one after another; over _revision_checks_total, a check's round trip through the leader.", func(st etcd.CacheStats) float64 { return st.CheckSeconds }},
+		{"todo_gateway_store_cache_read_wait_seconds_total", "Time the reads answered from the etcd read cache waited for it to be fresh (a revision check, then the watch catching up); over _reads_total, what consistency adds to a read's latency.", func(st etcd.CacheStats) float64 { return st.WaitSeconds }},
 		{"todo_gateway_store_cache_reloads_total", "Listings of the whole prefix by the read cache: at start, and after a compaction overtook its watch.", func(st etcd.CacheStats) float64 { return float64(st.Reloads) }},
 	} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, read(c.value)))

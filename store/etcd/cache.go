@@ -85,6 +85,13 @@ type CacheStats struct {
 	Served    uint64 `json:"reads_served"`
 	Fallbacks uint64 `json:"reads_from_etcd"`
 	Checks    uint64 `json:"revision_checks"`
+	// CheckSeconds is the time the checks took, one after another: over
+	// Checks, a check's round trip (the leader's read index included).
+	// WaitSeconds is the time the reads answered from the copy waited
+	// before it was fresh enough for them: over Served, what the
+	// consistency costs a read in latency.
+	CheckSeconds float64 `json:"revision_check_seconds"`
+	WaitSeconds  float64 `json:"read_wait_seconds"`
 	// CheckEndpoint is the endpoint the checks go to, the leader's; empty
 	// while they go to every endpoint in turn (one endpoint configured, or
 	// the leader not known).
@@ -238,6 +245,7 @@ type cache struct {
 	advanced chan struct{}
 
 	served, fallbacks, reloads atomic.Uint64
+	waited                     atomic.Int64 // nanoseconds, CacheStats.WaitSeconds
 
 	// restart ends the current watch, and beforeWatch runs before each
 	// watch starts: tests cut the connection and hold the copy behind.
@@ -473,6 +481,7 @@ func (c *cache) fresh(ctx context.Context) (ok bool, err error) {
 		c.fallbacks.Add(1)
 		return false, nil
 	}
+	start := time.Now()
 	rev, err := c.checks.revision(ctx)
 	if err != nil {
 		return false, err
@@ -487,6 +496,7 @@ func (c *cache) fresh(ctx context.Context) (ok bool, err error) {
 			c.fallbacks.Add(1)
 			return false, nil
 		case applied >= rev:
+			c.waited.Add(int64(time.Since(start)))
 			return true, nil
 		}
 		// Behind: the events are on their way.
@@ -586,6 +596,8 @@ func (c *cache) stats() CacheStats {
 	c.mu.RUnlock()
 	st.Served, st.Fallbacks, st.Reloads = c.served.Load(), c.fallbacks.Load(), c.reloads.Load()
 	st.Checks = c.checks.count.Load()
+	st.CheckSeconds = time.Duration(c.checks.busy.Load()).Seconds()
+	st.WaitSeconds = time.Duration(c.waited.Load()).Seconds()
 	if c.leader != nil {
 		st.CheckEndpoint = c.leader.current()
 	}
@@ -604,6 +616,7 @@ type revisionChecks struct {
 	read     func(context.Context) (int64, error)
 	interval time.Duration
 	count    atomic.Uint64
+	busy     atomic.Int64 // nanoseconds spent in read
 
 	mu      sync.Mutex
 	running bool           // a goroutine runs checks
@@ -660,6 +673,7 @@ func (r *revisionChecks) run() {
 		r.lastStart = time.Now()
 		r.count.Add(1)
 		check.rev, check.err = r.read(context.Background())
+		r.busy.Add(int64(time.Since(r.lastStart)))
 		close(check.done)
 	}
 }

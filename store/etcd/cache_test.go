@@ -412,23 +412,44 @@ func TestCacheSharesChecks(t *testing.T) {
 	}
 	churn(t, s, "acme", 10)
 	ready(t, s)
-	var wg sync.WaitGroup
+	before, _ := s.CacheStats()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		reads time.Duration // every List call's own duration, summed
+	)
+	start := time.Now()
 	for range 32 {
 		wg.Go(func() {
 			for range 50 {
+				t0 := time.Now()
 				if _, err := s.List(ctx, "acme", store.ListOptions{Owner: "owner-1"}); err != nil {
 					t.Error(err)
 					return
 				}
+				mu.Lock()
+				reads += time.Since(t0)
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	wall := time.Since(start)
 	st, _ := s.CacheStats()
 	if st.Served != 1600 || st.Checks > st.Served/4 {
 		t.Errorf("1,600 reads by 32 readers made %d revision checks (served %d): reads in flight together should share one", st.Checks, st.Served)
 	}
-	t.Logf("1,600 reads, %d revision checks", st.Checks)
+	// The times: checks run one after another, so theirs fit in the wall
+	// time; a read's wait is part of its call.
+	checks, waits := st.CheckSeconds-before.CheckSeconds, st.WaitSeconds-before.WaitSeconds
+	if checks <= 0 || checks > wall.Seconds() {
+		t.Errorf("revision checks took %.6fs in all, in a run of %v", checks, wall)
+	}
+	if waits <= 0 || waits > reads.Seconds() {
+		t.Errorf("the reads waited %.6fs in all, and took %v", waits, reads)
+	}
+	t.Logf("1,600 reads, %d revision checks of %.0f µs on average; a read waited %.0f µs on average and took %.0f µs",
+		st.Checks-before.Checks, 1e6*checks/float64(st.Checks-before.Checks), 1e6*waits/1600, float64(reads.Microseconds())/1600)
 }
 
 // The size the ceiling counts is close to what the cache takes from the

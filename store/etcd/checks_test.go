@@ -104,3 +104,30 @@ func TestRevisionChecksSpaced(t *testing.T) {
 		}
 	}
 }
+
+// A check's time is counted from its start to its answer, and only once
+// however many reads share it.
+func TestRevisionChecksCountTheirTime(t *testing.T) {
+	const took = 20 * time.Millisecond
+	checks := revisionChecks{read: func(context.Context) (int64, error) {
+		time.Sleep(took)
+		return 1, nil
+	}}
+	start := time.Now()
+	for range 2 {
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				if _, err := checks.revision(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	wall := time.Since(start)
+	n, busy := checks.count.Load(), time.Duration(checks.busy.Load())
+	if busy < time.Duration(n)*took || busy > wall {
+		t.Errorf("%d checks of at least %v each counted %v, in %v", n, took, busy, wall)
+	}
+}
