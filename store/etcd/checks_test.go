@@ -105,6 +105,42 @@ func TestRevisionChecksSpaced(t *testing.T) {
 	}
 }
 
+// Under load (a read always waiting) checks still start at most once per
+// interval, each serving every read that arrived before it started.
+func TestRevisionChecksPacedUnderLoad(t *testing.T) {
+	const interval = 10 * time.Millisecond
+	var (
+		mu     sync.Mutex
+		starts []time.Time
+	)
+	checks := revisionChecks{interval: interval, read: func(context.Context) (int64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		starts = append(starts, time.Now())
+		return int64(len(starts)), nil
+	}}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				if _, err := checks.revision(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(starts); n < 10 || n > 80 {
+		t.Fatalf("%d checks for 80 reads by 8 readers, 10 each", n)
+	}
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i].Sub(starts[i-1]); gap < interval {
+			t.Errorf("checks %d and %d started %v apart, want at least %v", i, i+1, gap, interval)
+		}
+	}
+	t.Logf("80 reads, %d checks in %v", len(starts), starts[len(starts)-1].Sub(starts[0]))
+}
+
 // A check's time is counted from its start to its answer, and only once
 // however many reads share it.
 func TestRevisionChecksCountTheirTime(t *testing.T) {
