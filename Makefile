@@ -40,7 +40,8 @@ run:
 # on the PATH (Debian: apt-get install -y etcd-server), the gateway on three
 # etcd members with and without its read cache against bbolt (ETCD_BIN
 # names another etcd server: make etcd-new; make bench
-# ETCD_BIN=$(CURDIR)/bin/etcd-3.7/etcd); the
+# ETCD_BIN=$(CURDIR)/bin/etcd-3.7/etcd); what one revision check of the
+# read cache costs three members alone (bench/checkcost_test.go); the
 # memory and CPU per open SSE stream through an upstream tenant
 # (bench/streams_test.go, 1,000 streams); and the scale figures
 # (cmd/todo-gateway/scale_test.go): the binary with 10,000 tenants on one
@@ -55,6 +56,7 @@ bench:
 		$$sudo apt-get install -y wrk || { $$sudo apt-get update && $$sudo apt-get install -y wrk; }; }
 	$(GO) build -o $(BENCH_BIN) ./cmd/todo-gateway
 	TODO_GATEWAY_WRK=1 TODO_GATEWAY_BIN=$(BENCH_BIN) ETCD_BIN=$${ETCD_BIN:-$$(command -v etcd)} $(GO) test -count=1 -timeout 20m -run '^TestWrk$$' -v ./bench
+	TODO_GATEWAY_ETCD_COST=1 ETCD_BIN=$${ETCD_BIN:-$$(command -v etcd)} $(GO) test -count=1 -timeout 5m -run '^TestEtcdCheckCost$$' -v ./bench
 	TODO_GATEWAY_STREAMS=1 TODO_GATEWAY_BIN=$(BENCH_BIN) $(GO) test -count=1 -timeout 5m -run '^TestStreams$$' -v ./bench
 	@command -v python3 >/dev/null 2>&1 || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get install -y python3 || { $$sudo apt-get update && $$sudo apt-get install -y python3; }; }
