@@ -2,12 +2,11 @@ package mcp
 
 import (
 	"context"
-
-	"go.opentelemetry.io/otel/trace"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Metrics are the edge's Prometheus collectors. Label values are bounded:

@@ -26,7 +26,7 @@ import (
 func (g *Gateway) traceRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		ctx := tracePropagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := TracePropagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		if trace.SpanContextFromContext(ctx).IsValid() {
 			c.Set(tracedByHeaders, true)
 		}
@@ -91,12 +91,19 @@ func (g *Gateway) traceVerification(ctx context.Context) (context.Context, func(
 // tracedTransport makes rt's requests client spans carrying the trace's
 // context (an upstream tenant's requests to its server).
 func (g *Gateway) tracedTransport(rt http.RoundTripper) http.RoundTripper {
-	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(g.opts.Tracing), otelhttp.WithPropagators(tracePropagator))
+	return TracedTransport(g.opts.Tracing, rt)
 }
 
-// tracePropagator reads and writes the W3C trace context (traceparent,
-// tracestate) and baggage.
-var tracePropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+// TracedTransport makes rt's requests client spans of tp carrying the
+// trace's context (TracePropagator): the gateway's every outgoing HTTP
+// request when tracing.
+func TracedTransport(tp trace.TracerProvider, rt http.RoundTripper) http.RoundTripper {
+	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(TracePropagator))
+}
+
+// TracePropagator reads and writes the W3C trace context (traceparent,
+// tracestate) and baggage, in every request the gateway receives or sends.
+var TracePropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 
 // tracedByHeaders marks, in the echo context, a request whose HTTP headers
 // carried a trace context (the span's parent).
@@ -128,7 +135,7 @@ func (g *Gateway) traceFromMeta(c echo.Context, body []byte) {
 			carrier[k] = v
 		}
 	}
-	if sc := trace.SpanContextFromContext(tracePropagator.Extract(context.Background(), carrier)); sc.IsValid() {
+	if sc := trace.SpanContextFromContext(TracePropagator.Extract(context.Background(), carrier)); sc.IsValid() {
 		span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("todo_gateway.trace.from", "_meta")}})
 	}
 }

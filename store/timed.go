@@ -14,6 +14,17 @@ type Observe func(ctx context.Context, op string, d time.Duration, err error)
 // it with the operation's error.
 type Span func(ctx context.Context, op string) (context.Context, func(err error))
 
+// Start begins op's span; a nil Span begins none, and its end does
+// nothing (and allocates nothing).
+func (s Span) Start(ctx context.Context, op string) (context.Context, func(err error)) {
+	if s == nil {
+		return ctx, noSpan
+	}
+	return s(ctx, op)
+}
+
+func noSpan(error) {}
+
 // Timed wraps s so that every operation is reported to observe (metrics)
 // and, when span is not nil, runs in a span of its own (tracing), without
 // the backends knowing about either.
@@ -25,26 +36,15 @@ type timed struct {
 	span    Span
 }
 
-// begin starts op: its span, when there is one (end is nil otherwise, so
-// that an untraced operation allocates nothing).
-func (t timed) begin(ctx context.Context, op string) (context.Context, func(error)) {
-	if t.span == nil {
-		return ctx, nil
-	}
-	return t.span(ctx, op)
-}
-
 // done reports op, begun at start, and ends its span.
 func (t timed) done(ctx context.Context, op string, start time.Time, end func(error), err error) {
 	t.observe(ctx, op, time.Since(start), err)
-	if end != nil {
-		end(err)
-	}
+	end(err)
 }
 
 func (t timed) EnsureTenants(ctx context.Context, tenants ...string) error {
 	start := time.Now()
-	ctx, end := t.begin(ctx, "ensure_tenants")
+	ctx, end := t.span.Start(ctx, "ensure_tenants")
 	err := t.Store.EnsureTenants(ctx, tenants...)
 	t.done(ctx, "ensure_tenants", start, end, err)
 	return err
@@ -52,7 +52,7 @@ func (t timed) EnsureTenants(ctx context.Context, tenants ...string) error {
 
 func (t timed) Create(ctx context.Context, tenant, owner, content string) (Todo, error) {
 	start := time.Now()
-	ctx, end := t.begin(ctx, "create")
+	ctx, end := t.span.Start(ctx, "create")
 	todo, err := t.Store.Create(ctx, tenant, owner, content)
 	t.done(ctx, "create", start, end, err)
 	return todo, err
@@ -60,7 +60,7 @@ func (t timed) Create(ctx context.Context, tenant, owner, content string) (Todo,
 
 func (t timed) Get(ctx context.Context, tenant, id string) (Todo, error) {
 	start := time.Now()
-	ctx, end := t.begin(ctx, "get")
+	ctx, end := t.span.Start(ctx, "get")
 	todo, err := t.Store.Get(ctx, tenant, id)
 	t.done(ctx, "get", start, end, err)
 	return todo, err
@@ -68,7 +68,7 @@ func (t timed) Get(ctx context.Context, tenant, id string) (Todo, error) {
 
 func (t timed) List(ctx context.Context, tenant string, opts ListOptions) (Page, error) {
 	start := time.Now()
-	ctx, end := t.begin(ctx, "list")
+	ctx, end := t.span.Start(ctx, "list")
 	page, err := t.Store.List(ctx, tenant, opts)
 	t.done(ctx, "list", start, end, err)
 	return page, err
@@ -76,7 +76,7 @@ func (t timed) List(ctx context.Context, tenant string, opts ListOptions) (Page,
 
 func (t timed) Delete(ctx context.Context, tenant, id string, allow func(Todo) bool) (Todo, error) {
 	start := time.Now()
-	ctx, end := t.begin(ctx, "delete")
+	ctx, end := t.span.Start(ctx, "delete")
 	todo, err := t.Store.Delete(ctx, tenant, id, allow)
 	t.done(ctx, "delete", start, end, err)
 	return todo, err

@@ -9,17 +9,16 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/todo-gateway/todo-gateway/mcp"
 	"github.com/todo-gateway/todo-gateway/store"
 )
 
@@ -41,7 +40,6 @@ import (
 // that two gateways in one test process trace apart.
 type tracing struct {
 	provider *sdktrace.TracerProvider
-	prop     propagation.TextMapPropagator
 }
 
 // startTracing starts tracing when the environment asks for it; nil
@@ -71,10 +69,7 @@ func startTracing(ctx context.Context, version string) (*tracing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	return &tracing{
-		provider: sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res)),
-		prop:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-	}, nil
+	return &tracing{provider: sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))}, nil
 }
 
 // tracingWanted reads the environment as the OpenTelemetry specification
@@ -117,7 +112,7 @@ func (t *tracing) client(c *http.Client) *http.Client {
 		return c
 	}
 	traced := *c
-	traced.Transport = otelhttp.NewTransport(c.Transport, otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.prop))
+	traced.Transport = mcp.TracedTransport(t.provider, c.Transport)
 	return &traced
 }
 
@@ -138,7 +133,7 @@ func (t *tracing) storeHooks(commits func(time.Duration, int)) storeHooks {
 	if t != nil {
 		h.span = t.spans("", "")
 		h.dial = []grpc.DialOption{grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-			otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.prop)))}
+			otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(mcp.TracePropagator)))}
 	}
 	return h
 }

@@ -191,10 +191,7 @@ func (s *Store) EnsureTenants(ctx context.Context, tenants ...string) error {
 // runs again when another write of its group fails.
 func (s *Store) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	run, result := tracked(fn)
-	if s.span == nil {
-		return result(s.commits.write(run))
-	}
-	_, end := s.span(ctx, "bbolt commit")
+	_, end := s.span.Start(ctx, "bbolt commit")
 	err := result(s.commits.write(run))
 	end(err)
 	return err

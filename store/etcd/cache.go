@@ -232,7 +232,8 @@ type cache struct {
 	opts    CacheOptions
 	store   *Store // for its logger, timeouts and retry loop
 	checks  revisionChecks
-	// leader, when set, sends the checks to the leader (leader.go).
+	// leader sends the checks to the leader (leader.go); nil: through
+	// the store's client, as every other request.
 	leader *leaderChecks
 
 	mu    sync.RWMutex
@@ -277,9 +278,7 @@ func newCache(s *Store, watcher clientv3.Watcher, opts CacheOptions, leader *lea
 func (c *cache) close() {
 	c.stop()
 	<-c.done
-	if c.leader != nil {
-		c.leader.close()
-	}
+	c.leader.close()
 }
 
 // run loads the copy, then follows the watch, loading again when a
@@ -449,15 +448,7 @@ func (c *cache) setState(state string, data *todoCopy, rev int64) {
 func (c *cache) currentRevision(ctx context.Context) (int64, error) {
 	var rev int64
 	err := c.store.retryWithin(ctx, c.store.opts.RequestTimeout, func(ctx context.Context) (bool, error) {
-		var (
-			resp *clientv3.GetResponse
-			err  error
-		)
-		if c.leader != nil {
-			resp, err = c.leader.get(ctx, c.kv, lastWriteKey, clientv3.WithKeysOnly())
-		} else {
-			resp, err = c.kv.Get(ctx, lastWriteKey, clientv3.WithKeysOnly())
-		}
+		resp, err := c.leader.get(ctx, c.kv, lastWriteKey, clientv3.WithKeysOnly())
 		if err != nil {
 			return false, err
 		}
@@ -598,9 +589,7 @@ func (c *cache) stats() CacheStats {
 	st.Checks = c.checks.count.Load()
 	st.CheckSeconds = time.Duration(c.checks.busy.Load()).Seconds()
 	st.WaitSeconds = time.Duration(c.waited.Load()).Seconds()
-	if c.leader != nil {
-		st.CheckEndpoint = c.leader.current()
-	}
+	st.CheckEndpoint = c.leader.current()
 	return st
 }
 

@@ -161,11 +161,7 @@ func (s *Store) cached(ctx context.Context, op string) (bool, error) {
 	if s.cache == nil {
 		return false, nil
 	}
-	if s.opts.Span == nil {
-		ok, err := s.cache.fresh(ctx)
-		return ok, s.failure(op, err)
-	}
-	_, end := s.opts.Span(ctx, "etcd cache wait")
+	_, end := s.opts.Span.Start(ctx, "etcd cache wait")
 	ok, err := s.cache.fresh(ctx)
 	end(err)
 	return ok, s.failure(op, err)
