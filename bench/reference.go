@@ -4,21 +4,29 @@
 // what they cost is the floor of the HTTP stack (Bare) and of mcp-go
 // (MCPAlone), and what the gateway costs beyond them is its own. Upstream
 // is the MCP server behind an upstream tenant, measured directly and
-// through the gateway (wrk_test.go, streams_test.go).
+// through the gateway (wrk_test.go, streams_test.go), and through the
+// relays that are the floor of a gateway in front of it (RelayNetHTTP,
+// RelayFastHTTP).
 //
 // Nothing here is part of the gateway binary; only tests import it.
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/valyala/fasthttp"
 )
 
 // Bare is the ceiling of the HTTP stack: a net/http handler that decodes
@@ -117,4 +125,80 @@ func Upstream() http.Handler {
 		return mcpgo.NewToolResultText("done"), nil
 	})
 	return server.NewStreamableHTTPServer(s, server.WithStateLess(true))
+}
+
+// RelayNetHTTP is the floor of a gateway in Go's net/http: a relay to the
+// MCP server at target with nothing of a gateway's (no token, policy,
+// identity or log), through httputil.ReverseProxy and http.Transport as
+// an upstream tenant relays. Like the gateway it reads the request body
+// before forwarding it (so the transport sends headers and body in one
+// write) and copies answers through pooled 8 KiB buffers. What it costs
+// beyond the upstream's is what relaying through net/http costs.
+func RelayNetHTTP(target *url.URL) http.Handler {
+	transport := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+	proxy := &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.Host = target.Path, target.RawPath, ""
+		},
+		BufferPool: relayBuffers,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+var relayBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
+
+// RelayFastHTTP is RelayNetHTTP with fasthttp's client in place of
+// http.Transport, the server side still net/http: the request runs on the
+// handler's goroutine, with none of the transport's hand-offs to a
+// connection's reader and writer. It forwards the request's body and its
+// content headers and answers the upstream's answer read whole, which is
+// enough for a JSON answer (wrk's echo call) but would hold back an SSE
+// stream: a measure of what another HTTP client costs, not a proxy.
+func RelayFastHTTP(target *url.URL) http.Handler {
+	client := &fasthttp.HostClient{Addr: target.Host, MaxConns: 256}
+	uri := target.String()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(uri)
+		req.Header.SetMethod(r.Method)
+		for _, name := range []string{"Content-Type", "Accept", "Mcp-Session-Id", "Mcp-Protocol-Version"} {
+			if v := r.Header.Get(name); v != "" {
+				req.Header.Set(name, v)
+			}
+		}
+		req.SetBody(body)
+		if err := client.Do(req, resp); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		for _, name := range []string{"Content-Type", "Mcp-Session-Id"} {
+			if v := resp.Header.Peek(name); len(v) > 0 {
+				w.Header().Set(name, string(v))
+			}
+		}
+		w.WriteHeader(resp.StatusCode())
+		w.Write(resp.Body())
+	})
 }

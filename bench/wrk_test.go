@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,11 @@ import (
 //   - upstream direct: Upstream, a bare mcp-go server, its echo tool;
 //   - upstream via gateway: the same call to the same server through an
 //     upstream tenant of the gateway (the token verified, the tool's
-//     permission checked, the gateway's assertion attached).
+//     permission checked, the gateway's assertion attached);
+//   - the same call through two relays with nothing of a gateway's, the
+//     floor of any gateway in front of the server: RelayNetHTTP (net/http's
+//     ReverseProxy and Transport, as the gateway relays) and RelayFastHTTP
+//     (fasthttp's client in place of the Transport).
 //
 // Each reference server is a process of its own too (this test binary run
 // again, see TestMain), so no server shares a Go runtime with another or
@@ -163,6 +168,20 @@ func TestWrk(t *testing.T) {
 			&target{name: "create-todo (etcd x3, no cache)", short: "etcd-create-nc", url: e.uncached.resource, token: e.uncached.writer, body: createBody, pid: e.uncached.pid, members: &e.cluster},
 		)
 	}
+	// The relays' rows: the echo call through RelayNetHTTP and
+	// RelayFastHTTP, each a process of its own in front of the same
+	// upstream, which must answer through them as directly.
+	relayNetURL, relayNetProc := startReference(t, "relay-net-http", upstreamURL, dir)
+	relayFastURL, relayFastProc := startReference(t, "relay-fasthttp", upstreamURL, dir)
+	for _, relay := range []string{relayNetURL, relayFastURL} {
+		if status, body := post(t, relay, "", echoBody); status != http.StatusOK || !strings.Contains(body, echoText) {
+			t.Fatalf("the relay at %s answers echo with %d %s", relay, status, body)
+		}
+	}
+	relayNeti, relayFasti := len(targets), len(targets)+1
+	targets = append(targets,
+		&target{name: "relay net/http (no auth)", short: "relay", url: relayNetURL, body: echoBody, pid: relayNetProc, upstreamPid: upstreamProc},
+		&target{name: "relay fasthttp (no auth)", short: "relay-fh", url: relayFastURL, body: echoBody, pid: relayFastProc, upstreamPid: upstreamProc})
 	// The rows of tracing: get-todos through two more gateways that trace
 	// (OTEL_EXPORTER_OTLP_ENDPOINT), exporting to a sink in this process,
 	// sampling 1 % of the requests and every one; against the row above,
@@ -273,8 +292,10 @@ func TestWrk(t *testing.T) {
 	for i, tg := range targets {
 		var note string
 		switch i {
-		// First: without the etcd rows, the rows of tracing have their
-		// indices.
+		// First: without the etcd rows, the relays' rows and the rows of
+		// tracing have their indices.
+		case relayNeti, relayFasti:
+			note = ratio(i, directi) + " of upstream direct; upstream via gateway is " + ratio(viai, i) + " of it"
 		case traced1i, traced100i:
 			note = ratio(i, listi) + " of get-todos untraced; CPU per request " + fmt.Sprintf("%.2fx", tg.cpuPerRequest()/targets[listi].cpuPerRequest())
 		case barei:
@@ -328,6 +349,9 @@ func TestWrk(t *testing.T) {
 	via := targets[viai]
 	fmt.Printf("upstream via gateway: the gateway's CPU per request %.1f us, the upstream's %.1f us behind it (%.1f us when called directly); the gateway's is %.0f%% of the upstream's. Upstream outcomes: %v\n",
 		via.cpuPerRequest(), via.upstreamCPUPerRequest(), targets[directi].cpuPerRequest(), 100*via.cpuPerRequest()/via.upstreamCPUPerRequest(), upstreamOps)
+	for _, i := range []int{relayNeti, relayFasti} {
+		fmt.Printf("%s: the relay's CPU per request %.1f us, the upstream's %.1f us behind it\n", targets[i].name, targets[i].cpuPerRequest(), targets[i].upstreamCPUPerRequest())
+	}
 	fmt.Printf("p50 and p99: the medians of the rounds' (wrk's latency distribution). Load average after: %s. The gateway wrote %.0f MB of log; its store operations: %v\n",
 		loadAfter, float64(logSize)/1e6, storeOps)
 	for _, tg := range targets {
@@ -594,7 +618,7 @@ func fmtLatency(d time.Duration) string {
 // binary again.
 func TestMain(m *testing.M) {
 	if kind := os.Getenv("TODO_GATEWAY_WRK_SERVE"); kind != "" {
-		if err := serveReference(kind, os.Getenv("TODO_GATEWAY_WRK_SAMPLE")); err != nil {
+		if err := serveReference(kind, os.Getenv("TODO_GATEWAY_WRK_ARG")); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -603,19 +627,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// serveReference serves the reference kind on a free loopback port, the
-// get-todos answer read from samplePath (but for the upstream, which needs
-// none), until it is killed. It says where on stdout, as the gateway does.
-func serveReference(kind, samplePath string) error {
+// serveReference serves the reference kind on a free loopback port until it
+// is killed, and says where on stdout, as the gateway does. arg is the path
+// of the get-todos answer for bare and mcp-go, the upstream's URL for the
+// relays.
+func serveReference(kind, arg string) error {
 	var sample []byte
-	if kind != "upstream" {
+	if kind == "bare" || kind == "mcp-go" {
 		var err error
-		if sample, err = os.ReadFile(samplePath); err != nil {
+		if sample, err = os.ReadFile(arg); err != nil {
 			return err
 		}
 	}
 	var h http.Handler
 	switch kind {
+	case "relay-net-http", "relay-fasthttp":
+		target, err := url.Parse(arg)
+		if err != nil || target.Host == "" {
+			return fmt.Errorf("%s: %q is not the upstream's URL", kind, arg)
+		}
+		if h = RelayNetHTTP(target); kind == "relay-fasthttp" {
+			h = RelayFastHTTP(target)
+		}
 	case "bare":
 		h = Bare(sample)
 	case "mcp-go":
@@ -637,15 +670,15 @@ func serveReference(kind, samplePath string) error {
 }
 
 // startReference starts the reference kind in a process of its own and
-// returns its URL.
-func startReference(t *testing.T, kind, samplePath, dir string) (url string, pid int) {
+// returns its URL; arg is serveReference's.
+func startReference(t *testing.T, kind, arg, dir string) (url string, pid int) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), "TODO_GATEWAY_WRK_SERVE="+kind, "TODO_GATEWAY_WRK_SAMPLE="+samplePath)
+	cmd.Env = append(os.Environ(), "TODO_GATEWAY_WRK_SERVE="+kind, "TODO_GATEWAY_WRK_ARG="+arg)
 	return startProcess(t, kind, cmd, filepath.Join(dir, kind+".log"))
 }
 
