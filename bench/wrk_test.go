@@ -646,9 +646,11 @@ func serveReference(kind, arg string) error {
 		if err != nil || target.Host == "" {
 			return fmt.Errorf("%s: %q is not the upstream's URL", kind, arg)
 		}
-		if h = RelayNetHTTP(target); kind == "relay-fasthttp" {
-			h = RelayFastHTTP(target)
+		relay := RelayNetHTTP
+		if kind == "relay-fasthttp" {
+			relay = RelayFastHTTP
 		}
+		h = relay(target)
 	case "bare":
 		h = Bare(sample)
 	case "mcp-go":
