@@ -82,13 +82,18 @@ const invalidParams = "Invalid Request: params must be an object"
 
 // readCalls reads the method and tool of each JSON-RPC message of a body
 // (one message, or a 2025-03-26 batch of at most maxBatch) as the
-// upstream's SDK will; a body that is no JSON-RPC message or batch is
-// refused here, since the decision must rest on what the upstream will
-// read. A single message's 2026-07-28 routing headers must agree with it.
+// upstream's SDK will, whichever SDK it is; a body that is no JSON-RPC
+// message or batch is refused here, and so is a message whose members
+// JSON readers could read apart (upstream.CheckMessage), since the
+// decision must rest on what the upstream will read. A single message's
+// 2026-07-28 routing headers must agree with it.
 func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 	if !isBatch(body) {
 		if ch := messageProblem(body); ch != nil {
 			return nil, ch
+		}
+		if err := upstream.CheckMessage(body); err != nil {
+			return nil, invalidMessage(mcpgo.INVALID_REQUEST, requestID(body), "Invalid Request: "+err.Error())
 		}
 		rc, ok := peekCall(body)
 		if !ok {
@@ -108,6 +113,9 @@ func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 	for i, m := range msgs {
 		if ch := messageProblem(m); ch != nil {
 			return nil, invalidMessage(ch.rpcCode, nil, "message "+strconv.Itoa(i+1)+" of the batch: "+ch.description)
+		}
+		if err := upstream.CheckMessage(m); err != nil {
+			return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "message "+strconv.Itoa(i+1)+" of the batch: Invalid Request: "+err.Error())
 		}
 		rc, ok := peekCall(m)
 		if !ok {

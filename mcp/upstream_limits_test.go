@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // TestUpstreamHeadersPassBothWays: the transport's own headers reach the
@@ -197,5 +200,50 @@ func TestUpstreamCompressedToolLists(t *testing.T) {
 				t.Errorf("the refused answer leaks the list: %s", body)
 			}
 		})
+	}
+}
+
+// TestUpstreamRefusesAmbiguousMessages: a message whose members JSON
+// readers could read apart is refused with 400 and a JSON-RPC -32600
+// before the upstream sees it, alone or in a batch. The gateway reads
+// {"name":"add","Name":"search"} as search (encoding/json, as mcp-go), a
+// TypeScript or Python upstream as add: forwarded, it would run a tool the
+// caller lacks the permission for (e2e/test/upstream-everything.test.mjs
+// shows it against server-everything). The same call, written plainly,
+// is checked and forwarded as before.
+func TestUpstreamRefusesAmbiguousMessages(t *testing.T) {
+	b := newEdgeBed(t, withSigner(t))
+	ns := newNotesServer(t)
+	url := b.addUpstreamTenant(t, ns, notesServerBlock, "challenge")
+	reader := b.token("notes", "rita", notesReader...)
+	for _, body := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","Name":"search"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","METHOD":"ping","params":{"name":"add"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"},"paramſ":{"name":"search"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","name":"search"}}`,
+		`[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","n\u0061m\u0065\u0000":"search"}}]`,
+	} {
+		resp, got := post(t, url, reader, body)
+		var answer struct {
+			Error struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal([]byte(got), &answer)
+		if resp.StatusCode != http.StatusBadRequest || answer.Error.Code != mcpgo.INVALID_REQUEST ||
+			!strings.Contains(answer.Error.Message, "JSON readers") {
+			t.Errorf("%s: %d %s, want 400 with a -32600 that says why", body, resp.StatusCode, got)
+		}
+	}
+	if n := len(ns.requests()); n != 0 {
+		t.Errorf("the upstream got %d requests, want none", n)
+	}
+	c := connectUpstream(t, url, reader)
+	if res, err := callTool(t, c, "search"); err != nil || res.IsError {
+		t.Errorf("search, written plainly: %v %v", res, err)
+	}
+	if _, err := callTool(t, c, "add"); err == nil {
+		t.Error("add without notes:write was forwarded")
 	}
 }

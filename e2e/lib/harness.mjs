@@ -462,7 +462,9 @@ export class Idp {
 
 /**
  * Sends one JSON-RPC request to an MCP endpoint with a bearer token, without
- * the SDK, to look at the HTTP answer itself.
+ * the SDK, to look at the HTTP answer itself. A string message is sent as
+ * it is, byte for byte (for bodies JSON.stringify cannot write, such as a
+ * member that appears twice).
  */
 export async function rpc(url, token, message, extraHeaders = {}) {
   const headers = {
@@ -474,7 +476,7 @@ export async function rpc(url, token, message, extraHeaders = {}) {
   const res = await fetch(url, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, ...message }),
+    body: typeof message === 'string' ? message : JSON.stringify({ jsonrpc: '2.0', id: 1, ...message }),
     signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
   });
   const text = await res.text();

@@ -192,6 +192,29 @@ scenario('upstream tenant in front of server-everything: per-role tools, progres
     assert.equal(text(await user.call(ECHO, { message: 'still here' })), 'Echo: still here');
     assert.match(text(await user.call(PROGRESS, { duration: 0.1, steps: 1 })), /completed/);
 
+    // No parser differential smuggles a call past the check. Go's
+    // encoding/json matches member names case-insensitively (the last
+    // wins) and folds ſ and K; server-everything's JSON.parse reads names
+    // exactly. A message whose names the two could read apart is refused
+    // before it is forwarded: the first three, forwarded, make
+    // server-everything run get-env for the User (the first did, before
+    // the check). A member named twice is refused too: readers differ on
+    // which one counts.
+    const onSession = { 'mcp-session-id': user.transport.sessionId, 'mcp-protocol-version': user.transport.protocolVersion };
+    const call = (members) => `{"jsonrpc":"2.0","id":7,${members}}`;
+    for (const body of [
+      call(`"method":"tools/call","params":{"name":"${ADMIN_ONLY}","Name":"${ECHO}","arguments":{}}`),
+      call(`"method":"tools/call","Method":"ping","params":{"name":"${ADMIN_ONLY}","arguments":{}}`),
+      call(`"method":"tools/call","params":{"name":"${ADMIN_ONLY}","arguments":{}},"paramſ":{"name":"${ECHO}"}`),
+      call(`"method":"tools/call","params":{"name":"${ADMIN_ONLY}","name":"${ECHO}","arguments":{}}`),
+    ]) {
+      const smuggled = await rpc(resource, user.auth.accessToken, body, onSession);
+      assert.equal(smuggled.status, 400, `${body}: ${smuggled.status} ${smuggled.text}`);
+      assert.equal(smuggled.json?.error?.code, -32600, smuggled.text);
+      assert.match(smuggled.json?.error?.message ?? '', /ambiguous|twice/, smuggled.text);
+      assert.doesNotMatch(smuggled.text, /PORT/, 'get-env never ran');
+    }
+
     // The Admin may call it: the upstream's own environment, PORT alone.
     const env = JSON.parse(text(await admin.call(ADMIN_ONLY)));
     assert.equal(env.PORT, String(everything.port));

@@ -44,55 +44,64 @@ func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 // response with result.tools is returned as it is.
 func filterMessage(msg []byte, keep func(string) bool) []byte {
 	// Most messages name no tool list: they are passed without parsing.
-	// A key may be spelled with escapes ("tool\u0073"), which every JSON
-	// parser reads as tools: such a message is parsed too.
-	if !bytes.Contains(msg, []byte("tools")) && !bytes.Contains(msg, []byte(`\u`)) {
+	// A member that some reader takes for tools (members.go) is spelled
+	// with "tool" in any case, or with escapes ("tool\u0073"): such a
+	// message is parsed too.
+	if !bytes.Contains(bytes.ToLower(msg), []byte("tool")) && !bytes.Contains(msg, []byte(`\u`)) {
 		return msg
 	}
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(msg, &env); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
-			return msg // valid JSON, not an object: no tool list to hide
-		}
+	if !json.Valid(msg) {
 		// Not JSON, such as a tool list the stream cut short: fail
 		// closed rather than pass what could not be checked.
 		return unreadableList(nil)
 	}
-	rawResult, ok := env["result"]
-	if !ok {
+	// The members the filter reads, each as every client reads it: a
+	// member that clients could read apart fails closed.
+	top, err := checkMembers(msg, "the message", "id", "result")
+	if errors.Is(err, errNotObject) {
+		return msg // valid JSON, not an object: no tool list to hide
+	}
+	if err != nil {
+		return unreadableList(nil)
+	}
+	id, rawResult := top[0], top[1]
+	if rawResult == nil {
 		return msg
 	}
-	var result map[string]json.RawMessage
-	if json.Unmarshal(rawResult, &result) != nil {
+	inResult, err := checkMembers(rawResult, "result", "tools")
+	if errors.Is(err, errNotObject) {
 		return msg
 	}
-	rawTools, ok := result["tools"]
-	if !ok {
+	if err != nil || inResult[0] == nil {
+		if err != nil {
+			return unreadableList(id)
+		}
 		return msg
 	}
 	var tools []json.RawMessage
-	if err := json.Unmarshal(rawTools, &tools); err != nil {
-		return unreadableList(env["id"])
+	if err := json.Unmarshal(inResult[0], &tools); err != nil {
+		return unreadableList(id)
 	}
 	kept := make([]json.RawMessage, 0, len(tools))
 	for _, t := range tools {
-		// The member named exactly "name", as a client reads it (a struct
-		// field would also match "Name", and the last of the two win).
-		var members map[string]json.RawMessage
+		member, err := checkMembers(t, "a tool", "name")
 		var name string
-		if json.Unmarshal(t, &members) != nil || !jsonString(members["name"]) || json.Unmarshal(members["name"], &name) != nil {
-			return unreadableList(env["id"])
+		if err != nil || !jsonString(member[0]) || json.Unmarshal(member[0], &name) != nil {
+			return unreadableList(id)
 		}
 		if keep(name) {
 			kept = append(kept, t)
 		}
 	}
+	var env, result map[string]json.RawMessage
+	if json.Unmarshal(msg, &env) != nil || json.Unmarshal(rawResult, &result) != nil {
+		return unreadableList(id)
+	}
 	result["tools"], _ = json.Marshal(kept)
 	env["result"], _ = json.Marshal(result)
 	out, err := json.Marshal(env)
 	if err != nil {
-		return unreadableList(env["id"])
+		return unreadableList(id)
 	}
 	return out
 }

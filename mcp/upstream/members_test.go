@@ -1,0 +1,221 @@
+package upstream
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// TestCheckMessage: a member a reader could take for one the gateway
+// decides on, or one of those written twice, is refused with words that
+// name it; every other member, at any depth, is the upstream's alone.
+func TestCheckMessage(t *testing.T) {
+	refused := []struct{ msg, member, as string }{
+		{`{"method":"tools/call","params":{"name":"get-env","Name":"echo"}}`, "Name", "name"},
+		{`{"method":"tools/call","params":{"NAME":"echo","name":"get-env"}}`, "NAME", "name"},
+		{`{"method":"tools/call","Method":"ping","params":{"name":"get-env"}}`, "Method", "method"},
+		{`{"METHOD":"ping","method":"tools/call"}`, "METHOD", "method"},
+		// Go's encoding/json folds ſ (U+017F) to s and K (U+212A) to k.
+		{`{"method":"tools/call","params":{"name":"get-env"},"paramſ":{"name":"echo"}}`, "paramſ", "params"},
+		{`{"method":"tools/call","params":{"name":"get-env"},"param\u017f":{"name":"echo"}}`, "paramſ", "params"},
+		// A reader has ignored a trailing NUL; invisible characters and
+		// invalid UTF-8 (U+FFFD once decoded) are left out too.
+		{`{"method":"tools/call","params":{"name":"get-env","name\u0000":"echo"}}`, "name\x00", "name"},
+		{`{"method":"tools/call","params":{"name":"get-env","na\u200bme":"echo"}}`, "na\u200bme", "name"},
+		{"{\"method\":\"tools/call\",\"params\":{\"name\":\"get-env\",\"nam\xffe\":\"echo\"}}", "nam\ufffde", "name"},
+		{`{"method":"tools/call","params":{"name":"get-env","name ":"echo"}}`, "name ", "name"},
+		{`{"Result":{},"id":1,"method":"tools/call"}`, "Result", "result"},
+		{`{"id":1,"Id":2,"method":"ping"}`, "Id", "id"},
+		// Twice: JSON.parse and Go keep the last, other readers the first
+		// or neither.
+		{`{"method":"tools/call","params":{"name":"echo","name":"get-env"}}`, "name", "name"},
+		{`{"method":"ping","method":"tools/call"}`, "method", "method"},
+		{`{"method":"tools/call","params":{"name":"echo"},"params":{"name":"get-env"}}`, "params", "params"},
+		{`{"method":"tools/call","n\u0061me":1,"params":{"n\u0061me":"a","name":"b"}}`, "name", "name"},
+	}
+	for _, tc := range refused {
+		err := CheckMessage([]byte(tc.msg))
+		var amb *AmbiguousError
+		if !errors.As(err, &amb) || amb.Member != tc.member || amb.As != tc.as {
+			t.Errorf("CheckMessage(%s) = %v, want member %q ambiguous as %q", tc.msg, err, tc.member, tc.as)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.as) {
+			t.Errorf("CheckMessage(%s) says %q, which does not name %q", tc.msg, err, tc.as)
+		}
+	}
+	passed := []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Name":"x","name":"y","NAME":"z"},"_meta":{"progressToken":1}}}`,
+		`{"jsonrpc":"2.0","id":"a","method":"notifications/progress","params":{"progressToken":"t","progress":1}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi","Name":"n"}]}}`,
+		`{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"m"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"echo","nameHint":"x","named":1,"_name":2}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","params":[1,2]}`,
+		`{"jsonrpc":"2.0","id":1,"method":"ping","params":null}`,
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`,
+	}
+	for _, msg := range passed {
+		if err := CheckMessage([]byte(msg)); err != nil {
+			t.Errorf("CheckMessage(%s) = %v, want nil", msg, err)
+		}
+	}
+	// A name a client sends reaches the answer and the log bounded.
+	long := `{"method":"tools/call","params":{"name":"a","N` + strings.Repeat("\u200b", 500) + `ame":"b"}}`
+	if err := CheckMessage([]byte(long)); err == nil || len(err.Error()) > 400 {
+		t.Errorf("a 1.5 KB member name: %v (%d bytes), want it refused in a bounded sentence", err, len(err.Error()))
+	}
+}
+
+// The readers a message may meet: Go's encoding/json into struct fields
+// (mcp-go, the gateway's own peek; any case, ſ and K folded, the last match
+// winning) and readers of exact names, the last of equal names winning
+// (JSON.parse, Python, go-sdk) or the first (some Java and Rust readers).
+
+// eachMember calls f for each member of the JSON object obj, in order.
+func eachMember(obj []byte, f func(name string, value json.RawMessage)) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return
+		}
+		var value json.RawMessage
+		if dec.Decode(&value) != nil {
+			return
+		}
+		f(t.(string), value)
+	}
+}
+
+// exactMember is the member name of obj as a reader of exact names reads it.
+func exactMember(obj []byte, name string, firstWins bool) json.RawMessage {
+	var got json.RawMessage
+	eachMember(obj, func(member string, value json.RawMessage) {
+		if member == name && (got == nil || !firstWins) {
+			got = value
+		}
+	})
+	return got
+}
+
+// exactString is a string member as a reader of exact names reads it, ""
+// when it is missing or no string.
+func exactString(obj []byte, name string, firstWins bool) string {
+	var s string
+	_ = json.Unmarshal(exactMember(obj, name, firstWins), &s)
+	return s
+}
+
+// callViews are the method and tool of a message as each reader reads them.
+func callViews(msg []byte) map[string][2]string {
+	var goView struct {
+		Method string `json:"method"`
+		Params struct {
+			Name json.RawMessage `json:"name"`
+		} `json:"params"`
+	}
+	_ = json.Unmarshal(msg, &goView)
+	var tool string
+	_ = json.Unmarshal(goView.Params.Name, &tool)
+	views := map[string][2]string{"encoding/json": {goView.Method, tool}}
+	for _, first := range []bool{false, true} {
+		views[map[bool]string{false: "exact, last wins", true: "exact, first wins"}[first]] = [2]string{
+			exactString(msg, "method", first), exactString(exactMember(msg, "params", first), "name", first)}
+	}
+	return views
+}
+
+// FuzzCheckMessage: every message CheckMessage lets through reads as the
+// same method and tool to every reader, so the permission the gateway
+// checks is the one the upstream's call needs.
+func FuzzCheckMessage(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}`,
+		`{"method":"tools/call","params":{"name":"get-env","Name":"echo"}}`,
+		`{"method":"tools/call","Method":"ping","params":{"name":"get-env"}}`,
+		`{"method":"tools/call","params":{"name":"get-env"},"paramſ":{"name":"echo"}}`,
+		`{"method":"tools/call","params":{"name":"get-env"},"params":{"name":"echo"}}`,
+		`{"method":"tools/call","params":{"name":"get-env","name\u0000":"echo"}}`,
+		`{"method":"tools/call","params":{"na\u006de":"get-env"}}`,
+		`{"method":"tools/caLL","params":{"NAMe":"x","name":7}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if !json.Valid(msg) || CheckMessage(msg) != nil {
+			return
+		}
+		views := callViews(msg)
+		if a, b, c := views["encoding/json"], views["exact, last wins"], views["exact, first wins"]; a != b || b != c {
+			t.Fatalf("CheckMessage let through %q, which readers read apart: %v", msg, views)
+		}
+	})
+}
+
+// toolsSeen are the tool names each reader finds in one answer: a message
+// or a batch of them.
+func toolsSeen(body []byte) map[string][]string {
+	seen := map[string][]string{}
+	var batch []json.RawMessage
+	if json.Unmarshal(body, &batch) != nil {
+		batch = []json.RawMessage{body}
+	}
+	for _, msg := range batch {
+		var goView struct {
+			Result struct {
+				Tools []struct {
+					Name string `json:"name"`
+				} `json:"tools"`
+			} `json:"result"`
+		}
+		if json.Unmarshal(msg, &goView) == nil {
+			for _, tool := range goView.Result.Tools {
+				seen["encoding/json"] = append(seen["encoding/json"], tool.Name)
+			}
+		}
+		for _, first := range []bool{false, true} {
+			var tools []json.RawMessage
+			_ = json.Unmarshal(exactMember(exactMember(msg, "result", first), "tools", first), &tools)
+			for _, tool := range tools {
+				seen["exact"] = append(seen["exact"], exactString(tool, "name", first))
+			}
+		}
+	}
+	return seen
+}
+
+// FuzzFilterMessages: whatever an upstream answers, no reader finds in
+// the filtered answer a tool the caller may not call.
+func FuzzFilterMessages(f *testing.F) {
+	for _, seed := range []string{
+		toolsListAnswer,
+		`{"jsonrpc":"2.0","id":1,"result":{"Tools":[{"name":"secret"}]}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"toolſ":[{"name":"secret"}]}}`,
+		`{"jsonrpc":"2.0","id":1,"Result":{"tools":[{"name":"secret"}]}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search","Name":"secret"}]}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search","name":"secret"}]}}`,
+		`[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"secret"}]}},{"jsonrpc":"2.0","id":2,"result":{}}]`,
+		`{"jsonrpc":"2.0","id":1,"result":{"tool\u0073":[{"n\u0061me":"secret"}]}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	keep := func(tool string) bool { return strings.HasPrefix(tool, "search") }
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out, err := filterMessages(body, keep)
+		if err != nil {
+			return // answered 502: nothing of it reaches the client
+		}
+		for reader, names := range toolsSeen(out) {
+			for _, name := range names {
+				if !keep(name) {
+					t.Fatalf("%s reads the tool %q in the filtered answer %q (from %q)", reader, name, out, body)
+				}
+			}
+		}
+	})
+}
