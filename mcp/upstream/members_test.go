@@ -219,3 +219,15 @@ func FuzzFilterMessages(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheckMessage: what the check adds to each message an upstream
+// tenant forwards (a tools/call as the wrk test's echo row sends it).
+func BenchmarkCheckMessage(b *testing.B) {
+	msg := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello from the benchmark"},"_meta":{"progressToken":1}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckMessage(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
