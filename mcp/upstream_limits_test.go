@@ -235,6 +235,11 @@ func TestUpstreamRefusesAmbiguousMessages(t *testing.T) {
 			!strings.Contains(answer.Error.Message, "JSON readers") {
 			t.Errorf("%s: %d %s, want 400 with a -32600 that says why", body, resp.StatusCode, got)
 		}
+		// The refusal is a decision like any other: an audit line says it.
+		audit := b.lineOf(t, "audit", resp.Header.Get("X-Request-Id"))
+		if reason, _ := audit["reason"].(string); audit["decision"] != "deny" || !strings.Contains(reason, "JSON readers") {
+			t.Errorf("%s: audit line %v, want a deny that says why", body, audit)
+		}
 	}
 	if n := len(ns.requests()); n != 0 {
 		t.Errorf("the upstream got %d requests, want none", n)
