@@ -232,6 +232,40 @@ func TestUpstreamToolsPerPermission(t *testing.T) {
 	}
 }
 
+// TestUpstreamDiscoverNeedsNoPermission: server/discover is 2026-07-28's
+// initialize. A caller who holds none of the tenant-wide permissions
+// (other_methods) still discovers the server and calls the tools open to
+// all, on 2026-07-28 without falling back to the 2025 handshake, and no
+// step-up asks them to consent to a scope they do not need.
+func TestUpstreamDiscoverNeedsNoPermission(t *testing.T) {
+	b := newEdgeBed(t, withSigner(t))
+	ns := newNotesServer(t)
+	url := b.addUpstreamTenant(t, ns, notesServerBlock, "challenge")
+	c := connectUpstream(t, url, b.token("notes", "nobody"))
+	if v := c.ProtocolVersion(); v != mcpgo.ProtocolVersion20260728 {
+		t.Errorf("protocol %q, want %s: the client fell back", v, mcpgo.ProtocolVersion20260728)
+	}
+	if got := strings.Join(toolNames(t, c), ","); got != "slow" {
+		t.Errorf("tools %s, want slow alone (the one that needs nothing)", got)
+	}
+	audit := b.logLines(t, "audit")
+	found := false
+	for _, line := range audit {
+		if line["method"] == "server/discover" {
+			found = true
+			if line["decision"] != "allow" {
+				t.Errorf("server/discover: %v, want allowed", line)
+			}
+		}
+		if line["method"] == "initialize" {
+			t.Errorf("the client fell back to initialize: %v", line)
+		}
+	}
+	if !found {
+		t.Error("no server/discover in the audit log")
+	}
+}
+
 func TestUpstreamOtherMethodsRefusedByDefault(t *testing.T) {
 	b := newEdgeBed(t, withSigner(t))
 	ns := newNotesServer(t)

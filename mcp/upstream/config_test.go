@@ -631,6 +631,8 @@ func TestRequires(t *testing.T) {
 	}{
 		// the lifecycle, answers and tools/list need nothing, whatever the policy
 		{"initialize", strict, "initialize", "", false, nil},
+		{"server/discover (2026-07-28)", strict, "server/discover", "", false, nil},
+		{"server/discover, guarded", guarded, "server/discover", "", false, nil},
 		{"ping", strict, "ping", "", false, nil},
 		{"tools/list", strict, "tools/list", "", false, nil},
 		{"notifications/initialized", strict, "notifications/initialized", "", false, nil},

@@ -22,9 +22,12 @@ type Need struct {
 // tool the name a tools/call names.
 func (c Config) Requires(method, tool string) Need {
 	switch {
-	case method == "", method == "initialize", method == "ping", method == "tools/list",
-		strings.HasPrefix(method, "notifications/"):
-		// The lifecycle, answers to the upstream's requests, and the
+	case method == "", method == "initialize", method == "server/discover", method == "ping",
+		method == "tools/list", strings.HasPrefix(method, "notifications/"):
+		// The lifecycle (server/discover is 2026-07-28's initialize: a
+		// client that may not discover the server cannot connect, and a
+		// 403 for it would send its user to consent to a scope only
+		// other methods need), answers to the upstream's requests, and the
 		// tool list, which Forward filters to what the caller may call.
 		return Need{}
 	case method == "tools/call":
