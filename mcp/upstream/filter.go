@@ -68,14 +68,13 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	if rawResult == nil {
 		return msg
 	}
-	inResult, err := checkMembers(rawResult, "result", "tools")
-	if errors.Is(err, errNotObject) {
+	inResult, err := checkMembers(rawResult, "result", "tools", "cacheScope")
+	switch {
+	case errors.Is(err, errNotObject):
 		return msg
-	}
-	if err != nil || inResult[0] == nil {
-		if err != nil {
-			return unreadableList(id)
-		}
+	case err != nil:
+		return unreadableList(id)
+	case inResult[0] == nil:
 		return msg
 	}
 	var tools []json.RawMessage
@@ -98,6 +97,13 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 		return unreadableList(id)
 	}
 	result["tools"], _ = json.Marshal(kept)
+	if inResult[1] != nil {
+		// The list is now the caller's own: a 2026-07-28 upstream's
+		// "public" (SEP-2549: any shared intermediary may serve it to
+		// anyone) would let a cache in front of the gateway show one
+		// caller's tools to another.
+		result["cacheScope"] = json.RawMessage(`"private"`)
+	}
 	env["result"], _ = json.Marshal(result)
 	out, err := json.Marshal(env)
 	if err != nil {

@@ -253,6 +253,32 @@ func TestFilterMessagesEscapedToolsKey(t *testing.T) {
 	checkSameJSON(t, got, []byte(`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}]}}`))
 }
 
+// A filtered list is the caller's own: a 2026-07-28 answer's cacheScope
+// becomes private (SEP-2549), its ttlMs stays; an answer without one (an
+// earlier protocol) gets none; a cacheScope readers could read apart fails
+// closed.
+func TestFilterMessagesCacheScopePrivate(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"},{"name":"secret"}],"ttlMs":60000,"cacheScope":"public"}}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"ttlMs":60000,"cacheScope":"private"}}`},
+		{`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"ttlMs":0,"cacheScope":"private"}}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"ttlMs":0,"cacheScope":"private"}}`},
+		{`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}]}}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}]}}`},
+	} {
+		got, err := filterMessages([]byte(tc.in), keepOnly("search"))
+		if err != nil {
+			t.Fatalf("filterMessages(%s) error = %v", tc.in, err)
+		}
+		checkSameJSON(t, got, []byte(tc.want))
+	}
+	got, err := filterMessages([]byte(`{"jsonrpc":"2.0","id":1,"result":{"tools":[],"cacheScope":"private","cacheſcope":"public"}}`), keepOnly("search"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkListError(t, got, "1")
+}
+
 // A tool is kept or dropped by its "name" member exactly as MCP clients
 // read it (JSON member names are case-sensitive).
 func TestFilterMessagesToolNameCase(t *testing.T) {

@@ -49,7 +49,7 @@ func (e *AmbiguousError) Error() string {
 // checkMembers returns the value of each of names in the JSON object obj
 // (nil for a name it lacks), or an *AmbiguousError when a name appears
 // twice or another member could be read as one of them; errNotObject when
-// obj is no object. names are lower-case ASCII letters.
+// obj is no object. names are ASCII letters.
 func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -80,8 +80,8 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 	return values, nil
 }
 
-// readsAs reports whether some JSON reader may take member for name (a
-// lower-case ASCII word) though the two differ: equal once what no one
+// readsAs reports whether some JSON reader may take member for name (an
+// ASCII word) though the two differ: equal once what no one
 // sees in a name is left out (NUL and the other controls, spaces,
 // invisible formatting such as U+200B, the U+FFFD of invalid UTF-8) and
 // case is folded as Unicode folds it (ſ as s, K as k). Wider than any one

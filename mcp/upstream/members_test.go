@@ -158,7 +158,8 @@ func FuzzCheckMessage(f *testing.F) {
 }
 
 // toolsSeen are the tool names each reader finds in one answer: a message
-// or a batch of them.
+// or a batch of them; and, under "cacheScope", the scope each reader finds
+// beside a tool list.
 func toolsSeen(body []byte) map[string][]string {
 	seen := map[string][]string{}
 	var batch []json.RawMessage
@@ -171,26 +172,34 @@ func toolsSeen(body []byte) map[string][]string {
 				Tools []struct {
 					Name string `json:"name"`
 				} `json:"tools"`
+				CacheScope string `json:"cacheScope"`
 			} `json:"result"`
 		}
-		if json.Unmarshal(msg, &goView) == nil {
+		if json.Unmarshal(msg, &goView) == nil && goView.Result.Tools != nil {
 			for _, tool := range goView.Result.Tools {
 				seen["encoding/json"] = append(seen["encoding/json"], tool.Name)
 			}
+			seen["cacheScope"] = append(seen["cacheScope"], goView.Result.CacheScope)
 		}
 		for _, first := range []bool{false, true} {
+			result := exactMember(msg, "result", first)
 			var tools []json.RawMessage
-			_ = json.Unmarshal(exactMember(exactMember(msg, "result", first), "tools", first), &tools)
+			if json.Unmarshal(exactMember(result, "tools", first), &tools) != nil || tools == nil {
+				continue
+			}
 			for _, tool := range tools {
 				seen["exact"] = append(seen["exact"], exactString(tool, "name", first))
 			}
+			seen["cacheScope"] = append(seen["cacheScope"], exactString(result, "cacheScope", first))
 		}
 	}
 	return seen
 }
 
 // FuzzFilterMessages: whatever an upstream answers, no reader finds in
-// the filtered answer a tool the caller may not call.
+// the filtered answer a tool the caller may not call, nor a tool list any
+// cache in front of the gateway may serve to another caller (a cacheScope
+// other than private, or none).
 func FuzzFilterMessages(f *testing.F) {
 	for _, seed := range []string{
 		toolsListAnswer,
@@ -201,6 +210,7 @@ func FuzzFilterMessages(f *testing.F) {
 		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search","name":"secret"}]}}`,
 		`[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"secret"}]}},{"jsonrpc":"2.0","id":2,"result":{}}]`,
 		`{"jsonrpc":"2.0","id":1,"result":{"tool\u0073":[{"n\u0061me":"secret"}]}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"ttlMs":5,"cacheScope":"public"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -210,7 +220,14 @@ func FuzzFilterMessages(f *testing.F) {
 		if err != nil {
 			return // answered 502: nothing of it reaches the client
 		}
-		for reader, names := range toolsSeen(out) {
+		seen := toolsSeen(out)
+		for _, scope := range seen["cacheScope"] {
+			if scope != "" && scope != "private" {
+				t.Fatalf("a filtered tool list with cacheScope %q: %q (from %q)", scope, out, body)
+			}
+		}
+		delete(seen, "cacheScope")
+		for reader, names := range seen {
 			for _, name := range names {
 				if !keep(name) {
 					t.Fatalf("%s reads the tool %q in the filtered answer %q (from %q)", reader, name, out, body)
