@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,6 +181,11 @@ func (x *exchanger) exchange(ctx context.Context, subject string, p *providers.P
 		return "", &exchangeError{http.StatusBadGateway, fmt.Sprintf("the issuer issued a token of type %q, not Bearer", bound(ans.TokenType))}
 	case ans.IssuedTokenType != tokenTypeAccess:
 		return "", &exchangeError{http.StatusBadGateway, fmt.Sprintf("the issuer issued a %q, not an access token", bound(ans.IssuedTokenType))}
+	case subtle.ConstantTimeCompare([]byte(ans.AccessToken), []byte(subject)) == 1:
+		// An issuer that hands back the token it was given (a
+		// misconfigured exchange policy) would make the gateway pass the
+		// client's own token on: never.
+		return "", &exchangeError{http.StatusBadGateway, "the issuer answered with the client's own token, not one for the upstream"}
 	}
 	life := defaultExchangeLifetime
 	if ans.ExpiresIn != nil {

@@ -70,6 +70,7 @@ func TestExchangeAnswers(t *testing.T) {
 		{"no token", `{` + typ + `,"token_type":"Bearer"}`, 200, http.StatusBadGateway},
 		{"refused", `{"error":"invalid_request"}`, 400, http.StatusBadGateway},
 		{"issuer failing", `oops`, 500, http.StatusServiceUnavailable},
+		{"the client's own token handed back", `{"access_token":"client-token",` + typ + `,"token_type":"Bearer","expires_in":60}`, 200, http.StatusBadGateway},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
