@@ -81,11 +81,11 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 }
 
 // readsAs reports whether some JSON reader may take member for name (an
-// ASCII word) though the two differ: equal once what no one
-// sees in a name is left out (NUL and the other controls, spaces,
-// invisible formatting such as U+200B, the U+FFFD of invalid UTF-8) and
-// case is folded as Unicode folds it (ſ as s, K as k). Wider than any one
-// reader, on purpose: no SDK writes such a name.
+// ASCII word) though the two differ: equal once what no one sees in a
+// name is left out (NUL and the other controls, spaces, invisible
+// formatting such as U+200B, the U+FFFD of invalid UTF-8) and case is
+// folded as Unicode folds it (ſ as s, K as k). Wider than any one reader,
+// on purpose: no SDK writes such a name.
 func readsAs(member, name string) bool {
 	if member == name || len(member) < len(name) {
 		return false
