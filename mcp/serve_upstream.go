@@ -50,6 +50,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 		if len(calls) > 1 {
 			audit.method = "batch"
 		}
+		call.Initializes = len(calls) == 1 && calls[0].Method == string(mcpgo.MethodInitialize)
 		miss = missingPermissions(ts.server, p, calls...)
 		if len(miss) > 0 && !(len(calls) == 1 && calls[0].Method == string(mcpgo.MethodToolsCall)) {
 			// Only a single tool call can be answered with a tool error:

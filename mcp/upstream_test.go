@@ -460,6 +460,39 @@ func TestUpstreamStreamsEvents(t *testing.T) {
 	}
 }
 
+// TestUpstreamInitializeStartsAfresh: an initialize starts a new session
+// whatever Mcp-Session-Id the client sends with it (its own old one,
+// another user's, garbage): the header never reaches the upstream, and
+// the client gets a new session of its own, not a 404 it would answer by
+// initializing again.
+func TestUpstreamInitializeStartsAfresh(t *testing.T) {
+	b := newEdgeBed(t, withSigner(t))
+	ns := newNotesServer(t)
+	url := b.addUpstreamTenant(t, ns, notesServerBlock, "challenge")
+	rita, will := b.token("notes", "rita", notesReader...), b.token("notes", "will", notesReader...)
+	old := initSession(t, url, rita)
+	wills := initSession(t, url, will)
+	const initBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	for _, sent := range []string{old, wills, "garbage"} {
+		before := len(ns.requests())
+		resp, body := post(t, url, rita, initBody, "Mcp-Session-Id", sent)
+		sid := resp.Header.Get("Mcp-Session-Id")
+		if resp.StatusCode != http.StatusOK || sid == "" || sid == old || sid == wills {
+			t.Errorf("initialize with %.20q…: %d, session %q, %s; want 200 and a new session", sent, resp.StatusCode, sid, body)
+		}
+		seen := ns.requests()
+		if len(seen) != before+1 || seen[before].header.Get("Mcp-Session-Id") != "" {
+			t.Errorf("initialize with %.20q…: the upstream saw %d requests, the last with session %q; want one, with none",
+				sent, len(seen)-before, seen[len(seen)-1].header.Get("Mcp-Session-Id"))
+		}
+	}
+	// Any other request still needs its own session's id.
+	resp, _ := post(t, url, rita, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`, "Mcp-Session-Id", wills, "Mcp-Protocol-Version", "2025-06-18")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("tools/list on another user's session: %d, want 404", resp.StatusCode)
+	}
+}
+
 // TestUpstreamSessionPassesThrough: the upstream's session id reaches the
 // client, comes back on the next request, and DELETE ends the session.
 func TestUpstreamSessionPassesThrough(t *testing.T) {

@@ -235,6 +235,10 @@ type Call struct {
 	// ListsTools says the body asks tools/list: the answer is filtered to
 	// the tools the caller may call.
 	ListsTools bool
+	// Initializes says the body is one initialize request: it starts a
+	// session, so the client's Mcp-Session-Id (left from an earlier one,
+	// or somebody else's) is neither checked nor forwarded.
+	Initializes bool
 	// Token is the client's own token. It is sent nowhere but to the
 	// issuer that minted it, in mode exchange.
 	Token string
@@ -345,6 +349,11 @@ func (c noAbort) Value(key any) any {
 // Mcp-Session-Id ("" for none), and false when that id is not bound to the
 // caller (session.go).
 func (s *Server) upstreamSession(r *http.Request, call Call) (string, bool) {
+	if call.Initializes {
+		// An upstream may refuse an initialize that carries a session id
+		// it did not issue, or take it for the old session's.
+		return "", true
+	}
 	bound := r.Header.Get(sessionHeader)
 	if bound == "" || s.sessions == nil {
 		return bound, true
