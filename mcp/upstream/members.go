@@ -19,11 +19,11 @@ import (
 // case-insensitively and folds ſ and K to s and k, the last match winning;
 // JSON.parse, Python and go-sdk since v1.3.1 match names exactly; some
 // readers take the first of two equal names, some the last, some refuse
-// them; a reader has ignored a trailing NUL (go-sdk's before v1.4.1). So
-// {"name":"get-env","Name":"echo"} was echo to the gateway and get-env to
-// a TypeScript upstream: a call past the permission check. A message whose
-// members could be read apart is refused instead (requests) or replaced
-// (tool lists): legitimate SDKs never write one.
+// them; one has ignored a NUL appended to a name (go-sdk v1.3.1 to
+// v1.4.0). So {"name":"get-env","Name":"echo"} was echo to the gateway
+// and get-env to a TypeScript upstream: a call past the permission check.
+// A message whose members could be read apart is refused instead
+// (requests) or replaced (tool lists): legitimate SDKs never write one.
 
 // errNotObject: checkMembers was given JSON that is no object.
 var errNotObject = errors.New("not a JSON object")
