@@ -559,6 +559,25 @@ func TestUpstreamFailures(t *testing.T) {
 		t.Errorf("upstream gone: %d %s", resp.StatusCode, body)
 	}
 
+	// A redirect (server.url naming the wrong place): 502, the Location
+	// never shown to the client, the log naming it for the operator. It
+	// points at the closed server, so a client that followed it would
+	// still only knock on loopback.
+	inside := gone.URL + "/internal/mcp/"
+	moved := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, inside, http.StatusTemporaryRedirect)
+	}))
+	defer moved.Close()
+	url = b.addUpstreamTenant(t, &notesServer{URL: moved.URL + "/mcp"}, notesServerBlock, "challenge")
+	resp, body = post(t, url, token, callBody(1, "search", `{}`))
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Location") != "" || !strings.Contains(body, "bad_upstream_answer") ||
+		strings.Contains(body, "internal") {
+		t.Errorf("upstream redirect: %d, Location %q, %s; want 502 without the redirect", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if logs := b.logs(t); !strings.Contains(logs, `redirected (HTTP 307) to \"`+inside+`\"`) {
+		t.Errorf("no log line names the redirect:\n%s", logs)
+	}
+
 	// Slow: no header within first_byte.
 	hang := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
@@ -603,7 +622,7 @@ func TestUpstreamFailures(t *testing.T) {
 			t.Errorf("todo_gateway_tenant_server_info of %s: %v, want 1 with server %s", tenant, n, server)
 		}
 	}
-	for _, outcome := range []string{"credentials_refused", "unreachable", "timeout"} {
+	for _, outcome := range []string{"credentials_refused", "unreachable", "bad_answer", "timeout"} {
 		if n := metricValue(t, b.reg, "todo_gateway_upstream_requests_total", map[string]string{"tenant": "notes", "outcome": outcome}); n != 1 {
 			t.Errorf("upstream requests with outcome %s: %v, want 1", outcome, n)
 		}

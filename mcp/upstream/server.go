@@ -444,6 +444,15 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		resp.Body.Close()
 		return fmt.Errorf("%w (HTTP %d)", errCredentialsRefused, resp.StatusCode)
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// An MCP endpoint does not redirect; one that does is a server.url
+		// that names the wrong place (a missing slash, http for https).
+		// Passed on, the redirect would send the client, with its token,
+		// after an address inside the upstream's network.
+		resp.Body.Close()
+		return fmt.Errorf("%w: it redirected (HTTP %d) to %q; set the tenant's server.url to where its MCP endpoint is",
+			errBadAnswer, resp.StatusCode, bound(resp.Header.Get("Location")))
+	}
 	h := resp.Header
 	// The gateway's challenges are its own: nothing of the upstream's
 	// authentication reaches the client.
