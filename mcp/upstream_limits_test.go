@@ -17,7 +17,9 @@ import (
 // TestUpstreamHeadersPassBothWays: the transport's own headers reach the
 // upstream (trace context, protocol version, 2026-07-28 routing headers,
 // the resumption cursor), hop-by-hop headers do not, and the upstream's
-// headers reach the client but for its cookies and challenges.
+// headers reach the client but for its cookies, its challenges, its CORS
+// (a browser refuses two Access-Control-Allow-Origin values) and what
+// would set policy for the whole origin every tenant shares.
 func TestUpstreamHeadersPassBothWays(t *testing.T) {
 	var mu sync.Mutex
 	var got http.Header
@@ -29,6 +31,11 @@ func TestUpstreamHeadersPassBothWays(t *testing.T) {
 		w.Header().Set("X-Upstream", "yes")
 		w.Header().Set("Set-Cookie", "upstream=1")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="upstream"`)
+		w.Header().Set("Access-Control-Allow-Origin", "*") // as express's cors() sets it
+		w.Header().Set("Access-Control-Expose-Headers", "Mcp-Session-Id")
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		w.Header().Set("Alt-Svc", `h2=":9443"`)
+		w.Header().Set("Clear-Site-Data", `"cookies", "storage"`)
 		w.Write([]byte(`{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}`))
 	}))
 	t.Cleanup(up.Close)
@@ -38,7 +45,7 @@ func TestUpstreamHeadersPassBothWays(t *testing.T) {
 	resp, body := post(t, url, b.token("notes", "rita", notesReader...), callBody(1, "search", `{}`),
 		"Traceparent", traceparent, "Tracestate", "vendor=1", "Mcp-Protocol-Version", "2026-07-28",
 		"Mcp-Method", "tools/call", "Mcp-Name", "search", "Last-Event-ID", "evt-7",
-		"Connection", "X-Hop", "X-Hop", "secret-hop", "X-Custom", "kept")
+		"Connection", "X-Hop", "X-Hop", "secret-hop", "X-Custom", "kept", "Origin", b.URL)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("call: %d %s", resp.StatusCode, body)
 	}
@@ -53,6 +60,17 @@ func TestUpstreamHeadersPassBothWays(t *testing.T) {
 	if resp.Header.Get("X-Upstream") != "yes" || resp.Header.Get("Set-Cookie") != "" || resp.Header.Get("WWW-Authenticate") != "" {
 		t.Errorf("client got X-Upstream %q, Set-Cookie %q, WWW-Authenticate %q", resp.Header.Get("X-Upstream"),
 			resp.Header.Get("Set-Cookie"), resp.Header.Get("WWW-Authenticate"))
+	}
+	if acao := resp.Header.Values("Access-Control-Allow-Origin"); len(acao) != 1 || acao[0] != b.URL {
+		t.Errorf("client got Access-Control-Allow-Origin %q, want the gateway's one, %q", acao, b.URL)
+	}
+	if expose := resp.Header.Values("Access-Control-Expose-Headers"); len(expose) != 1 || !strings.Contains(expose[0], "Mcp-Session-Id") {
+		t.Errorf("client got Access-Control-Expose-Headers %q, want the gateway's one", expose)
+	}
+	for _, name := range []string{"Strict-Transport-Security", "Alt-Svc", "Clear-Site-Data"} {
+		if v := resp.Header.Get(name); v != "" {
+			t.Errorf("client got the upstream's %s %q", name, v)
+		}
 	}
 }
 

@@ -457,6 +457,18 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 	// The gateway's challenges are its own: nothing of the upstream's
 	// authentication reaches the client.
 	h.Del("WWW-Authenticate")
+	// So are CORS (the gateway checked the Origin and answers for it; an
+	// upstream's Access-Control-Allow-Origin beside the gateway's is two
+	// values, and browsers refuse the answer) and what an answer sets for
+	// the whole origin, which every tenant shares.
+	for name := range h {
+		if strings.HasPrefix(name, "Access-Control-") {
+			h.Del(name)
+		}
+	}
+	for _, name := range originWide {
+		h.Del(name)
+	}
 	if !s.cfg.ForwardCookies {
 		h.Del("Set-Cookie")
 	}
@@ -507,6 +519,13 @@ func (s *Server) listFilter(p *providers.Principal) func(tool string) bool {
 }
 
 var errBadAnswer = errors.New("the upstream's answer could not be read")
+
+// originWide are the answer headers that set policy for the whole origin
+// (every tenant's resource URL on the gateway's host), the operator's to
+// set at the gateway, never one tenant's upstream: HTTPS pinned for the
+// host and its subdomains, another endpoint for the origin, the browser's
+// storage and cookies for the origin wiped.
+var originWide = []string{"Strict-Transport-Security", "Alt-Svc", "Clear-Site-Data"}
 
 // answerError answers what kept the upstream from answering, never with
 // the upstream's own words, and logs why.
