@@ -140,6 +140,9 @@ type eventFilter struct {
 	keep func(string) bool
 	out  bytes.Buffer // what is ready for Read
 	err  error
+	// afterCR: the last line read ended with a CR that was the last byte
+	// read so far; an LF coming next makes that CRLF.
+	afterCR bool
 }
 
 func newEventFilter(src io.ReadCloser, keep func(string) bool) io.ReadCloser {
@@ -164,6 +167,19 @@ func (f *eventFilter) nextEvent() error {
 	var lines [][]byte
 	size := 0
 	for {
+		if f.afterCR {
+			// The CR of a CRLF split across reads: the LF ends the same
+			// line (the client reads one terminator), not a blank line.
+			f.afterCR = false
+			if b, err := f.in.Peek(1); err == nil && b[0] == '\n' {
+				_, _ = f.in.Discard(1)
+				if n := len(lines); n > 0 {
+					lines[n-1] = append(lines[n-1], '\n')
+				} else {
+					f.out.WriteByte('\n') // after the event that line ended
+				}
+			}
+		}
 		line, err := f.readLine()
 		if len(line) > 0 {
 			size += len(line)
@@ -192,19 +208,37 @@ func (f *eventFilter) nextEvent() error {
 	}
 }
 
-// readLine reads one line with its terminator (\n or \r\n; a lone \r,
-// which SSE also allows and no MCP server sends, is kept inside the line),
-// growing past bufio's buffer up to maxEventBytes.
+// readLine reads one line with its terminator: CRLF, LF or a lone CR, the
+// three the SSE specification ends lines with. A client splits lines at
+// each (eventsource-parser in the TypeScript SDK does), so the filter must
+// too: a line it took whole as "event: x\rdata: …" is two lines to the
+// client, the second a data line it never checked. Lines grow past
+// bufio's buffer up to maxEventBytes.
 func (f *eventFilter) readLine() ([]byte, error) {
 	var line []byte
 	for {
-		chunk, err := f.in.ReadSlice('\n')
-		line = append(line, chunk...)
+		if _, err := f.in.Peek(1); err != nil {
+			return line, err
+		}
+		buf, _ := f.in.Peek(f.in.Buffered())
+		if i := bytes.IndexAny(buf, "\r\n"); i >= 0 {
+			end := i + 1
+			if buf[i] == '\r' {
+				switch {
+				case end == len(buf):
+					f.afterCR = true // the LF of a CRLF may be yet to come
+				case buf[end] == '\n':
+					end++
+				}
+			}
+			line = append(line, buf[:end]...)
+			_, _ = f.in.Discard(end)
+			return line, nil
+		}
+		line = append(line, buf...)
+		_, _ = f.in.Discard(len(buf))
 		if len(line) > maxEventBytes {
 			return nil, errEventTooLarge
-		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return line, err
 		}
 	}
 }

@@ -472,6 +472,54 @@ func TestEventFilterEvents(t *testing.T) {
 	}
 }
 
+// TestEventFilterLineEndings: lines end at CRLF, LF or a lone CR, as the
+// SSE specification and every client say. Events that need no filtering
+// pass byte for byte whichever ending they use, a CRLF split between two
+// reads included; a tool list framed with lone CRs ("event: message\rdata:
+// …") is filtered, where reading lines at LF alone passed it whole to the
+// client; and an event that a lone CR ends is passed on at once, not held
+// for a byte that might follow.
+func TestEventFilterLineEndings(t *testing.T) {
+	var plain strings.Builder
+	for _, end := range []string{"\n", "\r\n", "\r"} {
+		plain.WriteString(strings.ReplaceAll(progressEvent+primingEvent+keepaliveEvent, "\n", end))
+	}
+	out, err := filterStream(t, iotest.OneByteReader(strings.NewReader(plain.String())), keepOnly("search"))
+	if err != nil || out != plain.String() {
+		t.Errorf("got %q, %v; want the events as they came, %q", out, err, plain.String())
+	}
+	for _, end := range []string{"\r", "\r\n"} {
+		in := strings.ReplaceAll(toolsEvent, "\n", end)
+		out, err := filterStream(t, iotest.OneByteReader(strings.NewReader(in)), keepOnly("search"))
+		events := specEvents([]byte(out))
+		if err != nil || len(events) != 1 {
+			t.Errorf("tool list with lines ended by %q: a client reads %q (%v) in %q; want one event", end, events, err, out)
+			continue
+		}
+		checkSameJSON(t, events[0], []byte(toolsEventData))
+	}
+
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	f := newEventFilter(pr, keepOnly("search"))
+	go func() { _, _ = pw.Write([]byte(strings.ReplaceAll(progressEvent, "\n", "\r"))) }()
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		n, _ := f.Read(buf)
+		got <- string(buf[:n])
+	}()
+	select {
+	case s := <-got:
+		if want := strings.ReplaceAll(progressEvent, "\n", "\r"); s != want {
+			t.Errorf("Read = %q, want %q", s, want)
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("an event ended by a lone CR was held for the next byte")
+	}
+	_ = pw.Close()
+}
+
 func TestEventFilterCRLFKeepsOtherLines(t *testing.T) {
 	in := strings.ReplaceAll(toolsEvent, "\n", "\r\n")
 	out, err := filterStream(t, strings.NewReader(in), keepOnly("search"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -247,4 +248,83 @@ func BenchmarkCheckMessage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// specEvents are the data of the events a client that follows the SSE
+// specification (WHATWG HTML, "Parsing an event stream"; eventsource-parser
+// in the TypeScript SDK) reads from a stream: lines end at CRLF, LF or a
+// lone CR; a data line's value is added to the event's data, joined by LF;
+// an empty line dispatches the event if it has data; what follows the last
+// empty line is discarded.
+func specEvents(stream []byte) [][]byte {
+	var events [][]byte
+	var data []byte
+	hasData := false
+	for len(stream) > 0 {
+		i := bytes.IndexAny(stream, "\r\n")
+		if i < 0 {
+			break // an unterminated last line: discarded with its event
+		}
+		line := stream[:i]
+		if stream[i] == '\r' && i+1 < len(stream) && stream[i+1] == '\n' {
+			i++
+		}
+		stream = stream[i+1:]
+		switch {
+		case len(line) == 0:
+			if hasData {
+				events = append(events, bytes.TrimSuffix(data, []byte("\n")))
+			}
+			data, hasData = nil, false
+		case line[0] == ':':
+		default:
+			field, value, found := bytes.Cut(line, []byte(":"))
+			if found && len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+			if string(field) == "data" {
+				data = append(append(data, value...), '\n')
+				hasData = true
+			}
+		}
+	}
+	return events
+}
+
+// FuzzEventFilter: whatever stream an upstream sends, a client that reads
+// the filtered stream as the SSE specification says finds, in no event, a
+// tool the caller may not call, nor a list another caller may be served.
+func FuzzEventFilter(f *testing.F) {
+	list := `{"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"secret"},{"name":"search"}]}}`
+	for _, seed := range []string{
+		"event: message\ndata: " + list + "\n\n",
+		"event: message\r\ndata: " + list + "\r\n\r\n",
+		"event: message\rdata: " + list + "\r\r",
+		"id: 1\rdata: " + list + "\r\n\r\n",
+		"data: {\"a\":1}\r\rdata: " + list + "\n\n",
+		"data: " + list + "\r\n\n",
+		": comment\rdata: " + list + "\n\r",
+	} {
+		f.Add([]byte(seed))
+	}
+	keep := func(tool string) bool { return strings.HasPrefix(tool, "search") }
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		out, _ := io.ReadAll(newEventFilter(io.NopCloser(bytes.NewReader(stream)), keep))
+		for _, data := range specEvents(out) {
+			seen := toolsSeen(data)
+			for _, scope := range seen["cacheScope"] {
+				if scope != "" && scope != "private" {
+					t.Fatalf("an event of the filtered stream %q carries a list with cacheScope %q (from %q)", out, scope, stream)
+				}
+			}
+			delete(seen, "cacheScope")
+			for reader, names := range seen {
+				for _, name := range names {
+					if !keep(name) {
+						t.Fatalf("%s reads the tool %q in an event of the filtered stream %q (from %q)", reader, name, out, stream)
+					}
+				}
+			}
+		}
+	})
 }
