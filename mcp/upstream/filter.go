@@ -143,7 +143,13 @@ type eventFilter struct {
 	// afterCR: the last line read ended with a CR that was the last byte
 	// read so far; an LF coming next makes that CRLF.
 	afterCR bool
+	// started: the stream's first line has been read.
+	started bool
 }
+
+// utf8BOM may open a stream; a client's UTF-8 decoder strips it, so
+// "\uFEFFdata: …" is a data line to the client, and must be to the filter.
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 func newEventFilter(src io.ReadCloser, keep func(string) bool) io.ReadCloser {
 	return &eventFilter{src: src, in: bufio.NewReaderSize(src, 32<<10), keep: keep}
@@ -181,6 +187,10 @@ func (f *eventFilter) nextEvent() error {
 			}
 		}
 		line, err := f.readLine()
+		if !f.started && len(line) > 0 {
+			f.started = true
+			line = bytes.TrimPrefix(line, utf8BOM)
+		}
 		if len(line) > 0 {
 			size += len(line)
 			if size > maxEventBytes {

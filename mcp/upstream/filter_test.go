@@ -473,7 +473,8 @@ func TestEventFilterEvents(t *testing.T) {
 }
 
 // TestEventFilterLineEndings: lines end at CRLF, LF or a lone CR, as the
-// SSE specification and every client say. Events that need no filtering
+// SSE specification and every client say, and a BOM opening the stream is
+// not part of its first line. Events that need no filtering
 // pass byte for byte whichever ending they use, a CRLF split between two
 // reads included; a tool list framed with lone CRs ("event: message\rdata:
 // …") is filtered, where reading lines at LF alone passed it whole to the
@@ -488,8 +489,11 @@ func TestEventFilterLineEndings(t *testing.T) {
 	if err != nil || out != plain.String() {
 		t.Errorf("got %q, %v; want the events as they came, %q", out, err, plain.String())
 	}
-	for _, end := range []string{"\r", "\r\n"} {
+	for _, end := range []string{"\r", "\r\n", "\n with a BOM"} {
 		in := strings.ReplaceAll(toolsEvent, "\n", end)
+		if end == "\n with a BOM" { // a UTF-8 BOM opens the stream, before a data line: clients strip it
+			in = "\uFEFF" + strings.TrimPrefix(toolsEvent, "event: message\nid: 7\n")
+		}
 		out, err := filterStream(t, iotest.OneByteReader(strings.NewReader(in)), keepOnly("search"))
 		events := specEvents([]byte(out))
 		if err != nil || len(events) != 1 {

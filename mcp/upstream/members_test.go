@@ -255,8 +255,9 @@ func BenchmarkCheckMessage(b *testing.B) {
 // in the TypeScript SDK) reads from a stream: lines end at CRLF, LF or a
 // lone CR; a data line's value is added to the event's data, joined by LF;
 // an empty line dispatches the event if it has data; what follows the last
-// empty line is discarded.
+// empty line is discarded; a UTF-8 BOM opening the stream is stripped.
 func specEvents(stream []byte) [][]byte {
+	stream = bytes.TrimPrefix(stream, []byte("\xef\xbb\xbf"))
 	var events [][]byte
 	var data []byte
 	hasData := false
@@ -304,6 +305,7 @@ func FuzzEventFilter(f *testing.F) {
 		"data: {\"a\":1}\r\rdata: " + list + "\n\n",
 		"data: " + list + "\r\n\n",
 		": comment\rdata: " + list + "\n\r",
+		"\xef\xbb\xbfdata: " + list + "\n\n",
 	} {
 		f.Add([]byte(seed))
 	}
