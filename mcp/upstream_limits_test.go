@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf16"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
@@ -166,7 +167,8 @@ func TestUpstreamBodyLimit(t *testing.T) {
 // compresses is filtered all the same, JSON or SSE: the gateway does not
 // pass the client's Accept-Encoding on, and its transport asks for gzip
 // and decodes it. An encoding nobody asked for is answered 502, never
-// passed unfiltered.
+// passed unfiltered; so is a list the filter cannot read as UTF-8 JSON or
+// SSE (UTF-16, another Content-Type, none).
 func TestUpstreamCompressedToolLists(t *testing.T) {
 	const list = `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"},{"name":"add"}]}}`
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -175,6 +177,20 @@ func TestUpstreamCompressedToolLists(t *testing.T) {
 		if r.URL.Query().Get("sse") != "" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			body = []byte("event: message\ndata: " + list + "\n\n")
+		}
+		switch ct := r.URL.Query().Get("type"); ct {
+		case "":
+		case "none":
+			w.Header()["Content-Type"] = nil // not even sniffed
+		default:
+			w.Header().Set("Content-Type", ct)
+		}
+		if r.URL.Query().Get("utf16") != "" { // what Python's json.loads reads as well as UTF-8
+			var le []byte
+			for _, u := range utf16.Encode([]rune(list)) {
+				le = append(le, byte(u), byte(u>>8))
+			}
+			body = le
 		}
 		enc := r.URL.Query().Get("enc")
 		if enc == "gzip" && !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
@@ -200,6 +216,11 @@ func TestUpstreamCompressedToolLists(t *testing.T) {
 		{"gzip SSE", "?enc=gzip&sse=1", http.StatusOK},
 		{"an encoding not asked for", "?enc=br", http.StatusBadGateway},
 		{"an encoding not asked for, SSE", "?enc=br&sse=1", http.StatusBadGateway},
+		// Not JSON as the filter reads it, or under another type: refused,
+		// never passed unread.
+		{"UTF-16 JSON", "?utf16=1", http.StatusBadGateway},
+		{"a list as text/plain", "?type=text/plain", http.StatusBadGateway},
+		{"a list with no Content-Type", "?type=none", http.StatusBadGateway},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := b.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp" + tc.query}, notesServerBlock, "challenge")

@@ -502,6 +502,12 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		if len(body) > maxListBytes {
 			return fmt.Errorf("%w: a tool list over %d bytes", errBadAnswer, maxListBytes)
 		}
+		if !json.Valid(body) {
+			// Not JSON as the filter reads it (UTF-8), which it would pass
+			// unread; a reader that guesses another encoding (Python's
+			// json.loads takes UTF-16 and UTF-32) could find a list in it.
+			return fmt.Errorf("%w: a tool list that is not UTF-8 JSON", errBadAnswer)
+		}
 		filtered, err := filterMessages(body, s.listFilter(call.Principal))
 		if err != nil {
 			return err
@@ -509,6 +515,11 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		resp.Body = io.NopCloser(bytes.NewReader(filtered))
 		resp.ContentLength = int64(len(filtered))
 		h.Set("Content-Length", strconv.Itoa(len(filtered)))
+	case call.ListsTools && resp.StatusCode < 300:
+		// A tool list is JSON or SSE; under any other type it would pass
+		// unfiltered to a client that reads it all the same.
+		resp.Body.Close()
+		return fmt.Errorf("%w: a tool list as %q, neither JSON nor SSE", errBadAnswer, bound(h.Get("Content-Type")))
 	}
 	return nil
 }
