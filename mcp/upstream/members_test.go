@@ -221,21 +221,29 @@ func FuzzFilterMessages(f *testing.F) {
 		if err != nil {
 			return // answered 502: nothing of it reaches the client
 		}
-		seen := toolsSeen(out)
-		for _, scope := range seen["cacheScope"] {
-			if scope != "" && scope != "private" {
-				t.Fatalf("a filtered tool list with cacheScope %q: %q (from %q)", scope, out, body)
-			}
-		}
-		delete(seen, "cacheScope")
-		for reader, names := range seen {
-			for _, name := range names {
-				if !keep(name) {
-					t.Fatalf("%s reads the tool %q in the filtered answer %q (from %q)", reader, name, out, body)
-				}
-			}
-		}
+		checkFiltered(t, out, keep, "the filtered answer %q (from %q)", out, body)
 	})
+}
+
+// checkFiltered fails the test when a reader finds in msg, a filtered
+// answer (where says which, with its args), a tool keep refuses or a tool
+// list with a cacheScope other than private.
+func checkFiltered(t *testing.T, msg []byte, keep func(string) bool, where string, args ...any) {
+	t.Helper()
+	seen := toolsSeen(msg)
+	for _, scope := range seen["cacheScope"] {
+		if scope != "" && scope != "private" {
+			t.Fatalf("a tool list with cacheScope %q in "+where, append([]any{scope}, args...)...)
+		}
+	}
+	delete(seen, "cacheScope")
+	for reader, names := range seen {
+		for _, name := range names {
+			if !keep(name) {
+				t.Fatalf("%s reads the tool %q in "+where, append([]any{reader, name}, args...)...)
+			}
+		}
+	}
 }
 
 // BenchmarkCheckMessage: what the check adds to each message an upstream
@@ -313,20 +321,7 @@ func FuzzEventFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		out, _ := io.ReadAll(newEventFilter(io.NopCloser(bytes.NewReader(stream)), keep))
 		for _, data := range specEvents(out) {
-			seen := toolsSeen(data)
-			for _, scope := range seen["cacheScope"] {
-				if scope != "" && scope != "private" {
-					t.Fatalf("an event of the filtered stream %q carries a list with cacheScope %q (from %q)", out, scope, stream)
-				}
-			}
-			delete(seen, "cacheScope")
-			for reader, names := range seen {
-				for _, name := range names {
-					if !keep(name) {
-						t.Fatalf("%s reads the tool %q in an event of the filtered stream %q (from %q)", reader, name, out, stream)
-					}
-				}
-			}
+			checkFiltered(t, data, keep, "an event of the filtered stream %q (from %q)", out, stream)
 		}
 	})
 }
