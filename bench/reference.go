@@ -21,12 +21,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"sync"
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/valyala/fasthttp"
+
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 )
 
 // Bare is the ceiling of the HTTP stack: a net/http handler that decodes
@@ -132,8 +133,9 @@ func Upstream() http.Handler {
 // identity or log), through httputil.ReverseProxy and http.Transport as
 // an upstream tenant relays. Like the gateway it reads the request body
 // before forwarding it (so the transport sends headers and body in one
-// write) and copies answers through pooled 8 KiB buffers. What it costs
-// beyond the upstream's is what relaying through net/http costs.
+// write) and copies answers through the gateway's own pooled buffers
+// (upstream.CopyBuffers). What it costs beyond the upstream's is what
+// relaying through net/http costs.
 func RelayNetHTTP(target *url.URL) http.Handler {
 	transport := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
 	proxy := &httputil.ReverseProxy{
@@ -142,7 +144,7 @@ func RelayNetHTTP(target *url.URL) http.Handler {
 			pr.SetURL(target)
 			pr.Out.URL.Path, pr.Out.URL.RawPath, pr.Out.Host = target.Path, target.RawPath, ""
 		},
-		BufferPool: relayBuffers,
+		BufferPool: upstream.CopyBuffers,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -154,13 +156,6 @@ func RelayNetHTTP(target *url.URL) http.Handler {
 		proxy.ServeHTTP(w, r)
 	})
 }
-
-var relayBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
-
-type bufferPool struct{ pool sync.Pool }
-
-func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // RelayFastHTTP is RelayNetHTTP with fasthttp's client in place of
 // http.Transport, the server side still net/http: the request runs on the

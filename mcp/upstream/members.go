@@ -28,10 +28,10 @@ import (
 // errNotObject: checkMembers was given JSON that is no object.
 var errNotObject = errors.New("not a JSON object")
 
-// AmbiguousError is a member of a message that JSON readers may read
+// ambiguousError is a member of a message that JSON readers may read
 // apart: one of the names a decision rests on written twice, or another
 // name some reader takes for it.
-type AmbiguousError struct {
+type ambiguousError struct {
 	// In is where the member is: "the message", "params", ….
 	In string
 	// Member is the name as written (escapes resolved); As the name a
@@ -39,7 +39,7 @@ type AmbiguousError struct {
 	Member, As string
 }
 
-func (e *AmbiguousError) Error() string {
+func (e *ambiguousError) Error() string {
 	if e.Member == e.As {
 		return fmt.Sprintf("member %q of %s appears twice: JSON readers differ on which one counts", e.Member, e.In)
 	}
@@ -47,7 +47,7 @@ func (e *AmbiguousError) Error() string {
 }
 
 // checkMembers returns the value of each of names in the JSON object obj
-// (nil for a name it lacks), or an *AmbiguousError when a name appears
+// (nil for a name it lacks), or an *ambiguousError when a name appears
 // twice or another member could be read as one of them; errNotObject when
 // obj is no object. names are ASCII letters.
 func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, error) {
@@ -69,11 +69,11 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 		for i, name := range names {
 			switch {
 			case member == name && values[i] != nil:
-				return nil, &AmbiguousError{In: in, Member: member, As: name}
+				return nil, &ambiguousError{In: in, Member: member, As: name}
 			case member == name:
 				values[i] = value
 			case readsAs(member, name):
-				return nil, &AmbiguousError{In: in, Member: member, As: name}
+				return nil, &ambiguousError{In: in, Member: member, As: name}
 			}
 		}
 	}
@@ -99,11 +99,11 @@ func readsAs(member, name string) bool {
 	return strings.EqualFold(seen, name)
 }
 
-// CheckMessage returns an *AmbiguousError when one JSON-RPC message (an
-// object, valid JSON) has a member that JSON readers may read apart:
-// among its own members, jsonrpc, id, method, params, result and error;
-// in params, name (the tool a tools/call names). Every other member is
-// the upstream's alone to read.
+// CheckMessage returns an error naming the member when one JSON-RPC
+// message (an object, valid JSON) has a member that JSON readers may read
+// apart: among its own members, jsonrpc, id, method, params, result and
+// error; in params, name (the tool a tools/call names). Every other
+// member is the upstream's alone to read.
 func CheckMessage(msg []byte) error {
 	values, err := checkMembers(msg, "the message", "jsonrpc", "id", "method", "params", "result", "error")
 	if err != nil {

@@ -38,7 +38,7 @@ func TestCheckMessage(t *testing.T) {
 	}
 	for _, tc := range refused {
 		err := CheckMessage([]byte(tc.msg))
-		var amb *AmbiguousError
+		var amb *ambiguousError
 		if !errors.As(err, &amb) || amb.Member != tc.member || amb.As != tc.as {
 			t.Errorf("CheckMessage(%s) = %v, want member %q ambiguous as %q", tc.msg, err, tc.member, tc.as)
 			continue

@@ -159,16 +159,17 @@ func New(cfg Config, opts Options) (*Server, error) {
 		Rewrite:        func(*httputil.ProxyRequest) {}, // set per request (Forward)
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		ModifyResponse: nil,
-		BufferPool:     copyBuffers,
+		BufferPool:     CopyBuffers,
 	}
 	return s, nil
 }
 
-// copyBuffers are the buffers answers are copied through, shared by every
-// upstream tenant. An open stream holds one for its whole life, so they are
-// small (the proxy's own would be 32 KiB each): an SSE event or a typical
-// JSON answer fits, a larger answer takes a few more writes.
-var copyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
+// CopyBuffers are the buffers answers are copied through, shared by every
+// upstream tenant (and by bench.RelayNetHTTP, which relays as a tenant
+// does). An open stream holds one for its whole life, so they are small
+// (the proxy's own would be 32 KiB each): an SSE event or a typical JSON
+// answer fits, a larger answer takes a few more writes.
+var CopyBuffers httputil.BufferPool = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}}
 
 type bufferPool struct{ pool sync.Pool }
 
