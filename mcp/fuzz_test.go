@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/todo-gateway/todo-gateway/mcp/todo"
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 )
 
 // FuzzPeekCall: any body is either read or left to mcp-go, never a panic;
@@ -47,6 +49,58 @@ func FuzzPeekCall(f *testing.F) {
 		oracle.HandleMessage(context.Background(), body)
 		if ran != "" && (!ok || call.Method != "tools/call" || call.Tool != ran) {
 			t.Fatalf("mcp-go ran %s for %s, but peekCall read %+v (ok %v)", ran, body, call, ok)
+		}
+	})
+}
+
+// FuzzReadMessage: an upstream tenant's one read of a message
+// (readMessage) refuses what messageProblem refuses, with the same code
+// and, unless the message's members could be read apart (refused first),
+// the same words; and of every other message it reads what peekCall reads,
+// or refuses what peekCall cannot read.
+func FuzzReadMessage(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}`,
+		`{"jsonrpc":"2.0","id":"x","result":{}}`,
+		`{"jsonrpc":"2.0","id":1}`,
+		`{"method":"","id":1}`,
+		`{"method":null}`,
+		`{"method":7,"params":"x"}`,
+		`{"method":"ping","params":[1]}`,
+		`{"method":"ping","params":null}`,
+		`{"method":"tools/call","params":{"name":7}}`,
+		`{"method":"tools/call","params":{"name":"e\u0063ho"}}`,
+		"{\"method\":\"tools/call\",\"params\":{\"name\":\"e\xffcho\"}}",
+		`{"method":"tools/call","params":{"name":"get-env","Name":"echo"}}`,
+		`{"Method":"","method":"ping"}`,
+		`[{"method":"ping"}]`,
+		`"x"`,
+		`{"method":"ping"} x`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rc, ch := readMessage(body)
+		_, readErr := upstream.ReadMessage(body)
+		ambiguous := readErr != nil && !errors.Is(readErr, upstream.ErrNotJSON) && !errors.Is(readErr, upstream.ErrNotObject)
+		if want := messageProblem(body); want != nil {
+			if ch == nil || ch.rpcCode != want.rpcCode || (!ambiguous && ch.description != want.description) {
+				t.Fatalf("readMessage(%q) = %+v, messageProblem %+v", body, ch, want)
+			}
+			return
+		}
+		if ambiguous {
+			if ch == nil || ch.rpcCode != mcpgo.INVALID_REQUEST {
+				t.Fatalf("readMessage(%q) = %+v, %+v for a message readers read apart (%v)", body, rc, ch, readErr)
+			}
+			return
+		}
+		want, ok := peekCall(body)
+		switch {
+		case !ok && (ch == nil || ch.description != invalidParams):
+			t.Fatalf("readMessage(%q) = %+v, %+v; peekCall could not read it", body, rc, ch)
+		case ok && (ch != nil || rc != want):
+			t.Fatalf("readMessage(%q) = %+v, %+v; peekCall read %+v", body, rc, ch, want)
 		}
 	})
 }

@@ -96,18 +96,35 @@ func peekCall(body []byte) (call rpcCall, ok bool) {
 // client waiting for an answer forever.
 func messageProblem(body []byte) *challenge {
 	if !json.Valid(body) {
-		return invalidMessage(mcpgo.PARSE_ERROR, nil, "Parse error: the body is not JSON")
+		return notJSON()
 	}
 	if !jsonStartsWith(body, '{') {
-		return invalidMessage(mcpgo.INVALID_REQUEST, nil, "Invalid Request: the body must be a JSON-RPC message, an object (or, under protocol version 2025-03-26, a batch: an array of them)")
+		return notAnObject()
 	}
-	var msg struct {
-		ID     json.RawMessage `json:"id"`
-		Method json.RawMessage `json:"method"`
-		Result json.RawMessage `json:"result"`
-		Error  json.RawMessage `json:"error"`
-	}
+	var msg messageKind
 	_ = json.Unmarshal(body, &msg) // valid JSON, an object: the raw fields always decode
+	return msg.problem(body)
+}
+
+func notJSON() *challenge {
+	return invalidMessage(mcpgo.PARSE_ERROR, nil, "Parse error: the body is not JSON")
+}
+
+func notAnObject() *challenge {
+	return invalidMessage(mcpgo.INVALID_REQUEST, nil, "Invalid Request: the body must be a JSON-RPC message, an object (or, under protocol version 2025-03-26, a batch: an array of them)")
+}
+
+// messageKind are the members of a message that say what kind of message
+// it is, as written (nil when absent).
+type messageKind struct {
+	ID     json.RawMessage `json:"id"`
+	Method json.RawMessage `json:"method"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
+}
+
+// problem is messageProblem for a message, body, whose members are msg.
+func (msg messageKind) problem(body []byte) *challenge {
 	var method string
 	switch {
 	case msg.Method != nil && (json.Unmarshal(msg.Method, &method) != nil || method == ""):

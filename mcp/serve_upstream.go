@@ -1,9 +1,12 @@
 package mcp
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -83,22 +86,13 @@ const invalidParams = "Invalid Request: params must be an object"
 
 // readCalls reads the method and tool of each JSON-RPC message of a body
 // (one message, or a 2025-03-26 batch of at most maxBatch) as the
-// upstream's SDK will, whichever SDK it is; a body that is no JSON-RPC
-// message or batch is refused here, and so is a message whose members
-// JSON readers could read apart (upstream.CheckMessage), since the
-// decision must rest on what the upstream will read. A single message's
-// 2026-07-28 routing headers must agree with it.
+// upstream's SDK will, whichever SDK it is (readMessage). A single
+// message's 2026-07-28 routing headers must agree with it.
 func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 	if !isBatch(body) {
-		if ch := messageProblem(body); ch != nil {
+		rc, ch := readMessage(body)
+		if ch != nil {
 			return nil, ch
-		}
-		if err := upstream.CheckMessage(body); err != nil {
-			return nil, invalidMessage(mcpgo.INVALID_REQUEST, requestID(body), "Invalid Request: "+err.Error())
-		}
-		rc, ok := peekCall(body)
-		if !ok {
-			return nil, invalidMessage(mcpgo.INVALID_REQUEST, requestID(body), invalidParams)
 		}
 		if err := checkHeaders(h, rc); err != nil {
 			ch := headerMismatch(err, body)
@@ -112,19 +106,54 @@ func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 	}
 	calls := make([]rpcCall, len(msgs))
 	for i, m := range msgs {
-		if ch := messageProblem(m); ch != nil {
+		rc, ch := readMessage(m)
+		if ch != nil {
 			return nil, invalidMessage(ch.rpcCode, nil, "message "+strconv.Itoa(i+1)+" of the batch: "+ch.description)
-		}
-		if err := upstream.CheckMessage(m); err != nil {
-			return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "message "+strconv.Itoa(i+1)+" of the batch: Invalid Request: "+err.Error())
-		}
-		rc, ok := peekCall(m)
-		if !ok {
-			return nil, invalidMessage(mcpgo.INVALID_REQUEST, nil, "message "+strconv.Itoa(i+1)+" of the batch: "+invalidParams)
 		}
 		calls[i] = rc
 	}
 	return calls, nil
+}
+
+// readMessage reads one message's method and tool, in one pass over it
+// (upstream.ReadMessage), or refuses it as messageProblem would, or
+// because JSON readers could read its members apart (the decision must
+// rest on what the upstream will read). What it reads is what peekCall
+// reads: once ReadMessage has found no name two readers take apart,
+// encoding/json (peekCall's reader) reads each member as it is written.
+func readMessage(body []byte) (rpcCall, *challenge) {
+	m, err := upstream.ReadMessage(body)
+	switch {
+	case errors.Is(err, upstream.ErrNotJSON):
+		return rpcCall{}, notJSON()
+	case errors.Is(err, upstream.ErrNotObject):
+		return rpcCall{}, notAnObject()
+	case err != nil:
+		return rpcCall{}, invalidMessage(mcpgo.INVALID_REQUEST, requestID(body), "Invalid Request: "+err.Error())
+	}
+	if ch := (messageKind{ID: m.ID, Method: m.Method, Result: m.Result, Error: m.Error}).problem(body); ch != nil {
+		return rpcCall{}, ch
+	}
+	if m.Params != nil && m.Params[0] != '{' && string(m.Params) != "null" {
+		return rpcCall{}, invalidMessage(mcpgo.INVALID_REQUEST, requestID(body), invalidParams)
+	}
+	// problem made sure a method is a string; a name of another type
+	// names no tool (peekCall).
+	return rpcCall{Method: jsonString(m.Method), Tool: jsonString(m.Name)}, nil
+}
+
+// jsonString is the value of a JSON string as encoding/json decodes it, ""
+// for anything else (absent, null, another type).
+func jsonString(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	if plain := raw[1 : len(raw)-1]; bytes.IndexByte(plain, '\\') < 0 && utf8.Valid(plain) {
+		return string(plain) // nothing to decode: the common case, one copy
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
 }
 
 // writeToolError answers a tools/call with a tool error result.

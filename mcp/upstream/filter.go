@@ -58,7 +58,7 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	// The members the filter reads, each as every client reads it: a
 	// member that clients could read apart fails closed.
 	top, err := checkMembers(msg, "the message", "id", "result")
-	if errors.Is(err, errNotObject) {
+	if errors.Is(err, ErrNotObject) {
 		return msg // valid JSON, not an object: no tool list to hide
 	}
 	if err != nil {
@@ -70,7 +70,7 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	}
 	inResult, err := checkMembers(rawResult, "result", "tools", "cacheScope")
 	switch {
-	case errors.Is(err, errNotObject):
+	case errors.Is(err, ErrNotObject):
 		return msg
 	case err != nil:
 		return unreadableList(id)

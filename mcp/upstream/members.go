@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The gateway decides on a message by the members it reads (method,
@@ -25,8 +28,12 @@ import (
 // A message whose members could be read apart is refused instead
 // (requests) or replaced (tool lists): legitimate SDKs never write one.
 
-// errNotObject: checkMembers was given JSON that is no object.
-var errNotObject = errors.New("not a JSON object")
+// ErrNotJSON: what ReadMessage (or checkMembers) was given is not JSON
+// text. ErrNotObject: it is JSON, but no object.
+var (
+	ErrNotJSON   = errors.New("not JSON")
+	ErrNotObject = errors.New("not a JSON object")
+)
 
 // ambiguousError is a member of a message that JSON readers may read
 // apart: one of the names a decision rests on written twice, or another
@@ -46,73 +53,159 @@ func (e *ambiguousError) Error() string {
 	return fmt.Sprintf("member %s of %s is ambiguous: some JSON readers take it for %q (JSON-RPC member names are exact)", bound(strconv.Quote(e.Member)), e.In, e.As)
 }
 
+// memberReading reads JSON as encoding/json's Valid accepts it: equal
+// names (decided here, member by member) and invalid UTF-8 (which
+// encoding/json reads as U+FFFD) are not errors of the syntax.
+var memberReading = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// memberReader is a jsontext.Decoder reading straight from the bytes it is
+// given (a bytes.Buffer is read in place), pooled: one message is read
+// once, without copies of its values.
+type memberReader struct {
+	src bytes.Buffer
+	dec jsontext.Decoder
+}
+
+var memberReaders = sync.Pool{New: func() any { return new(memberReader) }}
+
 // checkMembers returns the value of each of names in the JSON object obj
-// (nil for a name it lacks), or an *ambiguousError when a name appears
-// twice or another member could be read as one of them; errNotObject when
-// obj is no object. names are ASCII letters.
+// (nil for a name it lacks), each a slice of obj; ErrNotJSON when obj is
+// not JSON text, ErrNotObject when it is no object; else an
+// *ambiguousError when a name appears twice or another member could be
+// read as one of them. The whole of obj is read either way, so that text
+// that is not JSON is always told as such. names are ASCII letters.
 func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, errNotObject
+	r := memberReaders.Get().(*memberReader)
+	defer func() {
+		r.src = bytes.Buffer{}
+		r.dec.Reset(&r.src) // drops obj
+		memberReaders.Put(r)
+	}()
+	r.src = *bytes.NewBuffer(obj)
+	dec := &r.dec
+	dec.Reset(&r.src, memberReading...)
+	if dec.PeekKind() != '{' {
+		if dec.SkipValue() != nil || !onlySpace(obj[dec.InputOffset():]) {
+			return nil, ErrNotJSON
+		}
+		return nil, ErrNotObject
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, ErrNotJSON
 	}
 	values := make([]json.RawMessage, len(names))
-	for dec.More() {
-		t, err := dec.Token()
+	var ambiguous error
+	for dec.PeekKind() == '"' {
+		quoted, err := dec.ReadValue()
 		if err != nil {
-			return nil, err
+			return nil, ErrNotJSON
 		}
-		member, _ := t.(string)
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return nil, err
+		member := unquoteName(quoted)
+		value, err := dec.ReadValue()
+		if err != nil {
+			return nil, ErrNotJSON
 		}
+		end := int(dec.InputOffset())
+		value = obj[end-len(value) : end : end]
 		for i, name := range names {
 			switch {
-			case member == name && values[i] != nil:
-				return nil, &ambiguousError{In: in, Member: member, As: name}
-			case member == name:
-				values[i] = value
+			case ambiguous != nil:
+			case string(member) == name && values[i] != nil:
+				ambiguous = &ambiguousError{In: in, Member: name, As: name}
+			case string(member) == name:
+				values[i] = json.RawMessage(value)
 			case readsAs(member, name):
-				return nil, &ambiguousError{In: in, Member: member, As: name}
+				ambiguous = &ambiguousError{In: in, Member: string(member), As: name}
 			}
 		}
 	}
+	if _, err := dec.ReadToken(); err != nil || !onlySpace(obj[dec.InputOffset():]) {
+		return nil, ErrNotJSON
+	}
+	if ambiguous != nil {
+		return nil, ambiguous
+	}
 	return values, nil
+}
+
+// onlySpace reports whether b is JSON whitespace alone: what may follow a
+// message.
+func onlySpace(b []byte) bool { return len(bytes.TrimLeft(b, " \t\r\n")) == 0 }
+
+// unquoteName is a member name (a JSON string, as written) as
+// encoding/json decodes it: escapes resolved, invalid UTF-8 (and an
+// escaped lone surrogate) as U+FFFD.
+func unquoteName(quoted []byte) []byte {
+	if plain := quoted[1 : len(quoted)-1]; bytes.IndexByte(plain, '\\') < 0 && utf8.Valid(plain) {
+		return plain
+	}
+	// The error says that U+FFFD replaced something: the name is still
+	// the one readers decode.
+	name, _ := jsontext.AppendUnquote(nil, quoted)
+	return name
 }
 
 // readsAs reports whether some JSON reader may take member for name (an
 // ASCII word) though the two differ: equal once what no one sees in a
 // name is left out (NUL and the other controls, spaces, invisible
-// formatting such as U+200B, the U+FFFD of invalid UTF-8) and case is
-// folded as Unicode folds it (ſ as s, K as k). Wider than any one reader,
-// on purpose: no SDK writes such a name.
-func readsAs(member, name string) bool {
-	if member == name || len(member) < len(name) {
+// formatting such as U+200B, invalid UTF-8) and case is folded as Unicode
+// folds it (ſ as s, K as k). Wider than any one reader, on purpose: no
+// SDK writes such a name.
+func readsAs(member []byte, name string) bool {
+	if string(member) == name || len(member) < len(name) {
 		return false
 	}
-	seen := strings.Map(func(r rune) rune {
+	if visibleASCII(member) {
+		// Nothing to leave out, and no fold of ASCII leaves ASCII but
+		// its case: the common case, without an allocation.
+		return len(member) == len(name) && bytes.EqualFold(member, []byte(name))
+	}
+	seen := bytes.Map(func(r rune) rune {
 		if !unicode.IsGraphic(r) || unicode.IsSpace(r) || r == utf8.RuneError {
 			return -1
 		}
 		return r
 	}, member)
-	return strings.EqualFold(seen, name)
+	return strings.EqualFold(string(seen), name)
 }
 
-// CheckMessage returns an error naming the member when one JSON-RPC
-// message (an object, valid JSON) has a member that JSON readers may read
-// apart: among its own members, jsonrpc, id, method, params, result and
-// error; in params, name (the tool a tools/call names). Every other
-// member is the upstream's alone to read.
-func CheckMessage(msg []byte) error {
-	values, err := checkMembers(msg, "the message", "jsonrpc", "id", "method", "params", "result", "error")
-	if err != nil {
-		return err
-	}
-	if params := values[3]; params != nil {
-		if _, err := checkMembers(params, "params", "name"); err != nil && !errors.Is(err, errNotObject) {
-			return err
+// visibleASCII reports whether b is printable ASCII without spaces.
+func visibleASCII(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c > '~' {
+			return false
 		}
 	}
-	return nil
+	return true
+}
+
+// Message is what the gateway reads of one JSON-RPC message to decide on
+// it, each member exactly as every reader reads it (ReadMessage refused
+// the message otherwise), as written: nil when absent.
+type Message struct {
+	JSONRPC, ID, Method, Params, Result, Error json.RawMessage
+	// Name is params.name; nil when params is no object or has none.
+	Name json.RawMessage
+}
+
+// ReadMessage reads one JSON-RPC message, in one pass over it: ErrNotJSON
+// when msg is not JSON text, ErrNotObject when it is no object, and an
+// error naming the member when a member JSON readers may read apart is
+// among its own members (jsonrpc, id, method, params, result and error) or
+// in params (name, the tool a tools/call names). Every other member is
+// the upstream's alone to read.
+func ReadMessage(msg []byte) (Message, error) {
+	values, err := checkMembers(msg, "the message", "jsonrpc", "id", "method", "params", "result", "error")
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{JSONRPC: values[0], ID: values[1], Method: values[2], Params: values[3], Result: values[4], Error: values[5]}
+	if m.Params != nil && m.Params[0] == '{' {
+		inParams, err := checkMembers(m.Params, "params", "name")
+		if err != nil {
+			return Message{}, err
+		}
+		m.Name = inParams[0]
+	}
+	return m, nil
 }

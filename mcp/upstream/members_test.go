@@ -9,10 +9,16 @@ import (
 	"testing"
 )
 
-// TestCheckMessage: a member a reader could take for one the gateway
+// readErr is ReadMessage's verdict on msg.
+func readErr(msg []byte) error {
+	_, err := ReadMessage(msg)
+	return err
+}
+
+// TestReadMessage: a member a reader could take for one the gateway
 // decides on, or one of those written twice, is refused with words that
 // name it; every other member, at any depth, is the upstream's alone.
-func TestCheckMessage(t *testing.T) {
+func TestReadMessage(t *testing.T) {
 	refused := []struct{ msg, member, as string }{
 		{`{"method":"tools/call","params":{"name":"get-env","Name":"echo"}}`, "Name", "name"},
 		{`{"method":"tools/call","params":{"NAME":"echo","name":"get-env"}}`, "NAME", "name"},
@@ -37,14 +43,14 @@ func TestCheckMessage(t *testing.T) {
 		{`{"method":"tools/call","n\u0061me":1,"params":{"n\u0061me":"a","name":"b"}}`, "name", "name"},
 	}
 	for _, tc := range refused {
-		err := CheckMessage([]byte(tc.msg))
+		err := readErr([]byte(tc.msg))
 		var amb *ambiguousError
 		if !errors.As(err, &amb) || amb.Member != tc.member || amb.As != tc.as {
-			t.Errorf("CheckMessage(%s) = %v, want member %q ambiguous as %q", tc.msg, err, tc.member, tc.as)
+			t.Errorf("ReadMessage(%s) = %v, want member %q ambiguous as %q", tc.msg, err, tc.member, tc.as)
 			continue
 		}
 		if !strings.Contains(err.Error(), tc.as) {
-			t.Errorf("CheckMessage(%s) says %q, which does not name %q", tc.msg, err, tc.as)
+			t.Errorf("ReadMessage(%s) says %q, which does not name %q", tc.msg, err, tc.as)
 		}
 	}
 	passed := []string{
@@ -58,13 +64,13 @@ func TestCheckMessage(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`,
 	}
 	for _, msg := range passed {
-		if err := CheckMessage([]byte(msg)); err != nil {
-			t.Errorf("CheckMessage(%s) = %v, want nil", msg, err)
+		if err := readErr([]byte(msg)); err != nil {
+			t.Errorf("ReadMessage(%s) = %v, want nil", msg, err)
 		}
 	}
 	// A name a client sends reaches the answer and the log bounded.
 	long := `{"method":"tools/call","params":{"name":"a","N` + strings.Repeat("\u200b", 500) + `ame":"b"}}`
-	if err := CheckMessage([]byte(long)); err == nil || len(err.Error()) > 400 {
+	if err := readErr([]byte(long)); err == nil || len(err.Error()) > 400 {
 		t.Errorf("a 1.5 KB member name: %v (%d bytes), want it refused in a bounded sentence", err, len(err.Error()))
 	}
 }
@@ -131,10 +137,12 @@ func callViews(msg []byte) map[string][2]string {
 	return views
 }
 
-// FuzzCheckMessage: every message CheckMessage lets through reads as the
-// same method and tool to every reader, so the permission the gateway
-// checks is the one the upstream's call needs.
-func FuzzCheckMessage(f *testing.F) {
+// FuzzReadMessage: ReadMessage tells text that is not JSON, and JSON that
+// is no object, exactly as encoding/json does; every message it lets
+// through reads as the same method and tool to every reader, so the
+// permission the gateway checks is the one the upstream's call needs; and
+// the members it returns are those every reader reads.
+func FuzzReadMessage(f *testing.F) {
 	for _, seed := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}`,
 		`{"method":"tools/call","params":{"name":"get-env","Name":"echo"}}`,
@@ -144,16 +152,42 @@ func FuzzCheckMessage(f *testing.F) {
 		`{"method":"tools/call","params":{"name":"get-env","name\u0000":"echo"}}`,
 		`{"method":"tools/call","params":{"na\u006de":"get-env"}}`,
 		`{"method":"tools/caLL","params":{"NAMe":"x","name":7}}`,
+		`{"method":"tools/call","params":{"name":"\ud800x"}} `,
+		`{"method":"a"} {"method":"b"}`,
+		`{"method":"a",}`,
+		`[{"method":"a"}]`,
+		"{\"method\":\"tools/call\",\"params\":{\"name\":\"e\xffcho\"}}",
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		if !json.Valid(msg) || CheckMessage(msg) != nil {
+		m, err := ReadMessage(msg)
+		valid := json.Valid(msg)
+		object := valid && bytes.TrimLeft(msg, " \t\r\n")[0] == '{'
+		switch {
+		case errors.Is(err, ErrNotJSON) != !valid:
+			t.Fatalf("ReadMessage(%q) = %v, but json.Valid says %v", msg, err, valid)
+		case errors.Is(err, ErrNotObject) != (valid && !object):
+			t.Fatalf("ReadMessage(%q) = %v for JSON that is an object: %v", msg, err, object)
+		case err != nil:
 			return
 		}
 		views := callViews(msg)
 		if a, b, c := views["encoding/json"], views["exact, last wins"], views["exact, first wins"]; a != b || b != c {
-			t.Fatalf("CheckMessage let through %q, which readers read apart: %v", msg, views)
+			t.Fatalf("ReadMessage let through %q, which readers read apart: %v", msg, views)
+		}
+		for name, got := range map[string]json.RawMessage{"jsonrpc": m.JSONRPC, "id": m.ID, "method": m.Method,
+			"params": m.Params, "result": m.Result, "error": m.Error} {
+			if want := exactMember(msg, name, false); !bytes.Equal(got, want) {
+				t.Fatalf("ReadMessage(%q) read %s as %q, readers as %q", msg, name, got, want)
+			}
+		}
+		var name json.RawMessage
+		if len(m.Params) > 0 && m.Params[0] == '{' {
+			name = exactMember(m.Params, "name", false)
+		}
+		if !bytes.Equal(m.Name, name) {
+			t.Fatalf("ReadMessage(%q) read params.name as %q, readers as %q", msg, m.Name, name)
 		}
 	})
 }
@@ -246,13 +280,13 @@ func checkFiltered(t *testing.T, msg []byte, keep func(string) bool, where strin
 	}
 }
 
-// BenchmarkCheckMessage: what the check adds to each message an upstream
+// BenchmarkReadMessage: what reading and checking the members costs to each message an upstream
 // tenant forwards (a tools/call as the wrk test's echo row sends it).
-func BenchmarkCheckMessage(b *testing.B) {
+func BenchmarkReadMessage(b *testing.B) {
 	msg := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello from the benchmark"},"_meta":{"progressToken":1}}}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := CheckMessage(msg); err != nil {
+		if _, err := ReadMessage(msg); err != nil {
 			b.Fatal(err)
 		}
 	}
