@@ -1,12 +1,10 @@
 package mcp
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
@@ -139,21 +137,7 @@ func readMessage(body []byte) (rpcCall, *challenge) {
 	}
 	// problem made sure a method is a string; a name of another type
 	// names no tool (peekCall).
-	return rpcCall{Method: jsonString(m.Method), Tool: jsonString(m.Name)}, nil
-}
-
-// jsonString is the value of a JSON string as encoding/json decodes it, ""
-// for anything else (absent, null, another type).
-func jsonString(raw []byte) string {
-	if len(raw) < 2 || raw[0] != '"' {
-		return ""
-	}
-	if plain := raw[1 : len(raw)-1]; bytes.IndexByte(plain, '\\') < 0 && utf8.Valid(plain) {
-		return string(plain) // nothing to decode: the common case, one copy
-	}
-	var s string
-	_ = json.Unmarshal(raw, &s)
-	return s
+	return rpcCall{Method: upstream.StringValue(m.Method), Tool: upstream.StringValue(m.Name)}, nil
 }
 
 // writeToolError answers a tools/call with a tool error result.

@@ -100,7 +100,7 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 		if err != nil {
 			return nil, ErrNotJSON
 		}
-		member := unquoteName(quoted)
+		member := decodeString(quoted)
 		value, err := dec.ReadValue()
 		if err != nil {
 			return nil, ErrNotJSON
@@ -132,17 +132,28 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 // message.
 func onlySpace(b []byte) bool { return len(bytes.TrimLeft(b, " \t\r\n")) == 0 }
 
-// unquoteName is a member name (a JSON string, as written) as
-// encoding/json decodes it: escapes resolved, invalid UTF-8 (and an
-// escaped lone surrogate) as U+FFFD.
-func unquoteName(quoted []byte) []byte {
+// decodeString is the JSON string quoted (valid JSON) as encoding/json
+// decodes it: escapes resolved, invalid UTF-8 and an escaped lone
+// surrogate as U+FFFD. Most strings have nothing to decode: they are
+// returned in place.
+func decodeString(quoted []byte) []byte {
 	if plain := quoted[1 : len(quoted)-1]; bytes.IndexByte(plain, '\\') < 0 && utf8.Valid(plain) {
 		return plain
 	}
-	// The error says that U+FFFD replaced something: the name is still
+	// The error says that U+FFFD replaced something: the string is still
 	// the one readers decode.
-	name, _ := jsontext.AppendUnquote(nil, quoted)
-	return name
+	s, _ := jsontext.AppendUnquote(nil, quoted)
+	return s
+}
+
+// StringValue is a member's value (as Message holds it) when it is a JSON
+// string, decoded as encoding/json decodes it; "" for anything else
+// (absent, null, another type).
+func StringValue(raw json.RawMessage) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	return string(decodeString(raw))
 }
 
 // readsAs reports whether some JSON reader may take member for name (an
