@@ -199,7 +199,8 @@ type Message struct {
 	Name json.RawMessage
 }
 
-// ReadMessage reads one JSON-RPC message, in one pass over it: ErrNotJSON
+// ReadMessage reads one JSON-RPC message, once (and params once more, for
+// its name), in place: ErrNotJSON
 // when msg is not JSON text, ErrNotObject when it is no object, and an
 // error naming the member when a member JSON readers may read apart is
 // among its own members (jsonrpc, id, method, params, result and error) or

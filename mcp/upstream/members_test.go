@@ -75,6 +75,19 @@ func TestReadMessage(t *testing.T) {
 	}
 }
 
+// TestReadMessageDepth: JSON nested past encoding/json's limit (10,000
+// levels) is not JSON to ReadMessage either, at the same depth: a body
+// the todo path's reader refuses is not one an upstream tenant reads.
+func TestReadMessageDepth(t *testing.T) {
+	for _, n := range []int{9997, 9998, 9999, 10000, 20000} {
+		msg := []byte(`{"method":"x","params":{"a":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}}`)
+		_, err := ReadMessage(msg)
+		if valid := json.Valid(msg); errors.Is(err, ErrNotJSON) == valid {
+			t.Errorf("%d levels deep: ReadMessage %v, json.Valid %v", n+2, err, valid)
+		}
+	}
+}
+
 // The readers a message may meet: Go's encoding/json into struct fields
 // (mcp-go, the gateway's own peek; any case, ſ and K folded, the last match
 // winning) and readers of exact names, the last of equal names winning
