@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -289,5 +290,52 @@ func TestUpstreamRefusesAmbiguousMessages(t *testing.T) {
 	}
 	if _, err := callTool(t, c, "add"); err == nil {
 		t.Error("add without notes:write was forwarded")
+	}
+}
+
+// TestUpstreamListsArePrivate: every list an upstream tenant relays is the
+// caller's own (the gateway decided who may have it), so a 2026-07-28
+// answer's cacheScope "public" reaches the client as "private", JSON or
+// SSE, for prompts, resources and resource templates as for tools; an
+// answer to anything but a list passes as the upstream wrote it.
+func TestUpstreamListsArePrivate(t *testing.T) {
+	answers := map[string]string{
+		"prompts/list":             `{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"p"}],"ttlMs":60000,"cacheScope":"public"}}`,
+		"resources/list":           `{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"notes://readme","name":"readme"}],"ttlMs":60000,"cacheScope":"public"}}`,
+		"resources/templates/list": `{"jsonrpc":"2.0","id":1,"result":{"resourceTemplates":[],"ttlMs":60000,"cacheScope":"public"}}`,
+		"tools/list":               `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"ttlMs":60000,"cacheScope":"public"}}`,
+		"resources/read":           `{"jsonrpc":"2.0","id":1,"result":{"contents":[],"cacheScope":"public"}}`,
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg struct{ Method string }
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &msg)
+		answer := answers[msg.Method]
+		if r.URL.Query().Get("sse") != "" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: message\ndata: "+answer+"\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(up.Close)
+	b := newEdgeBed(t, withSigner(t))
+	for _, query := range []string{"", "?sse=1"} {
+		url := b.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp" + query}, notesServerBlock, "challenge")
+		token := b.token("notes", "rita", notesReader...)
+		for method := range answers {
+			resp, body := post(t, url, token, `{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":{"uri":"notes://readme"}}`)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s%s: status %d: %s", method, query, resp.StatusCode, body)
+			}
+			want := `"cacheScope":"private"`
+			if method == "resources/read" {
+				want = `"cacheScope":"public"` // no list: the upstream's own hint
+			}
+			if !strings.Contains(body, want) {
+				t.Errorf("%s%s: answered %s, want %s in it", method, query, body, want)
+			}
+		}
 	}
 }

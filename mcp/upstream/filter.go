@@ -11,17 +11,29 @@ import (
 
 // A tools/list answer is filtered to the tools the caller may call, so that
 // a client never offers its user a tool the gateway will refuse; the same
-// rule (Config.mayCall) decides the list and the call. An answer is a
+// rule (Config.mayCall) decides the list and the call. Every list answer
+// (tools, prompts, resources, resource templates) is the caller's own, so
+// a 2026-07-28 answer's cacheScope becomes private. An answer is a
 // JSON-RPC response, or an array of them (a 2025-03-26 batch); in an SSE
 // stream, each event's data is one message, and only responses carrying
-// result.tools are rewritten: notifications and requests pass byte for
-// byte. A response whose tool list cannot be read is replaced by a
-// JSON-RPC error: the filter fails closed, never passing a list it could
-// not check.
+// result.tools or result.cacheScope are rewritten: notifications and
+// requests pass byte for byte. A response whose list cannot be read is
+// replaced by a JSON-RPC error: the filter fails closed, never passing a
+// list it could not check.
 
-// filterMessages filters the tool lists of one JSON body: a message or an
-// array of messages (a batch's answers). A body that names no tool list is
-// returned as it is.
+// IsList reports whether method asks for a list whose answer Forward
+// filters (Call.Lists): the methods of 2026-07-28's cacheable results.
+func IsList(method string) bool {
+	switch method {
+	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+		return true
+	}
+	return false
+}
+
+// filterMessages filters the lists of one JSON body: a message or an array
+// of messages (a batch's answers). A body that names no tool list and no
+// cacheScope is returned as it is.
 func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
@@ -40,26 +52,30 @@ func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 	return body, nil
 }
 
-// filterMessage filters one message's tool list; a message that is no
-// response with result.tools is returned as it is.
+// filterMessage filters one message's list: its tools to those keep
+// keeps, its cacheScope to private; a message that is no response with
+// result.tools or result.cacheScope is returned as it is.
 func filterMessage(msg []byte, keep func(string) bool) []byte {
-	// Most messages name no tool list: they are passed without parsing.
-	// A member that some reader takes for tools (members.go) is spelled
-	// with "tool" in any case, or with escapes ("tool\u0073"): such a
-	// message is parsed too.
-	if !bytes.Contains(bytes.ToLower(msg), []byte("tool")) && !bytes.Contains(msg, []byte(`\u`)) {
+	// Most messages name neither: they are passed without parsing. A
+	// member that some reader takes for tools or cacheScope (members.go)
+	// is spelled with "tool" or "cache" in any case (no other letter of
+	// theirs folds to anything but its own case, and ſ, which reads as s,
+	// keeps "tool" and "cache" whole), or with escapes ("tool\u0073"):
+	// such a message is parsed too.
+	lower := bytes.ToLower(msg)
+	if !bytes.Contains(lower, []byte("tool")) && !bytes.Contains(lower, []byte("cache")) && !bytes.Contains(msg, []byte(`\u`)) {
 		return msg
 	}
 	if !json.Valid(msg) {
-		// Not JSON, such as a tool list the stream cut short: fail
-		// closed rather than pass what could not be checked.
+		// Not JSON, such as a list the stream cut short: fail closed
+		// rather than pass what could not be checked.
 		return unreadableList(nil)
 	}
 	// The members the filter reads, each as every client reads it: a
 	// member that clients could read apart fails closed.
 	top, err := checkMembers(msg, "the message", "id", "result")
 	if errors.Is(err, ErrNotObject) {
-		return msg // valid JSON, not an object: no tool list to hide
+		return msg // valid JSON, not an object: no list to filter
 	}
 	if err != nil {
 		return unreadableList(nil)
@@ -74,34 +90,29 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 		return msg
 	case err != nil:
 		return unreadableList(id)
-	case inResult[0] == nil:
+	}
+	rawTools, scope := inResult[0], inResult[1]
+	if rawTools == nil && (scope == nil || string(scope) == `"private"`) {
 		return msg
-	}
-	var tools []json.RawMessage
-	if err := json.Unmarshal(inResult[0], &tools); err != nil {
-		return unreadableList(id)
-	}
-	kept := make([]json.RawMessage, 0, len(tools))
-	for _, t := range tools {
-		member, err := checkMembers(t, "a tool", "name")
-		var name string
-		if err != nil || !jsonString(member[0]) || json.Unmarshal(member[0], &name) != nil {
-			return unreadableList(id)
-		}
-		if keep(name) {
-			kept = append(kept, t)
-		}
 	}
 	var env, result map[string]json.RawMessage
 	if json.Unmarshal(msg, &env) != nil || json.Unmarshal(rawResult, &result) != nil {
 		return unreadableList(id)
 	}
-	result["tools"], _ = json.Marshal(kept)
-	if inResult[1] != nil {
-		// The list is now the caller's own: a 2026-07-28 upstream's
-		// "public" (SEP-2549: any shared intermediary may serve it to
-		// anyone) would let a cache in front of the gateway show one
-		// caller's tools to another.
+	if rawTools != nil {
+		kept, ok := keptTools(rawTools, keep)
+		if !ok {
+			return unreadableList(id)
+		}
+		result["tools"], _ = json.Marshal(kept)
+	}
+	if scope != nil {
+		// The list is the caller's own: the gateway decided who may
+		// have it (the tools it shows, the permission other_methods asks
+		// for any other list), and a 2026-07-28 upstream's "public"
+		// (SEP-2549: any shared intermediary may serve it to anyone)
+		// would let a cache in front of the gateway serve it to callers
+		// the gateway never checked.
 		result["cacheScope"] = json.RawMessage(`"private"`)
 	}
 	env["result"], _ = json.Marshal(result)
@@ -110,6 +121,28 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 		return unreadableList(id)
 	}
 	return out
+}
+
+// keptTools are the tools of a tool list (result.tools, as written) that
+// keep keeps; ok false when the list cannot be read as every client reads
+// it.
+func keptTools(rawTools json.RawMessage, keep func(string) bool) (kept []json.RawMessage, ok bool) {
+	var tools []json.RawMessage
+	if err := json.Unmarshal(rawTools, &tools); err != nil {
+		return nil, false
+	}
+	kept = make([]json.RawMessage, 0, len(tools))
+	for _, t := range tools {
+		member, err := checkMembers(t, "a tool", "name")
+		var name string
+		if err != nil || !jsonString(member[0]) || json.Unmarshal(member[0], &name) != nil {
+			return nil, false
+		}
+		if keep(name) {
+			kept = append(kept, t)
+		}
+	}
+	return kept, true
 }
 
 // jsonString reports whether v is a JSON string (not null, which decodes
@@ -121,7 +154,7 @@ func unreadableList(id json.RawMessage) []byte {
 		id = json.RawMessage("null")
 	}
 	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id,
-		"error": map[string]any{"code": -32603, "message": "the upstream's tool list could not be read"}})
+		"error": map[string]any{"code": -32603, "message": "the upstream's list could not be read"}})
 	return b
 }
 

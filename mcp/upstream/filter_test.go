@@ -150,7 +150,7 @@ func TestFilterMessagesBatch(t *testing.T) {
 			`[{"jsonrpc":"2.0","id":1,"result":{"tools":[]}},{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"search"}]}}]`},
 		{"an unreadable list fails alone",
 			`[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"title":"no name"}]}},{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"search"}]}}]`,
-			`[{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"the upstream's tool list could not be read"}},` +
+			`[{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"the upstream's list could not be read"}},` +
 				`{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"search"}]}}]`},
 		{"empty batch", `[]`, `[]`},
 		{"batch without tools", `[{"jsonrpc":"2.0","id":1,"result":{"content":[]}},{"jsonrpc":"2.0","id":2,"error":{"code":-1,"message":"m"}}]`,
@@ -277,6 +277,42 @@ func TestFilterMessagesCacheScopePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkListError(t, got, "1")
+}
+
+// Every list is the caller's own: the gateway decided who may have it
+// (other_methods), so a prompts, resources or resource templates list
+// marked public becomes private too, and one whose cacheScope readers
+// could read apart fails closed; a list without one passes byte for byte.
+func TestFilterMessagesOtherListsPrivate(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"file:///a","name":"a"}],"ttlMs":60000,"cacheScope":"public"}}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"file:///a","name":"a"}],"ttlMs":60000,"cacheScope":"private"}}`},
+		{`{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"p"}],"cacheScope":"public","nextCursor":"c"}}`,
+			`{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"p"}],"cacheScope":"private","nextCursor":"c"}}`},
+		{`{"jsonrpc":"2.0","id":3,"result":{"resourceTemplates":[],"cacheScope":"private"}}`,
+			`{"jsonrpc":"2.0","id":3,"result":{"resourceTemplates":[],"cacheScope":"private"}}`},
+	} {
+		got, err := filterMessages([]byte(tc.in), keepOnly("search"))
+		if err != nil {
+			t.Fatalf("filterMessages(%s) error = %v", tc.in, err)
+		}
+		checkSameJSON(t, got, []byte(tc.want))
+	}
+	plain := `{"jsonrpc":"2.0","id":4,"result":{"prompts":[{"name":"p"}]}}`
+	if got, err := filterMessages([]byte(plain), keepOnly("search")); err != nil || string(got) != plain {
+		t.Errorf("filterMessages(%s) = %s, %v; want it as it came", plain, got, err)
+	}
+	for _, ambiguous := range []string{
+		`{"jsonrpc":"2.0","id":5,"result":{"resources":[],"cacheſcope":"public"}}`,
+		`{"jsonrpc":"2.0","id":5,"result":{"resources":[],"CacheScope":"public"}}`,
+		`{"jsonrpc":"2.0","id":5,"result":{"resources":[],"cacheScope":"private","cacheScope":"public"}}`,
+	} {
+		got, err := filterMessages([]byte(ambiguous), keepOnly("search"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkListError(t, got, "5")
+	}
 }
 
 // A tool is kept or dropped by its "name" member exactly as MCP clients
@@ -408,7 +444,7 @@ func TestEventFilterEvents(t *testing.T) {
 		{"blank lines between events", "\n\n" + progressEvent + "\n", nil},
 		{"multi-line data without tools", "data: {\"jsonrpc\":\"2.0\",\ndata: \"method\":\"ping\",\"id\":3}\n\n", nil},
 		{"data that is not JSON but names tools: fails closed", "data: tools are great\ndata: \"tools\"\n\n",
-			[][]string{{`data: {"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"the upstream's tool list could not be read"}}`}}},
+			[][]string{{`data: {"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"the upstream's list could not be read"}}`}}},
 		{"a request from the upstream naming tools", `data: {"jsonrpc":"2.0","id":9,"method":"sampling/createMessage","params":{"tools":[{"name":"secret"}]}}` + "\n\n", nil},
 		{"notification with CRLF", strings.ReplaceAll(progressEvent, "\n", "\r\n"), nil},
 		{"notification without a final blank line", strings.TrimSuffix(progressEvent, "\n\n"), nil},
@@ -433,7 +469,7 @@ func TestEventFilterEvents(t *testing.T) {
 		{"stream ending without a final line break", strings.TrimSuffix(toolsEvent, "\n\n"),
 			[][]string{{"event: message", "id: 7", "data: " + toolsEventData}}},
 		{"unreadable tool list", "id: 10\n" + `data: {"jsonrpc":"2.0","id":"x1","result":{"tools":[{"title":"secret"}]}}` + "\n\n",
-			[][]string{{"id: 10", `data: {"jsonrpc":"2.0","id":"x1","error":{"code":-32603,"message":"the upstream's tool list could not be read"}}`}}},
+			[][]string{{"id: 10", `data: {"jsonrpc":"2.0","id":"x1","error":{"code":-32603,"message":"the upstream's list could not be read"}}`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -207,7 +207,7 @@ func FuzzReadMessage(f *testing.F) {
 
 // toolsSeen are the tool names each reader finds in one answer: a message
 // or a batch of them; and, under "cacheScope", the scope each reader finds
-// beside a tool list.
+// in any result.
 func toolsSeen(body []byte) map[string][]string {
 	seen := map[string][]string{}
 	var batch []json.RawMessage
@@ -223,7 +223,7 @@ func toolsSeen(body []byte) map[string][]string {
 				CacheScope string `json:"cacheScope"`
 			} `json:"result"`
 		}
-		if json.Unmarshal(msg, &goView) == nil && goView.Result.Tools != nil {
+		if json.Unmarshal(msg, &goView) == nil {
 			for _, tool := range goView.Result.Tools {
 				seen["encoding/json"] = append(seen["encoding/json"], tool.Name)
 			}
@@ -231,6 +231,7 @@ func toolsSeen(body []byte) map[string][]string {
 		}
 		for _, first := range []bool{false, true} {
 			result := exactMember(msg, "result", first)
+			seen["cacheScope"] = append(seen["cacheScope"], exactString(result, "cacheScope", first))
 			var tools []json.RawMessage
 			if json.Unmarshal(exactMember(result, "tools", first), &tools) != nil || tools == nil {
 				continue
@@ -238,16 +239,15 @@ func toolsSeen(body []byte) map[string][]string {
 			for _, tool := range tools {
 				seen["exact"] = append(seen["exact"], exactString(tool, "name", first))
 			}
-			seen["cacheScope"] = append(seen["cacheScope"], exactString(result, "cacheScope", first))
 		}
 	}
 	return seen
 }
 
 // FuzzFilterMessages: whatever an upstream answers, no reader finds in
-// the filtered answer a tool the caller may not call, nor a tool list any
-// cache in front of the gateway may serve to another caller (a cacheScope
-// other than private, or none).
+// the filtered answer a tool the caller may not call, nor a list (of
+// tools, or any other) that a cache in front of the gateway may serve to
+// another caller (a cacheScope other than private, or none).
 func FuzzFilterMessages(f *testing.F) {
 	for _, seed := range []string{
 		toolsListAnswer,
@@ -259,6 +259,9 @@ func FuzzFilterMessages(f *testing.F) {
 		`[{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"secret"}]}},{"jsonrpc":"2.0","id":2,"result":{}}]`,
 		`{"jsonrpc":"2.0","id":1,"result":{"tool\u0073":[{"n\u0061me":"secret"}]}}`,
 		`{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"ttlMs":5,"cacheScope":"public"}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"resources":[],"cacheScope":"public"}}`,
+		`{"jsonrpc":"2.0","id":1,"result":{"prompts":[],"cacheſcope":"public"}}`,
+		`[{"jsonrpc":"2.0","id":1,"result":{"prompts":[]}},{"jsonrpc":"2.0","id":2,"result":{"CacheScope":"public"}}]`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -273,14 +276,14 @@ func FuzzFilterMessages(f *testing.F) {
 }
 
 // checkFiltered fails the test when a reader finds in msg, a filtered
-// answer (where says which, with its args), a tool keep refuses or a tool
-// list with a cacheScope other than private.
+// answer (where says which, with its args), a tool keep refuses or a
+// result with a cacheScope other than private.
 func checkFiltered(t *testing.T, msg []byte, keep func(string) bool, where string, args ...any) {
 	t.Helper()
 	seen := toolsSeen(msg)
 	for _, scope := range seen["cacheScope"] {
 		if scope != "" && scope != "private" {
-			t.Fatalf("a tool list with cacheScope %q in "+where, append([]any{scope}, args...)...)
+			t.Fatalf("a result with cacheScope %q in "+where, append([]any{scope}, args...)...)
 		}
 	}
 	delete(seen, "cacheScope")

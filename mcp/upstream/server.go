@@ -233,9 +233,10 @@ type Call struct {
 	// Body is the request body, already read and checked (nil for GET
 	// and DELETE).
 	Body []byte
-	// ListsTools says the body asks tools/list: the answer is filtered to
-	// the tools the caller may call.
-	ListsTools bool
+	// Lists says the body asks for a list (IsList): the answer is
+	// filtered, its tools to those the caller may call and its
+	// cacheScope to private.
+	Lists bool
 	// Initializes says the body is one initialize request: it starts a
 	// session, so the client's Mcp-Session-Id (left from an earlier one,
 	// or somebody else's) is neither checked nor forwarded.
@@ -413,7 +414,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolve
 	// browser (its own DNS-rebinding check would refuse the client's).
 	h.Del("Origin")
 	// Without it the transport asks for gzip and decodes the answer
-	// itself, so that a tool list is filtered as JSON, never passed
+	// itself, so that a list is filtered as JSON, never passed
 	// through compressed.
 	h.Del("Accept-Encoding")
 	if session != "" {
@@ -437,7 +438,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolve
 	}
 }
 
-// maxListBytes bounds a tools/list answer read whole to be filtered.
+// maxListBytes bounds a list answer read whole to be filtered.
 const maxListBytes = 16 << 20
 
 func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.CancelFunc) error {
@@ -478,13 +479,13 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 	}
 	resp.Body = newIdleReader(resp.Body, s.idle, cancel)
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	filters := call.ListsTools || (mt == "text/event-stream" && resp.Request.Method == http.MethodGet)
+	filters := call.Lists || (mt == "text/event-stream" && resp.Request.Method == http.MethodGet)
 	if enc := h.Get("Content-Encoding"); filters && enc != "" && !strings.EqualFold(enc, "identity") {
 		// The transport asked for gzip and decoded it (the header is then
-		// gone); an encoding nobody asked for would pass a tool list the
+		// gone); an encoding nobody asked for would pass a list the
 		// filter cannot read: fail closed.
 		resp.Body.Close()
-		return fmt.Errorf("%w: a tool list in Content-Encoding %q", errBadAnswer, bound(enc))
+		return fmt.Errorf("%w: a list in Content-Encoding %q", errBadAnswer, bound(enc))
 	}
 	switch {
 	case mt == "text/event-stream":
@@ -494,20 +495,20 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		if filters {
 			resp.Body = newEventFilter(resp.Body, s.listFilter(call.Principal))
 		}
-	case call.ListsTools && mt == "application/json" && resp.StatusCode < 300:
+	case call.Lists && mt == "application/json" && resp.StatusCode < 300:
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes+1))
 		resp.Body.Close()
 		if err != nil {
 			return err
 		}
 		if len(body) > maxListBytes {
-			return fmt.Errorf("%w: a tool list over %d bytes", errBadAnswer, maxListBytes)
+			return fmt.Errorf("%w: a list over %d bytes", errBadAnswer, maxListBytes)
 		}
 		if !json.Valid(body) {
 			// Not JSON as the filter reads it (UTF-8), which it would pass
 			// unread; a reader that guesses another encoding (Python's
 			// json.loads takes UTF-16 and UTF-32) could find a list in it.
-			return fmt.Errorf("%w: a tool list that is not UTF-8 JSON", errBadAnswer)
+			return fmt.Errorf("%w: a list that is not UTF-8 JSON", errBadAnswer)
 		}
 		filtered, err := filterMessages(body, s.listFilter(call.Principal))
 		if err != nil {
@@ -516,11 +517,11 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		resp.Body = io.NopCloser(bytes.NewReader(filtered))
 		resp.ContentLength = int64(len(filtered))
 		h.Set("Content-Length", strconv.Itoa(len(filtered)))
-	case call.ListsTools && resp.StatusCode < 300:
-		// A tool list is JSON or SSE; under any other type it would pass
+	case call.Lists && resp.StatusCode < 300:
+		// A list is JSON or SSE; under any other type it would pass
 		// unfiltered to a client that reads it all the same.
 		resp.Body.Close()
-		return fmt.Errorf("%w: a tool list as %q, neither JSON nor SSE", errBadAnswer, bound(h.Get("Content-Type")))
+		return fmt.Errorf("%w: a list as %q, neither JSON nor SSE", errBadAnswer, bound(h.Get("Content-Type")))
 	}
 	return nil
 }
