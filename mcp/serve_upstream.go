@@ -44,8 +44,8 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 			if _, exposed := up.Requires(rc.Method, rc.Tool); !exposed {
 				return g.refuse(c, ts, audit, notExposed(rc, requestID(body)))
 			}
-			if upstream.IsList(rc.Method) {
-				call.Lists = true
+			if upstream.FilterAnswer(rc.Method, r.Header.Get(mcpgo.HeaderProtocolVersion)) {
+				call.Filter = true
 			}
 		}
 		if len(calls) > 1 {

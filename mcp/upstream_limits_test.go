@@ -293,18 +293,22 @@ func TestUpstreamRefusesAmbiguousMessages(t *testing.T) {
 	}
 }
 
-// TestUpstreamListsArePrivate: every list an upstream tenant relays is the
-// caller's own (the gateway decided who may have it), so a 2026-07-28
-// answer's cacheScope "public" reaches the client as "private", JSON or
-// SSE, for prompts, resources and resource templates as for tools; an
-// answer to anything but a list passes as the upstream wrote it.
-func TestUpstreamListsArePrivate(t *testing.T) {
+// TestUpstreamCacheableResultsArePrivate: every cacheable result an
+// upstream tenant relays (2026-07-28's lists, resources/read and
+// server/discover) is the caller's own (the gateway decided who may have
+// it), so its cacheScope "public" reaches the client as "private", JSON or
+// SSE; resources/read only under a version that has cache hints (it is
+// streamed otherwise); an answer to anything else passes as the upstream
+// wrote it.
+func TestUpstreamCacheableResultsArePrivate(t *testing.T) {
 	answers := map[string]string{
 		"prompts/list":             `{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"p"}],"ttlMs":60000,"cacheScope":"public"}}`,
 		"resources/list":           `{"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"notes://readme","name":"readme"}],"ttlMs":60000,"cacheScope":"public"}}`,
 		"resources/templates/list": `{"jsonrpc":"2.0","id":1,"result":{"resourceTemplates":[],"ttlMs":60000,"cacheScope":"public"}}`,
 		"tools/list":               `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}],"ttlMs":60000,"cacheScope":"public"}}`,
-		"resources/read":           `{"jsonrpc":"2.0","id":1,"result":{"contents":[],"cacheScope":"public"}}`,
+		"server/discover":          `{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2026-07-28"],"ttlMs":60000,"cacheScope":"public"}}`,
+		"resources/read":           `{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"notes://readme","text":"hello"}],"ttlMs":60000,"cacheScope":"public"}}`,
+		"prompts/get":              `{"jsonrpc":"2.0","id":1,"result":{"messages":[],"cacheScope":"public"}}`,
 	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var msg struct{ Method string }
@@ -324,17 +328,20 @@ func TestUpstreamListsArePrivate(t *testing.T) {
 	for _, query := range []string{"", "?sse=1"} {
 		url := b.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp" + query}, notesServerBlock, "challenge")
 		token := b.token("notes", "rita", notesReader...)
-		for method := range answers {
-			resp, body := post(t, url, token, `{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":{"uri":"notes://readme"}}`)
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("%s%s: status %d: %s", method, query, resp.StatusCode, body)
-			}
-			want := `"cacheScope":"private"`
-			if method == "resources/read" {
-				want = `"cacheScope":"public"` // no list: the upstream's own hint
-			}
-			if !strings.Contains(body, want) {
-				t.Errorf("%s%s: answered %s, want %s in it", method, query, body, want)
+		for _, version := range []string{"2026-07-28", "2025-11-25"} {
+			for method := range answers {
+				resp, body := post(t, url, token, `{"jsonrpc":"2.0","id":1,"method":"`+method+`","params":{"uri":"notes://readme","name":"p"}}`,
+					"Mcp-Protocol-Version", version)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s%s under %s: status %d: %s", method, query, version, resp.StatusCode, body)
+				}
+				want := `"cacheScope":"private"`
+				if method == "prompts/get" || method == "resources/read" && version != "2026-07-28" {
+					want = `"cacheScope":"public"` // not read: the upstream's own hint
+				}
+				if !strings.Contains(body, want) {
+					t.Errorf("%s%s under %s: answered %s, want %s in it", method, query, version, body, want)
+				}
 			}
 		}
 	}

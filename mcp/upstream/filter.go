@@ -7,33 +7,42 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // A tools/list answer is filtered to the tools the caller may call, so that
 // a client never offers its user a tool the gateway will refuse; the same
-// rule (Config.mayCall) decides the list and the call. Every list answer
-// (tools, prompts, resources, resource templates) is the caller's own, so
-// a 2026-07-28 answer's cacheScope becomes private. An answer is a
-// JSON-RPC response, or an array of them (a 2025-03-26 batch); in an SSE
-// stream, each event's data is one message, and only responses carrying
-// result.tools or result.cacheScope are rewritten: notifications and
-// requests pass byte for byte. A response whose list cannot be read is
-// replaced by a JSON-RPC error: the filter fails closed, never passing a
-// list it could not check.
+// rule (Config.mayCall) decides the list and the call. Every result that
+// carries cache hints (2026-07-28's CacheableResult) is the caller's own,
+// so its cacheScope becomes private (FilterAnswer says which answers are
+// read). An answer is a JSON-RPC response, or an array of them (a
+// 2025-03-26 batch); in an SSE stream, each event's data is one message,
+// and only responses carrying result.tools or result.cacheScope are
+// rewritten: notifications and requests pass byte for byte. A response
+// whose list or hints cannot be read is replaced by a JSON-RPC error: the
+// filter fails closed, never passing what it could not check.
 
-// IsList reports whether method asks for a list whose answer Forward
-// filters (Call.Lists): the methods of 2026-07-28's cacheable results.
-func IsList(method string) bool {
+// FilterAnswer reports whether the answer to method, asked under the
+// protocol version the request names (Mcp-Protocol-Version), is read and
+// filtered (Call.Filter): tools/list for its tools; the other lists and
+// server/discover, small, always; resources/read, which may be large and
+// is otherwise streamed, only under a version whose results carry cache
+// hints (2026-07-28 on). These are the methods of 2026-07-28's cacheable
+// results.
+func FilterAnswer(method, protocolVersion string) bool {
 	switch method {
-	case "tools/list", "prompts/list", "resources/list", "resources/templates/list":
+	case "tools/list", "prompts/list", "resources/list", "resources/templates/list", "server/discover":
 		return true
+	case "resources/read":
+		return mcpgo.IsModernProtocol(protocolVersion)
 	}
 	return false
 }
 
-// filterMessages filters the lists of one JSON body: a message or an array
-// of messages (a batch's answers). A body that names no tool list and no
-// cacheScope is returned as it is.
+// filterMessages filters the answers of one JSON body: a message or an
+// array of messages (a batch's answers). A body that names no tool list and
+// no cacheScope is returned as it is.
 func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) > 0 && trimmed[0] == '[' {
@@ -52,7 +61,7 @@ func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 	return body, nil
 }
 
-// filterMessage filters one message's list: its tools to those keep
+// filterMessage filters one message: its tool list to the tools keep
 // keeps, its cacheScope to private; a message that is no response with
 // result.tools or result.cacheScope is returned as it is.
 func filterMessage(msg []byte, keep func(string) bool) []byte {
@@ -107,12 +116,12 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 		result["tools"], _ = json.Marshal(kept)
 	}
 	if scope != nil {
-		// The list is the caller's own: the gateway decided who may
+		// The result is the caller's own: the gateway decided who may
 		// have it (the tools it shows, the permission other_methods asks
-		// for any other list), and a 2026-07-28 upstream's "public"
-		// (SEP-2549: any shared intermediary may serve it to anyone)
-		// would let a cache in front of the gateway serve it to callers
-		// the gateway never checked.
+		// for, a valid token for anything), and a 2026-07-28 upstream's
+		// "public" (SEP-2549: any shared intermediary may serve it to
+		// anyone) would let a cache in front of the gateway serve it to
+		// callers the gateway never checked.
 		result["cacheScope"] = json.RawMessage(`"private"`)
 	}
 	env["result"], _ = json.Marshal(result)

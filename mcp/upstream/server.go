@@ -233,10 +233,10 @@ type Call struct {
 	// Body is the request body, already read and checked (nil for GET
 	// and DELETE).
 	Body []byte
-	// Lists says the body asks for a list (IsList): the answer is
-	// filtered, its tools to those the caller may call and its
-	// cacheScope to private.
-	Lists bool
+	// Filter says the answer is read and filtered (FilterAnswer): a
+	// tool list to the tools the caller may call, cache hints to
+	// private.
+	Filter bool
 	// Initializes says the body is one initialize request: it starts a
 	// session, so the client's Mcp-Session-Id (left from an earlier one,
 	// or somebody else's) is neither checked nor forwarded.
@@ -438,8 +438,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolve
 	}
 }
 
-// maxListBytes bounds a list answer read whole to be filtered.
+// maxListBytes bounds an answer read whole to be filtered.
 const maxListBytes = 16 << 20
+
+// filtered names such an answer in errors.
+const filteredAnswer = "an answer the gateway filters (a list, a cacheable result)"
 
 func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.CancelFunc) error {
 	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
@@ -479,13 +482,13 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 	}
 	resp.Body = newIdleReader(resp.Body, s.idle, cancel)
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	filters := call.Lists || (mt == "text/event-stream" && resp.Request.Method == http.MethodGet)
+	filters := call.Filter || (mt == "text/event-stream" && resp.Request.Method == http.MethodGet)
 	if enc := h.Get("Content-Encoding"); filters && enc != "" && !strings.EqualFold(enc, "identity") {
 		// The transport asked for gzip and decoded it (the header is then
 		// gone); an encoding nobody asked for would pass a list the
 		// filter cannot read: fail closed.
 		resp.Body.Close()
-		return fmt.Errorf("%w: a list in Content-Encoding %q", errBadAnswer, bound(enc))
+		return fmt.Errorf("%w: %s in Content-Encoding %q", errBadAnswer, filteredAnswer, bound(enc))
 	}
 	switch {
 	case mt == "text/event-stream":
@@ -495,20 +498,20 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		if filters {
 			resp.Body = newEventFilter(resp.Body, s.listFilter(call.Principal))
 		}
-	case call.Lists && mt == "application/json" && resp.StatusCode < 300:
+	case call.Filter && mt == "application/json" && resp.StatusCode < 300:
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes+1))
 		resp.Body.Close()
 		if err != nil {
 			return err
 		}
 		if len(body) > maxListBytes {
-			return fmt.Errorf("%w: a list over %d bytes", errBadAnswer, maxListBytes)
+			return fmt.Errorf("%w: %s over %d bytes", errBadAnswer, filteredAnswer, maxListBytes)
 		}
 		if !json.Valid(body) {
 			// Not JSON as the filter reads it (UTF-8), which it would pass
 			// unread; a reader that guesses another encoding (Python's
 			// json.loads takes UTF-16 and UTF-32) could find a list in it.
-			return fmt.Errorf("%w: a list that is not UTF-8 JSON", errBadAnswer)
+			return fmt.Errorf("%w: %s that is not UTF-8 JSON", errBadAnswer, filteredAnswer)
 		}
 		filtered, err := filterMessages(body, s.listFilter(call.Principal))
 		if err != nil {
@@ -517,11 +520,11 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		resp.Body = io.NopCloser(bytes.NewReader(filtered))
 		resp.ContentLength = int64(len(filtered))
 		h.Set("Content-Length", strconv.Itoa(len(filtered)))
-	case call.Lists && resp.StatusCode < 300:
+	case call.Filter && resp.StatusCode < 300:
 		// A list is JSON or SSE; under any other type it would pass
 		// unfiltered to a client that reads it all the same.
 		resp.Body.Close()
-		return fmt.Errorf("%w: a list as %q, neither JSON nor SSE", errBadAnswer, bound(h.Get("Content-Type")))
+		return fmt.Errorf("%w: %s as %q, neither JSON nor SSE", errBadAnswer, filteredAnswer, bound(h.Get("Content-Type")))
 	}
 	return nil
 }
