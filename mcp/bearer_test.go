@@ -91,7 +91,7 @@ func TestPeekCallAndHeaders(t *testing.T) {
 		wantCall rpcCall
 		wantErr  bool
 	}{
-		{"tools/call", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create-todo"}}`, nil, true, rpcCall{"tools/call", "create-todo"}, false},
+		{"tools/call", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create-todo"}}`, nil, true, rpcCall{Method: "tools/call", Tool: "create-todo"}, false},
 		{"tools/list", `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, nil, true, rpcCall{Method: "tools/list"}, false},
 		{"not JSON is left to mcp-go", `{"jsonrpc":`, nil, false, rpcCall{}, false},
 		{"a batch is left to mcp-go", `[{"method":"tools/call"}]`, nil, false, rpcCall{}, false},
@@ -99,16 +99,16 @@ func TestPeekCallAndHeaders(t *testing.T) {
 		// encoding/json, which mcp-go dispatches with, takes the last of
 		// the keys that match a field regardless of case.
 		{"keys read as mcp-go reads them", `{"method":"tools/list","params":{"name":"get-todos","NAME":"create-todo"},"METHOD":"tools/call"}`, nil, true,
-			rpcCall{"tools/call", "create-todo"}, false},
+			rpcCall{Method: "tools/call", Tool: "create-todo"}, false},
 		{"a repeated key: the last one counts", `{"method":"tools/call","params":{"name":"get-todos","name":"create-todo"}}`, nil, true,
-			rpcCall{"tools/call", "create-todo"}, false},
+			rpcCall{Method: "tools/call", Tool: "create-todo"}, false},
 		{"params of another type are left to mcp-go", `{"method":"tools/call","params":"create-todo"}`, nil, false, rpcCall{}, false},
 		{"headers agree", `{"method":"tools/call","params":{"name":"get-todos"}}`,
-			map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get-todos"}, true, rpcCall{"tools/call", "get-todos"}, false},
+			map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get-todos"}, true, rpcCall{Method: "tools/call", Tool: "get-todos"}, false},
 		{"Mcp-Name disagrees", `{"method":"tools/call","params":{"name":"create-todo"}}`,
-			map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get-todos"}, true, rpcCall{"tools/call", "create-todo"}, true},
+			map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "get-todos"}, true, rpcCall{Method: "tools/call", Tool: "create-todo"}, true},
 		{"Mcp-Method disagrees", `{"method":"tools/call","params":{"name":"create-todo"}}`,
-			map[string]string{"Mcp-Method": "tools/list"}, true, rpcCall{"tools/call", "create-todo"}, true},
+			map[string]string{"Mcp-Method": "tools/list"}, true, rpcCall{Method: "tools/call", Tool: "create-todo"}, true},
 	}
 	for _, tt := range tests {
 		call, ok := peekCall([]byte(tt.body))

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -76,6 +77,10 @@ func FuzzReadMessage(f *testing.F) {
 		`[{"method":"ping"}]`,
 		`"x"`,
 		`{"method":"ping"} x`,
+		`{"method":"resources/read","params":{"uri":"u","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
+		`{"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":7}}}`,
+		`{"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolversion":"2026-07-28"}}}`,
+		`{"method":"ping","params":{"_meta":[],"_META":{}}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -96,11 +101,29 @@ func FuzzReadMessage(f *testing.F) {
 			return
 		}
 		want, ok := peekCall(body)
+		if ok {
+			want.Version = metaVersion(body)
+		}
 		switch {
 		case !ok && (ch == nil || ch.description != invalidParams):
 			t.Fatalf("readMessage(%q) = %+v, %+v; peekCall could not read it", body, rc, ch)
 		case ok && (ch != nil || rc != want):
-			t.Fatalf("readMessage(%q) = %+v, %+v; peekCall read %+v", body, rc, ch, want)
+			t.Fatalf("readMessage(%q) = %+v, %+v; peekCall and mcp-go's _meta read %+v", body, rc, ch, want)
 		}
 	})
+}
+
+// metaVersion is the protocol version a request names in params._meta, as
+// mcp-go reads it (encoding/json; _meta's members into a map).
+func metaVersion(body []byte) string {
+	var msg struct {
+		Params struct {
+			Meta map[string]json.RawMessage `json:"_meta"`
+		} `json:"params"`
+	}
+	var v string
+	if json.Unmarshal(body, &msg) == nil {
+		_ = json.Unmarshal(msg.Params.Meta[upstream.MetaProtocolVersion], &v)
+	}
+	return v
 }

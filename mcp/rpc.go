@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 )
 
 // rpcCall is what the gateway needs to know about a JSON-RPC request before
@@ -16,6 +18,11 @@ import (
 type rpcCall struct {
 	Method string
 	Tool   string
+	// Version is the protocol version a 2026-07-28 request names in its
+	// _meta, "" when none. Upstream tenants read it (readMessage) and
+	// check it against the header (checkHeaders), since they decide by
+	// it; for todo tenants mcp-go checks it itself.
+	Version string
 }
 
 var errBodyTooLarge = errors.New("request body too large")
@@ -144,8 +151,21 @@ func (msg messageKind) problem(body []byte) *challenge {
 // compared decoded (a name outside printable ASCII travels Base64-wrapped),
 // as mcp-go compares it. The error is mcp-go's HeaderMismatchError, answered
 // as JSON-RPC -32020 (headerMismatch); that a header a 2026-07-28 request
-// needs is missing is mcp-go's to say, with the same error.
+// needs is missing is mcp-go's to say, with the same error, but for
+// Mcp-Protocol-Version beside a version read from the body: the gateway
+// decides by that pair (upstream.FilterAnswer), so they must agree, as
+// mcp-go requires of them.
 func checkHeaders(h http.Header, call rpcCall) error {
+	if v := call.Version; v != "" {
+		switch hv := h.Get(mcpgo.HeaderProtocolVersion); {
+		case hv == "" && mcpgo.IsModernProtocol(v):
+			return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderProtocolVersion,
+				Reason: "the header is required beside _meta " + upstream.MetaProtocolVersion}
+		case hv != "" && hv != v:
+			return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderProtocolVersion,
+				Reason: fmt.Sprintf("header value %s does not match body value %s", quoteBounded(hv), quoteBounded(v))}
+		}
+	}
 	if m := h.Get(mcpgo.HeaderMethod); m != "" && m != call.Method {
 		return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderMethod,
 			Reason: fmt.Sprintf("header value %s does not match body value %s", quoteBounded(m), quoteBounded(call.Method))}

@@ -44,7 +44,8 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 			if _, exposed := up.Requires(rc.Method, rc.Tool); !exposed {
 				return g.refuse(c, ts, audit, notExposed(rc, requestID(body)))
 			}
-			if upstream.FilterAnswer(rc.Method, r.Header.Get(mcpgo.HeaderProtocolVersion)) {
+			hints := mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)) || mcpgo.IsModernProtocol(rc.Version)
+			if upstream.FilterAnswer(rc.Method, hints) {
 				call.Filter = true
 			}
 		}
@@ -137,7 +138,7 @@ func readMessage(body []byte) (rpcCall, *challenge) {
 	}
 	// problem made sure a method is a string; a name of another type
 	// names no tool (peekCall).
-	return rpcCall{Method: upstream.StringValue(m.Method), Tool: upstream.StringValue(m.Name)}, nil
+	return rpcCall{Method: upstream.StringValue(m.Method), Tool: upstream.StringValue(m.Name), Version: upstream.StringValue(m.ProtocolVersion)}, nil
 }
 
 // writeToolError answers a tools/call with a tool error result.

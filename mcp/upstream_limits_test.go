@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"unicode/utf16"
 
@@ -310,7 +311,9 @@ func TestUpstreamCacheableResultsArePrivate(t *testing.T) {
 		"resources/read":           `{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"notes://readme","text":"hello"}],"ttlMs":60000,"cacheScope":"public"}}`,
 		"prompts/get":              `{"jsonrpc":"2.0","id":1,"result":{"messages":[],"cacheScope":"public"}}`,
 	}
+	var reached atomic.Int64
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
 		var msg struct{ Method string }
 		body, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(body, &msg)
@@ -342,6 +345,33 @@ func TestUpstreamCacheableResultsArePrivate(t *testing.T) {
 				if !strings.Contains(body, want) {
 					t.Errorf("%s%s under %s: answered %s, want %s in it", method, query, version, body, want)
 				}
+			}
+		}
+		// The version a request names in _meta counts as the header's
+		// does (it is what the upstream reads), and the two must agree.
+		read := func(meta string) string {
+			return `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"notes://readme","_meta":{"io.modelcontextprotocol/protocolVersion":"` + meta + `"}}}`
+		}
+		if resp, body := post(t, url, token, read("2026-07-28"), "Mcp-Protocol-Version", "2026-07-28"); resp.StatusCode != http.StatusOK ||
+			!strings.Contains(body, `"cacheScope":"private"`) {
+			t.Errorf("resources/read%s naming 2026-07-28 twice: %d %s, want it private", query, resp.StatusCode, body)
+		}
+		for _, tc := range []struct{ meta, header string }{
+			{"2026-07-28", "2025-11-25"}, // the header would have the answer passed unread
+			{"2026-07-28", ""},           // required beside _meta's
+			{"2025-11-25", "2026-07-28"},
+		} {
+			before := reached.Load()
+			header := []string{}
+			if tc.header != "" {
+				header = []string{"Mcp-Protocol-Version", tc.header}
+			}
+			resp, body := post(t, url, token, read(tc.meta), header...)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "-32020") || !strings.Contains(body, "Mcp-Protocol-Version") {
+				t.Errorf("_meta naming %s, header %q: %d %s, want 400 -32020 naming the header", tc.meta, tc.header, resp.StatusCode, body)
+			}
+			if reached.Load() != before {
+				t.Errorf("_meta naming %s, header %q: the upstream was asked", tc.meta, tc.header)
 			}
 		}
 	}

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // A tools/list answer is filtered to the tools the caller may call, so that
@@ -23,19 +21,19 @@ import (
 // whose list or hints cannot be read is replaced by a JSON-RPC error: the
 // filter fails closed, never passing what it could not check.
 
-// FilterAnswer reports whether the answer to method, asked under the
-// protocol version the request names (Mcp-Protocol-Version), is read and
-// filtered (Call.Filter): tools/list for its tools; the other lists and
+// FilterAnswer reports whether the answer to method is read and filtered
+// (Call.Filter): tools/list for its tools; the other lists and
 // server/discover, small, always; resources/read, which may be large and
-// is otherwise streamed, only under a version whose results carry cache
-// hints (2026-07-28 on). These are the methods of 2026-07-28's cacheable
-// results.
-func FilterAnswer(method, protocolVersion string) bool {
+// is otherwise streamed, only when hints says the request is under a
+// protocol version whose results carry cache hints (2026-07-28 on, named
+// by the request's Mcp-Protocol-Version or its _meta). These are the
+// methods of 2026-07-28's cacheable results.
+func FilterAnswer(method string, hints bool) bool {
 	switch method {
 	case "tools/list", "prompts/list", "resources/list", "resources/templates/list", "server/discover":
 		return true
 	case "resources/read":
-		return mcpgo.IsModernProtocol(protocolVersion)
+		return hints
 	}
 	return false
 }

@@ -73,7 +73,7 @@ var memberReaders = sync.Pool{New: func() any { return new(memberReader) }}
 // not JSON text, ErrNotObject when it is no object; else an
 // *ambiguousError when a name appears twice or another member could be
 // read as one of them. The whole of obj is read either way, so that text
-// that is not JSON is always told as such. names are ASCII letters.
+// that is not JSON is always told as such. names are printable ASCII.
 func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, error) {
 	r := memberReaders.Get().(*memberReader)
 	defer func() {
@@ -197,27 +197,43 @@ type Message struct {
 	JSONRPC, ID, Method, Params, Result, Error json.RawMessage
 	// Name is params.name; nil when params is no object or has none.
 	Name json.RawMessage
+	// ProtocolVersion is the version a 2026-07-28 request names in
+	// params._meta (MetaProtocolVersion); nil when it names none.
+	ProtocolVersion json.RawMessage
 }
 
-// ReadMessage reads one JSON-RPC message, once (and params once more, for
-// its name), in place: ErrNotJSON
+// MetaProtocolVersion is the member of params._meta in which a 2026-07-28
+// request names its protocol version.
+const MetaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
+
+// ReadMessage reads one JSON-RPC message, once (and params and its _meta
+// once more, for what the gateway reads in them), in place: ErrNotJSON
 // when msg is not JSON text, ErrNotObject when it is no object, and an
 // error naming the member when a member JSON readers may read apart is
-// among its own members (jsonrpc, id, method, params, result and error) or
-// in params (name, the tool a tools/call names). Every other member is
-// the upstream's alone to read.
+// among its own members (jsonrpc, id, method, params, result and error),
+// in params (name, the tool a tools/call names; _meta) or in params._meta
+// (the protocol version). Every other member is the upstream's alone to
+// read.
 func ReadMessage(msg []byte) (Message, error) {
 	values, err := checkMembers(msg, "the message", "jsonrpc", "id", "method", "params", "result", "error")
 	if err != nil {
 		return Message{}, err
 	}
 	m := Message{JSONRPC: values[0], ID: values[1], Method: values[2], Params: values[3], Result: values[4], Error: values[5]}
-	if m.Params != nil && m.Params[0] == '{' {
-		inParams, err := checkMembers(m.Params, "params", "name")
+	if m.Params == nil || m.Params[0] != '{' {
+		return m, nil
+	}
+	inParams, err := checkMembers(m.Params, "params", "name", "_meta")
+	if err != nil {
+		return Message{}, err
+	}
+	m.Name = inParams[0]
+	if meta := inParams[1]; meta != nil && meta[0] == '{' {
+		inMeta, err := checkMembers(meta, "params._meta", MetaProtocolVersion)
 		if err != nil {
 			return Message{}, err
 		}
-		m.Name = inParams[0]
+		m.ProtocolVersion = inMeta[0]
 	}
 	return m, nil
 }

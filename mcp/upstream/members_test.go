@@ -41,6 +41,13 @@ func TestReadMessage(t *testing.T) {
 		{`{"method":"ping","method":"tools/call"}`, "method", "method"},
 		{`{"method":"tools/call","params":{"name":"echo"},"params":{"name":"get-env"}}`, "params", "params"},
 		{`{"method":"tools/call","n\u0061me":1,"params":{"n\u0061me":"a","name":"b"}}`, "name", "name"},
+		// The protocol version a 2026-07-28 request names, which the
+		// gateway decides by too.
+		{`{"method":"resources/read","params":{"_meta":{},"_Meta":{}}}`, "_Meta", "_meta"},
+		{`{"method":"resources/read","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/protocolversion":"2026-07-28"}}}`,
+			"io.modelcontextprotocol/protocolversion", "io.modelcontextprotocol/protocolVersion"},
+		{`{"method":"resources/read","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"a","io.modelcontextprotocol/protocolVersion":"b"}}}`,
+			"io.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/protocolVersion"},
 	}
 	for _, tc := range refused {
 		err := readErr([]byte(tc.msg))
@@ -170,6 +177,8 @@ func FuzzReadMessage(f *testing.F) {
 		`{"method":"a",}`,
 		`[{"method":"a"}]`,
 		"{\"method\":\"tools/call\",\"params\":{\"name\":\"e\xffcho\"}}",
+		`{"method":"resources/read","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
+		`{"method":"resources/read","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"x"},"_meta":{}}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -195,12 +204,18 @@ func FuzzReadMessage(f *testing.F) {
 				t.Fatalf("ReadMessage(%q) read %s as %q, readers as %q", msg, name, got, want)
 			}
 		}
-		var name json.RawMessage
+		var name, version json.RawMessage
 		if len(m.Params) > 0 && m.Params[0] == '{' {
 			name = exactMember(m.Params, "name", false)
+			if meta := exactMember(m.Params, "_meta", false); len(meta) > 0 && meta[0] == '{' {
+				version = exactMember(meta, MetaProtocolVersion, false)
+			}
 		}
 		if !bytes.Equal(m.Name, name) {
 			t.Fatalf("ReadMessage(%q) read params.name as %q, readers as %q", msg, m.Name, name)
+		}
+		if !bytes.Equal(m.ProtocolVersion, version) {
+			t.Fatalf("ReadMessage(%q) read the protocol version as %q, readers as %q", msg, m.ProtocolVersion, version)
 		}
 	})
 }
