@@ -123,7 +123,7 @@ func metaVersion(body []byte) string {
 	}
 	var v string
 	if json.Unmarshal(body, &msg) == nil {
-		_ = json.Unmarshal(msg.Params.Meta[upstream.MetaProtocolVersion], &v)
+		_ = json.Unmarshal(msg.Params.Meta[mcpgo.MetaKeyProtocolVersion], &v)
 	}
 	return v
 }

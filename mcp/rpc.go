@@ -9,8 +9,6 @@ import (
 	"strconv"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
-
-	"github.com/todo-gateway/todo-gateway/mcp/upstream"
 )
 
 // rpcCall is what the gateway needs to know about a JSON-RPC request before
@@ -160,7 +158,7 @@ func checkHeaders(h http.Header, call rpcCall) error {
 		switch hv := h.Get(mcpgo.HeaderProtocolVersion); {
 		case hv == "" && mcpgo.IsModernProtocol(v):
 			return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderProtocolVersion,
-				Reason: "the header is required beside _meta " + upstream.MetaProtocolVersion}
+				Reason: "the header is required beside _meta " + mcpgo.MetaKeyProtocolVersion}
 		case hv != "" && hv != v:
 			return mcpgo.HeaderMismatchError{Header: mcpgo.HeaderProtocolVersion,
 				Reason: fmt.Sprintf("header value %s does not match body value %s", quoteBounded(hv), quoteBounded(v))}

@@ -114,8 +114,8 @@ func readCalls(h http.Header, body []byte) ([]rpcCall, *challenge) {
 	return calls, nil
 }
 
-// readMessage reads one message's method and tool, in one pass over it
-// (upstream.ReadMessage), or refuses it as messageProblem would, or
+// readMessage reads one message's method, tool and protocol version, each
+// once (upstream.ReadMessage), or refuses it as messageProblem would, or
 // because JSON readers could read its members apart (the decision must
 // rest on what the upstream will read). What it reads is what peekCall
 // reads: once ReadMessage has found no name two readers take apart,

@@ -73,13 +73,10 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	if !bytes.Contains(lower, []byte("tool")) && !bytes.Contains(lower, []byte("cache")) && !bytes.Contains(msg, []byte(`\u`)) {
 		return msg
 	}
-	if !json.Valid(msg) {
-		// Not JSON, such as a list the stream cut short: fail closed
-		// rather than pass what could not be checked.
-		return unreadableList(nil)
-	}
 	// The members the filter reads, each as every client reads it: a
-	// member that clients could read apart fails closed.
+	// member that clients could read apart fails closed, and so does text
+	// that is not JSON, such as a list the stream cut short, rather than
+	// pass what could not be checked.
 	top, err := checkMembers(msg, "the message", "id", "result")
 	if errors.Is(err, ErrNotObject) {
 		return msg // valid JSON, not an object: no list to filter
@@ -141,11 +138,10 @@ func keptTools(rawTools json.RawMessage, keep func(string) bool) (kept []json.Ra
 	kept = make([]json.RawMessage, 0, len(tools))
 	for _, t := range tools {
 		member, err := checkMembers(t, "a tool", "name")
-		var name string
-		if err != nil || !jsonString(member[0]) || json.Unmarshal(member[0], &name) != nil {
+		if err != nil || !jsonString(member[0]) {
 			return nil, false
 		}
-		if keep(name) {
+		if keep(StringValue(member[0])) {
 			kept = append(kept, t)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // The gateway decides on a message by the members it reads (method,
@@ -105,11 +106,13 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 		if err != nil {
 			return nil, ErrNotJSON
 		}
+		if ambiguous != nil {
+			continue // read on only to tell text that is not JSON
+		}
 		end := int(dec.InputOffset())
 		value = obj[end-len(value) : end : end]
 		for i, name := range names {
 			switch {
-			case ambiguous != nil:
 			case string(member) == name && values[i] != nil:
 				ambiguous = &ambiguousError{In: in, Member: name, As: name}
 			case string(member) == name:
@@ -198,13 +201,9 @@ type Message struct {
 	// Name is params.name; nil when params is no object or has none.
 	Name json.RawMessage
 	// ProtocolVersion is the version a 2026-07-28 request names in
-	// params._meta (MetaProtocolVersion); nil when it names none.
+	// params._meta (mcpgo.MetaKeyProtocolVersion); nil when it names none.
 	ProtocolVersion json.RawMessage
 }
-
-// MetaProtocolVersion is the member of params._meta in which a 2026-07-28
-// request names its protocol version.
-const MetaProtocolVersion = "io.modelcontextprotocol/protocolVersion"
 
 // ReadMessage reads one JSON-RPC message, once (and params and its _meta
 // once more, for what the gateway reads in them), in place: ErrNotJSON
@@ -229,7 +228,7 @@ func ReadMessage(msg []byte) (Message, error) {
 	}
 	m.Name = inParams[0]
 	if meta := inParams[1]; meta != nil && meta[0] == '{' {
-		inMeta, err := checkMembers(meta, "params._meta", MetaProtocolVersion)
+		inMeta, err := checkMembers(meta, "params._meta", mcpgo.MetaKeyProtocolVersion)
 		if err != nil {
 			return Message{}, err
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	mcpgo "github.com/mark3labs/mcp-go/mcp"
 )
 
 // readErr is ReadMessage's verdict on msg.
@@ -208,7 +210,7 @@ func FuzzReadMessage(f *testing.F) {
 		if len(m.Params) > 0 && m.Params[0] == '{' {
 			name = exactMember(m.Params, "name", false)
 			if meta := exactMember(m.Params, "_meta", false); len(meta) > 0 && meta[0] == '{' {
-				version = exactMember(meta, MetaProtocolVersion, false)
+				version = exactMember(meta, mcpgo.MetaKeyProtocolVersion, false)
 			}
 		}
 		if !bytes.Equal(m.Name, name) {

@@ -441,7 +441,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolve
 // maxListBytes bounds an answer read whole to be filtered.
 const maxListBytes = 16 << 20
 
-// filtered names such an answer in errors.
+// filteredAnswer names such an answer in errors.
 const filteredAnswer = "an answer the gateway filters (a list, a cacheable result)"
 
 func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.CancelFunc) error {
