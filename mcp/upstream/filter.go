@@ -63,14 +63,7 @@ func filterMessages(body []byte, keep func(string) bool) ([]byte, error) {
 // keeps, its cacheScope to private; a message that is no response with
 // result.tools or result.cacheScope is returned as it is.
 func filterMessage(msg []byte, keep func(string) bool) []byte {
-	// Most messages name neither: they are passed without parsing. A
-	// member that some reader takes for tools or cacheScope (members.go)
-	// is spelled with "tool" or "cache" in any case (no other letter of
-	// theirs folds to anything but its own case, and ſ, which reads as s,
-	// keeps "tool" and "cache" whole), or with escapes ("tool\u0073"):
-	// such a message is parsed too.
-	lower := bytes.ToLower(msg)
-	if !bytes.Contains(lower, []byte("tool")) && !bytes.Contains(lower, []byte("cache")) && !bytes.Contains(msg, []byte(`\u`)) {
+	if !mayNameFiltered(msg) {
 		return msg
 	}
 	// The members the filter reads, each as every client reads it: a
@@ -125,6 +118,38 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 		return unreadableList(id)
 	}
 	return out
+}
+
+// mayNameFiltered reports whether msg may hold a member the filter reads,
+// so that most messages pass without parsing. A member that some reader
+// takes for tools or cacheScope (members.go) is spelled with "tool" or
+// "cache" in any case (no other letter of theirs folds to anything but its
+// own case, and ſ, which reads as s, keeps "tool" and "cache" whole), or
+// with escapes ("tool\u0073"). It looks through an ASCII-lowercased copy
+// of a few hundred bytes at a time, so it allocates nothing, whatever the
+// message's size: it runs on every event of a filtered stream.
+func mayNameFiltered(msg []byte) bool {
+	if bytes.Contains(msg, []byte(`\u`)) {
+		return true
+	}
+	const overlap = len("cache") - 1 // a word across two windows is seen whole in the second
+	var window [512]byte
+	for start := 0; start < len(msg); start += len(window) - overlap {
+		n := copy(window[:], msg[start:])
+		lower := window[:n]
+		for i, c := range lower {
+			if 'A' <= c && c <= 'Z' {
+				lower[i] = c + 'a' - 'A'
+			}
+		}
+		if bytes.Contains(lower, []byte("tool")) || bytes.Contains(lower, []byte("cache")) {
+			return true
+		}
+		if start+n == len(msg) {
+			break
+		}
+	}
+	return false
 }
 
 // keptTools are the tools of a tool list (result.tools, as written) that

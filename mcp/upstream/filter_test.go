@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode"
 )
 
 // keepOnly keeps the named tools.
@@ -743,5 +744,62 @@ func TestEventFilterSourceError(t *testing.T) {
 	}
 	if out != progressEvent {
 		t.Errorf("got %q before the error, want the whole first event %q", out, progressEvent)
+	}
+}
+
+// mentionsByLowerCopy is the quick check as first written: the whole
+// message lowercased (Unicode), then searched.
+func mentionsByLowerCopy(msg []byte) bool {
+	lower := bytes.ToLower(msg)
+	return bytes.Contains(lower, []byte("tool")) || bytes.Contains(lower, []byte("cache")) || bytes.Contains(msg, []byte(`\u`))
+}
+
+// TestMayNameFiltered holds the windowed check to the whole-message one,
+// for the words at every offset around the windows' edges, in any case.
+func TestMayNameFiltered(t *testing.T) {
+	// Only ASCII letters lowercase to the words' letters, so lowercasing
+	// ASCII alone finds what Unicode lowercasing finds.
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		if l := unicode.ToLower(r); strings.ContainsRune("toolcache", l) {
+			t.Fatalf("%U lowercases to %q", r, l)
+		}
+	}
+	for _, word := range []string{"tool", "TOOL", "tOoL", "cache", "CacheScope", `\u0074`} {
+		for size := 0; size < 1600; size += 37 {
+			for _, at := range []int{0, 1, 505, 506, 507, 508, 509, 510, 511, 512, 1013, 1016, 1018, 1020} {
+				if at > size {
+					continue
+				}
+				msg := []byte(strings.Repeat("x", at) + word + strings.Repeat("y", size-at))
+				if !mayNameFiltered(msg) || !mentionsByLowerCopy(msg) {
+					t.Fatalf("%q at %d of %d bytes: windowed %v, whole %v", word, at, len(msg), mayNameFiltered(msg), mentionsByLowerCopy(msg))
+				}
+			}
+		}
+	}
+	for _, msg := range []string{"", "{}", strings.Repeat("too", 400) + "l", strings.Repeat("cach", 300), "t\xffool", "K", `{"method":"notifications/progress","params":{"progress":1}}`} {
+		if got, want := mayNameFiltered([]byte(msg)), mentionsByLowerCopy([]byte(msg)); got != want {
+			t.Errorf("%q: windowed %v, whole %v", msg, got, want)
+		}
+	}
+}
+
+func FuzzMayNameFiltered(f *testing.F) {
+	f.Add([]byte(`{"result":{"tools":[]}}`))
+	f.Add([]byte(strings.Repeat("a", 509) + "CACHE"))
+	f.Add([]byte("t\xffool ToOl"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if got, want := mayNameFiltered(msg), mentionsByLowerCopy(msg); got != want {
+			t.Fatalf("%q: windowed %v, whole %v", msg, got, want)
+		}
+	})
+}
+
+func BenchmarkFilterNotification(b *testing.B) {
+	msg := []byte(`{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p-17","progress":3,"total":10,"message":"` + strings.Repeat("working ", 40) + `"}}`)
+	keep := keepOnly("echo")
+	b.ReportAllocs()
+	for b.Loop() {
+		filterMessage(msg, keep)
 	}
 }
