@@ -1,16 +1,19 @@
 package mcp_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/todo-gateway/todo-gateway/mcp"
 )
 
 // BenchmarkUpstreamCall is one tools/call through an upstream tenant
@@ -26,7 +29,14 @@ func BenchmarkUpstreamCall(b *testing.B) {
 	up := httptest.NewServer(server.NewStreamableHTTPServer(s, server.WithStateLess(true)))
 	b.Cleanup(up.Close)
 	t := &testing.T{}
-	bed := newEdgeBed(t, withSigner(t))
+	// The log buffered, as the binary buffers it (--log-flush): the
+	// lines are formatted per call; the batched writes, a few per second
+	// in the binary, are left out (io.Discard).
+	logs := bufio.NewWriterSize(io.Discard, 64<<10)
+	bed := newEdgeBed(t, func(o *mcp.Options) {
+		withSigner(t)(o)
+		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
 	url := bed.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp"},
 		`{"type": "upstream", "url": "URL", "permissions": {"tools": {"echo": ["notes:read"]}}}`, "challenge")
 	token := bed.token("notes", "rita", notesReader...)
