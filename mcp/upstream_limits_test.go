@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -373,6 +374,54 @@ func TestUpstreamCacheableResultsArePrivate(t *testing.T) {
 			if reached.Load() != before {
 				t.Errorf("_meta naming %s, header %q: the upstream was asked", tc.meta, tc.header)
 			}
+		}
+	}
+}
+
+// A tenant's answer_limit bounds what the gateway holds of an answer it
+// reads whole: a 2026-07-28 resources/read over it is a 502 (JSON) or
+// never reaches the client (SSE, where the status went first); under a
+// higher limit it passes, private. Under 2025-11-25 the answer is not read,
+// and streams whatever its size.
+func TestUpstreamAnswerLimit(t *testing.T) {
+	text := strings.Repeat("n", 100<<10)
+	answer := `{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"notes://big","text":"` + text + `"}],"cacheScope":"public"}}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Query().Get("sse") != "" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: message\ndata: "+answer+"\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(up.Close)
+	b := newEdgeBed(t, withSigner(t))
+	read := `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"notes://big"}}`
+	for _, tc := range []struct {
+		limit, query, version string
+		wantStatus            int
+		want                  string // in the body
+	}{
+		{"65536", "", "2026-07-28", http.StatusBadGateway, "bad_upstream_answer"},
+		{"65536", "?sse=1", "2026-07-28", http.StatusOK, ""},
+		{"65536", "", "2025-11-25", http.StatusOK, `"cacheScope":"public"`},
+		{"1048576", "", "2026-07-28", http.StatusOK, `"cacheScope":"private"`},
+		{"1048576", "?sse=1", "2026-07-28", http.StatusOK, `"cacheScope":"private"`},
+	} {
+		block := strings.Replace(notesServerBlock, `"url": "URL",`, `"url": "URL", "answer_limit": `+tc.limit+`,`, 1)
+		url := b.addUpstreamTenant(t, &notesServer{URL: up.URL + "/mcp" + tc.query}, block, "challenge")
+		resp, body := post(t, url, b.token("notes", "rita", notesReader...), read, "Mcp-Protocol-Version", tc.version)
+		name := fmt.Sprintf("answer_limit %s%s under %s", tc.limit, tc.query, tc.version)
+		if resp.StatusCode != tc.wantStatus || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %.200s, want %d with %s", name, resp.StatusCode, body, tc.wantStatus, tc.want)
+		}
+		if tc.want == "" && strings.Contains(body, text) {
+			t.Errorf("%s: the event over the limit reached the client", name)
+		}
+		if tc.wantStatus == http.StatusOK && tc.want != "" && !strings.Contains(body, text) {
+			t.Errorf("%s: the contents did not arrive whole", name)
 		}
 	}
 }

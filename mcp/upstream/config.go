@@ -65,6 +65,11 @@ const (
 	maxConcurrent        = 100000
 	minBodyLimit         = 1 << 10
 	maxBodyLimit         = 64 << 20
+	// DefaultAnswerLimit bounds what the gateway holds of an answer it
+	// filters (Config.AnswerLimit).
+	DefaultAnswerLimit = 16 << 20
+	minAnswerLimit     = 64 << 10
+	maxAnswerLimit     = 1 << 30
 	// DefaultHeader carries the assertion as "Bearer <jwt>", so an upstream
 	// that is an OAuth resource server verifies it as an access token.
 	DefaultHeader = "Authorization"
@@ -96,6 +101,14 @@ type Config struct {
 	// BodyLimit caps the requests bodies the tenant takes, in bytes, in
 	// place of http.body_limit (1 KiB to 64 MiB); 0: http.body_limit.
 	BodyLimit int64 `json:"body_limit,omitempty"`
+	// AnswerLimit caps, in bytes, what the gateway holds of one answer it
+	// filters: a list, server/discover or a 2026-07-28 resources/read read
+	// whole, or one event of a filtered SSE stream (64 KiB to 1 GiB;
+	// default DefaultAnswerLimit). Over it the client gets 502: the
+	// gateway never passes what it could not check. Raise it for an
+	// upstream whose resources are larger; each such answer in flight
+	// holds up to this much memory.
+	AnswerLimit int64 `json:"answer_limit,omitempty"`
 	// MaxConcurrent caps the requests and streams open to the upstream at
 	// once on each instance; past it a request is answered 503. Default
 	// DefaultMaxConcurrent.
@@ -239,6 +252,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxConcurrent == 0 {
 		c.MaxConcurrent = DefaultMaxConcurrent
 	}
+	if c.AnswerLimit == 0 {
+		c.AnswerLimit = DefaultAnswerLimit
+	}
 	return c
 }
 
@@ -329,6 +345,9 @@ func (c Config) Validate() []Problem {
 	if c.MaxConcurrent < 1 || c.MaxConcurrent > maxConcurrent {
 		add("max_concurrent", "must be from 1 to %d", maxConcurrent)
 	}
+	if c.AnswerLimit < minAnswerLimit || c.AnswerLimit > maxAnswerLimit {
+		add("answer_limit", "must be from %d to %d bytes, or left out for %d", minAnswerLimit, maxAnswerLimit, DefaultAnswerLimit)
+	}
 	return probs
 }
 
@@ -337,7 +356,7 @@ func (c Config) isTodoOnly() bool {
 	return c.URL == z.URL && c.TLS == nil && c.Timeouts == z.Timeouts && c.Identity.Mode == "" && c.Identity.Header == "" &&
 		c.Identity.Static == nil && c.Identity.Exchange == nil && c.Permissions.Tools == nil && c.Permissions.OtherTools == nil &&
 		c.Permissions.OtherMethods == nil && c.Permissions.Forward == nil && c.Headers == nil && !c.ForwardCookies && c.MaxConcurrent == 0 &&
-		c.BodyLimit == 0
+		c.BodyLimit == 0 && c.AnswerLimit == 0
 }
 
 // reservedHeaders are the headers the proxy owns: the configuration may

@@ -174,6 +174,16 @@ func TestValidateAcceptsValidConfigs(t *testing.T) {
 			c.ForwardCookies = true
 			return c
 		}()},
+		{"answer_limit at its bounds (64 KiB)", func() Config {
+			c := validUpstream()
+			c.AnswerLimit = 64 << 10
+			return c
+		}()},
+		{"answer_limit at its bounds (1 GiB)", func() Config {
+			c := validUpstream()
+			c.AnswerLimit = 1 << 30
+			return c
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,6 +214,7 @@ func TestValidateTodoWithUpstreamFields(t *testing.T) {
 		{"headers", func(c *Config) { c.Headers = map[string]HeaderValue{"X-A": {Value: "b"}} }},
 		{"forward_cookies", func(c *Config) { c.ForwardCookies = true }},
 		{"max_concurrent", func(c *Config) { c.MaxConcurrent = 10 }},
+		{"answer_limit", func(c *Config) { c.AnswerLimit = 1 << 20 }},
 	}
 	for _, typ := range []string{"", TypeTodo} {
 		for _, f := range fields {
@@ -404,6 +415,14 @@ func TestValidateProblems(t *testing.T) {
 		{"max_concurrent too large", func(c *Config) { c.MaxConcurrent = 100001 },
 			[]wantProblem{{"max_concurrent", "must be from 1 to 100000"}}},
 
+		// answer_limit (0 is the default)
+		{"answer_limit too small", func(c *Config) { c.AnswerLimit = 64<<10 - 1 },
+			[]wantProblem{{"answer_limit", "must be from 65536 to 1073741824 bytes"}}},
+		{"answer_limit too large", func(c *Config) { c.AnswerLimit = 1<<30 + 1 },
+			[]wantProblem{{"answer_limit", "must be from 65536 to 1073741824 bytes"}}},
+		{"answer_limit negative", func(c *Config) { c.AnswerLimit = -1 },
+			[]wantProblem{{"answer_limit", "or left out for 16777216"}}},
+
 		// several problems, in the order of the fields
 		{"problems in field order", func(c *Config) {
 			c.URL = "ftp://x"
@@ -476,6 +495,7 @@ func TestWithDefaults(t *testing.T) {
 			{"identity.mode", got.Identity.Mode, ModeAssertion},
 			{"identity.header", got.Identity.Header, "Authorization"},
 			{"max_concurrent", got.MaxConcurrent, 256},
+			{"answer_limit", got.AnswerLimit, int64(16 << 20)},
 		}
 		for _, c := range checks {
 			if c.got != c.want {

@@ -186,21 +186,20 @@ func unreadableList(id json.RawMessage) []byte {
 	return b
 }
 
-// maxEventBytes bounds one SSE event the filter holds: an event is held
-// whole (it may be one response), and nothing more.
-const maxEventBytes = 16 << 20
-
-var errEventTooLarge = errors.New("an SSE event over 16 MiB")
+// errEventTooLarge: an SSE event over the filter's limit (Config.AnswerLimit).
+var errEventTooLarge = errors.New("an SSE event over server.answer_limit")
 
 // eventFilter is an SSE body that passes each event on as soon as it has
 // been read whole, with its tool list filtered. Memory per stream is one
-// event.
+// event, of at most limit bytes: an event is held whole (it may be one
+// response), and nothing more.
 type eventFilter struct {
-	src  io.ReadCloser
-	in   *bufio.Reader
-	keep func(string) bool
-	out  bytes.Buffer // what is ready for Read
-	err  error
+	src   io.ReadCloser
+	in    *bufio.Reader
+	keep  func(string) bool
+	limit int64
+	out   bytes.Buffer // what is ready for Read
+	err   error
 	// afterCR: the last line read ended with a CR that was the last byte
 	// read so far; an LF coming next makes that CRLF.
 	afterCR bool
@@ -212,8 +211,8 @@ type eventFilter struct {
 // "\uFEFFdata: …" is a data line to the client, and must be to the filter.
 var utf8BOM = []byte("\xef\xbb\xbf")
 
-func newEventFilter(src io.ReadCloser, keep func(string) bool) io.ReadCloser {
-	return &eventFilter{src: src, in: bufio.NewReaderSize(src, 32<<10), keep: keep}
+func newEventFilter(src io.ReadCloser, keep func(string) bool, limit int64) io.ReadCloser {
+	return &eventFilter{src: src, in: bufio.NewReaderSize(src, 32<<10), keep: keep, limit: limit}
 }
 
 func (f *eventFilter) Read(p []byte) (int, error) {
@@ -232,7 +231,7 @@ func (f *eventFilter) Close() error { return f.src.Close() }
 // puts the event, filtered, in out.
 func (f *eventFilter) nextEvent() error {
 	var lines [][]byte
-	size := 0
+	var size int64
 	for {
 		if f.afterCR {
 			// The CR of a CRLF split across reads: the LF ends the same
@@ -253,8 +252,8 @@ func (f *eventFilter) nextEvent() error {
 			line = bytes.TrimPrefix(line, utf8BOM)
 		}
 		if len(line) > 0 {
-			size += len(line)
-			if size > maxEventBytes {
+			size += int64(len(line))
+			if size > f.limit {
 				return errEventTooLarge
 			}
 			lines = append(lines, line)
@@ -284,7 +283,7 @@ func (f *eventFilter) nextEvent() error {
 // each (eventsource-parser in the TypeScript SDK does), so the filter must
 // too: a line it took whole as "event: x\rdata: …" is two lines to the
 // client, the second a data line it never checked. Lines grow past
-// bufio's buffer up to maxEventBytes.
+// bufio's buffer up to the filter's limit.
 func (f *eventFilter) readLine() ([]byte, error) {
 	var line []byte
 	for {
@@ -308,7 +307,7 @@ func (f *eventFilter) readLine() ([]byte, error) {
 		}
 		line = append(line, buf...)
 		_, _ = f.in.Discard(len(buf))
-		if len(line) > maxEventBytes {
+		if int64(len(line)) > f.limit {
 			return nil, errEventTooLarge
 		}
 	}

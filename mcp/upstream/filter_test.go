@@ -390,7 +390,7 @@ func checkEvents(t *testing.T, got string, want [][]string) {
 // filterStream runs the event filter over in to its end.
 func filterStream(t *testing.T, in io.Reader, keep func(string) bool) (string, error) {
 	t.Helper()
-	f := newEventFilter(io.NopCloser(in), keep)
+	f := newEventFilter(io.NopCloser(in), keep, DefaultAnswerLimit)
 	out, err := io.ReadAll(f)
 	return string(out), err
 }
@@ -483,7 +483,7 @@ func TestEventFilterEvents(t *testing.T) {
 			}
 			for name, src := range sources {
 				for _, small := range []bool{false, true} {
-					f := newEventFilter(io.NopCloser(src()), keepOnly("search"))
+					f := newEventFilter(io.NopCloser(src()), keepOnly("search"), DefaultAnswerLimit)
 					var r io.Reader = f
 					if small {
 						r = iotest.OneByteReader(f)
@@ -542,7 +542,7 @@ func TestEventFilterLineEndings(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	defer pr.Close()
-	f := newEventFilter(pr, keepOnly("search"))
+	f := newEventFilter(pr, keepOnly("search"), DefaultAnswerLimit)
 	go func() { _, _ = pw.Write([]byte(strings.ReplaceAll(progressEvent, "\n", "\r"))) }()
 	got := make(chan string, 1)
 	go func() {
@@ -593,12 +593,12 @@ func TestEventFilterTooLarge(t *testing.T) {
 		wantOut string
 	}{
 		{"one line over the limit", func() io.Reader {
-			return io.MultiReader(strings.NewReader(progressEvent+"data: "), huge(maxEventBytes), strings.NewReader("\n\n"))
+			return io.MultiReader(strings.NewReader(progressEvent+"data: "), huge(DefaultAnswerLimit), strings.NewReader("\n\n"))
 		}, progressEvent},
 		{"many lines over the limit", func() io.Reader {
 			var rs []io.Reader
 			line := "data: " + strings.Repeat("b", 1<<20-7) + "\n" // 1 MiB a line
-			for range maxEventBytes>>20 + 1 {
+			for range DefaultAnswerLimit>>20 + 1 {
 				rs = append(rs, strings.NewReader(line))
 			}
 			return io.MultiReader(append(rs, strings.NewReader("\n"))...)
@@ -625,6 +625,26 @@ func TestEventFilterTooLarge(t *testing.T) {
 	})
 }
 
+// The tenant's answer_limit is the filter's: an event over it fails, one
+// under it passes whole.
+func TestEventFilterAnswerLimit(t *testing.T) {
+	const limit = 64 << 10
+	for _, tt := range []struct {
+		size    int
+		wantErr bool
+	}{{limit - 100, false}, {limit + 1, true}, {4 * limit, true}} {
+		data := "data: " + strings.Repeat("d", tt.size) + "\n\n"
+		out, err := io.ReadAll(newEventFilter(io.NopCloser(strings.NewReader(data)), keepOnly(), limit))
+		if tt.wantErr {
+			if !errors.Is(err, errEventTooLarge) || len(out) != 0 {
+				t.Errorf("%d bytes under a limit of %d: %d bytes out, error %v; want none, errEventTooLarge", tt.size, limit, len(out), err)
+			}
+		} else if err != nil || string(out) != data {
+			t.Errorf("%d bytes under a limit of %d: %d bytes out, error %v; want them whole", tt.size, limit, len(out), err)
+		}
+	}
+}
+
 // In 2025-03-26 an event's data may be a batch answer (the gateway
 // forwards a client's batch as it is): its tool lists are filtered too.
 func TestEventFilterBatchInOneEvent(t *testing.T) {
@@ -642,7 +662,7 @@ func TestEventFilterBatchInOneEvent(t *testing.T) {
 func TestEventFilterTooLargeLeaksNothing(t *testing.T) {
 
 	in := io.MultiReader(strings.NewReader("id: 7\n"+`data: {"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"secret"},`+"\ndata: "),
-		io.LimitReader(repeatReader(' '), maxEventBytes), strings.NewReader("]}}\n\n"))
+		io.LimitReader(repeatReader(' '), DefaultAnswerLimit), strings.NewReader("]}}\n\n"))
 	out, err := filterStream(t, in, keepOnly())
 	if !errors.Is(err, errEventTooLarge) {
 		t.Fatalf("error = %v, want errEventTooLarge", err)
@@ -663,7 +683,7 @@ type readResult struct {
 func TestEventFilterStreams(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pr.Close()
-	f := newEventFilter(pr, keepOnly("search"))
+	f := newEventFilter(pr, keepOnly("search"), DefaultAnswerLimit)
 
 	readOnce := func() <-chan readResult {
 		ch := make(chan readResult, 1)
@@ -726,7 +746,7 @@ func (c *closeRecorder) Close() error { c.closed++; return nil }
 
 func TestEventFilterClose(t *testing.T) {
 	src := &closeRecorder{Reader: strings.NewReader(progressEvent)}
-	f := newEventFilter(src, keepOnly())
+	f := newEventFilter(src, keepOnly(), DefaultAnswerLimit)
 	if err := f.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}

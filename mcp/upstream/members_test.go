@@ -386,7 +386,7 @@ func FuzzEventFilter(f *testing.F) {
 	}
 	keep := func(tool string) bool { return strings.HasPrefix(tool, "search") }
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		out, _ := io.ReadAll(newEventFilter(io.NopCloser(bytes.NewReader(stream)), keep))
+		out, _ := io.ReadAll(newEventFilter(io.NopCloser(bytes.NewReader(stream)), keep, DefaultAnswerLimit))
 		for _, data := range specEvents(out) {
 			checkFiltered(t, data, keep, "an event of the filtered stream %q (from %q)", out, stream)
 		}

@@ -438,9 +438,6 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest, call Call, identity *resolve
 	}
 }
 
-// maxListBytes bounds an answer read whole to be filtered.
-const maxListBytes = 16 << 20
-
 // filteredAnswer names such an answer in errors.
 const filteredAnswer = "an answer the gateway filters (a list, a cacheable result)"
 
@@ -496,16 +493,16 @@ func (s *Server) modifyResponse(resp *http.Response, call Call, cancel context.C
 		h.Del("Content-Length")
 		resp.ContentLength = -1
 		if filters {
-			resp.Body = newEventFilter(resp.Body, s.listFilter(call.Principal))
+			resp.Body = newEventFilter(resp.Body, s.listFilter(call.Principal), s.cfg.AnswerLimit)
 		}
 	case call.Filter && mt == "application/json" && resp.StatusCode < 300:
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxListBytes+1))
+		body, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.AnswerLimit+1))
 		resp.Body.Close()
 		if err != nil {
 			return err
 		}
-		if len(body) > maxListBytes {
-			return fmt.Errorf("%w: %s over %d bytes", errBadAnswer, filteredAnswer, maxListBytes)
+		if int64(len(body)) > s.cfg.AnswerLimit {
+			return fmt.Errorf("%w: %s over %d bytes (server.answer_limit)", errBadAnswer, filteredAnswer, s.cfg.AnswerLimit)
 		}
 		if !json.Valid(body) {
 			// Not JSON as the filter reads it (UTF-8), which it would pass
