@@ -295,6 +295,18 @@ func TestUpstreamRefusesAmbiguousMessages(t *testing.T) {
 	}
 }
 
+// writeAnswer answers as JSON, or as one SSE event when the upstream's URL
+// asks for it (?sse=1).
+func writeAnswer(w http.ResponseWriter, r *http.Request, answer string) {
+	if r.URL.Query().Get("sse") != "" {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "event: message\ndata: "+answer+"\n\n")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, answer)
+}
+
 // TestUpstreamCacheableResultsArePrivate: every cacheable result an
 // upstream tenant relays (2026-07-28's lists, resources/read and
 // server/discover) is the caller's own (the gateway decided who may have
@@ -318,14 +330,7 @@ func TestUpstreamCacheableResultsArePrivate(t *testing.T) {
 		var msg struct{ Method string }
 		body, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(body, &msg)
-		answer := answers[msg.Method]
-		if r.URL.Query().Get("sse") != "" {
-			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, "event: message\ndata: "+answer+"\n\n")
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, answer)
+		writeAnswer(w, r, answers[msg.Method])
 	}))
 	t.Cleanup(up.Close)
 	b := newEdgeBed(t, withSigner(t))
@@ -388,13 +393,7 @@ func TestUpstreamAnswerLimit(t *testing.T) {
 	answer := `{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"notes://big","text":"` + text + `"}],"cacheScope":"public"}}`
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		if r.URL.Query().Get("sse") != "" {
-			w.Header().Set("Content-Type", "text/event-stream")
-			io.WriteString(w, "event: message\ndata: "+answer+"\n\n")
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, answer)
+		writeAnswer(w, r, answer)
 	}))
 	t.Cleanup(up.Close)
 	b := newEdgeBed(t, withSigner(t))
