@@ -107,7 +107,8 @@ type Config struct {
 	// default DefaultAnswerLimit). Over it the client gets 502: the
 	// gateway never passes what it could not check. Raise it for an
 	// upstream whose resources are larger; each such answer in flight
-	// holds up to this much memory.
+	// holds up to two to three times this much memory (the answer as
+	// read, and the copy sent with its changes).
 	AnswerLimit int64 `json:"answer_limit,omitempty"`
 	// MaxConcurrent caps the requests and streams open to the upstream at
 	// once on each instance; past it a request is answered 503. Default

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // A tools/list answer is filtered to the tools the caller may call, so that
@@ -70,7 +71,7 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	// member that clients could read apart fails closed, and so does text
 	// that is not JSON, such as a list the stream cut short, rather than
 	// pass what could not be checked.
-	top, err := checkMembers(msg, "the message", "id", "result")
+	top, topAt, err := checkMembersAt(msg, "the message", "id", "result")
 	if errors.Is(err, ErrNotObject) {
 		return msg // valid JSON, not an object: no list to filter
 	}
@@ -81,7 +82,7 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	if rawResult == nil {
 		return msg
 	}
-	inResult, err := checkMembers(rawResult, "result", "tools", "cacheScope")
+	inResult, resultAt, err := checkMembersAt(rawResult, "result", "tools", "cacheScope")
 	switch {
 	case errors.Is(err, ErrNotObject):
 		return msg
@@ -89,28 +90,33 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 		return unreadableList(id)
 	}
 	rawTools, scope := inResult[0], inResult[1]
-	if rawTools == nil && (scope == nil || string(scope) == `"private"`) {
+	if rawTools == nil && (scope == nil || string(scope) == privateScope) {
 		return msg
+	}
+	// A cacheScope is made private: the result is the caller's own. The
+	// gateway decided who may have it (the tools it shows, the permission
+	// other_methods asks for, a valid token for anything), and a
+	// 2026-07-28 upstream's "public" (SEP-2549: any shared intermediary
+	// may serve it to anyone) would let a cache in front of the gateway
+	// serve it to callers the gateway never checked.
+	if rawTools == nil {
+		// The hint alone: its value is written over where it is, so that
+		// a large result (resources/read) is neither decoded nor encoded
+		// again, and the rest passes as the upstream wrote it.
+		at := topAt[1] + resultAt[1]
+		return slices.Concat(msg[:at], []byte(privateScope), msg[at+len(scope):])
 	}
 	var env, result map[string]json.RawMessage
 	if json.Unmarshal(msg, &env) != nil || json.Unmarshal(rawResult, &result) != nil {
 		return unreadableList(id)
 	}
-	if rawTools != nil {
-		kept, ok := keptTools(rawTools, keep)
-		if !ok {
-			return unreadableList(id)
-		}
-		result["tools"], _ = json.Marshal(kept)
+	kept, ok := keptTools(rawTools, keep)
+	if !ok {
+		return unreadableList(id)
 	}
+	result["tools"], _ = json.Marshal(kept)
 	if scope != nil {
-		// The result is the caller's own: the gateway decided who may
-		// have it (the tools it shows, the permission other_methods asks
-		// for, a valid token for anything), and a 2026-07-28 upstream's
-		// "public" (SEP-2549: any shared intermediary may serve it to
-		// anyone) would let a cache in front of the gateway serve it to
-		// callers the gateway never checked.
-		result["cacheScope"] = json.RawMessage(`"private"`)
+		result["cacheScope"] = json.RawMessage(privateScope)
 	}
 	env["result"], _ = json.Marshal(result)
 	out, err := json.Marshal(env)
@@ -119,6 +125,8 @@ func filterMessage(msg []byte, keep func(string) bool) []byte {
 	}
 	return out
 }
+
+const privateScope = `"private"`
 
 // mayNameFiltered reports whether msg may hold a member the filter reads,
 // so that most messages pass without parsing. A member that some reader

@@ -280,6 +280,26 @@ func TestFilterMessagesCacheScopePrivate(t *testing.T) {
 	checkListError(t, got, "1")
 }
 
+// A result whose only change is its cacheScope keeps every other byte as
+// the upstream wrote it (its value is written over in place, not the
+// message encoded again), wherever the member sits and whatever precedes
+// it: whitespace, escapes, nested objects, a value of another type.
+func TestFilterMessagesCacheScopeInPlace(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"a","text":"<b>&"}],"cacheScope":"public"}}`,
+			`{"jsonrpc":"2.0","id":1,"result":{"contents":[{"uri":"a","text":"<b>&"}],"cacheScope":"private"}}`},
+		{"{ \"id\" : 7 ,\n \"result\" : { \"x\":{\"cacheScope\":\"public\"}, \"t\":\"\\u00e9\\\"\" ,\"cacheScope\" :\t\"public\" , \"ttlMs\":5 } }",
+			"{ \"id\" : 7 ,\n \"result\" : { \"x\":{\"cacheScope\":\"public\"}, \"t\":\"\\u00e9\\\"\" ,\"cacheScope\" :\t\"private\" , \"ttlMs\":5 } }"},
+		{`{"result":{"cacheScope":null},"id":"x"}`, `{"result":{"cacheScope":"private"},"id":"x"}`},
+		{`{"result":{"cacheScope":{"a":[1,2]}},"id":2}`, `{"result":{"cacheScope":"private"},"id":2}`},
+	} {
+		got, err := filterMessages([]byte(tc.in), keepOnly())
+		if err != nil || string(got) != tc.want {
+			t.Errorf("filterMessages(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
 // Every list is the caller's own: the gateway decided who may have it
 // (other_methods), so a prompts, resources or resource templates list
 // marked public becomes private too, and one whose cacheScope readers

@@ -76,6 +76,14 @@ var memberReaders = sync.Pool{New: func() any { return new(memberReader) }}
 // read as one of them. The whole of obj is read either way, so that text
 // that is not JSON is always told as such. names are printable ASCII.
 func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, error) {
+	values, _, err := checkMembersAt(obj, in, names...)
+	return values, err
+}
+
+// checkMembersAt is checkMembers that also says where in obj each value
+// starts (its offset; meaningless for a name obj lacks), for a caller that
+// rewrites a value where it is.
+func checkMembersAt(obj []byte, in string, names ...string) (values []json.RawMessage, at []int, err error) {
 	r := memberReaders.Get().(*memberReader)
 	defer func() {
 		r.src = bytes.Buffer{}
@@ -87,24 +95,24 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 	dec.Reset(&r.src, memberReading...)
 	if dec.PeekKind() != '{' {
 		if dec.SkipValue() != nil || !onlySpace(obj[dec.InputOffset():]) {
-			return nil, ErrNotJSON
+			return nil, nil, ErrNotJSON
 		}
-		return nil, ErrNotObject
+		return nil, nil, ErrNotObject
 	}
 	if _, err := dec.ReadToken(); err != nil {
-		return nil, ErrNotJSON
+		return nil, nil, ErrNotJSON
 	}
-	values := make([]json.RawMessage, len(names))
+	values, at = make([]json.RawMessage, len(names)), make([]int, len(names))
 	var ambiguous error
 	for dec.PeekKind() == '"' {
 		quoted, err := dec.ReadValue()
 		if err != nil {
-			return nil, ErrNotJSON
+			return nil, nil, ErrNotJSON
 		}
 		member := decodeString(quoted)
 		value, err := dec.ReadValue()
 		if err != nil {
-			return nil, ErrNotJSON
+			return nil, nil, ErrNotJSON
 		}
 		if ambiguous != nil {
 			continue // read on only to tell text that is not JSON
@@ -116,19 +124,19 @@ func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, er
 			case string(member) == name && values[i] != nil:
 				ambiguous = &ambiguousError{In: in, Member: name, As: name}
 			case string(member) == name:
-				values[i] = json.RawMessage(value)
+				values[i], at[i] = json.RawMessage(value), end-len(value)
 			case readsAs(member, name):
 				ambiguous = &ambiguousError{In: in, Member: string(member), As: name}
 			}
 		}
 	}
 	if _, err := dec.ReadToken(); err != nil || !onlySpace(obj[dec.InputOffset():]) {
-		return nil, ErrNotJSON
+		return nil, nil, ErrNotJSON
 	}
 	if ambiguous != nil {
-		return nil, ambiguous
+		return nil, nil, ambiguous
 	}
-	return values, nil
+	return values, at, nil
 }
 
 // onlySpace reports whether b is JSON whitespace alone: what may follow a
