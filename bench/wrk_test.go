@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -195,11 +196,26 @@ func TestWrk(t *testing.T) {
 	targets = append(targets,
 		startTracedGateway(t, bin, dir, "get-todos (traced, 1%)", "traced1", iss, sink.URL, "0.01", benchTenant),
 		startTracedGateway(t, bin, dir, "get-todos (traced, 100%)", "traced100", iss, sink.URL, "1", benchTenant))
+	// TODO_GATEWAY_WRK_ONLY (short names, comma-separated: "get10,etcd-get")
+	// measures only those rows, interleaved as usual: a quicker look at
+	// one comparison. The others are set up and checked all the same.
+	only, unknown := map[string]bool{}, map[string]bool{}
+	for name := range strings.SplitSeq(os.Getenv("TODO_GATEWAY_WRK_ONLY"), ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			only[name], unknown[name] = true, true
+		}
+	}
 	for i, tg := range targets {
+		tg.skipped = len(only) > 0 && !only[tg.short]
+		delete(unknown, tg.short)
 		tg.script = filepath.Join(dir, fmt.Sprintf("target%d.lua", i))
 		if err := os.WriteFile(tg.script, []byte(luaScript(tg.body, tg.token)), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	if len(unknown) > 0 {
+		t.Fatalf("TODO_GATEWAY_WRK_ONLY names rows this run does not have: %v", slices.Sorted(maps.Keys(unknown)))
 	}
 
 	fmt.Printf("\nwrk -t2 -c32 -d%ds --latency, %d interleaved rounds after one unmeasured round; %d cores shared by wrk and the server it drives; load average %s\n",
@@ -212,6 +228,9 @@ func TestWrk(t *testing.T) {
 			fmt.Fprintf(&line, "round %2d:", r+1)
 		}
 		for i, tg := range targets {
+			if tg.skipped {
+				continue
+			}
 			cpuBefore, upBefore, storeBefore := processCPU(t, tg.pid), time.Duration(0), time.Duration(0)
 			if tg.upstreamPid != 0 {
 				upBefore = processCPU(t, tg.upstreamPid)
@@ -286,10 +305,16 @@ func TestWrk(t *testing.T) {
 
 	fmt.Printf("\n%-30s %9s %9s %9s %11s  %s\n", "target", "req/s", "p50", "p99", "server CPU", "ratio: whole run (median of rounds, range)")
 	ratio := func(a, b int) string {
+		if targets[a].skipped || targets[b].skipped {
+			return "(not measured)"
+		}
 		median, lo, hi := RoundRatios(perRound, a, b)
 		return fmt.Sprintf("%.1f%% (%.1f%%, %.1f-%.1f%%)", 100*targets[a].rps()/targets[b].rps(), median, lo, hi)
 	}
 	for i, tg := range targets {
+		if tg.skipped {
+			continue
+		}
 		var note string
 		switch i {
 		// First: without the etcd rows, the relays' rows and the rows of
@@ -297,7 +322,10 @@ func TestWrk(t *testing.T) {
 		case relayNeti, relayFasti:
 			note = ratio(i, directi) + " of upstream direct; upstream via gateway is " + ratio(viai, i) + " of it"
 		case traced1i, traced100i:
-			note = ratio(i, listi) + " of get-todos untraced; CPU per request " + fmt.Sprintf("%.2fx", tg.cpuPerRequest()/targets[listi].cpuPerRequest())
+			note = ratio(i, listi) + " of get-todos untraced"
+			if !targets[listi].skipped {
+				note += fmt.Sprintf("; CPU per request %.2fx", tg.cpuPerRequest()/targets[listi].cpuPerRequest())
+			}
 		case barei:
 			note = "baseline"
 		case alonei:
@@ -309,9 +337,12 @@ func TestWrk(t *testing.T) {
 		case directi:
 			note = "baseline of the upstream rows"
 		case viai:
-			direct, _ := targets[directi].percentiles()
-			via, _ := tg.percentiles()
-			note = ratio(viai, directi) + " of upstream direct (target >= 60%); p50 added by the gateway " + fmtSigned(via-direct)
+			note = ratio(viai, directi) + " of upstream direct (target >= 60%)"
+			if !targets[directi].skipped {
+				direct, _ := targets[directi].percentiles()
+				via, _ := tg.percentiles()
+				note += "; p50 added by the gateway " + fmtSigned(via-direct)
+			}
 		case list10i:
 			note = "baseline of the etcd rows"
 		case cachedi:
@@ -327,12 +358,20 @@ func TestWrk(t *testing.T) {
 		fmt.Printf("%-30s %9.0f %9s %9s %8.1f us  %s\n", tg.name, tg.rps(), fmtLatency(p50), fmtLatency(p99), tg.cpuPerRequest(), note)
 	}
 	cpuRatio := func(a, b int) float64 { return 100 * targets[a].cpuPerRequest() / targets[b].cpuPerRequest() }
-	fmt.Printf("server CPU: the serving process's CPU time (user and system, from /proc) per request answered; it does not depend on how wrk and the server share the cores. get-todos costs %.0f%% of bare net/http's and %.0f%% of bare mcp-go's.\n",
-		cpuRatio(listi, barei), cpuRatio(listi, alonei))
-	if onEtcd != nil {
+	measured := func(rows ...int) bool {
+		return !slices.ContainsFunc(rows, func(i int) bool { return targets[i].skipped })
+	}
+	if measured(listi, barei, alonei) {
+		fmt.Printf("server CPU: the serving process's CPU time (user and system, from /proc) per request answered; it does not depend on how wrk and the server share the cores. get-todos costs %.0f%% of bare net/http's and %.0f%% of bare mcp-go's.\n",
+			cpuRatio(listi, barei), cpuRatio(listi, alonei))
+	}
+	if onEtcd != nil && measured(list10i) {
 		base := targets[list10i].cpuPerRequest()
 		for _, i := range []int{cachedi, uncachedi, createCachedi, createUncachedi} {
 			tg := targets[i]
+			if tg.skipped {
+				continue
+			}
 			gw, members := tg.cpuPerRequest(), tg.storeCPUPerRequest()
 			fmt.Printf("%s: CPU per request gateway %.1f us + etcd members %.1f us = %.1f us, %.2fx bbolt's get-todos x10 (%.1f us)\n",
 				tg.name, gw, members, gw+members, (gw+members)/base, base)
@@ -346,10 +385,14 @@ func TestWrk(t *testing.T) {
 			}
 		}
 	}
-	via := targets[viai]
-	fmt.Printf("upstream via gateway: the gateway's CPU per request %.1f us, the upstream's %.1f us behind it (%.1f us when called directly); the gateway's is %.0f%% of the upstream's. Upstream outcomes: %v\n",
-		via.cpuPerRequest(), via.upstreamCPUPerRequest(), targets[directi].cpuPerRequest(), 100*via.cpuPerRequest()/via.upstreamCPUPerRequest(), upstreamOps)
+	if via := targets[viai]; measured(viai, directi) {
+		fmt.Printf("upstream via gateway: the gateway's CPU per request %.1f us, the upstream's %.1f us behind it (%.1f us when called directly); the gateway's is %.0f%% of the upstream's. Upstream outcomes: %v\n",
+			via.cpuPerRequest(), via.upstreamCPUPerRequest(), targets[directi].cpuPerRequest(), 100*via.cpuPerRequest()/via.upstreamCPUPerRequest(), upstreamOps)
+	}
 	for _, i := range []int{relayNeti, relayFasti} {
+		if targets[i].skipped {
+			continue
+		}
 		fmt.Printf("%s: the relay's CPU per request %.1f us, the upstream's %.1f us behind it\n", targets[i].name, targets[i].cpuPerRequest(), targets[i].upstreamCPUPerRequest())
 	}
 	fmt.Printf("p50 and p99: the medians of the rounds' (wrk's latency distribution). Load average after: %s. The gateway wrote %.0f MB of log; its store operations: %v\n",
@@ -469,6 +512,7 @@ type target struct {
 	upstreamPid int
 	// members, when set, is the etcd cluster the server stores in.
 	members *etcdCluster
+	skipped bool // not measured (TODO_GATEWAY_WRK_ONLY)
 	rounds  []wrkResult
 }
 
