@@ -24,9 +24,10 @@ type etcdCluster struct {
 }
 
 // startEtcd starts n members of a new cluster from the etcd binary at bin,
-// with their data and logs under dir, and waits until every member says it
-// is healthy. The members are killed, by PID, when the test ends.
-func startEtcd(t *testing.T, bin, dir string, n int) etcdCluster {
+// with their data and logs under dir and the flags in extra, and waits
+// until every member says it is healthy. The members are killed, by PID,
+// when the test ends.
+func startEtcd(t *testing.T, bin, dir string, n int, extra ...string) etcdCluster {
 	t.Helper()
 	var c etcdCluster
 	peers := make([]string, n)
@@ -42,11 +43,12 @@ func startEtcd(t *testing.T, bin, dir string, n int) etcdCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "--name", name, "--data-dir", filepath.Join(dir, "etcd-"+name),
+		args := append([]string{"--name", name, "--data-dir", filepath.Join(dir, "etcd-"+name),
 			"--listen-client-urls", c.endpoints[i], "--advertise-client-urls", c.endpoints[i],
 			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
-			"--initial-cluster-token", "bench")
+			"--initial-cluster-token", "bench"}, extra...)
+		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
