@@ -37,6 +37,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 		if refused, err := g.chargeCalls(c, ts, calls); refused {
 			return err
 		}
+		modernHeader := mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion))
 		for _, rc := range calls {
 			if audit.method == "" || rc.Method == string(mcpgo.MethodToolsCall) {
 				audit.method, audit.tool = rc.Method, rc.Tool
@@ -44,8 +45,7 @@ func (g *Gateway) serveUpstream(c echo.Context, ts *tenantState, up upstreamServ
 			if _, exposed := up.Requires(rc.Method, rc.Tool); !exposed {
 				return g.refuse(c, ts, audit, notExposed(rc, requestID(body)))
 			}
-			hints := mcpgo.IsModernProtocol(r.Header.Get(mcpgo.HeaderProtocolVersion)) || mcpgo.IsModernProtocol(rc.Version)
-			if upstream.FilterAnswer(rc.Method, hints) {
+			if upstream.FilterAnswer(rc.Method, modernHeader || mcpgo.IsModernProtocol(rc.Version)) {
 				call.Filter = true
 			}
 		}

@@ -76,14 +76,22 @@ var memberReaders = sync.Pool{New: func() any { return new(memberReader) }}
 // read as one of them. The whole of obj is read either way, so that text
 // that is not JSON is always told as such. names are printable ASCII.
 func checkMembers(obj []byte, in string, names ...string) ([]json.RawMessage, error) {
-	values, _, err := checkMembersAt(obj, in, names...)
-	return values, err
+	return readMembers(obj, in, names, nil)
 }
 
 // checkMembersAt is checkMembers that also says where in obj each value
 // starts (its offset; meaningless for a name obj lacks), for a caller that
 // rewrites a value where it is.
-func checkMembersAt(obj []byte, in string, names ...string) (values []json.RawMessage, at []int, err error) {
+func checkMembersAt(obj []byte, in string, names ...string) ([]json.RawMessage, []int, error) {
+	at := make([]int, len(names))
+	values, err := readMembers(obj, in, names, at)
+	return values, at, err
+}
+
+// readMembers is checkMembers, recording each value's offset in at when at
+// is not nil (only the filter's rewrite needs them: the request path does
+// not pay for them).
+func readMembers(obj []byte, in string, names []string, at []int) (values []json.RawMessage, err error) {
 	r := memberReaders.Get().(*memberReader)
 	defer func() {
 		r.src = bytes.Buffer{}
@@ -95,24 +103,24 @@ func checkMembersAt(obj []byte, in string, names ...string) (values []json.RawMe
 	dec.Reset(&r.src, memberReading...)
 	if dec.PeekKind() != '{' {
 		if dec.SkipValue() != nil || !onlySpace(obj[dec.InputOffset():]) {
-			return nil, nil, ErrNotJSON
+			return nil, ErrNotJSON
 		}
-		return nil, nil, ErrNotObject
+		return nil, ErrNotObject
 	}
 	if _, err := dec.ReadToken(); err != nil {
-		return nil, nil, ErrNotJSON
+		return nil, ErrNotJSON
 	}
-	values, at = make([]json.RawMessage, len(names)), make([]int, len(names))
+	values = make([]json.RawMessage, len(names))
 	var ambiguous error
 	for dec.PeekKind() == '"' {
 		quoted, err := dec.ReadValue()
 		if err != nil {
-			return nil, nil, ErrNotJSON
+			return nil, ErrNotJSON
 		}
 		member := decodeString(quoted)
 		value, err := dec.ReadValue()
 		if err != nil {
-			return nil, nil, ErrNotJSON
+			return nil, ErrNotJSON
 		}
 		if ambiguous != nil {
 			continue // read on only to tell text that is not JSON
@@ -124,19 +132,22 @@ func checkMembersAt(obj []byte, in string, names ...string) (values []json.RawMe
 			case string(member) == name && values[i] != nil:
 				ambiguous = &ambiguousError{In: in, Member: name, As: name}
 			case string(member) == name:
-				values[i], at[i] = json.RawMessage(value), end-len(value)
+				values[i] = json.RawMessage(value)
+				if at != nil {
+					at[i] = end - len(value)
+				}
 			case readsAs(member, name):
 				ambiguous = &ambiguousError{In: in, Member: string(member), As: name}
 			}
 		}
 	}
 	if _, err := dec.ReadToken(); err != nil || !onlySpace(obj[dec.InputOffset():]) {
-		return nil, nil, ErrNotJSON
+		return nil, ErrNotJSON
 	}
 	if ambiguous != nil {
-		return nil, nil, ambiguous
+		return nil, ambiguous
 	}
-	return values, at, nil
+	return values, nil
 }
 
 // onlySpace reports whether b is JSON whitespace alone: what may follow a
